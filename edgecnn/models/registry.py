@@ -152,8 +152,13 @@ def aliases() -> dict[str, str]:
 
 
 def _load_families() -> None:
-    # Importing the family modules runs their @register_model decorators.
-    from . import alexnet, googlenet, mobilenet, resnet, unet, vgg  # noqa: F401
+    # Importing the family modules runs their @register_model decorators; this order is the listing order.
+    from . import alexnet  # noqa: F401
+    from . import vgg  # noqa: F401
+    from . import googlenet  # noqa: F401
+    from . import mobilenet  # noqa: F401
+    from . import resnet  # noqa: F401
+    from . import unet  # noqa: F401
 
 
 # --- published checkpoints, read from the copy of torchvision's weight tables shipped in edgecnn/data ---
@@ -216,8 +221,6 @@ def create_model(name: str, *, num_classes: int | None = None, weights: str | No
     Raises:
         UnknownModelError: unknown name. CheckpointError: unreadable or mismatched weights.
     """
-    from . import weights as _weights
-
     model, _ = create_model_with_report(name, num_classes=num_classes, weights=weights, **arch_options)
     return model
 

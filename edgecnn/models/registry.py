@@ -8,6 +8,7 @@ normalisation, reference figures, published checkpoints).
 from __future__ import annotations
 
 import difflib
+import inspect
 import json
 import re
 from dataclasses import dataclass, field
@@ -140,9 +141,9 @@ def get_spec(name: str) -> ModelSpec:
     key = _ALIASES.get(key, key)
     if key not in _REGISTRY:
         choices = list(_REGISTRY) + list(_ALIASES)
-        close = difflib.get_close_matches(key, choices, n=1, cutoff=0.5)
-        hint = f"; did you mean '{close[0]}'?" if close else "; run 'edgecnn list' to see the models"
-        raise UnknownModelError(f"unknown model '{name}'{hint}")
+        # Always offer the closest name (the CLI promises "did you mean"), and where to see them all.
+        close = difflib.get_close_matches(key, choices, n=1, cutoff=0.0) or [choices[0]]
+        raise UnknownModelError(f"unknown model '{name}'; did you mean '{close[0]}'? ('edgecnn list' shows all models)")
     return _REGISTRY[key]
 
 
@@ -192,7 +193,9 @@ def published_checkpoints(name: str) -> tuple:
                 name=tag,
                 url=entry["url"],
                 sha256_prefix=re.search(r"-([0-9a-f]{6,})\.pth$", entry["url"]).group(1),
-                acc1=None if acc1 != acc1 else acc1,  # NaN for the feature-extractor checkpoint
+                # NaN accuracy marks the feature-extractor checkpoint: its classifier is untrained, so no labels.
+                labels=None if acc1 != acc1 else "imagenet",
+                acc1=None if acc1 != acc1 else acc1,
                 acc5=None if acc5 != acc5 else acc5,
                 resize=int(tf["resize_size"]),
                 crop=int(tf["crop_size"]),
@@ -206,6 +209,14 @@ def published_checkpoints(name: str) -> tuple:
     # torchvision's DEFAULT is the newest recipe (V2 where one exists); the feature-only VGG file is never a default.
     out.sort(key=lambda c: (c.acc1 is None, "features" in c.name, -int(re.sub(r"\D", "", c.name[-2:]) or 0)))
     return tuple(out)
+
+
+def builder_options(spec: ModelSpec) -> list[str]:
+    """The keyword options ``spec.builder`` takes besides ``num_classes``, in signature order."""
+    # Read from the signature, so the check can never let through an option the builder would reject
+    # with a TypeError (or refuse one it takes); "_"-prefixed parameters are the builders' bound loop values.
+    params = inspect.signature(spec.builder).parameters
+    return [p for p in params if p != "num_classes" and not p.startswith("_")]
 
 
 def create_model(name: str, *, num_classes: int | None = None, weights: str | None = None, **arch_options):
@@ -233,10 +244,11 @@ def create_model_with_report(name: str, *, num_classes: int | None = None, weigh
     from . import weights as _weights
 
     spec = get_spec(name)
-    unknown = set(arch_options) - set(spec.arch_options) - {"dropout", "zero_init_residual"}
+    accepted = builder_options(spec)
+    unknown = set(arch_options) - set(accepted)
     if unknown:
         raise EdgeCNNError(f"{spec.name} has no option {sorted(unknown)[0]!r}; options: "
-                           f"{', '.join(sorted(spec.arch_options)) or 'none'}")
+                           f"{', '.join(accepted) or 'none'}")
     path, ckpt = None, None
     if weights is not None:
         looks_like_path = os.sep in str(weights) or os.path.exists(str(weights)) or str(weights).endswith((".pth", ".pt", ".bin", ".ckpt"))

@@ -120,5 +120,83 @@ def _spec_dict(spec) -> dict:
     }
 
 
+@app.command("providers")
+@handle_errors
+def providers_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+    """List onnxruntime execution providers: short name, ORT name, whether this build has it, how to get it."""
+    import onnxruntime
+
+    from .providers import PROVIDERS, available
+
+    here = set(available())
+    data = [{"name": p.name, "ort_name": p.ort_name, "kind": p.kind, "available": p.name in here,
+             "install": p.install} for p in PROVIDERS.values()]
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    rows = [[d["name"], d["ort_name"], d["kind"], "yes" if d["available"] else "no",
+             "-" if d["available"] else d["install"]] for d in data]
+    typer.echo(f"onnxruntime {onnxruntime.__version__} ({', '.join(onnxruntime.get_available_providers())})")
+    typer.echo(_table(["ep", "onnxruntime name", "kind", "here", "how to get it"], rows))
+
+
+def _bench_ints(text: str, what: str) -> list[int]:
+    from .errors import InputError
+
+    try:
+        values = [int(v) for v in text.replace("x", ",").split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"{what} must be integers separated by commas, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise InputError(f"{what} must be positive integers, got {text!r}")
+    return values
+
+
+@app.command("bench")
+@handle_errors
+def bench_cmd(
+    models: list[str] = typer.Argument(..., help="ONNX files to benchmark, timed side by side."),
+    ep: str = typer.Option("cpu", "--ep", help="Execution providers, each benchmarked on its own: cpu,cuda. "
+                           "Join with + for one session with a priority list: tensorrt+cuda."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Intra-op threads (and torch threads)."),
+    batch: str = typer.Option("1", "--batch", help="Batch sizes, e.g. 1,8."),
+    warmup: int = typer.Option(10, "--warmup", help="Untimed runs per configuration."),
+    runs: Optional[int] = typer.Option(None, "--runs", help="Timed runs per configuration (default 50)."),
+    seconds: Optional[float] = typer.Option(None, "--seconds", help="Instead of --runs: seconds per configuration."),
+    torch_baseline: bool = typer.Option(False, "--torch", help="Also time the PyTorch eager model, side by side."),
+    input_size: Optional[str] = typer.Option(None, "--input-size", help="H,W for models with dynamic height/width."),
+    graph_opt: str = typer.Option("all", "--graph-opt", help="onnxruntime graph optimization: disable/basic/extended/all."),
+    json_out: Optional[str] = typer.Option(None, "--json", help="Write the results as JSON (docs/bench_schema.md)."),
+    md_out: Optional[str] = typer.Option(None, "--md", help="Write a markdown table."),
+) -> None:
+    """Time ONNX models: latency percentiles, throughput, memory, per execution provider."""
+    from .bench import benchmark_many, report_dict, table_rows, to_markdown, write_text_atomic
+    from .errors import InputError
+
+    entries = [[n for n in item.split("+") if n.strip()] for item in ep.split(",") if item.strip()]
+    if not entries:
+        raise InputError("--ep needs at least one provider, e.g. --ep cpu")
+    size = None
+    if input_size:
+        hw = _bench_ints(input_size, "--input-size")
+        if len(hw) not in (1, 2):
+            raise InputError(f"--input-size is H,W or one number, got {input_size!r}")
+        size = (hw[0], hw[-1])
+    results = benchmark_many(models, providers=entries, threads=threads, batch_sizes=_bench_ints(batch, "--batch"),
+                             warmup=warmup, runs=runs, seconds=seconds, torch_baseline=torch_baseline,
+                             input_size=size, graph_opt=graph_opt)
+    headers, rows = table_rows(results)
+    typer.echo(_table(headers, rows))
+    typer.echo(f"\n{results[0].method}; threads: {results[0].threads.requested or 'default'}")
+    for r in results:
+        if r.node_assignment and len(r.node_assignment) > 1:
+            typer.echo(f"{r.model_path}: nodes per provider " +
+                       ", ".join(f"{k} {v}" for k, v in r.node_assignment.items()))
+    if json_out:
+        typer.echo(f"wrote {write_text_atomic(json_out, json.dumps(report_dict(results), indent=2) + chr(10))}")
+    if md_out:
+        typer.echo(f"wrote {write_text_atomic(md_out, to_markdown(results))}")
+
+
 def main() -> None:  # pragma: no cover - console entry for `python -m edgecnn`
     app()

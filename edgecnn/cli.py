@@ -120,6 +120,161 @@ def _spec_dict(spec) -> dict:
     }
 
 
+@app.command("predict")
+@handle_errors
+def predict_cmd(
+    model: str = typer.Argument(..., help="An exported .onnx (or .ort) file."),
+    inputs: list[str] = typer.Argument(..., help="Image files and/or folders (searched recursively)."),
+    top_k: int = typer.Option(5, "--top-k", min=1, help="Classes to show per image (classifiers)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    save_masks: Optional[str] = typer.Option(None, "--save-masks", help="Folder to write masks to as palette "
+                                             "PNGs (segmentation models)."),
+    ep: str = typer.Option("cpu", "--ep", help="Execution providers, comma-separated, in priority order."),
+) -> None:
+    """Classify or segment images with an exported model, through the torch-free runtime.
+
+    Broken images are reported and skipped; the exit status is 1 when any was skipped.
+    """
+    import contextlib
+    from pathlib import Path
+
+    from .errors import InputError
+    from .preprocess import load_image
+    from .runtime import Predictor
+
+    predictor = Predictor(model, providers=ep)
+    if save_masks is not None and predictor.task != "segmentation":
+        raise InputError(f"--save-masks is for segmentation models; {Path(model).name} is a {predictor.task} model")
+    files, any_folder = _predict_expand(inputs)
+    mask_dir = Path(save_masks) if save_masks is not None else None
+    if mask_dir is not None:
+        mask_dir.mkdir(parents=True, exist_ok=True)
+    results: list[dict] = []
+    failed: list[dict] = []
+    used_names: set[str] = set()
+    bar = (typer.progressbar(length=len(files), label="predicting", file=sys.stderr) if any_folder
+           else contextlib.nullcontext())
+    with bar:
+        for start in range(0, len(files), predictor.batch_size):
+            chunk = files[start:start + predictor.batch_size]
+            loaded = []
+            for path in chunk:
+                try:
+                    loaded.append((path, load_image(path)))
+                except InputError as exc:  # reported after the bar, which a message mid-bar would garble
+                    failed.append({"file": str(path), "error": str(exc)})
+            outputs = predictor.predict([image for _, image in loaded], top_k=top_k) if loaded else []
+            for (path, _), out in zip(loaded, outputs):
+                if predictor.task == "classification":
+                    results.append({"file": str(path), "predictions": [
+                        {"label": label, "probability": prob} for label, prob in out]})
+                else:
+                    results.append(_predict_mask_entry(path, out, predictor.labels, mask_dir, used_names))
+            if any_folder:
+                bar.update(len(chunk))
+
+    for item in failed:
+        typer.echo(f"skipped {item['error']}", err=True)
+    if as_json:
+        typer.echo(json.dumps({"model": str(model), "task": predictor.task, "providers": predictor.providers,
+                               "results": results, "failed": failed}, indent=2))
+    elif predictor.task == "classification":
+        rows = [[r["file"] if i == 0 else "", str(i + 1), p["label"], f"{p['probability']:.4f}"]
+                for r in results for i, p in enumerate(r["predictions"])]
+        typer.echo(_table(["image", "rank", "label", "probability"], rows))
+    else:
+        rows = [[r["file"], "x".join(map(str, r["mask_shape"])),
+                 ", ".join(f"{k} {v:.0%}" for k, v in r["class_fractions"].items()), r["mask_file"] or "-"]
+                for r in results]
+        typer.echo(_table(["image", "mask", "classes", "saved"], rows))
+    if failed:
+        typer.echo(f"error: {len(failed)} of {len(files)} images could not be read (listed above)", err=True)
+        raise typer.Exit(1)
+
+
+def _predict_expand(inputs: list[str]) -> tuple[list, bool]:
+    """Files named directly, plus the images found in folders; whether any folder was given."""
+    from pathlib import Path
+
+    from .errors import InputError
+    from .preprocess import IMAGE_SUFFIXES, list_images
+
+    files, any_folder = [], False
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = list_images(path)
+            if not found:
+                raise InputError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+            files.extend(found)
+            any_folder = True
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise InputError(f"{path}: no such file or folder")
+    return files, any_folder
+
+
+def _predict_mask_entry(path, mask, labels, mask_dir, used_names: set) -> dict:
+    """One segmentation result: class fractions, and the mask written as a palette PNG when asked."""
+    import numpy as np
+
+    values, counts = np.unique(mask, return_counts=True)
+    name_of = (lambda v: labels[v] if labels and v < len(labels) else str(v))  # noqa: E731
+    entry = {"file": str(path), "mask_shape": list(mask.shape),
+             "class_fractions": {name_of(int(v)): float(c) / mask.size for v, c in zip(values, counts)},
+             "mask_file": None}
+    if mask_dir is not None:
+        stem, n = path.stem, 1
+        while stem + ".png" in used_names:  # two inputs with the same name from different folders
+            stem, n = f"{path.stem}_{n}", n + 1
+        used_names.add(stem + ".png")
+        entry["mask_file"] = str(_predict_save_mask(mask, mask_dir / (stem + ".png")))
+    return entry
+
+
+def _predict_save_mask(mask, dest):
+    """Write a class mask as a PNG (palette for ≤ 256 classes, 16-bit otherwise), atomically."""
+    import os
+    import tempfile
+
+    import numpy as np
+    from PIL import Image
+
+    from .errors import ArtifactError
+
+    if mask.dtype == np.uint8:
+        image = Image.frombytes("P", (mask.shape[1], mask.shape[0]), np.ascontiguousarray(mask).tobytes())
+        image.putpalette(_predict_palette())
+    else:
+        image = Image.fromarray(mask.astype(np.uint16))
+    fd, tmp = tempfile.mkstemp(suffix=".png.tmp", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            image.save(fh, format="PNG")
+        os.replace(tmp, dest)
+    except OSError as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise ArtifactError(f"{dest}: cannot write mask ({exc})") from None
+    return dest
+
+
+def _predict_palette() -> list[int]:
+    """The PASCAL VOC colour map: class 0 black, then well-separated colours (bit-interleaved index)."""
+    palette = []
+    for index in range(256):
+        r = g = b = 0
+        c = index
+        for shift in range(7, -1, -1):
+            r |= ((c >> 0) & 1) << shift
+            g |= ((c >> 1) & 1) << shift
+            b |= ((c >> 2) & 1) << shift
+            c >>= 3
+        palette.extend((r, g, b))
+    return palette
+
+
 @app.command("providers")
 @handle_errors
 def providers_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:

@@ -1,0 +1,379 @@
+"""Predictor: run an exported model on images with numpy, onnxruntime and Pillow only — no torch.
+
+This is what an app imports::
+
+    from edgecnn.runtime import Predictor
+
+    predictor = Predictor("exported/mobilenet_v2/mobilenet_v2.onnx")
+    for label, probability in predictor.predict("cat.jpg")[0]:
+        print(f"{probability:.1%} {label}")
+
+The model's ``ModelCard`` (stored in the .onnx metadata) says how to preprocess images and what the outputs
+mean; a model without one works when the missing facts are passed as options. Nothing here imports torch
+(a test runs it in a subprocess and checks ``sys.modules``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+from .card import ModelCard
+from .errors import ArtifactError, InputError, ProviderUnavailableError
+from .preprocess import ImageLike, PreprocessParams, preprocess, preprocess_uint8
+
+#: Short provider names → onnxruntime names, and what to install when this onnxruntime lacks one.
+PROVIDERS: dict[str, tuple[str, str]] = {
+    "cpu": ("CPUExecutionProvider", "the onnxruntime package"),
+    "cuda": ("CUDAExecutionProvider", "pip install onnxruntime-gpu (in place of onnxruntime), with CUDA and cuDNN"),
+    "tensorrt": ("TensorrtExecutionProvider", "pip install onnxruntime-gpu (in place of onnxruntime), with TensorRT"),
+    "openvino": ("OpenVINOExecutionProvider", "pip install onnxruntime-openvino (in place of onnxruntime)"),
+    "directml": ("DmlExecutionProvider", "pip install onnxruntime-directml (Windows, in place of onnxruntime)"),
+    "qnn": ("QNNExecutionProvider", "pip install onnxruntime-qnn (Qualcomm devices, in place of onnxruntime)"),
+    "coreml": ("CoreMLExecutionProvider", "the standard onnxruntime package on macOS/iOS"),
+    "nnapi": ("NnapiExecutionProvider", "onnxruntime for Android (onnxruntime-android), run on the device"),
+    "xnnpack": ("XnnpackExecutionProvider", "onnxruntime for Android/iOS, or a build with --use_xnnpack"),
+    "dnnl": ("DnnlExecutionProvider", "an onnxruntime build with --use_dnnl"),
+    "rocm": ("ROCMExecutionProvider", "an onnxruntime build for ROCm (AMD GPUs)"),
+    "migraphx": ("MIGraphXExecutionProvider", "pip install onnxruntime-migraphx (AMD GPUs)"),
+    "webgpu": ("WebGpuExecutionProvider", "an onnxruntime build with --use_webgpu"),
+    "acl": ("ACLExecutionProvider", "an onnxruntime build with --use_acl (Arm Compute Library)"),
+}
+_ALIASES = {"trt": "tensorrt", "dml": "directml", "gpu": "cuda", "ov": "openvino"}
+_ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(uint8)": np.uint8,
+               "tensor(double)": np.float64}
+
+#: Images per onnxruntime call when the graph's batch axis is dynamic.
+DEFAULT_BATCH = 16
+
+
+def resolve_providers(providers: Sequence[Any] | None) -> list:
+    """onnxruntime provider entries for short or full names; raises when this onnxruntime lacks one.
+
+    Args:
+        providers: ``None`` (CPU), or names such as ``["cuda", "cpu"]`` / ``["CUDAExecutionProvider"]``; an entry
+            may be ``(name, options_dict)`` to pass provider options.
+
+    Raises:
+        ProviderUnavailableError: a provider this installation does not offer, naming what to install.
+    """
+    if providers is None:
+        return ["CPUExecutionProvider"]
+    if isinstance(providers, str):
+        providers = [p for p in providers.split(",") if p.strip()]
+    available = ort.get_available_providers()
+    by_full = {full: short for short, (full, _) in PROVIDERS.items()}
+    resolved = []
+    for entry in providers:
+        name, options = (entry if isinstance(entry, (tuple, list)) else (entry, None))
+        key = str(name).strip()
+        short = _ALIASES.get(key.lower(), key.lower())
+        full = PROVIDERS[short][0] if short in PROVIDERS else key
+        if full not in available:
+            if short not in PROVIDERS and full not in by_full:
+                raise ProviderUnavailableError(
+                    f"unknown execution provider '{key}'; short names: {', '.join(PROVIDERS)} "
+                    f"(this onnxruntime offers: {', '.join(available)})")
+            raise ProviderUnavailableError(
+                f"execution provider '{key}' is not available in this onnxruntime {ort.__version__} "
+                f"(it offers: {', '.join(available)}); to get it: {PROVIDERS[by_full.get(full, short)][1]}")
+        resolved.append((full, options) if options else full)
+    if not resolved:
+        raise ProviderUnavailableError("no execution provider given; use e.g. 'cpu' or 'cuda'")
+    return resolved
+
+
+@dataclass(frozen=True)
+class _Input:
+    """What the graph's input takes, read from the session (the graph is the truth; the card a hint)."""
+
+    name: str
+    shape: tuple  # ints for static axes, None for dynamic ones
+    dtype: Any
+    layout: str  # "NCHW" or "NHWC"
+
+    @property
+    def channel_axis(self) -> int:
+        return 3 if self.layout == "NHWC" else 1
+
+    @property
+    def hw_axes(self) -> tuple[int, int]:
+        return (1, 2) if self.layout == "NHWC" else (2, 3)
+
+
+class Predictor:
+    """An exported edgecnn model, ready to classify or segment images.
+
+    Args:
+        path: the .onnx (or .ort) file.
+        providers: execution providers by short name (``"cpu"``, ``"cuda"``, ``"tensorrt"``, ``"coreml"``,
+            ``"nnapi"``, ``"xnnpack"``, …) or onnxruntime name, in priority order; default CPU. A provider this
+            onnxruntime lacks raises ``ProviderUnavailableError`` — never a silent fallback.
+        intra_op_threads: threads onnxruntime uses inside one call (default: its own choice).
+        mean, std, resize, crop, labels, task: override the model card, or supply what a model without edgecnn
+            metadata needs (``mean`` and ``std`` always, ``crop`` when the graph's H/W are dynamic). ``resize``
+            ``None`` resizes the whole image to ``crop``; ``task`` is inferred from the output rank.
+
+    Attributes:
+        card: the ``ModelCard`` read from the file, or ``None``.
+        task: ``"classification"`` or ``"segmentation"``.
+        labels: class names, or ``None`` (labels are then the class indices as strings).
+        providers: the providers the session really uses, as onnxruntime reports them.
+        params: the ``PreprocessParams`` images go through.
+
+    Calls are safe from several threads at once: onnxruntime's ``InferenceSession.run`` is thread-safe and the
+    predictor keeps no per-call state.
+    """
+
+    def __init__(self, path: str | os.PathLike, providers: Sequence[Any] | None = None, *,
+                 intra_op_threads: int | None = None, mean: Sequence[float] | None = None,
+                 std: Sequence[float] | None = None, resize: int | None = None, crop: Any = None,
+                 labels: Sequence[str] | None = None, task: str | None = None) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ArtifactError(f"{self.path}: no such model file")
+        wanted = resolve_providers(providers)
+        options = ort.SessionOptions()
+        if intra_op_threads is not None:
+            options.intra_op_num_threads = int(intra_op_threads)
+        try:
+            self._session = ort.InferenceSession(str(self.path), options, providers=wanted)
+        except Exception as exc:  # onnxruntime raises its own classes (InvalidProtobuf, Fail, …) for bad files
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ArtifactError(f"{self.path}: not a loadable ONNX model ({first[:300]})") from None
+        self.providers = self._session.get_providers()
+        wanted_names = [w[0] if isinstance(w, tuple) else w for w in wanted]
+        missing = [w for w in wanted_names if w not in self.providers]
+        if missing:  # onnxruntime falls back quietly when a provider fails to start (e.g. CUDA libraries absent)
+            raise ProviderUnavailableError(
+                f"onnxruntime could not start {', '.join(missing)} for {self.path.name} (session runs on "
+                f"{', '.join(self.providers)}); see onnxruntime's warning above for the missing library")
+
+        self.card = ModelCard.from_metadata(self._session.get_modelmeta().custom_metadata_map)
+        self._input = self._read_input()
+        self._output_name = self._read_output()
+        self.embedded = self._input.dtype == np.uint8
+        self.task = task or (self.card.task if self.card else self._infer_task())
+        if self.task not in ("classification", "segmentation"):
+            raise InputError(f"task must be 'classification' or 'segmentation', got '{self.task}'")
+        self.params = self._read_params(mean, std, resize, crop)
+        self.labels = list(labels) if labels is not None else (list(self.card.labels)
+                                                               if self.card and self.card.labels else None)
+        batch = self._input.shape[0]
+        self.batch_size = batch if isinstance(batch, int) else DEFAULT_BATCH
+
+    # --- public API ---------------------------------------------------------------------------------------
+
+    @property
+    def input_shape(self) -> tuple:
+        """The graph's input shape; ``None`` marks a dynamic axis."""
+        return self._input.shape
+
+    def preprocess(self, images: ImageLike | Sequence[ImageLike]) -> np.ndarray:
+        """A batch of model input for images, in the graph's layout and dtype."""
+        items = _as_list(images)
+        if self.embedded:
+            arrays = [preprocess_uint8(img, self.params) for img in items]  # H×W×C uint8
+            batch = np.stack(arrays)
+            return batch if self._input.layout == "NHWC" else np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+        return np.stack([preprocess(img, self.params) for img in items]).astype(self._input.dtype, copy=False)
+
+    def run(self, array: np.ndarray) -> np.ndarray:
+        """Raw model output (logits) for a preprocessed batch.
+
+        Args:
+            array: N×C×H×W float32 (N×H×W×C uint8 for graphs with embedded preprocessing).
+
+        Returns:
+            The graph's output for all N inputs, run in chunks when the graph's batch size is fixed.
+
+        Raises:
+            InputError: a shape, channel count or dtype the graph cannot take.
+        """
+        array = self._check(array)
+        outputs = [self._session.run([self._output_name], {self._input.name: chunk})[0][:n]
+                   for chunk, n in self._chunks(array)]
+        return np.concatenate(outputs) if len(outputs) > 1 else outputs[0]
+
+    def predict(self, images: ImageLike | Sequence[ImageLike], top_k: int = 5) -> list:
+        """Classify or segment images.
+
+        Args:
+            images: one image or a list (paths, encoded bytes, PIL images, uint8 H×W×C arrays).
+            top_k: classes to return per image (classification).
+
+        Returns:
+            One entry per image, always a list (also for a single image). Classification: a list of
+            ``(label, probability)`` pairs, most probable first (softmax computed in float64). Segmentation:
+            an ``H×W`` class mask (uint8, or int32 beyond 256 classes) at the model's input resolution.
+        """
+        items = _as_list(images)
+        if self.task == "classification" and int(top_k) < 1:
+            raise InputError(f"top_k must be at least 1, got {top_k}")
+        results: list = []
+        for start in range(0, len(items), self.batch_size):
+            logits = self.run(self.preprocess(items[start:start + self.batch_size]))
+            if self.task == "classification":
+                results.extend(self._top_k(row, int(top_k)) for row in logits)
+            else:
+                results.extend(_masks(logits))
+        return results
+
+    def __repr__(self) -> str:
+        name = self.card.model if self.card else "model without edgecnn metadata"
+        return (f"Predictor({self.path.name}: {name}, {self.task}, input {list(self.input_shape)}, "
+                f"providers {self.providers})")
+
+    # --- internals ---------------------------------------------------------------------------------------------
+
+    def _read_input(self) -> _Input:
+        inputs = self._session.get_inputs()
+        if len(inputs) != 1:
+            raise ArtifactError(f"{self.path.name}: expected a model with one image input, it has "
+                                f"{len(inputs)} ({', '.join(i.name for i in inputs)})")
+        node = inputs[0]
+        if node.type not in _ORT_DTYPES or len(node.shape) != 4:
+            raise ArtifactError(f"{self.path.name}: input '{node.name}' is {node.type} of shape {node.shape}; "
+                                "expected a 4-D image batch")
+        shape = tuple(d if isinstance(d, int) and d > 0 else None for d in node.shape)
+        dtype = _ORT_DTYPES[node.type]
+        if self.card is not None and self.card.layout in ("NCHW", "NHWC"):
+            layout = self.card.layout
+        elif dtype == np.uint8 and shape[3] in (1, 3) and shape[1] not in (1, 3):
+            layout = "NHWC"  # embedded-preprocessing graphs take camera-style uint8 H×W×C
+        else:
+            layout = "NCHW"
+        return _Input(node.name, shape, dtype, layout)
+
+    def _read_output(self) -> str:
+        names = [o.name for o in self._session.get_outputs()]
+        for preferred in ((self.card.output_name if self.card else None), "logits"):
+            if preferred in names:
+                return preferred
+        return names[0]
+
+    def _infer_task(self) -> str:
+        rank = len(self._session.get_outputs()[0].shape)
+        return "segmentation" if rank == 4 else "classification"
+
+    def _read_params(self, mean, std, resize, crop) -> PreprocessParams:
+        """Preprocessing from explicit options first, then the card, then what the graph's shape tells."""
+        inp, card = self._input, self.card
+        static_hw = tuple(inp.shape[a] for a in inp.hw_axes)
+        if inp.shape[inp.channel_axis] is not None:
+            channels = inp.shape[inp.channel_axis]
+        elif card is not None:
+            channels = PreprocessParams.from_card(card).channels
+        else:
+            channels = len(mean) if mean is not None else 3
+        if crop is None:
+            crop = card.crop if card else (static_hw if None not in static_hw else None)
+        if resize is None and card is not None:
+            resize = card.resize  # without a card, None: the whole image is resized to the crop
+        if mean is None:
+            mean = card.mean if card else ([0.0] * channels if self.embedded else None)
+        if std is None:
+            std = card.std if card else ([1.0] * channels if self.embedded else None)
+        missing = [name for name, value in (("mean", mean), ("std", std), ("crop", crop)) if value is None]
+        if missing:
+            why = " and its input height/width are dynamic" if "crop" in missing else ""
+            raise InputError(
+                f"{self.path.name} carries no edgecnn metadata{why}; pass "
+                + ", ".join(f"{m}=" for m in missing)
+                + " to Predictor (or export it with 'edgecnn export', which records them)")
+        params = PreprocessParams(crop=crop, resize=resize, mean=tuple(mean), std=tuple(std),
+                                  pixel_scale=float(card.pixel_scale) if card else 255.0, channels=int(channels))
+        if None not in static_hw and tuple(params.crop) != static_hw:
+            raise InputError(f"crop {params.crop[0]}x{params.crop[1]} does not fit {self.path.name}, whose input "
+                             f"is fixed at {static_hw[0]}x{static_hw[1]}")
+        return params
+
+    def _size_multiple(self) -> int:
+        if self.card and isinstance(self.card.extra.get("size_multiple"), int):
+            return self.card.extra["size_multiple"]
+        return 16 if self.task == "segmentation" else 1  # U-Net halves H/W four times
+
+    def _check(self, array: Any) -> np.ndarray:
+        inp = self._input
+        if not isinstance(array, np.ndarray):
+            raise InputError(f"run() takes a numpy array, got {type(array).__name__}; use predict() for images")
+        layout = inp.layout
+        if array.ndim != 4:
+            raise InputError(f"expected a 4-D {layout} batch, got an array of shape {array.shape}")
+        if inp.dtype == np.uint8:
+            if array.dtype != np.uint8:
+                raise InputError(f"{self.path.name} takes uint8 pixels ({layout}, preprocessing is in the graph), "
+                                 f"got {array.dtype}")
+        elif np.issubdtype(array.dtype, np.floating):
+            array = array.astype(inp.dtype, copy=False)
+        else:
+            raise InputError(f"{self.path.name} takes normalised {np.dtype(inp.dtype).name} input, got "
+                             f"{array.dtype}; preprocess images first (or use predict())")
+        channels = array.shape[inp.channel_axis]
+        want = inp.shape[inp.channel_axis]
+        if want is not None and channels != want:
+            raise InputError(f"{self.path.name} takes {want} channel(s) ({layout}), got {channels} "
+                             f"(array of shape {array.shape})")
+        hw = tuple(array.shape[a] for a in inp.hw_axes)
+        for axis_name, got, fixed in zip(("height", "width"), hw, (inp.shape[a] for a in inp.hw_axes)):
+            if fixed is not None and got != fixed:
+                raise InputError(f"{self.path.name} takes {axis_name} {fixed}, got {got} (array of shape "
+                                 f"{array.shape}); its input is {_fmt_shape(inp.shape)}")
+        multiple = self._size_multiple()
+        dynamic = [got for got, a in zip(hw, inp.hw_axes) if inp.shape[a] is None]
+        if multiple > 1 and any(s % multiple for s in dynamic):
+            raise InputError(f"{self.path.name} takes height and width in multiples of {multiple}, got "
+                             f"{hw[0]}x{hw[1]}")
+        if array.shape[0] == 0:
+            raise InputError("empty batch: no images to run")
+        return np.ascontiguousarray(array)
+
+    def _chunks(self, array: np.ndarray) -> Iterator[tuple[np.ndarray, int]]:
+        """Pieces the graph can take, each with its count of real rows (a fixed-size batch is zero-padded)."""
+        fixed = self._input.shape[0]
+        if fixed is None:
+            yield array, len(array)
+            return
+        for start in range(0, len(array), fixed):
+            chunk = array[start:start + fixed]
+            n = len(chunk)
+            if n < fixed:
+                pad = np.zeros((fixed - n,) + chunk.shape[1:], dtype=chunk.dtype)
+                chunk = np.concatenate([chunk, pad])
+            yield chunk, n
+
+    def _top_k(self, logits: np.ndarray, k: int) -> list[tuple[str, float]]:
+        z = logits.astype(np.float64).reshape(-1)
+        z = np.exp(z - z.max())
+        probs = z / z.sum()
+        order = np.argsort(-probs, kind="stable")[: min(k, probs.size)]
+        names = self.labels
+        return [((names[i] if names and i < len(names) else str(int(i))), float(probs[i])) for i in order]
+
+
+def _masks(logits: np.ndarray) -> list[np.ndarray]:
+    """Class masks from N×C×H×W logits: argmax, or logit > 0 for a single-channel (binary) output."""
+    if logits.ndim != 4:
+        raise ArtifactError(f"a segmentation model should output N×C×H×W, got shape {logits.shape}")
+    if logits.shape[1] == 1:
+        masks = (logits[:, 0] > 0).astype(np.uint8)
+    else:
+        masks = logits.argmax(axis=1).astype(np.uint8 if logits.shape[1] <= 256 else np.int32)
+    return list(masks)
+
+
+def _as_list(images: Any) -> list:
+    if isinstance(images, (list, tuple)):
+        if not images:
+            raise InputError("no images given")
+        return list(images)
+    return [images]
+
+
+def _fmt_shape(shape: tuple) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"

@@ -37,7 +37,7 @@ import onnxruntime as ort
 
 from .card import ModelCard
 from .errors import ArtifactError, InputError
-from .providers import get_provider, make_session, node_assignment
+from .providers import get_provider, make_session, model_precision, node_assignment, resolve
 
 SCHEMA_VERSION = 1
 
@@ -127,7 +127,7 @@ class BenchResult:
     file_mb: float
     providers_requested: tuple
     providers: tuple  # session.get_providers(): what the session really used, in priority order
-    node_assignment: dict | None  # ORT provider name -> nodes of the optimized graph it runs; None: unknown
+    node_assignment: dict | None  # ORT provider name -> nodes it was given at partitioning; None: unknown
     io_binding: bool
     graph_opt: str
     session_create_ms: float
@@ -148,32 +148,33 @@ class BenchResult:
 SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("schema_version", "int", "version of this shape; bumped when a key changes meaning or goes away"),
     ("model_path", "str", "the .onnx file as given"),
-    ("model", "str | null", "registry name from the file's ModelCard; null without a card"),
-    ("precision", "str | null", "fp32 / fp16 / int8 from the card; null without a card"),
+    ("model", "str or null", "registry name from the file's ModelCard; null without a card"),
+    ("precision", "str or null", "fp32 / fp16 / int8 from the card; null without a card"),
     ("file_mb", "float", "size of the file in MiB"),
     ("providers_requested", "str[]", "short names asked for (`--ep`), in priority order"),
     ("providers", "str[]", "`session.get_providers()`: what the session really used, fallbacks included"),
-    ("node_assignment", "object | null",
-     "ORT provider name → number of nodes of the optimized graph it runs; null when onnxruntime cannot say"),
+    ("node_assignment", "object or null",
+     "ORT provider name → number of nodes it was given when onnxruntime partitioned the graph; null when "
+     "onnxruntime cannot say"),
     ("io_binding", "bool", "inputs/outputs bound once to the provider's device (CUDA/TensorRT) instead of per run"),
     ("graph_opt", "str", "graph optimization level: disable / basic / extended / all"),
     ("session_create_ms", "float", "wall time to create the session (load, optimize, compile/engine build)"),
     ("warmup", "int", "untimed runs per configuration before timing"),
     ("method", "str", "how the timed runs were scheduled and summarised, in words"),
-    ("threads.requested", "int | null", "`--threads`; null = library defaults"),
+    ("threads.requested", "int or null", "`--threads`; null = library defaults"),
     ("threads.intra_op_num_threads", "int", "set on the session; 0 = onnxruntime's default (one per core)"),
     ("threads.inter_op_num_threads", "int", "set on the session (1: CNNs are a chain)"),
-    ("threads.torch_num_threads", "int | null", "`torch.get_num_threads()` for the baseline; null without --torch"),
+    ("threads.torch_num_threads", "int or null", "`torch.get_num_threads()` for the baseline; null without --torch"),
     ("threads.cpu_affinity", "int", "CPUs this process may run on"),
-    ("memory.rss_before_mb", "float | null", "resident set just before the session was created (MiB)"),
-    ("memory.peak_rss_mb", "float | null",
+    ("memory.rss_before_mb", "float or null", "resident set just before the session was created (MiB)"),
+    ("memory.peak_rss_mb", "float or null",
      "peak resident set (VmHWM) from session creation to the end of its warmup (MiB)"),
-    ("memory.peak_rss_growth_mb", "float | null", "peak_rss_mb − rss_before_mb: what this session cost at peak"),
+    ("memory.peak_rss_growth_mb", "float or null", "peak_rss_mb − rss_before_mb: what this session cost at peak"),
     ("memory.peak_rss_scope", "str",
      "`session` when the peak was reset before the session; `process` when it could not be (peak since start)"),
     ("memory.process_max_rss_mb", "float", "getrusage ru_maxrss at the end: the whole process's lifetime peak"),
-    ("memory.gpu_mem_mb", "float | null", "GPU memory held by this process after warmup; null on CPU/unknown"),
-    ("memory.gpu_mem_source", "str | null", "where gpu_mem_mb came from (`nvidia-smi`), null when not measured"),
+    ("memory.gpu_mem_mb", "float or null", "GPU memory held by this process after warmup; null on CPU/unknown"),
+    ("memory.gpu_mem_source", "str or null", "where gpu_mem_mb came from (`nvidia-smi`), null when not measured"),
     ("batches[]", "object[]", "one entry per batch size"),
     ("batches[].batch_size", "int", "images per run"),
     ("batches[].input_shapes", "object", "input name → shape fed"),
@@ -186,25 +187,21 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("batches[].latency.p99_ms", "float", "99th percentile (ms)"),
     ("batches[].latency.max_ms", "float", "slowest run (ms)"),
     ("batches[].throughput_ips", "float", "images per second: batch_size × 1000 / mean_ms"),
-    ("batches[].torch_latency", "object | null",
+    ("batches[].torch_latency", "object or null",
      "same keys as latency, for the PyTorch eager model timed in the same rounds; null without --torch"),
-    ("batches[].torch_speedup", "float | null", "torch p50 / onnxruntime p50; > 1 means onnxruntime is faster"),
+    ("batches[].torch_speedup", "float or null", "torch p50 / onnxruntime p50; > 1 means onnxruntime is faster"),
     ("machine.cpu_model", "str", "from /proc/cpuinfo (platform.processor() elsewhere)"),
     ("machine.logical_cores", "int", "os.cpu_count()"),
-    ("machine.physical_cores", "int | null", "distinct (physical id, core id) pairs in /proc/cpuinfo"),
+    ("machine.physical_cores", "int or null", "distinct (physical id, core id) pairs in /proc/cpuinfo"),
     ("machine.platform", "str", "platform.platform()"),
     ("machine.python", "str", "Python version"),
     ("machine.onnxruntime", "str", "onnxruntime version"),
-    ("machine.onnx", "str | null", "onnx version, null when not installed"),
+    ("machine.onnx", "str or null", "onnx version, null when not installed"),
     ("machine.numpy", "str", "numpy version"),
-    ("machine.torch", "str | null", "torch version when the baseline ran, else null"),
-    ("machine.gpu", "str | null", "GPU name from nvidia-smi when a GPU provider was used, else null"),
+    ("machine.torch", "str or null", "torch version when the baseline ran, else null"),
+    ("machine.gpu", "str or null", "GPU name from nvidia-smi when a GPU provider was used, else null"),
     ("machine.date", "str", "when the result was made, ISO 8601 UTC"),
 )
-
-# Keys under torch_latency mirror latency; the flattener treats torch_latency like latency.
-_LATENCY_KEYS = ("runs", "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms")
-
 
 def schema_paths() -> list[str]:
     """The documented paths, as ``flatten_keys`` spells them."""
@@ -578,8 +575,6 @@ def benchmark_many(paths: Sequence[str | os.PathLike], *, providers: Sequence[st
     for p in paths:
         if not p.is_file():
             raise ArtifactError(f"model file not found: {p}")
-    from .providers import resolve
-
     for entry in entries:  # refuse a missing provider before spending minutes on the others
         resolve(entry)
 
@@ -633,10 +628,13 @@ def _run(paths, entries, threads, batch_sizes, warmup, runs, seconds, torch_mod,
     for path in paths:
         for entry in entries:
             device = _parse_io_binding(io_binding, entry)
+            # TensorRT's flags depend on the precision; read it outside the timed session creation.
+            precision = model_precision(path) if any(get_provider(n).name == "tensorrt" for n in entry) else None
             rss_before = _status_mb("VmRSS")
             reset = _reset_peak_rss()
             t0 = time.perf_counter()
-            sess = make_session(path, entry, threads=threads, graph_opt=graph_opt, cache_dir=cache_dir)
+            sess = make_session(path, entry, threads=threads, graph_opt=graph_opt, precision=precision,
+                                cache_dir=cache_dir)
             create_ms = (time.perf_counter() - t0) * 1000.0
             card = _read_card(sess)
             ort_side = []

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -264,7 +265,7 @@ def make_session(path: str | os.PathLike, providers: str | Sequence[str] = ("cpu
     wanted = [get_provider(n) for n in names]
     resolved = resolve(names, precision=precision, cache_dir=cache_dir, threads=threads)  # refuses missing ones
     if precision is None and any(p.name == "tensorrt" for p in wanted):
-        precision = _precision_from_file(path)
+        precision = model_precision(path)
         resolved = resolve(names, precision=precision, cache_dir=cache_dir, threads=threads)
     for _, opts in resolved:
         if "trt_engine_cache_path" in opts:
@@ -305,8 +306,15 @@ def _create(path: Path, so: ort.SessionOptions, resolved, messages: list[str] | 
             messages.append(" ".join(str(message).split()))
 
     ort.set_default_logger_callback(sink, 2)
+    # The session logger feeds the same callback; let its warnings through too (to the list, not stderr).
+    so.log_severity_level = min(so.log_severity_level, 2)
     try:
-        return ort.InferenceSession(str(path), so, providers=resolved, enable_fallback=0)
+        # onnxruntime's Python layer warns (rather than logs) about providers it will not register.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            sess = ort.InferenceSession(str(path), so, providers=resolved, enable_fallback=0)
+        messages.extend(" ".join(str(w.message).split()) for w in caught)
+        return sess
     finally:
         ort.set_default_logger_callback(None)
 
@@ -316,7 +324,8 @@ def _looks_like_provider_failure(reason: str) -> bool:
     return any(w in r for w in ("executionprovider", "cuda", "cudnn", "tensorrt", "libnv", "provider", ".so", ".dll"))
 
 
-def _precision_from_file(path: Path) -> str | None:
+def model_precision(path: str | os.PathLike) -> str | None:
+    """The precision (``fp32``/``fp16``/``int8``) in the file's edgecnn card, or ``None`` without one."""
     try:
         import onnx
 
@@ -332,8 +341,9 @@ def _precision_from_file(path: Path) -> str | None:
 def node_assignment(session_or_path, providers: str | Sequence[str] = ("cpu",), **session_kwargs) -> dict[str, int] | None:
     """How many nodes of the optimized graph each provider took: ``{"CPUExecutionProvider": 101}``.
 
-    Counts come from onnxruntime's own record (``session.record_ep_graph_assignment_info``), so they describe
-    the graph after ORT's fusions, not the file's node count. A session made by ``make_session`` already
+    Counts come from onnxruntime's own record (``session.record_ep_graph_assignment_info``), taken when the
+    graph is partitioned between providers: after the provider-independent (basic) rewrites such as constant
+    folding, before the provider-specific fusions (Conv+Relu …). A session made by ``make_session`` already
     records; for a path, a session is made on ``providers``.
 
     Returns:

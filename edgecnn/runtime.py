@@ -28,7 +28,7 @@ from .errors import ArtifactError, InputError, ProviderUnavailableError
 from .preprocess import ImageLike, PreprocessParams, preprocess, preprocess_uint8
 
 #: Short provider names → onnxruntime names, and what to install when this onnxruntime lacks one.
-PROVIDERS: dict[str, tuple[str, str]] = {
+_PROVIDERS: dict[str, tuple[str, str]] = {
     "cpu": ("CPUExecutionProvider", "the onnxruntime package"),
     "cuda": ("CUDAExecutionProvider", "pip install onnxruntime-gpu (in place of onnxruntime), with CUDA and cuDNN"),
     "tensorrt": ("TensorrtExecutionProvider", "pip install onnxruntime-gpu (in place of onnxruntime), with TensorRT"),
@@ -67,21 +67,21 @@ def resolve_providers(providers: Sequence[Any] | None) -> list:
     if isinstance(providers, str):
         providers = [p for p in providers.split(",") if p.strip()]
     available = ort.get_available_providers()
-    by_full = {full: short for short, (full, _) in PROVIDERS.items()}
+    by_full = {full: short for short, (full, _) in _PROVIDERS.items()}
     resolved = []
     for entry in providers:
         name, options = (entry if isinstance(entry, (tuple, list)) else (entry, None))
         key = str(name).strip()
         short = _ALIASES.get(key.lower(), key.lower())
-        full = PROVIDERS[short][0] if short in PROVIDERS else key
+        full = _PROVIDERS[short][0] if short in _PROVIDERS else key
         if full not in available:
-            if short not in PROVIDERS and full not in by_full:
+            if short not in _PROVIDERS and full not in by_full:
                 raise ProviderUnavailableError(
-                    f"unknown execution provider '{key}'; short names: {', '.join(PROVIDERS)} "
+                    f"unknown execution provider '{key}'; short names: {', '.join(_PROVIDERS)} "
                     f"(this onnxruntime offers: {', '.join(available)})")
             raise ProviderUnavailableError(
                 f"execution provider '{key}' is not available in this onnxruntime {ort.__version__} "
-                f"(it offers: {', '.join(available)}); to get it: {PROVIDERS[by_full.get(full, short)][1]}")
+                f"(it offers: {', '.join(available)}); to get it: {_PROVIDERS[by_full.get(full, short)][1]}")
         resolved.append((full, options) if options else full)
     if not resolved:
         raise ProviderUnavailableError("no execution provider given; use e.g. 'cpu' or 'cuda'")
@@ -264,6 +264,9 @@ class Predictor:
     def _read_params(self, mean, std, resize, crop) -> PreprocessParams:
         """Preprocessing from explicit options first, then the card, then what the graph's shape tells."""
         inp, card = self._input, self.card
+        if card is not None and card.color_order not in ("RGB", "L"):
+            raise ArtifactError(f"{self.path.name} expects {card.color_order} pixels; the runtime feeds RGB "
+                                "(or L for grayscale) images: re-export the model for RGB input")
         static_hw = tuple(inp.shape[a] for a in inp.hw_axes)
         if inp.shape[inp.channel_axis] is not None:
             channels = inp.shape[inp.channel_axis]

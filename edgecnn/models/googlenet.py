@@ -88,9 +88,12 @@ class GoogLeNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(1024, num_classes)
-        for m in self.modules():  # torchvision's init: truncated normal, BN at identity
+        for m in self.modules():  # torchvision's init: N(0, 0.01) truncated to [-2, 2], BN at identity
             if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01, a=-2, b=2)
+                # Truncating at ±2 is ±200σ, so a clamped normal is the same distribution; nn.init.trunc_normal_
+                # takes ~1.5 s for this model on 2 cores, the clamped normal ~0.05 s.
+                with torch.no_grad():
+                    m.weight.normal_(0.0, 0.01).clamp_(-2, 2)
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)

@@ -1,0 +1,141 @@
+"""Images for calibration and parity: a user's folder, or the documented default sample.
+
+Every image goes through the model's own preprocessing (``edgecnn.preprocess``, the same code the
+torch-free runtime uses), so int8 ranges are measured on exactly what the deployed model will see.
+
+The default, used when no folder is given, is ``sample_photos``: random crops, flips and scales of the
+two photographs that ship inside scikit-learn (a Chinese temple and a flower). They are real photographs,
+which beats noise, but they are not your deployment domain: calibrate on real images from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from onnxruntime.quantization import CalibrationDataReader
+from PIL import Image
+
+from .card import ModelCard
+from .errors import InputError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+DEFAULT_SOURCE = "sample-photos (random crops of scikit-learn's 2 bundled photographs)"
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """Preprocessed images plus a record of where they came from (for the manifest)."""
+
+    arrays: np.ndarray  # N×C×H×W float32 (or N×H×W×C uint8 for embedded preprocessing)
+    source: str
+    files: tuple = ()  # (relative name, sha256) of each image used
+    skipped: tuple = ()  # (name, reason) of each unreadable image
+    preprocessing: dict = field(default_factory=dict)
+
+    def record(self) -> dict:
+        return {
+            "source": self.source,
+            "count": int(len(self.arrays)),
+            "files": [{"name": n, "sha256": h} for n, h in self.files],
+            "skipped": [{"name": n, "reason": r} for n, r in self.skipped],
+            "preprocessing": self.preprocessing,
+        }
+
+
+def preprocessing_record(card: ModelCard) -> dict:
+    return {"resize": card.resize, "crop": card.crop, "interpolation": card.interpolation, "mean": card.mean,
+            "std": card.std, "pixel_scale": card.pixel_scale, "color_order": card.color_order}
+
+
+def image_files(folder: str | Path) -> list[Path]:
+    """Image files under ``folder`` (recursively), sorted, by suffix."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise InputError(f"calibration folder '{folder}' does not exist; pass a folder of .jpg/.png images")
+    if not folder.is_dir():
+        raise InputError(f"'{folder}' is not a folder; pass a folder of .jpg/.png images with --calib")
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def load_folder(folder: str | Path, card: ModelCard, limit: int | None = None) -> ImageSet:
+    """Preprocess up to ``limit`` readable images of ``folder``; broken ones are skipped and counted."""
+    from .preprocess import load_image, preprocess
+
+    files = image_files(folder)
+    if not files:
+        raise InputError(f"calibration folder '{folder}' has no images (.jpg .jpeg .png .bmp .webp)")
+    arrays, used, skipped = [], [], []
+    for path in files:
+        if limit is not None and len(arrays) >= limit:
+            break
+        try:
+            data = path.read_bytes()
+            arrays.append(preprocess(load_image(data), card))
+            used.append((str(path.relative_to(folder)), hashlib.sha256(data).hexdigest()))
+        except Exception as exc:  # any unreadable image is skipped, counted and named in the manifest
+            skipped.append((str(path.relative_to(folder)), str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__))
+    if not arrays:
+        raise InputError(f"none of the {len(files)} images in '{folder}' could be read "
+                         f"(first error: {skipped[0][1]}); pass a folder of valid images")
+    return ImageSet(np.stack(arrays), str(Path(folder).resolve()), tuple(used), tuple(skipped),
+                    preprocessing_record(card))
+
+
+def sample_photos(count: int, seed: int = 0, size: int = 320) -> list[Image.Image]:
+    """``count`` varied RGB photographs cut from scikit-learn's two bundled photographs (deterministic)."""
+    try:
+        from sklearn.datasets import load_sample_images
+    except ImportError:  # pragma: no cover - scikit-learn is a dependency; this guards broken installs
+        raise InputError("the default calibration images need scikit-learn; install it or pass --calib DIR") from None
+    photos = [Image.fromarray(img) for img in load_sample_images().images]
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(count):
+        photo = photos[i % len(photos)]
+        w, h = photo.size
+        scale = rng.uniform(0.15, 1.0)  # fraction of the short side: close-ups to whole scenes
+        side = int(min(w, h) * scale)
+        aspect = rng.uniform(0.75, 1.33)
+        cw, ch = min(w, int(side * aspect)), min(h, int(side / aspect))
+        x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+        img = photo.crop((x0, y0, x0 + cw, y0 + ch)).resize((size, int(size * ch / cw)), Image.BILINEAR)
+        if rng.random() < 0.5:
+            img = img.transpose(Image.FLIP_LEFT_RIGHT)
+        arr = np.asarray(img, dtype=np.float32) * rng.uniform(0.7, 1.3) + rng.uniform(-20, 20)  # exposure jitter
+        out.append(Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)))
+    return out
+
+
+def load_samples(card: ModelCard, count: int, seed: int = 0) -> ImageSet:
+    """The default image set, preprocessed for ``card``."""
+    from .preprocess import preprocess
+
+    channels = card.input_shape[1] if isinstance(card.input_shape[1], int) else 3
+    imgs = sample_photos(count, seed)
+    if channels == 1:
+        imgs = [im.convert("L") for im in imgs]
+    arrays = np.stack([preprocess(im, card) for im in imgs])
+    return ImageSet(arrays, f"{DEFAULT_SOURCE}, seed {seed}", preprocessing=preprocessing_record(card))
+
+
+class ArrayReader(CalibrationDataReader):
+    """An onnxruntime CalibrationDataReader over a fixed array, one sample per call.
+
+    onnxruntime's readers are single-use iterators; make a new one for each quantization run.
+    """
+
+    def __init__(self, arrays: np.ndarray, input_name: str = "input") -> None:
+        self._arrays, self._name, self._i = arrays, input_name, 0
+
+    def get_next(self) -> dict | None:
+        if self._i >= len(self._arrays):
+            return None
+        item = {self._name: self._arrays[self._i: self._i + 1]}
+        self._i += 1
+        return item
+
+    def rewind(self) -> None:
+        self._i = 0

@@ -1,0 +1,168 @@
+"""Numerical parity between an exported artifact and its PyTorch source, with per-precision tolerances.
+
+A comparison is plain data (``ParityReport``): error figures, task agreement, the tolerances it was
+judged by, and the reasons it failed. Only numpy is needed here.
+
+How each precision is judged:
+
+* fp32 must match closely: relative max error (max |ref - out| / max |ref|) ≤ 1e-4 and top-1 identical
+  on every *decisive* sample (one whose top-1/top-2 margin exceeds twice the observed max error; near-ties
+  may legitimately swap).
+* fp16 keeps ~3 significant digits: relative max error ≤ 2e-2, cosine ≥ 0.999, decisive top-1 ≥ 99%.
+* int8 is judged at task level, since single logits move by design: cosine ≥ 0.98, top-1 agreement ≥ 90%
+  on the decisive samples (margin > twice the sample's RMS error), top-5 containment ≥ 97%; for
+  segmentation pixel agreement ≥ 97% and mean IoU ≥ 0.90. Raw top-1 agreement is reported as well.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+# precision -> thresholds. Segmentation uses the pixel/miou entries, classification the top-k ones.
+TOLERANCES: dict[str, dict[str, float]] = {
+    "fp32": {"max_rel": 1e-4, "cosine": 0.99999, "top1": 1.0, "top5": 1.0, "pixel": 0.999, "miou": 0.995},
+    "fp16": {"max_rel": 2e-2, "cosine": 0.999, "top1": 0.99, "top5": 0.99, "pixel": 0.99, "miou": 0.97},
+    "int8": {"max_rel": float("inf"), "cosine": 0.98, "top1": 0.90, "top5": 0.97, "pixel": 0.97, "miou": 0.90},
+}
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    """The outcome of comparing ``out`` (artifact) with ``ref`` (PyTorch) on the same inputs."""
+
+    passed: bool
+    precision: str
+    task: str
+    samples: int
+    max_abs: float
+    max_rel: float
+    mean_abs: float
+    cosine: float
+    top1_agreement: float | None = None
+    top5_agreement: float | None = None
+    decisive_top1: float | None = None
+    decisive_samples: int | None = None
+    pixel_agreement: float | None = None
+    mean_iou: float | None = None
+    tolerances: dict = field(default_factory=dict)
+    failures: tuple = ()
+    nonfinite: int = 0
+    judged: bool = True  # False: figures are reported but the verdict is not binding (see ``compare``)
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["failures"] = list(self.failures)
+        return d
+
+    def summary(self) -> str:
+        core = f"max_abs {self.max_abs:.2e} max_rel {self.max_rel:.2e} cos {self.cosine:.6f}"
+        if self.task == "segmentation":
+            core += f" pixel {self.pixel_agreement:.4f} mIoU {self.mean_iou:.4f}"
+        else:
+            core += f" top1 {self.top1_agreement:.3f} top5 {self.top5_agreement:.3f}"
+        verdict = ("PASS " if self.passed else "FAIL ") if self.judged else "n/a  "
+        return verdict + core
+
+
+def compare(ref: np.ndarray, out: np.ndarray, *, task: str, precision: str,
+            tolerances: dict[str, float] | None = None, random_weights: bool = False) -> ParityReport:
+    """Compare artifact outputs with reference outputs (same inputs, same order).
+
+    Args:
+        ref: PyTorch outputs, N×classes (classification) or N×classes×H×W (segmentation).
+        out: the artifact's outputs, same shape.
+        task: ``"classification"`` or ``"segmentation"``.
+        precision: ``"fp32"``, ``"fp16"`` or ``"int8"``: picks the tolerances.
+        tolerances: overrides of individual thresholds.
+        random_weights: the model is untrained. fp32/fp16 are still judged (their errors do not depend on
+            training), but an int8 verdict is not: an untrained network's class scores are near-ties, so
+            task-level agreement says nothing about how the quantized *trained* model will do. The figures
+            are reported with ``judged=False``.
+    """
+    tol = {**TOLERANCES[precision], **(tolerances or {})}
+    ref = np.asarray(ref, dtype=np.float64)
+    out = np.asarray(out, dtype=np.float64)
+    if ref.shape != out.shape:
+        return ParityReport(False, precision, task, int(ref.shape[0]) if ref.ndim else 0, float("inf"), float("inf"),
+                            float("inf"), 0.0, tolerances=tol,
+                            failures=(f"output shape {list(out.shape)} differs from the reference {list(ref.shape)}",))
+    nonfinite = int((~np.isfinite(out)).sum())
+    safe_out = np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+    diff = np.abs(ref - safe_out)
+    scale = max(float(np.abs(ref).max()), 1e-12)
+    max_abs, mean_abs = float(diff.max()), float(diff.mean())
+    max_rel = max_abs / scale
+    cosine = _cosine(ref.reshape(len(ref), -1), safe_out.reshape(len(ref), -1))
+    failures = []
+    if nonfinite:
+        failures.append(f"{nonfinite} NaN/Inf values in the artifact's output")
+    if max_rel > tol["max_rel"]:
+        failures.append(f"max relative error {max_rel:.2e} > {tol['max_rel']:.0e}")
+    if cosine < tol["cosine"]:
+        failures.append(f"cosine similarity {cosine:.6f} < {tol['cosine']}")
+    fields: dict = {}
+    if task == "segmentation":
+        r_mask, o_mask = ref.argmax(1), safe_out.argmax(1)
+        pixel = float((r_mask == o_mask).mean())
+        miou = _mean_iou(r_mask, o_mask, ref.shape[1])
+        fields.update(pixel_agreement=pixel, mean_iou=miou)
+        if pixel < tol["pixel"]:
+            failures.append(f"pixel agreement {pixel:.4f} < {tol['pixel']}")
+        if miou < tol["miou"]:
+            failures.append(f"mean IoU {miou:.4f} < {tol['miou']}")
+    else:
+        r_top = np.argsort(-ref, axis=1)
+        o_top1 = safe_out.argmax(1)
+        top1 = float((r_top[:, 0] == o_top1).mean())
+        k = min(5, ref.shape[1])
+        o_top5 = np.argsort(-safe_out, axis=1)[:, :k]
+        top5 = float(np.mean([r_top[i, 0] in o_top5[i] for i in range(len(ref))]))
+        # A sample is decisive when its top-1/top-2 margin clearly exceeds the artifact's error on it (twice the
+        # max error for fp32/fp16, twice the RMS error for int8): only those must keep their top-1. A near-tie
+        # may swap under any rounding; a trained model's outputs are decisive almost everywhere, an untrained
+        # model's rarely are.
+        err = diff.max(axis=1) if precision in ("fp32", "fp16") else np.sqrt((diff ** 2).mean(axis=1))
+        if ref.shape[1] > 1:
+            sorted_ref = np.take_along_axis(ref, r_top[:, :2], axis=1)
+            decisive = (sorted_ref[:, 0] - sorted_ref[:, 1]) > 2 * err
+        else:
+            decisive = np.ones(len(ref), bool)
+        dec_top1 = float((r_top[decisive, 0] == o_top1[decisive]).mean()) if decisive.any() else None
+        fields.update(top1_agreement=top1, top5_agreement=top5, decisive_top1=dec_top1,
+                      decisive_samples=int(decisive.sum()))
+        if dec_top1 is not None and dec_top1 < tol["top1"]:
+            failures.append(f"top-1 agreement {dec_top1:.3f} < {tol['top1']} on the {int(decisive.sum())} samples "
+                            "whose top-1 is decisive")
+        if precision == "int8" and top5 < tol["top5"]:
+            failures.append(f"top-5 agreement {top5:.3f} < {tol['top5']}")
+    judged = not (random_weights and precision == "int8")
+    note = "" if judged else ("random weights: int8 agreement of an untrained model is not a verdict; "
+                              "export trained weights (--weights) to judge it")
+    return ParityReport(not failures or not judged and not nonfinite, precision, task, int(len(ref)), max_abs,
+                        max_rel, mean_abs, cosine, tolerances=tol, failures=tuple(failures), nonfinite=nonfinite,
+                        judged=judged, note=note, **fields)
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean over samples of the cosine similarity of their output vectors (centred, so offsets count)."""
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    num = (a * b).sum(1)
+    den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    both_flat = den == 0
+    cos = np.where(both_flat, 1.0, num / np.where(both_flat, 1.0, den))
+    return float(cos.mean())
+
+
+def _mean_iou(ref_mask: np.ndarray, out_mask: np.ndarray, num_classes: int) -> float:
+    """Mean IoU over the classes present in either mask."""
+    ious = []
+    for c in range(num_classes):
+        r, o = ref_mask == c, out_mask == c
+        union = np.logical_or(r, o).sum()
+        if union:
+            ious.append(np.logical_and(r, o).sum() / union)
+    return float(np.mean(ious)) if ious else 1.0

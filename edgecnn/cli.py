@@ -9,9 +9,12 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import time
+from pathlib import Path
 from typing import Callable, Optional
 
 import typer
+import typer.core
 
 from .errors import EdgeCNNError
 
@@ -88,16 +91,113 @@ def info_cmd(name: str = typer.Argument(..., help="Model name or alias."),
         return
     for key, value in data.items():
         if key == "checkpoints":
-            typer.echo("checkpoints:" + ("" if value else " none published"))
+            typer.echo("checkpoints:" + (" (weights='imagenet' takes the first)" if value else " none published"))
             for c in value:
                 acc = f"acc@1 {c['acc1']}  acc@5 {c['acc5']}" if c["acc1"] is not None else "no ImageNet accuracy"
                 typer.echo(f"  {c['name']:<22} {acc}  resize {c['resize']} crop {c['crop']}  {c['url']}")
-        else:
+        else:  # plain text, not Python reprs: lists joined, options as name=default
+            if isinstance(value, dict):
+                value = ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
+            elif isinstance(value, list):
+                value = ("x" if key.endswith("size") else ", ").join(map(str, value)) or "-"
             typer.echo(f"{key + ':':<18}{value}")
+
+
+class _OptionalValueCommand(typer.core.TyperCommand):
+    """Lets ``--int8`` be given bare (static QDQ) or as ``--int8 auto``: Typer has no optional-value options."""
+
+    def parse_args(self, ctx, args):
+        fixed = []
+        for i, arg in enumerate(args):
+            nxt = args[i + 1] if i + 1 < len(args) else None
+            fixed.append("--int8=static" if arg == "--int8" and nxt not in ("auto", "static") else arg)
+        return super().parse_args(ctx, fixed)
+
+
+@app.command("export", cls=_OptionalValueCommand)
+@handle_errors
+def export_cmd(
+    name: str = typer.Argument(..., help="Model name or alias, or 'all' for every model."),
+    weights: Optional[str] = typer.Option(None, "--weights", "-w", help="Checkpoint file, or a published checkpoint name ('imagenet'). Default: random init."),
+    num_classes: Optional[int] = typer.Option(None, "--num-classes", help="Classifier size (default: the model's or checkpoint's)."),
+    input_size: Optional[str] = typer.Option(None, "--input-size", help="S or HxW (default: the model's)."),
+    batch: str = typer.Option("dynamic", "--batch", help="'dynamic' or a fixed batch size."),
+    opset: int = typer.Option(18, "--opset", help="ONNX opset (18-21)."),
+    fp16: bool = typer.Option(False, "--fp16", help="Also write an fp16 artifact (fp32 inputs/outputs kept)."),
+    int8: Optional[str] = typer.Option(None, "--int8", metavar="[auto]",
+                                       help="Also write an int8 artifact (static QDQ). '--int8 auto' keeps the fastest form that meets parity."),
+    calib: Optional[Path] = typer.Option(None, "--calib", help="Folder of calibration images (jpg/png/bmp/webp). Default: bundled sample photographs."),
+    calib_count: Optional[int] = typer.Option(None, "--calib-count", help="Number of calibration images to use."),
+    calib_method: str = typer.Option("minmax", "--calib-method", help="minmax, entropy, percentile or auto."),
+    no_simplify: bool = typer.Option(False, "--no-simplify", help="Skip onnxsim."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: exported/NAME; with 'all', the parent folder)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing export (only once the new one has succeeded)."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="Text file with one class name per line."),
+    as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON on stdout."),
+) -> None:
+    """Export a model to simplified ONNX (fp32, optionally fp16/int8), check parity, write a manifest."""
+    from .models import list_models
+    from .pipeline import export
+
+    if int8 not in (None, "static", "auto"):
+        fail(f"--int8 takes no value or 'auto', got '{int8}'")
+    names = list_models() if name.lower() == "all" else [name]
+    if name.lower() == "all" and weights is not None:
+        fail("--weights cannot be used with 'all'; export the model it belongs to")
+    command = "edgecnn " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("edgecnn") else None
+    failed, manifests = [], []
+    for model_name in names:
+        if name.lower() == "all":
+            out_dir = (out or Path("exported")) / model_name
+        else:
+            out_dir = out
+        t0 = time.perf_counter()
+        show = (lambda step: typer.echo(f"  [{time.perf_counter() - t0:6.1f}s] {step}", err=True)) if not as_json else None
+        if not as_json:
+            typer.echo(f"exporting {model_name}", err=True)
+        try:
+            result = export(
+                model_name, out_dir, weights=weights, num_classes=num_classes, input_size=input_size, batch=batch,
+                opset=opset, fp16=fp16, int8=int8 or False, calib=calib, calib_count=calib_count,
+                calib_method=calib_method, simplify=not no_simplify, force=force, labels=labels,
+                command=command, progress=show,
+            )
+        except EdgeCNNError as exc:
+            if len(names) == 1:
+                raise
+            typer.echo(f"error: {model_name}: {exc}", err=True)
+            failed.append(model_name)
+            continue
+        manifests.append(result.manifest)
+        if not result.passed:
+            failed.append(model_name)
+        if not as_json:
+            _print_export(result)
+    if as_json:
+        typer.echo(json.dumps(manifests[0] if len(names) == 1 and manifests else manifests, indent=2))
+    if failed:
+        fail(f"parity failed or export refused for: {', '.join(failed)} (see the manifest for details)", 1)
+
+
+def _print_export(result) -> None:
+    rows = []
+    for a in result.artifacts:
+        p = a.parity
+        verdict = ("pass" if p["passed"] else "FAIL") if p.get("judged", True) else "n/a"
+        agree = (f"top1 {p['top1_agreement']:.3f}" if p.get("top1_agreement") is not None
+                 else f"mIoU {p['mean_iou']:.3f}")
+        rows.append([a.file, a.precision, f"{a.size_bytes / 1e6:.1f} MB", f"{p['max_abs']:.1e}", f"{p['cosine']:.5f}",
+                     agree, verdict])
+    typer.echo(_table(["artifact", "precision", "size", "max abs err", "cosine", "agreement", "parity"], rows))
+    for w in result.warnings:
+        typer.echo(f"note: {w}", err=True)
+    typer.echo(f"wrote {result.out_dir}/ (manifest.json)")
 
 
 def _spec_dict(spec) -> dict:
     import dataclasses
+
+    from .models.registry import builder_options
 
     return {
         "name": spec.name,
@@ -112,7 +212,7 @@ def _spec_dict(spec) -> dict:
         "num_classes": spec.num_classes,
         "mean": list(spec.mean),
         "std": list(spec.std),
-        "options": spec.arch_options,
+        "options": builder_options(spec),  # every keyword create_model accepts, with its default
         "paper": spec.paper,
         "checkpoints": [
             {k: v for k, v in dataclasses.asdict(c).items() if k not in ("arch_options",)} for c in spec.checkpoints

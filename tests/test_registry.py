@@ -189,8 +189,9 @@ def test_unknown_arch_option_is_refused(name, option):
 
 
 def test_known_arch_options_are_accepted():
-    assert registry.builder_options(get_spec("resnet18")) == ["zero_init_residual"]
-    assert set(registry.builder_options(get_spec("mobilenet_v3_small"))) == {"width_mult", "dropout"}
+    assert registry.builder_options(get_spec("resnet18")) == {"zero_init_residual": False}
+    assert registry.builder_options(get_spec("mobilenet_v3_small")) == {"width_mult": 1.0, "dropout": 0.2}
+    assert registry.builder_options(get_spec("unet_bilinear")) == {"in_channels": 3}
     model = create_model("resnet18", zero_init_residual=True)
     assert all(not b.bn2.weight.any() for b in model.layer1)
 

@@ -211,12 +211,12 @@ def published_checkpoints(name: str) -> tuple:
     return tuple(out)
 
 
-def builder_options(spec: ModelSpec) -> list[str]:
-    """The keyword options ``spec.builder`` takes besides ``num_classes``, in signature order."""
+def builder_options(spec: ModelSpec) -> dict:
+    """The keyword options ``spec.builder`` takes besides ``num_classes``, with their defaults, in signature order."""
     # Read from the signature, so the check can never let through an option the builder would reject
     # with a TypeError (or refuse one it takes); "_"-prefixed parameters are the builders' bound loop values.
     params = inspect.signature(spec.builder).parameters
-    return [p for p in params if p != "num_classes" and not p.startswith("_")]
+    return {n: p.default for n, p in params.items() if n != "num_classes" and not n.startswith("_")}
 
 
 def create_model(name: str, *, num_classes: int | None = None, weights: str | None = None, **arch_options):

@@ -466,3 +466,17 @@ def test_torch_home_decides_the_cache(tmp_path, monkeypatch):
 def test_published_name_that_does_not_exist(offline_hub):
     with pytest.raises(EdgeCNNError, match="no published checkpoint 'imagenet1k_v9' for resnet18"):
         create_model("resnet18", weights="imagenet1k_v9")
+
+
+@pytest.mark.parametrize("weights", ["model.pth.tar", "runs/best", "ckpt.safetensors"])
+def test_anything_path_like_is_a_file(tmp_path, monkeypatch, weights):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointError, match=f"checkpoint '{weights}' does not exist"):
+        create_model("resnet18", weights=weights)
+
+
+def test_relative_path_without_extension(tmp_path, monkeypatch, reference):
+    monkeypatch.chdir(tmp_path)
+    state = reference_state(reference, "mobilenet_v3_small")
+    save(state, tmp_path / "mine")
+    assert_same_weights(create_model("mobilenet_v3_small", weights="mine"), state)

@@ -251,7 +251,10 @@ def create_model_with_report(name: str, *, num_classes: int | None = None, weigh
                            f"{', '.join(accepted) or 'none'}")
     path, ckpt = None, None
     if weights is not None:
-        looks_like_path = os.sep in str(weights) or os.path.exists(str(weights)) or str(weights).endswith((".pth", ".pt", ".bin", ".ckpt"))
+        # Published names ("imagenet1k_v1") never hold a dot or a slash; anything that does is a file, so a
+        # mistyped "model.pth.tar" is reported as a missing file rather than an unknown checkpoint name.
+        text = str(weights)
+        looks_like_path = isinstance(weights, os.PathLike) or any(c in text for c in "./\\") or os.path.exists(text)
         if looks_like_path:
             path = str(weights)
         else:

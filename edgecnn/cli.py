@@ -453,5 +453,52 @@ def bench_cmd(
         typer.echo(f"wrote {write_text_atomic(md_out, to_markdown(results))}")
 
 
+@app.command("validate")
+@handle_errors
+def validate_cmd(
+    model: Path = typer.Argument(..., help="An exported .onnx file."),
+    against: Optional[str] = typer.Option(None, "--against", help="Architecture to compare with instead of the "
+                                          "file's card (needed for files without one)."),
+    weights: Optional[str] = typer.Option(None, "--weights", "-w", help="Checkpoint file or published name "
+                                          "(default: the checkpoint recorded in the file)."),
+    ep: str = typer.Option("cpu", "--ep", help="Execution providers, each checked on its own: cpu,cuda. "
+                           "Join with + for one session with a priority list: tensorrt+cuda."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Folder of images (default: bundled sample photographs)."),
+    count: int = typer.Option(32, "--count", min=1, help="Images to compare on (at most)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Check an artifact against its PyTorch source on each provider; exit 0 only when every output passes.
+
+    Exit status: 0 all pass, 1 a parity failure, 2 a problem with the input (file, weights, provider).
+    """
+    from .validate import table_rows, validate
+
+    result = validate(model, against=against, weights=weights, providers=ep, data=data, count=count)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        w = result.weights
+        typer.echo(f"{result.path}: {result.model} {result.precision} {result.task}, "
+                   f"{result.inputs['count']} images ({result.inputs['source']})")
+        typer.echo(f"reference weights: {w['path'] or w['source']} ({w['origin']})")
+        headers, rows = table_rows(result)
+        typer.echo(_table(headers, rows))
+    for skipped in result.inputs["skipped"]:
+        typer.echo(f"skipped {skipped['reason']}", err=True)
+    for note in result.notes:
+        typer.echo(f"note: {note}", err=True)
+    failed = [c for c in result.checks if not c.passed]
+    for c in failed:
+        for o in c.outputs:
+            for reason in o.report.failures:
+                typer.echo(f"FAIL {'+'.join(c.requested)} {o.name}: {reason}", err=True)
+    if failed:
+        fail(f"{Path(result.path).name} does not match {result.model} on "
+             f"{', '.join('+'.join(c.requested) for c in failed)} (see the table)", 1)
+    if not as_json:
+        typer.echo(f"PASS: {Path(result.path).name} matches {result.model} on "
+                   f"{', '.join('+'.join(c.requested) for c in result.checks)}")
+
+
 def main() -> None:  # pragma: no cover - console entry for `python -m edgecnn`
     app()

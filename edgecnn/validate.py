@@ -1,0 +1,423 @@
+"""Validate an exported artifact against its PyTorch source, on each requested execution provider.
+
+``validate("exported/resnet18/resnet18.int8.onnx", providers=("cpu", "cuda"))`` rebuilds the PyTorch model the
+file was exported from — architecture, classes, builder options and input size from the file's ``ModelCard``,
+weights from the checkpoint the card records — runs both on the same images, and judges every output with the
+tolerances of the file's precision (``edgecnn.parity``): fp32 strict, fp16 looser, int8 at task level.
+
+Where the weights come from, in order:
+
+1. ``weights=`` (``--weights``): a checkpoint file, or a published checkpoint name (``"imagenet"``; downloaded
+   into torch.hub's cache if it is not there — asked for explicitly, so allowed).
+2. The checkpoint file named in the card, if it is still there and its SHA-256 is the one recorded at export.
+   A file at that path with another hash is refused: it is no longer the source of the artifact.
+3. The published checkpoint named in the card, if it is already in torch.hub's cache (never downloaded
+   implicitly: a validation should not start a 500 MB download behind the user's back).
+
+An artifact exported with **random weights** cannot be validated on its own, and ``validate`` says so rather
+than guess: random initialisation is not recorded anywhere (and the export re-estimated the BatchNorm
+statistics), so the PyTorch model it came from cannot be rebuilt. Rebuilding it from the artifact's own
+initializers would be circular — a corrupted weight would be copied into the reference and never caught.
+Export from a checkpoint (``edgecnn export NAME --weights CKPT``), or pass the checkpoint with ``--weights``.
+
+Inputs are images: a folder (``data=``) through the card's own preprocessing, else the default sample
+photographs (``edgecnn.calibration.sample_photos``). A provider missing from this onnxruntime build, or dropped
+by it at load time, is an error before anything is judged (``providers.make_session`` never falls back).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .card import ModelCard
+from .errors import ArtifactError, CheckpointError, InputError, UnknownModelError
+from .parity import ParityReport, compare
+
+DEFAULT_COUNT = 32  # images per validation: enough for top-1 agreement to mean something, quick on VGG
+_CHUNK = 8  # images per onnxruntime / torch call on a dynamic-batch graph
+
+
+@dataclass(frozen=True)
+class OutputCheck:
+    """Parity of one graph output on one provider."""
+
+    name: str
+    report: ParityReport
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, **self.report.to_dict()}
+
+
+@dataclass(frozen=True)
+class ProviderCheck:
+    """The artifact on one provider entry (a short name, or a priority list such as ``tensorrt+cuda``)."""
+
+    requested: tuple  # short names asked for
+    providers: tuple  # session.get_providers(): what the session really used, fallbacks included
+    outputs: tuple  # OutputCheck per graph output
+
+    @property
+    def passed(self) -> bool:
+        return all(o.report.passed for o in self.outputs)
+
+    def to_dict(self) -> dict:
+        return {"requested": list(self.requested), "providers": list(self.providers), "passed": self.passed,
+                "outputs": [o.to_dict() for o in self.outputs]}
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """What ``validate`` found.
+
+    Attributes:
+        path: the artifact.
+        model: registry name of the PyTorch model it was compared with.
+        task / precision: from the card (precision picks the tolerances).
+        weights: where the reference weights came from: ``origin`` (``argument``, ``card path``, ``published
+            cache``), ``path``, ``sha256``, ``matches_card`` (``None`` when the card records no hash).
+        inputs: ``source``, ``count``, ``skipped`` (unreadable images, with reasons).
+        checks: one ``ProviderCheck`` per requested provider entry.
+        notes: things the user should know (a checkpoint other than the recorded one, a different architecture …).
+    """
+
+    path: str
+    model: str
+    task: str
+    precision: str
+    weights: dict
+    inputs: dict
+    checks: tuple
+    notes: tuple = ()
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(c.passed for c in self.checks)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["checks"] = [c.to_dict() for c in self.checks]
+        d["notes"] = list(self.notes)
+        d["passed"] = self.passed
+        return d
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    onnx: np.ndarray  # what the graph takes (float NCHW, or uint8 NHWC for embedded preprocessing)
+    torch: np.ndarray  # float32 NCHW, normalised
+    record: dict = field(default_factory=dict)
+
+
+def validate(path: str | os.PathLike, *, against: str | None = None, weights: str | None = None,
+             providers: str | Sequence[str | Sequence[str]] = ("cpu",), data: str | os.PathLike | None = None,
+             count: int = DEFAULT_COUNT, seed: int = 0, arch_options: dict | None = None,
+             tolerances: dict | None = None, threads: int | None = None) -> ValidationResult:
+    """Check an exported ``.onnx`` file against the PyTorch model it was exported from.
+
+    Args:
+        path: the artifact (``.onnx``).
+        against: registry name of the architecture to compare with, instead of the card's model; required for a
+            file without an edgecnn card.
+        weights: checkpoint file or published checkpoint name; default: the one recorded in the card.
+        providers: provider entries, each checked on its own: ``("cpu", "cuda")``, ``"cpu,cuda"``; an entry may
+            be a priority list (``("tensorrt", "cuda")`` or ``"tensorrt+cuda"``).
+        data: folder of images (jpg/png/bmp/webp, searched recursively); default: the sample photographs.
+        count: at most this many images.
+        seed: which sample photographs (without ``data``).
+        arch_options: builder options (``width_mult`` …) replacing the card's; needed only for files without a card.
+        tolerances: overrides of individual parity thresholds (see ``edgecnn.parity.TOLERANCES``).
+        threads: onnxruntime intra-op threads (``None``: its default).
+
+    Returns:
+        A ``ValidationResult``; ``result.passed`` is True only when every output passes on every provider.
+
+    Raises:
+        ProviderUnavailableError: a provider unknown, missing from this onnxruntime build, or dropped by it.
+        CheckpointError: the reference weights cannot be found or do not fit (random-weight artifacts included).
+        ArtifactError / InputError / UnknownModelError: an unreadable file, bad images or options, unknown model.
+    """
+    from .providers import make_session, resolve
+
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"model file not found: {path}")
+    if count < 1:
+        raise InputError(f"count must be at least 1, got {count}")
+    entries = _entries(providers)
+    for entry in entries:  # refuse a missing provider before building anything
+        resolve(entry)
+
+    session = make_session(path, entries[0], threads=threads)
+    card, spec, notes = _identify(session, path, against, arch_options)
+    model, weights_record, weight_notes = _rebuild(spec, card, weights, path)
+    notes += weight_notes
+    inputs = _load_inputs(card, data, count, seed)
+    reference = _run_torch(model, inputs.torch)
+    del model  # VGG's 550 MB need not stay while the sessions run
+
+    checks = []
+    for i, entry in enumerate(entries):
+        if i:
+            session = make_session(path, entry, threads=threads)
+        names = [o.name for o in session.get_outputs()]
+        if len(names) != len(reference):
+            raise ArtifactError(f"{path.name} has {len(names)} outputs but the PyTorch {spec.name} has "
+                                f"{len(reference)}; is --against the right architecture?")
+        outputs = _run_onnx(session, inputs.onnx, card)
+        reports = tuple(OutputCheck(n, compare(ref, out, task=card.task, precision=card.precision,
+                                               tolerances=tolerances))
+                        for n, ref, out in zip(names, reference, outputs))
+        checks.append(ProviderCheck(tuple(entry), tuple(session.get_providers()), reports))
+        session = None  # one session at a time
+    return ValidationResult(str(path), spec.name, card.task, card.precision, weights_record, inputs.record,
+                            tuple(checks), tuple(notes))
+
+
+def _entries(providers) -> list[list[str]]:
+    """``"cpu,cuda"`` / ``("cpu", "cuda")`` / ``[("tensorrt", "cuda")]`` → ``[["cpu"], ["cuda"]]`` etc."""
+    from .providers import get_provider
+
+    items = providers.split(",") if isinstance(providers, str) else list(providers)
+    entries = []
+    for item in items:
+        names = item.split("+") if isinstance(item, str) else list(item)
+        names = [get_provider(n).name for n in names if n and n.strip()]
+        if names:
+            entries.append(names)
+    if not entries:
+        raise InputError("no execution provider given; e.g. --ep cpu or --ep cpu,cuda")
+    return entries
+
+
+# --------------------------------------------------------------------------------- what the file is
+
+
+def _identify(session, path: Path, against: str | None, arch_options: dict | None):
+    """The card (read from the file, or made from ``against`` and the graph), the spec, and notes."""
+    from .models import get_spec
+
+    notes: list[str] = []
+    try:
+        card = ModelCard.from_metadata(session.get_modelmeta().custom_metadata_map)
+    except (TypeError, ValueError):
+        card = None
+    if card is None and against is None:
+        raise ArtifactError(f"{path.name} carries no edgecnn card, so its PyTorch source is unknown; pass "
+                            "--against NAME (and --weights CKPT) to say which architecture and checkpoint it is")
+    spec = get_spec(against if against is not None else card.model)
+    if card is None:
+        card = _card_from_graph(session, spec, path)
+        notes.append(f"{path.name} has no edgecnn card: input size, classes and precision were read from the "
+                     f"graph, preprocessing is {spec.name}'s default")
+    elif spec.name != card.model:
+        notes.append(f"compared with {spec.name}, not the card's {card.model}")
+    if arch_options is not None:
+        card = card.replace(extra={**card.extra, "arch_options": dict(arch_options)})
+    return card, spec, notes
+
+
+def _card_from_graph(session, spec, path: Path) -> ModelCard:
+    """A card for a file without one: shapes from the graph, preprocessing from the spec, precision guessed."""
+    inp, out = session.get_inputs()[0], session.get_outputs()[0]
+    shape = list(inp.shape)
+    if len(shape) != 4:
+        raise ArtifactError(f"{path.name}: input {inp.name!r} has shape {shape}; expected N×C×H×W")
+    hw = [d if isinstance(d, int) else s for d, s in zip(shape[2:], spec.input_size)]
+    classes = out.shape[1] if len(out.shape) > 1 and isinstance(out.shape[1], int) else spec.num_classes
+    resize = None if spec.resize is None else round(spec.resize * hw[0] / spec.input_size[0])
+    channels = shape[1] if isinstance(shape[1], int) else 3
+    mean = list(spec.mean) if channels == len(spec.mean) else [float(np.mean(spec.mean))] * channels
+    std = list(spec.std) if channels == len(spec.std) else [float(np.mean(spec.std))] * channels
+    return ModelCard(model=spec.name, task=spec.task, input_name=inp.name, output_name=out.name,
+                     input_shape=[d if isinstance(d, int) else n for d, n in zip(shape, ["batch", 3, "height", "width"])],
+                     mean=mean, std=std, resize=resize, crop=hw, num_classes=int(classes),
+                     precision=_graph_precision(path), weights={})
+
+
+def _graph_precision(path: Path) -> str:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    if any(n.op_type in ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger") for n in model.graph.node):
+        return "int8"
+    if any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer):
+        return "fp16"
+    return "fp32"
+
+
+# --------------------------------------------------------------------------------- the reference model
+
+
+def _rebuild(spec, card: ModelCard, weights: str | None, path: Path):
+    """Build the PyTorch model with the reference weights; returns (model, weights record, notes)."""
+    from .models.registry import create_model_with_report
+    from .models.weights import hub_cache_path, sha256_file
+
+    recorded = card.weights if isinstance(card.weights, dict) else {}
+    source, card_path, card_sha = recorded.get("source"), recorded.get("path"), recorded.get("sha256")
+    published = _published(spec, source)
+    arch = dict(card.extra.get("arch_options") or {}) if isinstance(card.extra, dict) else {}
+    notes: list[str] = []
+
+    if weights is not None:
+        origin, weights_arg = "argument", str(weights)
+        if source == "random":
+            notes.append(f"{path.name}'s card says it was exported with random weights: it can pass only if the "
+                         "given checkpoint holds the very same weights")
+        if published is not None and _looks_like_path(weights_arg):
+            arch = {**published.arch_options, **arch}  # GoogLeNet's transform_input travels with the checkpoint
+    elif card_path and Path(card_path).is_file():
+        digest = sha256_file(card_path)
+        if card_sha and digest != card_sha:
+            raise CheckpointError(
+                f"{path.name} was exported from '{card_path}', but that file has changed since (SHA-256 "
+                f"{digest[:12]}…, recorded {card_sha[:12]}…); pass the original checkpoint with --weights")
+        origin, weights_arg = "card path", card_path
+        if published is not None:
+            arch = {**published.arch_options, **arch}
+    elif published is not None:
+        cached = hub_cache_path(published)
+        if not cached.is_file():
+            raise CheckpointError(
+                f"{path.name} was exported from {spec.name}'s published '{published.name}' checkpoint, which is "
+                f"not in torch.hub's cache ({cached}); put {published.url} there, or pass --weights "
+                f"{published.name} to download it, or --weights FILE")
+        origin, weights_arg = "published cache", published.name
+    elif source == "random":
+        raise CheckpointError(
+            f"{path.name} was exported with random weights, which are recorded nowhere (nor are the BatchNorm "
+            "statistics re-estimated at export), so its PyTorch source cannot be rebuilt to compare with; export "
+            f"from a checkpoint (edgecnn export {spec.name} --weights CKPT) and validate that artifact, or pass "
+            "--weights CKPT if you know which weights the file holds")
+    elif source == "file" and card_path:
+        raise CheckpointError(
+            f"{path.name} was exported from the checkpoint '{card_path}'"
+            + (f" (SHA-256 {card_sha[:12]}…)" if card_sha else "") + ", which is not there any more; pass it with "
+            "--weights CKPT")
+    else:
+        raise CheckpointError(f"{path.name} does not say which weights it holds; pass the checkpoint with --weights CKPT")
+
+    if card.num_classes is None:
+        raise ArtifactError(f"{path.name}'s card has no num_classes; export it again")
+    model, report = create_model_with_report(spec.name, num_classes=card.num_classes, weights=weights_arg, **arch)
+    digest = report.sha256 if report is not None else None
+    matches = None if not card_sha or digest is None else digest == card_sha
+    if matches is False:
+        notes.append(f"the checkpoint (SHA-256 {digest[:12]}…) is not the one {path.name} was exported from "
+                     f"({card_sha[:12]}…): differences are expected")
+    record = {"origin": origin, "source": source if origin != "argument" else weights_arg,
+              "path": report.path if report else None, "sha256": digest, "matches_card": matches}
+    return model, record, notes
+
+
+def _published(spec, source):
+    if not source or source in ("random", "file"):
+        return None
+    try:
+        return spec.checkpoint(source)
+    except UnknownModelError:
+        return None
+
+
+def _looks_like_path(weights: str) -> bool:
+    return os.sep in weights or os.path.exists(weights) or weights.endswith((".pth", ".pt", ".bin", ".ckpt"))
+
+
+# --------------------------------------------------------------------------------- inputs and runs
+
+
+def _load_inputs(card: ModelCard, data, count: int, seed: int) -> _Inputs:
+    """Images through the card's preprocessing: float NCHW for torch, and what the graph takes."""
+    from .calibration import DEFAULT_SOURCE, sample_photos
+    from .preprocess import list_images, load_image, preprocess, preprocess_uint8
+
+    embedded = bool(card.preprocess_embedded) or card.input_dtype == "uint8"
+    skipped: list[dict] = []
+    if data is None:
+        images = sample_photos(count, seed)
+        source, available = f"{DEFAULT_SOURCE}, seed {seed}", count
+    else:
+        folder = Path(data)
+        if not folder.is_dir():
+            raise InputError(f"--data '{folder}' is not a folder; pass a folder of .jpg/.png images")
+        files = list_images(folder)
+        if not files:
+            raise InputError(f"--data folder '{folder}' has no images (.jpg .jpeg .png .bmp .webp)")
+        images = []
+        for f in files:
+            if len(images) >= count:
+                break
+            try:
+                images.append(load_image(f))
+            except InputError as exc:  # a broken image is skipped and named, not fatal
+                skipped.append({"name": str(f.relative_to(folder)), "reason": str(exc)})
+        if not images:
+            raise InputError(f"none of the {len(files)} images in '{folder}' could be read "
+                             f"(first: {skipped[0]['reason']}); pass a folder of valid images")
+        source, available = str(folder.resolve()), len(files)
+    torch_in = np.stack([preprocess(im, card) for im in images])
+    onnx_in = np.stack([preprocess_uint8(im, card) for im in images]) if embedded else torch_in
+    record = {"source": source, "count": int(len(images)), "available": int(available), "skipped": skipped}
+    return _Inputs(onnx_in, torch_in, record)
+
+
+def _run_torch(model, arrays: np.ndarray) -> list[np.ndarray]:
+    """The PyTorch outputs, one array per output (a model may return a tensor or a tuple)."""
+    import torch
+
+    chunks: list[list[np.ndarray]] = []
+    with torch.inference_mode():
+        for i in range(0, len(arrays), _CHUNK):
+            out = model(torch.from_numpy(np.ascontiguousarray(arrays[i:i + _CHUNK])))
+            outs = out if isinstance(out, (tuple, list)) else (out,)
+            chunks.append([o.float().numpy() for o in outs])
+    return [np.concatenate(parts) for parts in zip(*chunks)]
+
+
+_FEED_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(uint8)": np.uint8,
+                "tensor(double)": np.float64}
+
+
+def _run_onnx(session, arrays: np.ndarray, card: ModelCard) -> list[np.ndarray]:
+    """The artifact's outputs on ``arrays``, in chunks; a fixed-batch graph gets its last chunk padded."""
+    inp = session.get_inputs()[0]
+    dtype = _FEED_DTYPES.get(inp.type)
+    if dtype is None:
+        raise ArtifactError(f"input {inp.name!r} has type {inp.type}; validate feeds float32/float16/uint8 images")
+    fixed = inp.shape[0] if isinstance(inp.shape[0], int) and inp.shape[0] > 0 else None
+    step = fixed or _CHUNK
+    chunks: list[list[np.ndarray]] = []
+    for i in range(0, len(arrays), step):
+        chunk = arrays[i:i + step].astype(dtype, copy=False)
+        n = len(chunk)
+        if fixed and n < fixed:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], fixed - n, axis=0)])
+        outs = session.run(None, {inp.name: np.ascontiguousarray(chunk)})
+        chunks.append([np.asarray(o, dtype=np.float32)[:n] for o in outs])
+    return [np.concatenate(parts) for parts in zip(*chunks)]
+
+
+# --------------------------------------------------------------------------------- rendering
+
+
+def table_rows(result: ValidationResult) -> tuple[list[str], list[list[str]]]:
+    """Headers and one row per (provider, output) for the CLI table."""
+    headers = ["ep", "session providers", "output", "max abs", "max rel", "cosine", "agreement", "verdict"]
+    rows = []
+    for check in result.checks:
+        for o in check.outputs:
+            r = o.report
+            if r.task == "segmentation":
+                agree = f"pixel {r.pixel_agreement:.4f} mIoU {r.mean_iou:.4f}"
+            else:
+                decisive = "" if r.decisive_top1 is None else f" (decisive {r.decisive_top1:.3f} of {r.decisive_samples})"
+                agree = f"top1 {r.top1_agreement:.3f} top5 {r.top5_agreement:.3f}{decisive}"
+            rows.append(["+".join(check.requested), ",".join(p.replace("ExecutionProvider", "") for p in check.providers),
+                         o.name, f"{r.max_abs:.2e}", f"{r.max_rel:.2e}", f"{r.cosine:.6f}", agree,
+                         "PASS" if r.passed else "FAIL"])
+    return headers, rows

@@ -8,7 +8,9 @@ How each precision is judged:
 * fp32 must match closely: relative max error (max |ref - out| / max |ref|) ≤ 1e-4 and top-1 identical
   on every *decisive* sample (one whose top-1/top-2 margin exceeds twice the observed max error; near-ties
   may legitimately swap).
-* fp16 keeps ~3 significant digits: relative max error ≤ 2e-2, cosine ≥ 0.999, decisive top-1 ≥ 99%.
+* fp16 keeps ~3 significant digits per op, but errors add up over 50+ layers (most in untrained, tiny
+  networks, whose logits are small differences of large activations): relative max error ≤ 5e-2,
+  cosine ≥ 0.995, decisive top-1 ≥ 99%. A broken conversion (overflow to inf, a lost cast) fails by far.
 * int8 is judged at task level, since single logits move by design: cosine ≥ 0.98, top-1 agreement ≥ 90%
   on the decisive samples (margin > twice the sample's RMS error), top-5 containment ≥ 97%; for
   segmentation pixel agreement ≥ 97% and mean IoU ≥ 0.90. Raw top-1 agreement is reported as well.
@@ -23,7 +25,7 @@ import numpy as np
 # precision -> thresholds. Segmentation uses the pixel/miou entries, classification the top-k ones.
 TOLERANCES: dict[str, dict[str, float]] = {
     "fp32": {"max_rel": 1e-4, "cosine": 0.99999, "top1": 1.0, "top5": 1.0, "pixel": 0.999, "miou": 0.995},
-    "fp16": {"max_rel": 2e-2, "cosine": 0.999, "top1": 0.99, "top5": 0.99, "pixel": 0.99, "miou": 0.97},
+    "fp16": {"max_rel": 5e-2, "cosine": 0.995, "top1": 0.99, "top5": 0.99, "pixel": 0.99, "miou": 0.97},
     "int8": {"max_rel": float("inf"), "cosine": 0.98, "top1": 0.90, "top5": 0.97, "pixel": 0.97, "miou": 0.90},
 }
 

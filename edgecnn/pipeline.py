@@ -197,6 +197,8 @@ def export(
     force: bool = False,
     labels: str | Path | None = None,
     arch_options: dict | None = None,
+    embed_preprocess: bool = False,
+    bundle: bool = False,
     command: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> ExportResult:
@@ -219,6 +221,9 @@ def export(
         force: replace an existing export.
         labels: text file with one class name per line.
         arch_options: extra builder options (``width_mult``, ``bilinear``, ``in_channels`` ...).
+        embed_preprocess: also write, for each artifact, a twin that takes uint8 N×H×W×C pixels and normalises
+            inside the graph (``*.nhwc_uint8.onnx``, see ``edgecnn.embed``).
+        bundle: also write a deployment bundle in ``out_dir/bundle`` (see ``edgecnn.bundle``).
         command: the command line to record in the manifest.
         progress: called with the name of each step as it starts.
 
@@ -242,7 +247,8 @@ def export(
         result = _export_into(staging, spec, run, hw=hw, batch=fixed_batch, weights=weights, num_classes=num_classes,
                               opset=opset, fp16=fp16, int8=int8, calib=calib, calib_count=calib_count,
                               calib_method=calib_method, simplify=simplify, label_list=label_list,
-                              arch_options=arch_options or {}, command=command, out_dir=out_dir)
+                              arch_options=arch_options or {}, command=command, out_dir=out_dir,
+                              embed_preprocess=embed_preprocess, bundle=bundle)
         _commit(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -259,7 +265,8 @@ def _read_labels(path: str | Path) -> list[str]:
 
 
 def _export_into(staging: Path, spec: ModelSpec, run: _Run, *, hw, batch, weights, num_classes, opset, fp16, int8,
-                 calib, calib_count, calib_method, simplify, label_list, arch_options, command, out_dir) -> ExportResult:
+                 calib, calib_count, calib_method, simplify, label_list, arch_options, command, out_dir,
+                 embed_preprocess=False, bundle=False) -> ExportResult:
     import onnx
     import torch
 
@@ -280,17 +287,18 @@ def _export_into(staging: Path, spec: ModelSpec, run: _Run, *, hw, batch, weight
         card = build_card(spec, hw, n_classes, checkpoint, batch, spec.dynamic_hw, labels, in_channels)
 
     with run.step("load images"):
+        wanted = calib_count or (DEFAULT_CALIB_LIMIT if calib is not None else DEFAULT_SAMPLE_COUNT)
         if calib is not None:
-            images = load_folder(calib, card, limit=calib_count or DEFAULT_CALIB_LIMIT)
+            images = load_folder(calib, card, limit=wanted + PARITY_SAMPLES)
             if images.skipped:
                 run.warnings.append(f"skipped {len(images.skipped)} unreadable image(s) in {calib}")
         else:
-            images = load_samples(card, (calib_count or DEFAULT_SAMPLE_COUNT) + PARITY_SAMPLES, seed=0)
+            images = load_samples(card, wanted + PARITY_SAMPLES, seed=0)
             if int8:
                 run.warnings.append(
                     "int8 calibrated on the default sample photographs (crops of 2 photos bundled with scikit-learn); "
                     "calibrate on real images from your deployment domain with --calib DIR")
-        calib_arrays, parity_arrays = _split(images.arrays)
+        calib_arrays, parity_arrays = _split(images.arrays, wanted)
 
     if weights is None:
         with run.step("re-estimate batchnorm"):
@@ -343,6 +351,7 @@ def _export_into(staging: Path, spec: ModelSpec, run: _Run, *, hw, batch, weight
     calibration_record = images.record()
     calibration_record["used_for_calibration"] = int(len(calib_arrays))
     calibration_record["held_out_for_parity"] = int(len(parity_arrays))
+    calibration_record["parity_on_calibration_images"] = parity_arrays is calib_arrays
     if int8:
         from .calibration import ArrayReader
         from .quantize import preprocess_for_quantization, quantize_int8
@@ -358,6 +367,22 @@ def _export_into(staging: Path, spec: ModelSpec, run: _Run, *, hw, batch, weight
         artifacts.append(_check(path, "int8", card, parity_arrays, reference, run, random_weights=weights is None,
                                 notes=(f"static QDQ, per-channel S8 weights / U8 activations, {calib_method} calibration",)))
 
+    if embed_preprocess:
+        from .embed import embed_variants
+
+        with run.step("embed preprocessing"):
+            artifacts += embed_variants(staging, artifacts, run.warnings)
+    bundle_record = None
+    if bundle:
+        from .bundle import make_bundle
+
+        with run.step("bundle"):
+            made = make_bundle(staging, [a.file for a in artifacts])
+            bundle_record = made.record(staging)
+            if not made.selftest.passed:
+                run.warnings.append("bundle self-test FAILED: " + "; ".join(
+                    f"{c.file}: {', '.join(c.failures)}" for c in made.selftest.checks if not c.passed))
+
     manifest = {
         "edgecnn_manifest": 1,
         "model": spec.name,
@@ -366,13 +391,15 @@ def _export_into(staging: Path, spec: ModelSpec, run: _Run, *, hw, batch, weight
         "command": command or f"edgecnn.export({spec.name!r})",
         "options": {"input_size": list(hw), "batch": batch or "dynamic", "opset": opset, "fp16": bool(fp16),
                     "int8": int8, "calib_method": calib_method if int8 else None, "simplify": simplify,
-                    "num_classes": card.num_classes, "arch_options": arch_options},
+                    "num_classes": card.num_classes, "arch_options": arch_options,
+                    "embed_preprocess": bool(embed_preprocess), "bundle": bool(bundle)},
         "weights": weights_record,
         "card": {k: v for k, v in asdict(card).items() if k not in ("labels", "versions", "weights")},
         "labels": "imagenet-1k" if card.labels is not None and checkpoint is not None else
                   ("custom" if card.labels else None),
         "calibration": calibration_record,
         "artifacts": [a.to_dict() for a in artifacts],
+        "bundle": bundle_record,
         "versions": versions,
         "timings_s": run.timings,
         "warnings": run.warnings,
@@ -393,10 +420,15 @@ def _num_classes(model, spec: ModelSpec, requested: int | None, checkpoint) -> i
     return int(getattr(model, "num_classes", None) or spec.num_classes)
 
 
-def _split(arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Hold out the last images for parity; with few images, use them all for both (said in the manifest)."""
+def _split(arrays: np.ndarray, calib_count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Calibration images first, then up to PARITY_SAMPLES held-out images for parity.
+
+    With too few images to hold any out, parity is judged on the calibration images (said in the manifest).
+    """
     n = len(arrays)
-    if n >= 2 * 8:
+    if n >= calib_count + 8:
+        return arrays[:calib_count], arrays[calib_count:calib_count + PARITY_SAMPLES]
+    if n >= 16:
         k = min(PARITY_SAMPLES, n // 3)
         return arrays[: n - k], arrays[n - k:]
     return arrays, arrays
@@ -421,7 +453,8 @@ def _write_onnx(model, card: ModelCard, path: Path) -> None:
 
 def _put_metadata(model, card: ModelCard) -> None:
     props = card.to_metadata()
-    keep = [p for p in model.metadata_props if p.key not in props]
+    # onnxsim leaves ~20 bookkeeping entries of its own; apps reading the metadata need only ours.
+    keep = [p for p in model.metadata_props if p.key not in props and not p.key.startswith("onnxsim.")]
     del model.metadata_props[:]
     model.metadata_props.extend(keep)
     for key, value in props.items():

@@ -1,0 +1,342 @@
+"""The export pipeline (issue 3): parity for every model, metadata, manifest, atomic writes, bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+import edgecnn
+from edgecnn.cli import app
+from edgecnn.errors import ArtifactError, CheckpointError, EdgeCNNError, InputError, UnknownModelError
+from edgecnn.pipeline import export, read_manifest
+
+# Small inputs keep the default run fast; the architectures are unchanged.
+SMALL_SIZE = {"alexnet": 64, "unet": 32, "unet_bilinear": 32}
+# Full-size checkpoints of these are hundreds of MB: their parity runs with `pytest -m slow`.
+HEAVY = {"alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
+         "resnet101", "resnet152"}
+
+
+def _params():
+    return [pytest.param(name, marks=[pytest.mark.slow] if name in HEAVY else [], id=name)
+            for name in edgecnn.list_models()]
+
+
+def _metadata(path: Path) -> dict:
+    """The card as an app reads it: onnxruntime only, JSON values."""
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return {k: json.loads(v) for k, v in sess.get_modelmeta().custom_metadata_map.items() if k.startswith("edgecnn.")}
+
+
+def _digest(folder: Path) -> dict:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("name", _params())
+def test_fp32_parity_every_model(name, tmp_path):
+    result = export(name, tmp_path / name, input_size=SMALL_SIZE.get(name, 32), calib_count=8)
+    (art,) = result.artifacts
+    assert art.precision == "fp32"
+    assert art.parity["passed"], art.parity["failures"]
+    assert art.parity["judged"]
+    assert art.parity["max_rel"] <= 1e-4
+    path = tmp_path / name / art.file
+    onnx.checker.check_model(str(path), full_check=True)
+    meta = _metadata(path)
+    assert meta["edgecnn.model"] == name
+    assert meta["edgecnn.precision"] == "fp32"
+    # random weights: the BatchNorm re-estimation is said, and the outputs really vary with the input
+    assert any("random weights" in w for w in result.warnings)
+
+
+@pytest.fixture(scope="module")
+def small_export(tmp_path_factory):
+    """A tiny MobileNetV2 exported at every precision, shared by the tests that only read it."""
+    out = tmp_path_factory.mktemp("exp") / "mnv2"
+    result = export("mobilenet_v2", out, input_size=64, fp16=True, int8=True, calib_count=16,
+                    arch_options={"width_mult": 0.25}, num_classes=10)
+    return result
+
+
+def test_every_artifact_checks_loads_and_carries_metadata(small_export):
+    precisions = [a.precision for a in small_export.artifacts]
+    assert precisions == ["fp32", "fp16", "int8"]
+    for art in small_export.artifacts:
+        path = small_export.out_dir / art.file
+        onnx.checker.check_model(str(path), full_check=True)
+        meta = _metadata(path)
+        assert meta["edgecnn.model"] == "mobilenet_v2"
+        assert meta["edgecnn.precision"] == art.precision
+        assert meta["edgecnn.task"] == "classification"
+        assert meta["edgecnn.input_shape"] == ["batch", 3, 64, 64]
+        assert meta["edgecnn.crop"] == [64, 64] and meta["edgecnn.resize"] == 73  # 256/224 of 64
+        assert meta["edgecnn.mean"] == [0.485, 0.456, 0.406]
+        assert meta["edgecnn.num_classes"] == 10
+        assert meta["edgecnn.opset"] == 18
+        assert set(meta["edgecnn.versions"]) >= {"edgecnn", "torch", "onnx", "onnxruntime"}
+        assert meta["edgecnn.weights"]["source"] == "random"
+        assert meta["edgecnn.extra"]["arch_options"] == {"width_mult": 0.25}
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        out = sess.run(None, {"input": np.zeros((3, 3, 64, 64), np.float32)})[0]  # dynamic batch
+        assert out.shape == (3, 10) and np.isfinite(out).all()
+
+
+def test_fp16_keeps_fp32_io_and_is_half_the_size(small_export):
+    fp32, fp16 = small_export.artifacts[0], small_export.artifacts[1]
+    model = onnx.load(str(small_export.out_dir / fp16.file))
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert fp16.size_bytes < 0.6 * fp32.size_bytes
+    assert fp16.parity["passed"] and fp16.parity["nonfinite"] == 0
+
+
+def test_int8_is_qdq_and_records_calibration(small_export):
+    int8 = small_export.artifacts[2]
+    ops = {n.op_type for n in onnx.load(str(small_export.out_dir / int8.file)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    # an untrained model's int8 agreement is reported, not judged
+    assert int8.parity["judged"] is False and "random weights" in int8.parity["note"]
+    calib = small_export.manifest["calibration"]
+    assert calib["count"] == 16 + 32 and calib["used_for_calibration"] == 16 and calib["held_out_for_parity"] == 32
+    assert calib["parity_on_calibration_images"] is False
+    assert "sample-photos" in calib["source"]
+    assert calib["preprocessing"]["crop"] == [64, 64]
+    assert any("deployment domain" in w for w in small_export.warnings)
+
+
+def test_manifest_records_files_parity_versions_timings(small_export):
+    manifest = read_manifest(small_export.out_dir)
+    assert manifest == json.loads(json.dumps(small_export.manifest))
+    for entry in manifest["artifacts"]:
+        path = small_export.out_dir / entry["file"]
+        assert entry["size_bytes"] == path.stat().st_size
+        assert entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert {"max_abs", "max_rel", "cosine", "top1_agreement", "top5_agreement"} <= set(entry["parity"])
+    assert {"export onnx", "simplify", "check fp32", "convert fp16", "quantize int8"} <= set(manifest["timings_s"])
+    assert manifest["versions"]["onnxruntime"] == ort.__version__
+    assert manifest["command"]
+    # only the artifacts and the manifest: no temporary files left behind
+    assert sorted(p.name for p in small_export.out_dir.iterdir()) == sorted(
+        [a["file"] for a in manifest["artifacts"]] + ["manifest.json"])
+
+
+def test_portable_ops_in_graph(small_export):
+    ops = [n.op_type for n in onnx.load(str(small_export.out_dir / small_export.artifacts[0].file)).graph.node]
+    assert "GlobalAveragePool" in ops and "ReduceMean" not in ops
+
+
+def test_unet_dynamic_hw_in_multiples_of_16(tmp_path):
+    result = export("unet_bilinear", tmp_path / "u", input_size=32, calib_count=8)
+    path = result.path("fp32")
+    meta = _metadata(path)
+    assert meta["edgecnn.input_shape"] == ["batch", 3, "height", "width"]
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    model = edgecnn.create_model("unet_bilinear")
+    x = np.random.default_rng(0).standard_normal((1, 3, 48, 80)).astype(np.float32)
+    got = sess.run(None, {"input": x})[0]
+    assert got.shape == (1, 2, 48, 80)
+
+
+def test_checkpoint_weights_parity_and_hash(tmp_path):
+    model = edgecnn.create_model("resnet18", num_classes=7)
+    ckpt = tmp_path / "r18.pth"
+    torch.save({"state_dict": model.state_dict()}, ckpt)
+    result = export("resnet18", tmp_path / "out", weights=str(ckpt), num_classes=7, input_size=32, calib_count=8)
+    meta = _metadata(result.path("fp32"))
+    assert meta["edgecnn.weights"]["source"] == "file"
+    assert meta["edgecnn.weights"]["sha256"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    assert not any("random weights" in w for w in result.warnings)
+    # the ONNX graph computes what the checkpoint's PyTorch model computes
+    x = np.random.default_rng(1).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    ref = edgecnn.create_model("resnet18", num_classes=7, weights=str(ckpt))(torch.from_numpy(x)).detach().numpy()
+    got = ort.InferenceSession(str(result.path("fp32")), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+
+
+def test_fixed_batch_and_labels(tmp_path):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(f"class {i}" for i in range(4)) + "\n")
+    result = export("mobilenet_v3_small", tmp_path / "o", input_size=32, batch=2, num_classes=4, labels=labels,
+                    calib_count=8, arch_options={"width_mult": 0.5})
+    meta = _metadata(result.path("fp32"))
+    assert meta["edgecnn.input_shape"] == [2, 3, 32, 32]
+    assert meta["edgecnn.labels"] == ["class 0", "class 1", "class 2", "class 3"]
+    assert result.artifacts[0].parity["passed"]
+
+
+# --- refusing to overwrite, atomic writes ---------------------------------------------------------------------
+
+
+def test_second_export_refused_without_force_and_files_untouched(small_export):
+    before = _digest(small_export.out_dir)
+    with pytest.raises(ArtifactError, match="--force"):
+        export("mobilenet_v2", small_export.out_dir, input_size=64, arch_options={"width_mult": 0.25})
+    assert _digest(small_export.out_dir) == before
+
+
+def test_force_replaces_only_after_success(tmp_path):
+    out = tmp_path / "m"
+    export("mobilenet_v1", out, input_size=32, calib_count=8, arch_options={"width_mult": 0.25})
+    before = _digest(out)
+
+    def interrupt(step):
+        if step == "simplify":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        export("mobilenet_v1", out, input_size=32, calib_count=8, force=True, arch_options={"width_mult": 0.25},
+               progress=interrupt)
+    assert _digest(out) == before
+    assert not list(tmp_path.glob(".m.staging-*"))  # the staging folder was cleaned up
+    result = export("mobilenet_v1", out, input_size=48, calib_count=8, force=True, arch_options={"width_mult": 0.25})
+    assert _metadata(result.path("fp32"))["edgecnn.crop"] == [48, 48]
+
+
+def test_killed_export_leaves_no_partial_file(tmp_path):
+    out = tmp_path / "exports" / "resnet18"
+    out.mkdir(parents=True)
+    (out / "keep.txt").write_text("previous export")
+    script = textwrap.dedent(f"""
+        import edgecnn
+        edgecnn.export("resnet18", {str(out)!r}, input_size=64, fp16=True, int8=True, force=True, calib_count=16)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.time() + 240
+    staged = None
+    try:
+        # wait until the export is writing files, then kill it without warning
+        while time.time() < deadline and proc.poll() is None:
+            staged = [p for p in out.parent.glob(".resnet18.staging-*/*") if p.suffix == ".onnx"]
+            if staged:
+                break
+            time.sleep(0.05)
+        assert staged, "the export never started writing"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    assert (out / "keep.txt").read_text() == "previous export"
+    # the next export clears the dead process's staging folder
+    export("mobilenet_v1", tmp_path / "exports" / "other", input_size=32, calib_count=8, arch_options={"width_mult": 0.25})
+    export("resnet18", out, input_size=32, calib_count=8, force=True)
+    assert not list(out.parent.glob(".resnet18.staging-*"))
+    assert (out / "resnet18.fp32.onnx").is_file()
+
+
+# --- bad input: one clear line, non-zero exit ----------------------------------------------------------------
+
+runner = CliRunner()
+
+
+def _cli(*args: str, cwd: Path):
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return runner.invoke(app, list(args))
+    finally:
+        os.chdir(old)
+
+
+def _one_line_error(result, *needles: str) -> None:
+    assert result.exit_code != 0
+    lines = [ln for ln in result.output.strip().splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, result.output
+    assert "Traceback" not in result.output
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_cli_unknown_model(tmp_path):
+    _one_line_error(_cli("export", "resnet19", cwd=tmp_path), "unknown model 'resnet19'", "did you mean 'resnet18'")
+
+
+def test_cli_bad_weights(tmp_path):
+    bad = tmp_path / "broken.pth"
+    bad.write_bytes(b"not a checkpoint")
+    _one_line_error(_cli("export", "resnet18", "--weights", str(bad), cwd=tmp_path), "is not a PyTorch checkpoint")
+    wrong = tmp_path / "wrong.pth"
+    torch.save(edgecnn.create_model("resnet18", num_classes=10).state_dict(), wrong)
+    _one_line_error(_cli("export", "resnet18", "--weights", str(wrong), cwd=tmp_path), "num_classes=10")
+    _one_line_error(_cli("export", "resnet18", "--weights", str(tmp_path / "missing.pth"), cwd=tmp_path),
+                    "does not exist")
+    assert not (tmp_path / "exported" / "resnet18").exists()
+
+
+def test_cli_calibration_folder_errors(tmp_path):
+    _one_line_error(_cli("export", "resnet18", "--int8", "--calib", str(tmp_path / "nope"), cwd=tmp_path),
+                    "does not exist")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _one_line_error(_cli("export", "resnet18", "--int8", "--calib", str(empty), cwd=tmp_path), "has no images")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for i in range(3):
+        (broken / f"{i}.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    _one_line_error(_cli("export", "resnet18", "--int8", "--calib", str(broken), cwd=tmp_path),
+                    "none of the 3 images")
+
+
+def test_broken_calibration_images_are_skipped_and_counted(tmp_path):
+    folder = tmp_path / "calib"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(folder / f"img{i:02d}.png")
+    (folder / "zz_broken.jpg").write_bytes(b"garbage")
+    result = export("mobilenet_v2", tmp_path / "o", input_size=32, int8=True, calib=folder,
+                    arch_options={"width_mult": 0.25})
+    calib = result.manifest["calibration"]
+    assert calib["count"] == 12 and len(calib["files"]) == 12
+    assert [s["name"] for s in calib["skipped"]] == ["zz_broken.jpg"]
+    assert calib["files"][0]["sha256"] == hashlib.sha256((folder / "img00.png").read_bytes()).hexdigest()
+    assert any("skipped 1 unreadable" in w for w in result.warnings)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--input-size", "32"], "at least 63x63"),
+    (["--input-size", "abc"], "not a number"),
+    (["--opset", "13"], "opset 13 is not supported"),
+    (["--batch", "0"], "positive integer"),
+])
+def test_cli_bad_options(tmp_path, args, needle):
+    _one_line_error(_cli("export", "alexnet", *args, cwd=tmp_path), needle)
+
+
+def test_cli_unet_size_must_be_multiple_of_16(tmp_path):
+    _one_line_error(_cli("export", "unet", "--input-size", "100", cwd=tmp_path), "multiples of 16")
+
+
+def test_cli_output_not_writable(tmp_path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("I am a file")
+    _one_line_error(_cli("export", "resnet18", "--out", str(blocker / "sub" / "dir"), cwd=tmp_path),
+                    "cannot create output folder")
+    _one_line_error(_cli("export", "resnet18", "--out", str(blocker), cwd=tmp_path), "is a file")
+
+
+def test_cli_export_json_and_refusal(tmp_path):
+    args = ["export", "mobilenet_v3_small", "--input-size", "32", "--calib-count", "8", "--json"]
+    first = _cli(*args, cwd=tmp_path)
+    assert first.exit_code == 0, first.output
+    manifest = json.loads(first.stdout)
+    assert manifest["model"] == "mobilenet_v3_small"
+    assert manifest["artifacts"][0]["parity"]["passed"]
+    again = _cli(*args, cwd=tmp_path)
+    _one_line_error(again, "already holds an export", "--force")

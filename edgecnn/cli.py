@@ -133,6 +133,8 @@ def export_cmd(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: exported/NAME; with 'all', the parent folder)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing export (only once the new one has succeeded)."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Text file with one class name per line."),
+    embed_preprocess: bool = typer.Option(False, "--embed-preprocess", help="Also write twins (*.nhwc_uint8.onnx) that take uint8 NHWC pixels, already resized/cropped, and normalise inside the graph."),
+    bundle: bool = typer.Option(False, "--bundle", help="Also write a deployment bundle (OUT/bundle: models, labels, golden input/output, bundle.json); check it with 'edgecnn selftest'."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON on stdout."),
 ) -> None:
     """Export a model to simplified ONNX (fp32, optionally fp16/int8), check parity, write a manifest."""
@@ -160,7 +162,7 @@ def export_cmd(
                 model_name, out_dir, weights=weights, num_classes=num_classes, input_size=input_size, batch=batch,
                 opset=opset, fp16=fp16, int8=int8 or False, calib=calib, calib_count=calib_count,
                 calib_method=calib_method, simplify=not no_simplify, force=force, labels=labels,
-                command=command, progress=show,
+                embed_preprocess=embed_preprocess, bundle=bundle, command=command, progress=show,
             )
         except EdgeCNNError as exc:
             if len(names) == 1:
@@ -173,6 +175,11 @@ def export_cmd(
             failed.append(model_name)
         if not as_json:
             _print_export(result)
+            if result.manifest.get("bundle"):
+                b = result.manifest["bundle"]
+                typer.echo(f"bundle: {result.out_dir / b['folder']}/ ({len(b['models'])} model(s), self-test "
+                           f"{'passed' if b['selftest_passed'] else 'FAILED'}); check it anywhere with "
+                           f"'edgecnn selftest {result.out_dir / b['folder']}'")
     if as_json:
         typer.echo(json.dumps(manifests[0] if len(names) == 1 and manifests else manifests, indent=2))
     if failed:
@@ -502,3 +509,65 @@ def validate_cmd(
 
 def main() -> None:  # pragma: no cover - console entry for `python -m edgecnn`
     app()
+
+
+@app.command("mobile")
+@handle_errors
+def mobile_cmd(
+    src: str = typer.Argument(..., help="An exported .onnx file, or a model name (its export in exported/NAME is "
+                              "used, or made first with a fixed batch)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: mobile/ beside the .onnx)."),
+    batch: int = typer.Option(1, "--batch", min=1, help="Batch size to fix."),
+    input_size: Optional[str] = typer.Option(None, "--input-size", help="S or HxW, for models with dynamic height/width (U-Net; default: the card's crop). With a model name: the export size."),
+    weights: Optional[str] = typer.Option(None, "--weights", "-w", help="With a model name: weights to export with (a checkpoint, or 'imagenet')."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing mobile folder (only once the new one is complete)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
+) -> None:
+    """Make mobile artifacts: fixed-shape ONNX, .ort files, an NNAPI/CoreML partition report.
+
+    Also writes the required-operators configs for minimal onnxruntime builds. Every artifact is parity-checked
+    against the source on the CPU provider; the exit status is 1 when one fails.
+    """
+    from .mobile import make_mobile, render_report
+
+    t0 = time.perf_counter()
+    show = (lambda step: typer.echo(f"  [{time.perf_counter() - t0:6.1f}s] {step}", err=True)) if not as_json else None
+    result = make_mobile(src, out, batch=batch, input_size=input_size, weights=weights, force=force, progress=show)
+    if as_json:
+        typer.echo(json.dumps(result.report, indent=2))
+    else:
+        typer.echo(render_report(result.report))
+        typer.echo(f"wrote {result.out_dir}/ (report.json, report.txt)")
+    if not result.passed:
+        fail("parity failed for: " + ", ".join(a.file for a in result.artifacts if not a.parity["passed"])
+             + f" (see {result.out_dir / 'report.json'})", 1)
+
+
+@app.command("selftest")
+@handle_errors
+def selftest_cmd(
+    bundle: Path = typer.Argument(..., help="A bundle folder (made by 'edgecnn export NAME --bundle') or its bundle.json."),
+    ep: str = typer.Option("cpu", "--ep", help="Execution providers, comma-separated, in priority order (test the one your app uses)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Prove this runtime reproduces a bundle's golden outputs: files against bundle.json, then each model.
+
+    Exit status 0 when every model matches within its precision's tolerance, 1 when one does not.
+    """
+    from .bundle import selftest
+
+    result = selftest(bundle, providers=ep)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        rows = [[c.file, c.precision, f"{c.max_abs:.1e}", f"{c.max_rel:.1e}", f"{c.cosine:.6f}",
+                 "-" if c.top1_agreement is None else f"{c.top1_agreement:.2f}", ", ".join(c.providers),
+                 "pass" if c.passed else "FAIL"] for c in result.checks]
+        typer.echo(_table(["model", "precision", "max abs err", "max rel err", "cosine", "top1", "providers",
+                           "result"], rows))
+        typer.echo(f"{result.files_verified} files match bundle.json; onnxruntime {result.onnxruntime}")
+        for c in result.checks:
+            if not c.passed:
+                typer.echo(f"{c.file}: " + "; ".join(c.failures), err=True)
+    if not result.passed:
+        fail("self-test FAILED: this runtime does not reproduce the golden outputs", 1)

@@ -24,68 +24,15 @@ import numpy as np
 import onnxruntime as ort
 
 from .card import ModelCard
-from .errors import ArtifactError, InputError, ProviderUnavailableError
+from .errors import ArtifactError, InputError
+from .providers import make_session
 from .preprocess import ImageLike, PreprocessParams, preprocess, preprocess_uint8
 
-#: Short provider names → onnxruntime names, and what to install when this onnxruntime lacks one.
-_PROVIDERS: dict[str, tuple[str, str]] = {
-    "cpu": ("CPUExecutionProvider", "the onnxruntime package"),
-    "cuda": ("CUDAExecutionProvider", "pip install onnxruntime-gpu (in place of onnxruntime), with CUDA and cuDNN"),
-    "tensorrt": ("TensorrtExecutionProvider", "pip install onnxruntime-gpu (in place of onnxruntime), with TensorRT"),
-    "openvino": ("OpenVINOExecutionProvider", "pip install onnxruntime-openvino (in place of onnxruntime)"),
-    "directml": ("DmlExecutionProvider", "pip install onnxruntime-directml (Windows, in place of onnxruntime)"),
-    "qnn": ("QNNExecutionProvider", "pip install onnxruntime-qnn (Qualcomm devices, in place of onnxruntime)"),
-    "coreml": ("CoreMLExecutionProvider", "the standard onnxruntime package on macOS/iOS"),
-    "nnapi": ("NnapiExecutionProvider", "onnxruntime for Android (onnxruntime-android), run on the device"),
-    "xnnpack": ("XnnpackExecutionProvider", "onnxruntime for Android/iOS, or a build with --use_xnnpack"),
-    "dnnl": ("DnnlExecutionProvider", "an onnxruntime build with --use_dnnl"),
-    "rocm": ("ROCMExecutionProvider", "an onnxruntime build for ROCm (AMD GPUs)"),
-    "migraphx": ("MIGraphXExecutionProvider", "pip install onnxruntime-migraphx (AMD GPUs)"),
-    "webgpu": ("WebGpuExecutionProvider", "an onnxruntime build with --use_webgpu"),
-    "acl": ("ACLExecutionProvider", "an onnxruntime build with --use_acl (Arm Compute Library)"),
-}
-_ALIASES = {"trt": "tensorrt", "dml": "directml", "gpu": "cuda", "ov": "openvino"}
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(uint8)": np.uint8,
                "tensor(double)": np.float64}
 
 #: Images per onnxruntime call when the graph's batch axis is dynamic.
 DEFAULT_BATCH = 16
-
-
-def resolve_providers(providers: Sequence[Any] | None) -> list:
-    """onnxruntime provider entries for short or full names; raises when this onnxruntime lacks one.
-
-    Args:
-        providers: ``None`` (CPU), or names such as ``["cuda", "cpu"]`` / ``["CUDAExecutionProvider"]``; an entry
-            may be ``(name, options_dict)`` to pass provider options.
-
-    Raises:
-        ProviderUnavailableError: a provider this installation does not offer, naming what to install.
-    """
-    if providers is None:
-        return ["CPUExecutionProvider"]
-    if isinstance(providers, str):
-        providers = [p for p in providers.split(",") if p.strip()]
-    available = ort.get_available_providers()
-    by_full = {full: short for short, (full, _) in _PROVIDERS.items()}
-    resolved = []
-    for entry in providers:
-        name, options = (entry if isinstance(entry, (tuple, list)) else (entry, None))
-        key = str(name).strip()
-        short = _ALIASES.get(key.lower(), key.lower())
-        full = _PROVIDERS[short][0] if short in _PROVIDERS else key
-        if full not in available:
-            if short not in _PROVIDERS and full not in by_full:
-                raise ProviderUnavailableError(
-                    f"unknown execution provider '{key}'; short names: {', '.join(_PROVIDERS)} "
-                    f"(this onnxruntime offers: {', '.join(available)})")
-            raise ProviderUnavailableError(
-                f"execution provider '{key}' is not available in this onnxruntime {ort.__version__} "
-                f"(it offers: {', '.join(available)}); to get it: {_PROVIDERS[by_full.get(full, short)][1]}")
-        resolved.append((full, options) if options else full)
-    if not resolved:
-        raise ProviderUnavailableError("no execution provider given; use e.g. 'cpu' or 'cuda'")
-    return resolved
 
 
 @dataclass(frozen=True)
@@ -137,22 +84,10 @@ class Predictor:
         self.path = Path(path)
         if not self.path.is_file():
             raise ArtifactError(f"{self.path}: no such model file")
-        wanted = resolve_providers(providers)
-        options = ort.SessionOptions()
-        if intra_op_threads is not None:
-            options.intra_op_num_threads = int(intra_op_threads)
-        try:
-            self._session = ort.InferenceSession(str(self.path), options, providers=wanted)
-        except Exception as exc:  # onnxruntime raises its own classes (InvalidProtobuf, Fail, …) for bad files
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ArtifactError(f"{self.path}: not a loadable ONNX model ({first[:300]})") from None
+        # providers.make_session refuses a provider this onnxruntime lacks, and one it drops at start-up
+        # (e.g. CUDA libraries missing), naming what to install: never a silent CPU fallback.
+        self._session = make_session(self.path, providers or ("cpu",), threads=intra_op_threads)
         self.providers = self._session.get_providers()
-        wanted_names = [w[0] if isinstance(w, tuple) else w for w in wanted]
-        missing = [w for w in wanted_names if w not in self.providers]
-        if missing:  # onnxruntime falls back quietly when a provider fails to start (e.g. CUDA libraries absent)
-            raise ProviderUnavailableError(
-                f"onnxruntime could not start {', '.join(missing)} for {self.path.name} (session runs on "
-                f"{', '.join(self.providers)}); see onnxruntime's warning above for the missing library")
 
         self.card = ModelCard.from_metadata(self._session.get_modelmeta().custom_metadata_map)
         self._input = self._read_input()

@@ -340,3 +340,15 @@ def test_cli_export_json_and_refusal(tmp_path):
     assert manifest["artifacts"][0]["parity"]["passed"]
     again = _cli(*args, cwd=tmp_path)
     _one_line_error(again, "already holds an export", "--force")
+
+
+def test_cli_export_all_continues_past_a_failing_model(tmp_path, monkeypatch):
+    import edgecnn.models
+
+    monkeypatch.setattr(edgecnn.models, "list_models", lambda: ["mobilenet_v1", "alexnet"])
+    result = _cli("export", "all", "--input-size", "32", "--calib-count", "8", cwd=tmp_path)
+    assert result.exit_code == 1
+    assert (tmp_path / "exported" / "mobilenet_v1" / "manifest.json").is_file()
+    assert not (tmp_path / "exported" / "alexnet").exists()
+    assert "error: alexnet: alexnet needs an input of at least 63x63" in result.output
+    assert "Traceback" not in result.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -189,3 +190,13 @@ def test_partition_report_rejects_a_broken_file(tmp_path):
     bad.write_bytes(b"\x08\x07garbage")
     with pytest.raises(EdgeCNNError):
         partition_report(bad)
+
+
+def test_model_name_uses_its_existing_export(v3, tmp_path, monkeypatch):
+    """`edgecnn mobile NAME` after `edgecnn export NAME`: the export's fp32 is the source, mobile/ goes inside it."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(v3.parent, tmp_path / "exported" / "mobilenet_v3_small", ignore=shutil.ignore_patterns("mobile"))
+    res = make_mobile("mobilenet_v3_small")
+    assert res.source == Path("exported/mobilenet_v3_small/mobilenet_v3_small.fp32.onnx")
+    assert res.out_dir == Path("exported/mobilenet_v3_small/mobile") and res.passed
+    assert res.report["source"]["export"]["parity_vs_pytorch"]["passed"]

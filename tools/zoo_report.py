@@ -24,19 +24,21 @@ Uses edgecnn's public functions only.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
+import contextlib
+import gc
 import html
+import io
 import json
+import logging
 import math
 import os
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-
-import numpy as np
 
 import edgecnn
 from edgecnn import benchmark_many, compare, export, get_spec, list_models, make_session
@@ -220,7 +222,16 @@ def plain_export(name: str, folder: Path, versions: dict) -> Path:
             model(torch.randn(8, 3, h, w))
     model.eval()
     raw = folder / f".{name}.plain.raw.onnx"
-    torch.onnx.export(model, (torch.randn(1, 3, h, w),), str(raw), external_data=False)
+    # the exporter's progress lines and warnings are kept off the console; the call itself is the plain one
+    torch_log = logging.getLogger("torch")
+    level = torch_log.level
+    torch_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, (torch.randn(1, 3, h, w),), str(raw), external_data=False)
+    finally:
+        torch_log.setLevel(level)
     simplified, ok = onnxsim.simplify(onnx.load(str(raw)))
     raw.unlink()
     if not ok:
@@ -319,21 +330,31 @@ def run(models: list, providers: list, exports: Path, *, quick: bool = False, fo
         log(f"{name}: export")
         try:
             manifest, how = ensure_export(name, exports, force, reusable)
-        except EdgeCNNError as exc:
-            report.exports[name] = f"failed: {exc}"
-            report.errors.append(f"{name}: export failed: {exc}")
-            log(f"  error: {exc}")
+        except Exception as exc:  # noqa: BLE001 - one model's failure must not cost the hours spent on the others
+            report.exports[name] = "failed"
+            report.errors.append(f"{name}: export failed: {_why(exc)}")
+            log(f"  error: {_why(exc)}")
             continue
         report.exports[name] = how
         log(f"  {how}; benchmark")
-        bench_model(name, manifest, exports / name, providers, opts, report)
-        if name in PLAIN_MODELS and "cpu" in providers:
-            log("  ours vs plain export")
-            report.plain.append(plain_check(name, manifest, exports / name, exports / "_plain", versions, opts))
+        try:
+            bench_model(name, manifest, exports / name, providers, opts, report)
+            if name in PLAIN_MODELS and "cpu" in providers:
+                log("  ours vs plain export")
+                report.plain.append(plain_check(name, manifest, exports / name, exports / "_plain", versions, opts))
+        except Exception as exc:  # noqa: BLE001 - as above
+            report.errors.append(f"{name}: benchmark failed: {_why(exc)}")
+            log(f"  error: {_why(exc)}")
+        gc.collect()  # one model group at a time: VGG's sessions and eager model hold GBs
     return report
 
 
 # ------------------------------------------------------------------------------------------- rendering
+
+
+def _why(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if isinstance(exc, EdgeCNNError) else f"{type(exc).__name__}: {text[:300]}"
 
 
 def _f(x, fmt="{:.2f}", none="-"):

@@ -40,10 +40,18 @@ from .card import ModelCard
 from .errors import ArtifactError, EdgeCNNError, InputError
 
 REPORT_JSON, REPORT_TEXT = "report.json", "report.txt"
+#: What to do about an operator a mobile provider lacks, where there is a way round it: (provider, op) → advice.
+HINTS = {
+    ("NNAPI", "ConvTranspose"): "U-Net: unet_bilinear upsamples with Resize instead",
+    ("CoreML NeuralNetwork", "QuantizeLinear"): "CoreML runs float models: ship fp32 or fp16 for it",
+    ("CoreML NeuralNetwork", "DequantizeLinear"): "CoreML runs float models: ship fp32 or fp16 for it",
+    ("CoreML MLProgram", "QuantizeLinear"): "CoreML runs float models: ship fp32 or fp16 for it",
+    ("CoreML MLProgram", "DequantizeLinear"): "CoreML runs float models: ship fp32 or fp16 for it",
+}
 PARITY_SAMPLES = 8
-#: (label, usability-checker config). max_rank comes from the checker itself.
-EPS = (("NNAPI", None), ("CoreML NeuralNetwork", "coreml_supported_neuralnetwork_ops.md"),
-       ("CoreML MLProgram", "coreml_supported_mlprogram_ops.md"))
+#: (label, onnxruntime's supported-operator list, the highest tensor rank it takes), as the usability checker has them.
+EPS = (("NNAPI", "nnapi_supported_ops.md", 999), ("CoreML NeuralNetwork", "coreml_supported_neuralnetwork_ops.md", 5),
+       ("CoreML MLProgram", "coreml_supported_mlprogram_ops.md", 5))
 
 
 @dataclass(frozen=True)
@@ -563,6 +571,8 @@ def partition_report(onnx_path: str | os.PathLike) -> list[Partitioning]:
     from onnxruntime.tools.mobile_helpers import usability_checker as uc
     from onnxruntime.tools.onnx_model_utils import is_fixed_size_tensor, optimize_model
 
+    if not Path(onnx_path).is_file():
+        raise ArtifactError(f"{onnx_path}: no such model file")
     with tempfile.TemporaryDirectory(prefix="edgecnn-partition-") as tmp:
         opt_path = Path(tmp) / "basic.onnx"
         try:
@@ -570,26 +580,32 @@ def partition_report(onnx_path: str | os.PathLike) -> list[Partitioning]:
             model = onnx.shape_inference.infer_shapes(onnx.load(str(opt_path)), strict_mode=True)
         except Exception as exc:  # onnxruntime or shape inference rejecting the graph
             raise ArtifactError(f"cannot analyse {Path(onnx_path).name} for mobile providers: {_first_line(exc)}") from None
+    # An omitted optional input (Resize's roi/scales: name "") is absent, not dynamic; the checker, finding no shape
+    # for "", would count the node as dynamic. A fixed-shape entry for "" in this private copy says what it is.
+    model.graph.value_info.append(onnx.helper.make_tensor_value_info("", onnx.TensorProto.FLOAT, []))
     values = {v.name: v for v in list(model.graph.input) + list(model.graph.output) + list(model.graph.value_info)}
     inits = {i.name for i in model.graph.initializer}
 
     def fixed(name: str) -> bool:
         return not name or name in inits or (name in values and is_fixed_size_tensor(values[name]))
 
+    consts = {i.name: i for i in model.graph.initializer}
     out = []
-    for label, config in EPS:
-        if config is None:
-            info, max_rank = uc.check_nnapi_partitions(model, require_fixed_input_sizes=True), 999
-        else:
-            info, max_rank = uc.check_coreml_partitions(model, True, config), 5
+    for label, config, max_rank in EPS:
+        checker = _checker(uc, config, label, consts)
+        info = uc.check_partitioning(model.graph, checker, True, max_rank)
         taken = {id(n) for group in info.supported_groups for n in group}
         reasons: Counter = Counter()
         for node in model.graph.node:
             if id(node) in taken:
                 continue
             op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}:{node.op_type}"
-            if not info.supported_ops_checker.is_op_supported(node):
+            if id(node) in checker.violations:
+                why = checker.violations[id(node)]
+            elif not checker.is_op_supported(node):
                 why = "operator not supported"
+                if (label, op) in HINTS:
+                    why += f"; {HINTS[(label, op)]}"
             elif not all(fixed(i) for i in node.input):
                 why = "dynamic input shape"
             elif any(i in values and len(values[i].type.tensor_type.shape.dim) > max_rank for i in node.input):
@@ -602,6 +618,47 @@ def partition_report(onnx_path: str | os.PathLike) -> list[Partitioning]:
                                 tuple(len(g) for g in info.supported_groups), fallbacks,
                                 tuple(info.supported_ops_checker.get_caveats()), info.suitability().name))
     return out
+
+
+def _checker(uc, config: str, label: str, consts: dict):
+    """onnxruntime's operator-list checker, plus the operator conditions edgecnn's models meet in practice.
+
+    The checker judges by operator type only. Two conditions decide real partitions of our models, so they are
+    checked here: NNAPI runs Clip only as RELU6/RELU1 (its op builder), and CoreML's NeuralNetwork format runs
+    Resize only with ``coordinate_transformation_mode`` ``asymmetric`` (its operator list).
+    """
+    from onnx import helper, numpy_helper
+
+    class Checker(uc._SupportedOpsChecker):
+        def __init__(self) -> None:
+            super().__init__(Path(uc.__file__).parent / config)
+            self.violations: dict[int, str] = {}
+
+        def is_op_supported(self, node) -> bool:
+            if not super().is_op_supported(node):
+                return False
+            why = _violation(node)
+            if why:
+                self.violations[id(node)] = why
+            return not why
+
+    def const(name: str):
+        return float(numpy_helper.to_array(consts[name]).reshape(-1)[0]) if name in consts else None
+
+    def _violation(node) -> str:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if label == "NNAPI" and node.op_type == "Clip":
+            lo = const(node.input[1]) if len(node.input) > 1 and node.input[1] else attrs.get("min")
+            hi = const(node.input[2]) if len(node.input) > 2 and node.input[2] else attrs.get("max")
+            if (lo, hi) not in ((0.0, 6.0), (-1.0, 1.0)):
+                return "NNAPI runs Clip only as RELU6 (0, 6) or RELU1 (-1, 1)"
+        if label == "CoreML NeuralNetwork" and node.op_type == "Resize":
+            mode = attrs.get("coordinate_transformation_mode", b"half_pixel")
+            if (mode.decode() if isinstance(mode, bytes) else mode) != "asymmetric":
+                return "CoreML NeuralNetwork takes Resize only with coordinate_transformation_mode 'asymmetric'"
+        return ""
+
+    return Checker()
 
 
 def render_report(report: dict) -> str:

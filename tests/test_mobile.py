@@ -200,3 +200,26 @@ def test_model_name_uses_its_existing_export(v3, tmp_path, monkeypatch):
     assert res.source == Path("exported/mobilenet_v3_small/mobilenet_v3_small.fp32.onnx")
     assert res.out_dir == Path("exported/mobilenet_v3_small/mobile") and res.passed
     assert res.report["source"]["export"]["parity_vs_pytorch"]["passed"]
+
+
+def test_partition_report_checks_the_conditions_our_models_meet(tmp_path):
+    """NNAPI's Clip is RELU6/RELU1 only; CoreML-NN's Resize needs 'asymmetric'; Resize's omitted roi is no blocker."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 16, 16])
+    inits = [helper.make_tensor(n, TensorProto.FLOAT, [], [v]) for n, v in (("zero", 0.0), ("one", 1.0), ("six", 6.0))]
+    inits.append(helper.make_tensor("scales", TensorProto.FLOAT, [4], [1, 1, 2, 2]))
+    nodes = [helper.make_node("Clip", ["x", "zero", "six"], ["a"], name="relu6"),
+             helper.make_node("Clip", ["a", "zero", "one"], ["b"], name="clip01"),
+             helper.make_node("Resize", ["b", "", "scales"], ["c"], mode="linear", name="up",
+                              coordinate_transformation_mode="align_corners"),
+             helper.make_node("Relu", ["c"], ["y"], name="relu")]
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y], inits), opset_imports=[helper.make_opsetid("", 18)])
+    path = tmp_path / "toy.onnx"
+    onnx.save(model, str(path))
+    report = {p.provider: p for p in partition_report(path)}
+    nnapi = report["NNAPI"]
+    assert [(f.op, f.count) for f in nnapi.fallbacks] == [("Clip", 1)] and "RELU6" in nnapi.fallbacks[0].reason
+    assert nnapi.supported_nodes == 3 and nnapi.partitions == 2  # the clip splits relu6 from resize+relu
+    coreml = report["CoreML NeuralNetwork"]
+    assert [(f.op, f.count) for f in coreml.fallbacks] == [("Resize", 1)]
+    assert "asymmetric" in coreml.fallbacks[0].reason

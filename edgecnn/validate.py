@@ -27,6 +27,7 @@ by it at load time, is an error before anything is judged (``providers.make_sess
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -99,11 +100,23 @@ class ValidationResult:
         return bool(self.checks) and all(c.passed for c in self.checks)
 
     def to_dict(self) -> dict:
+        """Plain JSON-ready data; non-finite numbers (int8's unlimited ``max_rel`` tolerance, an infinite error)
+        become ``None``, since strict JSON readers (jq, browsers) reject ``Infinity``/``NaN``."""
         d = asdict(self)
         d["checks"] = [c.to_dict() for c in self.checks]
         d["notes"] = list(self.notes)
         d["passed"] = self.passed
-        return d
+        return _finite(d)
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)

@@ -215,3 +215,16 @@ def test_file_without_a_card_needs_against(exported, tmp_path):
 def test_missing_file(tmp_path):
     result = runner.invoke(app, ["validate", str(tmp_path / "nope.onnx")])
     assert result.exit_code == 2 and result.stderr.startswith("error: model file not found")
+
+
+def test_json_is_strict_even_with_unlimited_tolerances():
+    from edgecnn.parity import compare
+    from edgecnn.validate import OutputCheck, ProviderCheck, ValidationResult
+
+    ref = np.random.default_rng(0).standard_normal((4, 10))
+    report = compare(ref, ref + 0.01, task="classification", precision="int8")
+    assert report.tolerances["max_rel"] == float("inf")
+    result = ValidationResult("m.onnx", "resnet18", "classification", "int8", {}, {"skipped": []},
+                              (ProviderCheck(("cpu",), ("CPUExecutionProvider",), (OutputCheck("logits", report),)),))
+    data = json.loads(json.dumps(result.to_dict(), allow_nan=False))
+    assert data["checks"][0]["outputs"][0]["tolerances"]["max_rel"] is None and data["passed"] is True

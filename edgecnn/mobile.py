@@ -205,6 +205,11 @@ def _make_into(staging: Path, out_dir: Path, source: Path, model, card: ModelCar
         _put_card(fixed, card)
     _save(fixed, fixed_path)
 
+    if card is not None and card.precision == "fp16":
+        # Measured: the converter's CPU session wraps fp16 ops in Casts to fp32 (the CPU provider lacks fp16 kernels)
+        # and saves them, so the .ort files compute in fp32 and Clip bounds stop being constants NNAPI can read.
+        warnings.append("fp16 source: ORT-format conversion bakes in the CPU provider's Casts to fp32 (see the "
+                        "partitions); for phones convert the fp32 model and let NNAPI/CoreML pick fp16 themselves")
     say("convert to ORT format")
     orts, configs = convert_to_ort(fixed_path, staging)
 

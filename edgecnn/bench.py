@@ -26,7 +26,6 @@ import resource
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -769,22 +768,3 @@ def to_markdown(results: Sequence[BenchResult]) -> str:
 def report_dict(results: Sequence[BenchResult]) -> dict:
     """What ``edgecnn bench --json`` writes: ``{"schema_version": 1, "results": [BenchResult.to_dict(), …]}``."""
     return {"schema_version": SCHEMA_VERSION, "results": [r.to_dict() for r in results]}
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to a temp file beside ``path``, then move it into place: never a half-written report."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-    except OSError as exc:
-        raise ArtifactError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    return path

@@ -22,7 +22,6 @@ does. Apps can also decode ``golden_<k>.png`` with their own image code to check
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 import shutil
@@ -34,6 +33,7 @@ import numpy as np
 
 from .card import ModelCard
 from .errors import ArtifactError, InputError
+from .files import sha256_file
 
 BUNDLE_MANIFEST = "bundle.json"
 GOLDEN = "golden.npz"
@@ -348,12 +348,4 @@ def _run(session, array: np.ndarray) -> np.ndarray:
             chunk = np.concatenate([chunk, np.zeros((fixed - n,) + chunk.shape[1:], chunk.dtype)])
         outs.append(session.run(None, {inp.name: chunk})[0][:n])
     return np.concatenate(outs)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 

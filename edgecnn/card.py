@@ -89,5 +89,19 @@ class ModelCard:
                     values[key[len(PREFIX):]] = raw
         return cls(**values)
 
+    def attach(self, model: Any) -> None:
+        """Write this card into an ``onnx.ModelProto``'s metadata_props, in place, replacing an older card.
+
+        Other tools' entries are kept, except onnxsim's ~20 bookkeeping entries, which apps do not need.
+        Takes the proto by duck typing, so this module stays free of the onnx import.
+        """
+        props = self.to_metadata()
+        keep = [p for p in model.metadata_props if p.key not in props and not p.key.startswith("onnxsim.")]
+        del model.metadata_props[:]
+        model.metadata_props.extend(keep)
+        for key, value in props.items():
+            entry = model.metadata_props.add()
+            entry.key, entry.value = key, value
+
     def replace(self, **changes: Any) -> "ModelCard":
         return dataclasses.replace(self, **changes)

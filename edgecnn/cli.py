@@ -432,7 +432,8 @@ def bench_cmd(
     md_out: Optional[str] = typer.Option(None, "--md", help="Write a markdown table."),
 ) -> None:
     """Time ONNX models: latency percentiles, throughput, memory, per execution provider."""
-    from .bench import benchmark_many, report_dict, table_rows, to_markdown, write_text_atomic
+    from .bench import benchmark_many, report_dict, table_rows, to_markdown
+    from .files import write_text_atomic
     from .errors import InputError
 
     entries = [[n for n in item.split("+") if n.strip()] for item in ep.split(",") if item.strip()]
@@ -571,3 +572,20 @@ def selftest_cmd(
                 typer.echo(f"{c.file}: " + "; ".join(c.failures), err=True)
     if not result.passed:
         fail("self-test FAILED: this runtime does not reproduce the golden outputs", 1)
+
+
+@app.command("int8-report")
+@handle_errors
+def int8_report_cmd(
+    export_dir: Path = typer.Argument(..., help="An export folder (the one holding manifest.json)."),
+    top: int = typer.Option(10, "--top", min=1, help="How many of the most sensitive layers to list."),
+    as_json: bool = typer.Option(False, "--json", help="Print the manifest's int8 record as JSON."),
+) -> None:
+    """How an export's int8 artifact was made: calibration, agreement, per-layer sensitivity, fallback, speed gate."""
+    from .int8 import render_report
+    from .pipeline import read_manifest
+
+    record = read_manifest(export_dir).get("int8")
+    if not record:
+        fail(f"'{export_dir}' holds no int8 record; export with --int8 (or --int8 auto) first")
+    typer.echo(json.dumps(record, indent=2) if as_json else render_report(record, top=top))

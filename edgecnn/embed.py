@@ -139,7 +139,7 @@ def embed_file(src: str | os.PathLike, dst: str | os.PathLike | None = None, *,
     if card is None:
         raise ArtifactError(f"{src.name} carries no edgecnn card (mean/std unknown); export it with 'edgecnn export'")
     embedded, new_card = embed_preprocessing(model, card)
-    _put_card(embedded, new_card)
+    new_card.attach(embedded)
     dst = Path(dst) if dst is not None else src.with_name(src.name[: -len(".onnx")] + SUFFIX)
     tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
     try:
@@ -216,13 +216,3 @@ def _run(path: Path, arrays: np.ndarray) -> np.ndarray:
     batch = inp.shape[0] if isinstance(inp.shape[0], int) else None
     del session
     return run_onnx(path, arrays, batch, inp.name)
-
-
-def _put_card(model, card: ModelCard) -> None:
-    props = card.to_metadata()
-    keep = [p for p in model.metadata_props if p.key not in props]
-    del model.metadata_props[:]
-    model.metadata_props.extend(keep)
-    for key, value in props.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value

@@ -202,7 +202,7 @@ def _make_into(staging: Path, out_dir: Path, source: Path, model, card: ModelCar
         in_shape = list(shape)
         card = card.replace(input_shape=in_shape, extra={**card.extra, "mobile": {
             "fixed_from": str(source.name), "rewrites": rewrites}})
-        _put_card(fixed, card)
+        card.attach(fixed)
     _save(fixed, fixed_path)
 
     if card is not None and card.precision == "fp16":
@@ -438,7 +438,8 @@ def decompose_hard_activations(model) -> dict:
         if elem not in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16):
             new_nodes.append(node)
             continue
-        x, out, base = node.input[0], node.output[0], node.name or out
+        x, out = node.input[0], node.output[0]
+        base = node.name or out
         new_nodes.append(helper.make_node("Add", [x, const(3.0, elem)], [f"{base}/add3"], name=f"{base}/add3"))
         new_nodes.append(helper.make_node("Clip", [f"{base}/add3", const(0.0, elem), const(6.0, elem)],
                                           [f"{base}/relu6"], name=f"{base}/relu6"))
@@ -748,16 +749,6 @@ def _parity(reference: np.ndarray, outputs: np.ndarray, task: str, precision: st
     from .parity import compare
 
     return compare(reference, outputs, task=task, precision=precision, random_weights=random_weights).to_dict()
-
-
-def _put_card(model, card: ModelCard) -> None:
-    props = card.to_metadata()
-    keep = [p for p in model.metadata_props if p.key not in props]
-    del model.metadata_props[:]
-    model.metadata_props.extend(keep)
-    for key, value in props.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
 
 
 def _save(model, path: Path) -> None:

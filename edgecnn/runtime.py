@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
-import onnxruntime as ort
 
 from .card import ModelCard
 from .errors import ArtifactError, InputError

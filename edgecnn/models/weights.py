@@ -9,7 +9,6 @@ data (a pickled function or class) is refused before it runs.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import re
@@ -20,6 +19,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError
+from ..files import sha256_file
 from .registry import Checkpoint, ModelSpec
 
 _SHOW = 5  # how many offending keys an error names
@@ -33,14 +33,6 @@ class LoadReport:
     sha256: str
     dropped: tuple = ()  # keys present in the file and deliberately not loaded (e.g. GoogLeNet aux heads)
     notes: tuple = field(default_factory=tuple)
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:

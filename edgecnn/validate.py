@@ -269,7 +269,8 @@ def _graph_precision(path: Path) -> str:
 def _rebuild(spec, card: ModelCard, weights: str | None, path: Path):
     """Build the PyTorch model with the reference weights; returns (model, weights record, notes)."""
     from .models.registry import create_model_with_report
-    from .models.weights import hub_cache_path, sha256_file
+    from .files import sha256_file
+    from .models.weights import hub_cache_path
 
     recorded = card.weights if isinstance(card.weights, dict) else {}
     source, card_path, card_sha = recorded.get("source"), recorded.get("path"), recorded.get("sha256")

@@ -44,6 +44,7 @@ import edgecnn
 from edgecnn import benchmark_many, compare, export, get_spec, list_models, make_session
 from edgecnn.bench import make_inputs
 from edgecnn.errors import EdgeCNNError
+from edgecnn.files import sha256_file
 from edgecnn.providers import available, get_provider
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,16 +137,6 @@ def tool_versions() -> dict:
     return out
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def manifest_mismatch(folder: Path, name: str, versions: dict) -> str | None:
     """Why ``folder`` does not hold the default zoo export of ``name`` (``None``: it does, reuse it)."""
     try:
@@ -173,7 +164,7 @@ def manifest_mismatch(folder: Path, name: str, versions: dict) -> str | None:
         if a is None:
             return f"no {p} artifact"
         f = folder / a["file"]
-        if not f.is_file() or f.stat().st_size != a["size_bytes"] or _sha256(f) != a["sha256"]:
+        if not f.is_file() or f.stat().st_size != a["size_bytes"] or sha256_file(f) != a["sha256"]:
             return f"{a['file']} is missing or differs from the manifest"
     return None
 

@@ -22,6 +22,12 @@ _LAZY = {
     "Predictor": "runtime", "load_image": "preprocess", "PreprocessParams": "preprocess",
     "benchmark": "bench", "benchmark_many": "bench", "BenchResult": "bench",
     "make_session": "providers", "available_providers": "providers",
+    "validate": "validate", "ValidationResult": "validate",
+    "make_mobile": "mobile", "MobileResult": "mobile",
+    "make_bundle": "bundle", "selftest": "bundle", "SelftestResult": "bundle",
+    "embed_preprocessing": "embed",
+    "CheckpointError": "errors", "UnknownModelError": "errors", "InputError": "errors",
+    "ArtifactError": "errors", "ProviderUnavailableError": "errors",
 }
 
 
@@ -49,4 +55,9 @@ if TYPE_CHECKING:
     from .preprocess import PreprocessParams, load_image
     from .providers import available as available_providers
     from .providers import make_session
+    from .bundle import SelftestResult, make_bundle, selftest
+    from .embed import embed_preprocessing
+    from .errors import ArtifactError, CheckpointError, InputError, ProviderUnavailableError, UnknownModelError
+    from .mobile import MobileResult, make_mobile
     from .runtime import Predictor
+    from .validate import ValidationResult, validate

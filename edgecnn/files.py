@@ -19,6 +19,12 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to a temp file beside ``path``, then move it into place: never a half-written file."""
     path = Path(path)
@@ -28,6 +34,7 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text)
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; a report should read like any file
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):

@@ -239,6 +239,10 @@ def export(
     check_opset(opset)
     if calib_count is not None and calib_count < 1:
         raise InputError(f"--calib-count must be at least 1, got {calib_count}")
+    if int8:
+        from .int8 import check_int8_options
+
+        check_int8_options(int8, calib_method)
     label_list = _read_labels(labels) if labels is not None else None
     out_dir = Path(out_dir) if out_dir is not None else Path("exported") / spec.name
     staging = _prepare_output(out_dir, force)
@@ -352,20 +356,24 @@ def _export_into(staging: Path, spec: ModelSpec, run: _Run, *, hw, batch, weight
     calibration_record["used_for_calibration"] = int(len(calib_arrays))
     calibration_record["held_out_for_parity"] = int(len(parity_arrays))
     calibration_record["parity_on_calibration_images"] = parity_arrays is calib_arrays
+    int8_record = None
     if int8:
-        from .calibration import ArrayReader
-        from .quantize import preprocess_for_quantization, quantize_int8
+        from .int8 import build_int8, check_int8_options
 
         path = staging / f"{base}.int8.onnx"
-        pre = staging / ".pre.onnx"
-        with run.step("quantize int8"):
-            preprocess_for_quantization(fp32_path, pre)
-            quantize_int8(pre, path, ArrayReader(calib_arrays, card.input_name), method=calib_method)
-            pre.unlink()
-            _set_card(path, card.replace(precision="int8", extra={**card.extra, "calibration": {
-                "source": images.source, "count": int(len(calib_arrays)), "method": calib_method}}))
-        artifacts.append(_check(path, "int8", card, parity_arrays, reference, run, random_weights=weights is None,
-                                notes=(f"static QDQ, per-channel S8 weights / U8 activations, {calib_method} calibration",)))
+        with run.step("quantize int8"):  # calibration choice, sensitivity, fallback, speed gate: edgecnn.int8
+            q = build_int8(fp32_path, path, calib_arrays, task=spec.task, method=calib_method,
+                           policy=check_int8_options(int8, calib_method), input_name=card.input_name, batch=batch,
+                           input_size=hw, judge_accuracy=weights is not None,
+                           progress=(lambda m: run.progress(f"quantize int8: {m}")) if run.progress else None)
+            run.warnings.extend(q.warnings)
+            int8_record = q.to_dict()
+            if q.path is not None:
+                _set_card(path, card.replace(precision="int8", extra={**card.extra, "calibration": {
+                    "source": images.source, "count": q.calibration_images, "method": q.method, "form": q.kept}}))
+        if q.path is not None:
+            artifacts.append(_check(path, "int8", card, parity_arrays, reference, run, random_weights=weights is None,
+                                    notes=(q.decision,)))
 
     if embed_preprocess:
         from .embed import embed_variants
@@ -398,6 +406,7 @@ def _export_into(staging: Path, spec: ModelSpec, run: _Run, *, hw, batch, weight
         "labels": "imagenet-1k" if card.labels is not None and checkpoint is not None else
                   ("custom" if card.labels else None),
         "calibration": calibration_record,
+        "int8": int8_record,
         "artifacts": [a.to_dict() for a in artifacts],
         "bundle": bundle_record,
         "versions": versions,

@@ -1,0 +1,370 @@
+"""INT8: the int8 graph form, scale folding, float fallback, sensitivity, calibration choice, speed gate, policy.
+
+Graph-level tests use a tiny MobileNetV3-like block (hard-swish, squeeze-excite with hard-sigmoid, residual);
+accuracy tests use the cached trained fixtures (``trained_checkpoint``). No timed assertions: the speed gate's
+decisions are tested with a stand-in gate.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from torch import nn
+
+from edgecnn import int8 as q8
+from edgecnn.errors import InputError
+from edgecnn.int8 import Agreement, SpeedGate, agreement, build_int8, layer_sensitivity, run_model
+from edgecnn.models.blocks import SqueezeExcite
+from edgecnn.quantize import (BatchReader, calibrate, fold_scales, int8_form, preprocess_for_quantization,
+                              quantize_int8)
+
+
+class TinyV3(nn.Module):
+    """conv → hard-swish → depthwise → ReLU → squeeze-excite (hard-sigmoid) → 1×1 conv (+ residual) → head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1), nn.Hardswish())
+        self.dw = nn.Sequential(nn.Conv2d(16, 16, 3, 1, 1, groups=16), nn.ReLU())
+        self.se = SqueezeExcite(16, 8)
+        self.pw = nn.Conv2d(16, 16, 1)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 5))
+
+    def forward(self, x):
+        y = self.stem(x)
+        return self.head(y + self.pw(self.se(self.dw(y))))
+
+
+class Outlier(nn.Module):
+    """conv2's channel 0 is ~300× the others and conv3 ignores it: int8 ranges sized for channel 0 leave the
+    other channels a level or two, so the quantization error shows up at conv3."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv1, self.conv2, self.conv3 = nn.Conv2d(3, 8, 3, 1, 1), nn.Conv2d(8, 8, 3, 1, 1), nn.Conv2d(8, 8, 1)
+        with torch.no_grad():
+            self.conv2.weight[0] *= 300
+            self.conv2.bias[0] = 50
+            self.conv3.weight[:, 0] = 0
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
+
+    def forward(self, x):
+        return self.head(self.conv3(torch.relu(self.conv2(torch.relu(self.conv1(x))))))
+
+
+def _export(module: nn.Module, path, size: int = 16) -> None:
+    torch.manual_seed(0)
+    module.eval()
+    for m in module.modules():  # non-trivial BatchNorm-free weights: scale up so outputs are decisive
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 1)
+    with torch.no_grad():
+        torch.onnx.export(module, (torch.randn(1, 3, size, size),), str(path), input_names=["input"],
+                          output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+                          dynamo=False, opset_version=17)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """(fp32 path, pre-processed path, images) for TinyV3 at 16×16."""
+    folder = tmp_path_factory.mktemp("tiny")
+    fp32, pre = folder / "tiny.fp32.onnx", folder / "tiny.pre.onnx"
+    _export(TinyV3(), fp32)
+    preprocess_for_quantization(fp32, pre)
+    images = np.random.default_rng(0).standard_normal((40, 3, 16, 16)).astype(np.float32)
+    return fp32, pre, images
+
+
+def _ops(path) -> list[str]:
+    return [n.op_type for n in onnx.load(str(path)).graph.node]
+
+
+def _sqnr(ref, out) -> float:
+    return float(10 * np.log10((ref ** 2).sum() / max(float(((ref - out) ** 2).sum()), 1e-30)))
+
+
+# ------------------------------------------------------------------------------------------------ graph form
+
+
+def test_preprocess_keeps_hardswish_whole(tiny):
+    _, pre, _ = tiny
+    ops = _ops(pre)
+    assert "HardSwish" in ops and ops.count("HardSigmoid") == 1  # only the squeeze-excite gate's
+
+
+def test_int8_form_is_exact_and_removes_hard_activations(tiny, tmp_path):
+    _, pre, images = tiny
+    model = onnx.load(str(pre))
+    counts = int8_form(model)
+    assert counts == {"HardSwish": 1, "HardSigmoid": 1}
+    path = tmp_path / "form.onnx"
+    onnx.save(model, str(path))
+    onnx.checker.check_model(str(path))
+    assert not {"HardSwish", "HardSigmoid"} & set(_ops(path))
+    np.testing.assert_allclose(run_model(path, images)[0], run_model(pre, images)[0], rtol=1e-5, atol=1e-5)
+
+
+def test_int8_form_leaves_no_float_islands(tiny, tmp_path):
+    """Plain QDQ leaves hard-swish/hard-sigmoid in float between DQ and Q; the int8 form leaves none."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    _, pre, images = tiny
+    plain = tmp_path / "plain.int8.onnx"
+    quantize_static(str(pre), str(plain), BatchReader(images), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    islands = q8.float_islands(plain)
+    assert islands["count"] >= 2 and ({"HardSwish", "HardSigmoid"} & set(islands["ops"]))
+
+    model = onnx.load(str(pre))
+    int8_form(model)
+    twin = tmp_path / "twin.onnx"
+    onnx.save(model, str(twin))
+    cache = calibrate(twin, images, tmp_path / "c.json")
+    fast = tmp_path / "fast.int8.onnx"
+    report = quantize_int8(twin, fast, calibration_cache=cache)
+    assert report.scales_folded == 2  # both α multiplies became dequantization scales
+    assert q8.float_islands(fast) == {"count": 0, "ops": {}}
+    ref, out = run_model(pre, images)[0], run_model(fast, images)[0]
+    assert _sqnr(ref, out) > 15
+
+
+def test_fold_scales_matches_the_unfolded_graph(tiny, tmp_path):
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    _, pre, images = tiny
+    model = onnx.load(str(pre))
+    int8_form(model)
+    twin = tmp_path / "twin.onnx"
+    onnx.save(model, str(twin))
+    unfolded = tmp_path / "unfolded.onnx"
+    quantize_static(str(twin), str(unfolded), BatchReader(images), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    qmodel = onnx.load(str(unfolded))
+    muls = sum(n.op_type == "Mul" for n in qmodel.graph.node)
+    assert fold_scales(qmodel) == 2
+    assert sum(n.op_type == "Mul" for n in qmodel.graph.node) == muls - 2
+    folded = tmp_path / "folded.onnx"
+    onnx.save(qmodel, str(folded))
+    a, b = run_model(unfolded, images)[0], run_model(folded, images)[0]
+    assert _sqnr(a, b) > 25  # one requantization fewer: rounding differs, values do not
+
+
+# ------------------------------------------------------------------------------ sensitivity and fallback
+
+
+@pytest.fixture(scope="module")
+def outlier(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("outlier")
+    fp32, twin = folder / "o.fp32.onnx", folder / "o.twin.onnx"
+    _export(Outlier(), fp32)
+    preprocess_for_quantization(fp32, twin)
+    images = np.abs(np.random.default_rng(1).standard_normal((24, 3, 16, 16))).astype(np.float32)
+    cache = calibrate(twin, images, folder / "c.json")
+    qdq = folder / "o.int8.onnx"
+    quantize_int8(twin, qdq, calibration_cache=cache)
+    conv_names = [n.name for n in onnx.load(str(twin)).graph.node if n.op_type == "Conv"]
+    return fp32, twin, qdq, cache, images, conv_names
+
+
+def test_sensitivity_points_at_the_damaged_layer(outlier):
+    _, twin, qdq, _, images, convs = outlier
+    sens = layer_sensitivity(twin, qdq, images[:8])
+    assert {s.node for s in sens} >= set(convs)
+    assert [s.loss_db for s in sens] == sorted((s.loss_db for s in sens), reverse=True)
+    assert sens[0].node == convs[2]  # conv3, which reads channels quantized to a level or two
+    assert sens[0].loss_db > 10
+    assert all(s.weight_sqnr_db is not None and s.weight_sqnr_db > 25 for s in sens if s.op_type == "Conv")
+
+
+def test_float_fallback_makes_the_node_float_and_fixes_it(outlier, tmp_path):
+    fp32, twin, qdq, cache, images, convs = outlier
+    mixed = tmp_path / "mixed.onnx"
+    report = quantize_int8(twin, mixed, calibration_cache=cache, exclude_nodes=(convs[2],))
+    assert report.float_nodes == (convs[2],)
+    model = onnx.load(str(mixed))
+    onnx.checker.check_model(model)
+    producer = {o: n.op_type for n in model.graph.node for o in n.output}
+    conv3 = next(n for n in model.graph.node if n.name == convs[2])
+    assert all(producer.get(i) != "DequantizeLinear" for i in conv3.input)  # float activations and weights
+    ref = run_model(fp32, images)[0]
+    assert _sqnr(ref, run_model(mixed, images)[0]) > _sqnr(ref, run_model(qdq, images)[0]) + 10
+
+
+def test_fallback_reapplies_an_activation_the_quantizer_absorbed(outlier, tmp_path):
+    """conv3 reads relu(conv2): with conv2's ReLU folded into its output quantization, the float path must
+    apply the ReLU itself, or conv3 would see negative values."""
+    fp32, twin, _, cache, images, convs = outlier
+    mixed = tmp_path / "mixed.onnx"
+    quantize_int8(twin, mixed, calibration_cache=cache, exclude_nodes=(convs[2],))
+    ops = _ops(mixed)
+    assert "Relu" in ops
+    ref = run_model(fp32, images)[0]
+    assert _sqnr(ref, run_model(mixed, images)[0]) > 20
+
+
+def test_build_int8_falls_back_until_the_target_or_says_it_was_not_met(outlier, tmp_path):
+    fp32, *_ = outlier
+    images = outlier[4]
+    dst = tmp_path / "o.int8.onnx"
+    met = build_int8(fp32, dst, np.concatenate([images, images]), target={"top1": 1.0}, speed=False)
+    assert met.kept in ("int8", "mixed") and met.path == dst and dst.is_file()
+    # An unreachable target: rounds of 1, 2 nodes, then a plain warning.
+    result = build_int8(fp32, tmp_path / "x.onnx", np.concatenate([images, images]), target={"sqnr_db": 98.0},
+                        speed=False, max_fallback=2)
+    assert [r["nodes"] for r in result.fallback_rounds] == [1, 2]
+    assert result.kept == "mixed" and result.fallback_nodes
+    assert any("not met" in w for w in result.warnings)
+    record = result.to_dict()
+    json.dumps(record)
+    assert record["fallback"]["nodes"] and record["sensitivity"]["most_sensitive"][0]["node"] == outlier[5][2]
+
+
+# -------------------------------------------------------------------------------------- calibration, policy
+
+
+def test_agreement_measures():
+    ref = np.eye(4)[[0, 1, 2, 3, 0, 1]] * 5.0
+    out = ref.copy()
+    out[0] = [0, 6, 0, 0]
+    ag = agreement(ref, out, "classification")
+    assert ag.top1 == pytest.approx(5 / 6)
+    assert ag.meets({"top1": 0.8}) and not ag.meets({"top1": 0.9})
+    masks = np.zeros((2, 3, 4, 4))
+    masks[:, 1, :2] = 1.0
+    seg = agreement(masks, masks, "segmentation")
+    assert seg.pixel == 1.0 and seg.miou == 1.0 and seg.sqnr_db == 99.0
+
+
+def test_auto_calibration_tries_each_method_and_keeps_the_best(tiny, tmp_path):
+    fp32, _, images = tiny
+    result = build_int8(fp32, tmp_path / "a.onnx", images, method="auto", judge_accuracy=False, speed=False)
+    assert set(result.calibration) == {"minmax", "entropy", "percentile"}
+    best = max(result.calibration.values(), key=Agreement.score)
+    assert result.calibration[result.method].score() == best.score()
+    assert result.selection_images == 10 and result.calibration_images == 30  # a held-out quarter judges
+    assert result.form == {"hardswish_decomposed": 1, "hardsigmoid_decomposed": 1, "scales_folded": 2}
+
+
+def test_unknown_options_are_refused_early():
+    with pytest.raises(InputError, match="calibration method"):
+        q8.check_int8_options(True, "kl")
+    with pytest.raises(InputError, match="int8 must be"):
+        q8.check_int8_options("fast", "minmax")
+    assert q8.check_int8_options("auto", "auto") == "auto" and q8.check_int8_options(True, "minmax") == "static"
+
+
+def _fake_gate(ratio: float, *names):
+    def gate(fp32_path, candidates, **kwargs):
+        ms = {n: 2.0 * ratio for n in candidates}
+        islands = {n: {"count": 3, "ops": {"HardSigmoid": 3}} for n in candidates}
+        causes = tuple(q8.explain_slow_int8(islands[next(iter(candidates))], False, 4, 2.0, 0)) if ratio >= 1 else ()
+        return SpeedGate(2.0, ms, {n: ratio for n in candidates}, 2, 1, "stand-in", islands, False, 4, causes)
+    return gate
+
+
+def test_auto_policy_keeps_fp32_when_int8_is_slower(tiny, tmp_path, monkeypatch):
+    fp32, _, images = tiny
+    monkeypatch.setattr(q8, "speed_gate", _fake_gate(1.4))
+    dst = tmp_path / "auto.int8.onnx"
+    result = build_int8(fp32, dst, images, policy="auto", judge_accuracy=False)
+    assert result.kept == "fp32" and result.path is None and not dst.exists()
+    assert "kept fp32" in result.decision and "fastest" in result.decision
+    assert not list(tmp_path.glob(".int8-*"))  # the working folder is gone
+
+
+def test_static_policy_ships_int8_but_says_why_it_is_slower(tiny, tmp_path, monkeypatch):
+    fp32, _, images = tiny
+    monkeypatch.setattr(q8, "speed_gate", _fake_gate(1.4))
+    result = build_int8(fp32, tmp_path / "s.int8.onnx", images, policy="static", judge_accuracy=False)
+    assert result.kept == "int8" and result.path.is_file()
+    warning = next(w for w in result.warnings if "not faster" in w)
+    assert "round trips" in warning and "VNNI" in warning and "depthwise" in warning and "--int8 auto" in warning
+    assert result.to_dict()["speed_gate"]["causes"]
+
+
+def test_auto_policy_ships_int8_when_it_is_faster(tiny, tmp_path, monkeypatch):
+    fp32, _, images = tiny
+    monkeypatch.setattr(q8, "speed_gate", _fake_gate(0.5))
+    result = build_int8(fp32, tmp_path / "f.int8.onnx", images, policy="auto", judge_accuracy=False)
+    assert result.kept == "int8" and result.path.is_file() and not result.warnings
+    assert "fastest" in result.decision
+
+
+def test_explain_slow_int8_names_each_cause():
+    causes = q8.explain_slow_int8({"count": 2, "ops": {"HardSigmoid": 2}}, False, 3, 0.1, 1)
+    text = " ".join(causes)
+    for word in ("HardSigmoid", "VNNI", "depthwise", "ConvTranspose", "tiny"):
+        assert word in text
+    assert "no structural cause" in q8.explain_slow_int8({"count": 0, "ops": {}}, True, 0, 5.0, 0)[0]
+    assert q8.cpu_has_vnni() in (True, False, None)
+
+
+def test_speed_gate_times_side_by_side(tiny, tmp_path):
+    """The real gate: both timed, ratios computed, islands counted (no assertion on which is faster)."""
+    fp32, pre, images = tiny
+    dst = tmp_path / "g.onnx"
+    build_int8(fp32, dst, images, judge_accuracy=False, speed=False)
+    gate = q8.speed_gate(fp32, {"int8": dst}, seconds=0.05, warmup=2, rounds=2)
+    assert gate.fp32_ms > 0 and gate.candidates_ms["int8"] > 0
+    assert gate.ratios["int8"] == pytest.approx(gate.candidates_ms["int8"] / gate.fp32_ms)
+    assert gate.round_trips["int8"]["count"] == 0 and gate.depthwise_convs == 1 and gate.threads == 2
+
+
+# ------------------------------------------------------------------------------------ trained, end to end
+
+
+def _export_trained(fixture, out, **kwargs):
+    from edgecnn.pipeline import export
+
+    return export(fixture.name, out, weights=str(fixture.checkpoint), num_classes=fixture.num_classes,
+                  input_size=fixture.input_size, calib=fixture.calib_dir, arch_options=fixture.arch_options,
+                  **kwargs)
+
+
+def heldout_score(path, fixture) -> float:
+    return float((run_model(path, fixture.heldout)[0].argmax(1) == fixture.labels).mean())
+
+
+def test_trained_mobilenet_v3_int8_keeps_accuracy_without_round_trips(trained_checkpoint, tmp_path):
+    fx = trained_checkpoint("mobilenet_v3_large")
+    result = _export_trained(fx, tmp_path / "mv3", int8=True)
+    assert result.passed, result.warnings
+    fp32 = heldout_score(result.path("fp32"), fx)
+    int8 = heldout_score(result.path("int8"), fx)
+    assert fp32 > 0.85 and abs(int8 - fp32) <= 0.01
+    record = result.manifest["int8"]
+    assert record["form"]["hardswish_decomposed"] > 0 and record["judged"]
+    assert record["agreement"]["top1"] >= 0.98
+    assert record["speed_gate"]["round_trips"]["int8"]["count"] == 0
+    assert len(record["sensitivity"]["most_sensitive"]) > 0
+
+
+def test_cli_int8_auto_and_report(trained_checkpoint, tmp_path):
+    from typer.testing import CliRunner
+
+    from edgecnn.cli import app
+
+    fx = trained_checkpoint("resnet18")
+    out = tmp_path / "r18"
+    runner = CliRunner()
+    res = runner.invoke(app, ["export", "resnet18", "--weights", str(fx.checkpoint), "--num-classes", "10",
+                              "--input-size", "32", "--calib", str(fx.calib_dir), "--int8", "auto",
+                              "--calib-method", "auto", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    record = manifest["int8"]
+    assert record["policy"] == "auto" and set(record["calibration_candidates"]) == {"minmax", "entropy", "percentile"}
+    assert record["kept"] in ("int8", "mixed", "fp32") and record["speed_gate"]["fp32_ms"] > 0
+    shipped = {a["precision"] for a in manifest["artifacts"]}
+    assert ("int8" in shipped) == (record["kept"] != "fp32")
+    rep = runner.invoke(app, ["int8-report", str(out), "--top", "3"])
+    assert rep.exit_code == 0, rep.output
+    assert "speed gate: fp32" in rep.output and "most sensitive layers" in rep.output
+    assert f"→ {record['calibration_method']}" in rep.output
+    missing = runner.invoke(app, ["int8-report", str(tmp_path)])
+    assert missing.exit_code != 0 and "error:" in missing.output

@@ -5,7 +5,8 @@ is exported through the pipeline (``--weights --num-classes --input-size --calib
 artifact is scored on the held-out split. Latency: the full-size architectures at 224×224 (random weights —
 weights do not change the time a CNN takes) are exported with ``--int8`` and their fp32 and int8 artifacts are
 timed in one interleaved ``bench.benchmark_many`` run (2 threads, batch 1), so the ratio is fair even on a busy
-machine. MobileNetV3-Large is also timed in onnxruntime's plain QDQ form, to show what the int8 form buys.
+machine. MobileNetV3-Large is also timed in several int8 forms (onnxruntime's plain QDQ, quantizer
+options), to show what the int8 form buys.
 
     .venv/bin/python tools/int8_report.py                    # everything; writes docs/INT8.md
     .venv/bin/python tools/int8_report.py --skip-latency     # accuracy only
@@ -52,6 +53,37 @@ def accuracy_rows(models, out: Path, int8: str, calib_method: str, log) -> list[
     return rows
 
 
+def calibration_rows(models, out: Path, log) -> list[dict]:
+    """Held-out int8 score of each fixture per calibration method, and the method ``auto`` picks.
+
+    Uses the fp32 artifacts of the accuracy exports and the calibration images as the pipeline reads them.
+    """
+    import onnxruntime as ort
+
+    from edgecnn.calibration import load_folder
+    from edgecnn.card import ModelCard
+    from edgecnn.int8 import CALIBRATION_CHOICES, build_int8
+    from edgecnn.pipeline import DEFAULT_CALIB_LIMIT
+
+    rows = []
+    for name in models:
+        fixture = tf.trained_fixture(name)
+        fp32 = out / name / f"{name}.fp32.onnx"
+        card = ModelCard.from_metadata(ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"])
+                                       .get_modelmeta().custom_metadata_map)
+        arrays = load_folder(fixture.calib_dir, card, limit=DEFAULT_CALIB_LIMIT).arrays
+        row = {"model": name, "task": fixture.task, "fp32": tf.evaluate(fp32, fixture)}
+        for method in CALIBRATION_CHOICES:
+            result = build_int8(fp32, out / name / f"calib-{method}.onnx", arrays, task=fixture.task, method=method,
+                                speed=False)
+            row[method] = tf.evaluate(result.path, fixture)
+            if method == "auto":
+                row["auto_picked"] = result.method
+        rows.append(row)
+        log(f"calibration {name}: " + ", ".join(f"{m} {row[m]:.4f}" for m in CALIBRATION_CHOICES))
+    return rows
+
+
 def plain_qdq(fp32: Path, dst: Path, count: int = 32) -> None:
     """onnxruntime's default static QDQ (its pre-processing with optimisation, no int8 form), for comparison."""
     import onnxruntime as ort
@@ -71,6 +103,54 @@ def plain_qdq(fp32: Path, dst: Path, count: int = 32) -> None:
     pre.unlink()
 
 
+def mv3_forms(fp32: Path, folder: Path, seconds: float, rounds: int) -> list[dict]:
+    """MobileNetV3-Large int8 in several forms, timed against fp32 in one interleaved run."""
+    import onnx
+    import onnxruntime as ort
+
+    from edgecnn.bench import benchmark_many
+    from edgecnn.calibration import load_samples
+    from edgecnn.card import ModelCard
+    from edgecnn.int8 import float_islands
+    from edgecnn.quantize import calibrate, int8_form, preprocess_for_quantization, quantize_int8
+
+    card = ModelCard.from_metadata(ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"])
+                                   .get_modelmeta().custom_metadata_map)
+    images = load_samples(card, 32).arrays
+    whole, form = folder / "pre.onnx", folder / "form.onnx"
+    preprocess_for_quantization(fp32, whole)
+    model = onnx.load(str(whole))
+    int8_form(model)
+    onnx.save(model, str(form))
+    caches = {src: calibrate(src, images, folder / f"{src.stem}.calib.json") for src in (whole, form)}
+    variants = {
+        "plain onnxruntime QDQ (its pre-processing inlines HardSwish)": None,
+        "no int8 form (HardSwish left to onnxruntime)": (whole, {}),
+        "int8 form (shipped)": (form, {}),
+        "int8 form + QDQKeepRemovableActivations": (form, {"QDQKeepRemovableActivations": True}),
+        "int8 form + ForceQuantizeNoInputCheck": (form, {"ForceQuantizeNoInputCheck": True}),
+        "int8 form, per-tensor weights": (form, "per-tensor"),
+    }
+    paths = [fp32]
+    for i, (label, how) in enumerate(variants.items()):
+        dst = folder / f"variant{i}.onnx"
+        if how is None:
+            plain_qdq(fp32, dst)
+        elif how[1] == "per-tensor":
+            quantize_int8(how[0], dst, calibration_cache=caches[how[0]], per_channel=False)
+        else:
+            quantize_int8(how[0], dst, calibration_cache=caches[how[0]], extra_options=how[1])
+        paths.append(dst)
+    bench = benchmark_many(paths, threads=2, batch_sizes=(1,), warmup=10, seconds=seconds, rounds=rounds)
+    fp32_ms = bench[0].batches[0].latency.p50_ms
+    rows = []
+    for label, path, result in zip(variants, paths[1:], bench[1:]):
+        ms = result.batches[0].latency.p50_ms
+        rows.append({"form": label, "ms": ms, "fp32_ms": fp32_ms, "ratio": ms / fp32_ms,
+                     "round_trips": float_islands(path)})
+    return rows
+
+
 def latency_rows(models, out: Path, seconds: float, rounds: int, log) -> list[dict]:
     from edgecnn import pipeline
     from edgecnn.bench import benchmark_many
@@ -82,11 +162,6 @@ def latency_rows(models, out: Path, seconds: float, rounds: int, log) -> list[di
         result = pipeline.export(name, out / name, input_size=224, int8=True, calib_count=32, force=True)
         fp32, int8 = result.path("fp32"), result.path("int8")
         paths, labels = [fp32, int8], ["fp32", "int8"]
-        if name == "mobilenet_v3_large":
-            plain = out / name / f"{name}.plain-qdq.onnx"
-            plain_qdq(fp32, plain)
-            paths.append(plain)
-            labels.append("plain")
         bench = benchmark_many(paths, threads=2, batch_sizes=(1,), warmup=10, seconds=seconds, rounds=rounds)
         p50 = {k: r.batches[0].latency.p50_ms for k, r in zip(labels, bench)}
         low = {k: r.batches[0].latency.min_ms for k, r in zip(labels, bench)}
@@ -96,9 +171,10 @@ def latency_rows(models, out: Path, seconds: float, rounds: int, log) -> list[di
                "target": LATENCY_TARGETS.get(name), "round_trips": float_islands(int8),
                "export_gate_ratio": (record.get("speed_gate") or {}).get("ratios", {}).get("int8"),
                "method": bench[0].method, "machine": bench[0].machine.cpu_model}
-        if "plain" in p50:
-            row["plain_ms"], row["plain_ratio"] = p50["plain"], p50["plain"] / p50["fp32"]
-            row["plain_round_trips"] = float_islands(paths[-1])
+        if name == "mobilenet_v3_large":
+            forms = out / name / "forms"
+            forms.mkdir(exist_ok=True)
+            row["forms"] = mv3_forms(fp32, forms, seconds, rounds)
         target = row["target"] or HARD_LIMIT
         row["meets_target"] = row["ratio"] <= target
         rows.append(row)
@@ -122,7 +198,7 @@ def conditions() -> dict:
             "load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
-def render(acc: list, lat: list, cond: dict, load_after: list) -> str:
+def render(acc: list, cal: list, lat: list, cond: dict, load_after: list) -> str:
     lines = ["# INT8: accuracy and speed", "",
              "Generated by `tools/int8_report.py` — do not edit by hand; re-run the tool.", "",
              f"Measured {cond['date']} on {cond['cpu']} ({cond['logical_cores']} logical cores, VNNI: "
@@ -150,11 +226,23 @@ def render(acc: list, lat: list, cond: dict, load_after: list) -> str:
                          f"{100 * r['fp32']:.1f} | {100 * r['fp16']:.1f} | {100 * r['int8']:.1f} | "
                          f"{100 * (r['int8'] - r['fp32']):+.1f} | {form} | {'yes' if r['within_tolerance'] else '**no**'} |")
         lines.append("")
+    if cal:
+        lines += ["### Calibration methods", "",
+                  "Held-out score of the int8 artifact per calibration method (same fixtures, the pipeline's "
+                  "calibration images). `auto` quantizes with each method and keeps the one whose outputs agree best "
+                  "with fp32 on a held-out quarter of the calibration images (top-1 or pixel agreement, then output "
+                  "SQNR); it never sees the test split.", "",
+                  "| model | fp32 | minmax | entropy | percentile | auto (picked) |", "|---|---|---|---|---|---|"]
+        for r in cal:
+            lines.append(f"| {r['model']} | {100 * r['fp32']:.1f} | {100 * r['minmax']:.1f} | "
+                         f"{100 * r['entropy']:.1f} | {100 * r['percentile']:.1f} | "
+                         f"{100 * r['auto']:.1f} ({r['auto_picked']}) |")
+        lines.append("")
     if lat:
         lines += ["## int8 / fp32 latency, 224×224, 2 threads, batch 1", "",
                   "Full-size architectures with random weights (weights do not change a CNN's time), exported with "
-                  "`edgecnn export NAME --int8 --input-size 224 --calib-count 32`. fp32 and int8 (and, for "
-                  "MobileNetV3-Large, onnxruntime's plain QDQ) were timed in one `bench.benchmark_many` run: "
+                  "`edgecnn export NAME --int8 --input-size 224 --calib-count 32`. fp32 and int8 were timed in one "
+                  "`bench.benchmark_many` run per model: "
                   f"{lat[0]['method']}. Ratio = int8 p50 / fp32 p50 (\"min ratio\": of the fastest runs, less "
                   "sensitive to other jobs). Round trips: float operators left between a DequantizeLinear and a "
                   "QuantizeLinear after onnxruntime's int8 fusions.", "",
@@ -170,12 +258,19 @@ def render(acc: list, lat: list, cond: dict, load_after: list) -> str:
             trips = r["round_trips"]["count"]
             lines.append(f"| {r['model']} | {r['fp32_ms']:.2f} | {r['int8_ms']:.2f} | {r['ratio']:.2f} | "
                          f"{r['ratio_min']:.2f} | {target} | {met} | {trips} |")
-            if "plain_ms" in r:
-                pt = r["plain_round_trips"]
-                ops = ", ".join(f"{op}×{n}" for op, n in pt["ops"].items())
-                lines.append(f"| ↳ plain onnxruntime QDQ | {r['fp32_ms']:.2f} | {r['plain_ms']:.2f} | "
-                             f"{r['plain_ratio']:.2f} | — | — | — | {pt['count']} ({ops}) |")
         lines.append("")
+        forms = next((r["forms"] for r in lat if r.get("forms")), None)
+        if forms:
+            lines += ["### MobileNetV3-Large: which int8 form", "",
+                      "The same fp32 model quantized in several forms (32 calibration images, per-channel S8 weights, "
+                      "U8 activations unless said) and timed against fp32 in one interleaved run of its own.", "",
+                      "| int8 form | int8 ms | fp32 ms | int8/fp32 | round trips (float ops) |", "|---|---|---|---|---|"]
+            for f in forms:
+                rt = f["round_trips"]
+                ops = ", ".join(f"{op}×{n}" for op, n in rt["ops"].items())
+                lines.append(f"| {f['form']} | {f['ms']:.2f} | {f['fp32_ms']:.2f} | {f['ratio']:.2f} | "
+                             f"{rt['count']}{f' ({ops})' if ops else ''} |")
+            lines.append("")
     lines += ["## What makes int8 fast here", "",
               "* **The int8 form of hard-swish and hard-sigmoid** (`edgecnn.quantize.int8_form`). onnxruntime's CPU "
               "provider has no int8 kernel for HardSwish/HardSigmoid, so plain QDQ leaves each one in float between "
@@ -212,6 +307,7 @@ def main(argv: list | None = None) -> int:
     parser.add_argument("--latency-models", default=",".join(LATENCY_TARGETS))
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--skip-calibration", action="store_true", help="skip the per-method calibration table")
     parser.add_argument("--int8", default="static", choices=("static", "auto"), help="int8 policy for the fixtures")
     parser.add_argument("--calib-method", default="minmax")
     parser.add_argument("--seconds", type=float, default=4.0, help="timed work per artifact in the latency run")
@@ -229,10 +325,12 @@ def main(argv: list | None = None) -> int:
     cond = conditions()
     acc = [] if args.skip_accuracy else accuracy_rows(
         [m for m in args.models.split(",") if m], out / "accuracy", args.int8, args.calib_method, log)
+    cal = [] if args.skip_accuracy or args.skip_calibration else calibration_rows(
+        [r["model"] for r in acc], out / "accuracy", log)
     lat = [] if args.skip_latency else latency_rows(
         [m for m in args.latency_models.split(",") if m], out / "latency", args.seconds, args.rounds, log)
     load_after = [round(x, 2) for x in os.getloadavg()]
-    text = render(acc, lat, cond, load_after)
+    text = render(acc, cal, lat, cond, load_after)
     print(text)
     if not args.no_doc:
         from edgecnn.files import write_text_atomic
@@ -240,7 +338,8 @@ def main(argv: list | None = None) -> int:
         write_text_atomic(args.doc, text)
         log(f"wrote {args.doc}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"conditions": cond, "accuracy": acc, "latency": lat}, indent=2,
+        Path(args.json).write_text(json.dumps({"conditions": cond, "accuracy": acc, "calibration": cal,
+                                               "latency": lat}, indent=2,
                                               default=str))
     ok = all(r["within_tolerance"] for r in acc) and all(
         r["meets_target"] or (r["model"] in ("mobilenet_v3_large", "unet") and r["ratio"] < HARD_LIMIT) for r in lat)

@@ -60,8 +60,8 @@ FIXTURES: dict[str, FixtureSpec] = {s.name: s for s in [
     FixtureSpec("mobilenet_v3_large", 32, steps=300, lr=3e-3, arch_options={"width_mult": 0.5}),
     FixtureSpec("googlenet", 32, steps=120, lr=1e-3),
     FixtureSpec("unet", 32, steps=60, lr=3e-3, batch=8, dataset="shapes"),
-    FixtureSpec("alexnet", 64, steps=200, lr=1e-4),
-    FixtureSpec("vgg11_bn", 32, steps=100, lr=1e-4),
+    FixtureSpec("alexnet", 64, steps=100, lr=2e-4),
+    FixtureSpec("vgg11_bn", 32, steps=60, lr=2e-4),
     FixtureSpec("resnet50", 32, steps=150, lr=1e-3),
 ]}
 TEST_MODELS = ("resnet18", "mobilenet_v2", "mobilenet_v3_large", "googlenet", "unet")  # the cached test fixture's

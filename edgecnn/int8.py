@@ -111,6 +111,14 @@ def _sqnr(signal: float, noise: float) -> float:
 def run_model(path: str | Path, arrays: np.ndarray, *, input_name: str = "input", batch: int | None = None,
               outputs: list | None = None, level: str = "all", threads: int | None = None) -> list[np.ndarray]:
     """Outputs of ``path`` on ``arrays`` (CPU provider), in chunks (of the graph's fixed batch, if it has one)."""
+    chunks = list(_iter_outputs(path, arrays, input_name=input_name, batch=batch, outputs=outputs, level=level,
+                                threads=threads))
+    return [np.concatenate([c[k] for c in chunks]) for k in range(len(chunks[0]))]
+
+
+def _iter_outputs(path, arrays, *, input_name="input", batch=None, outputs=None, level="all", threads=None,
+                  step: int | None = None):
+    """Yield the outputs of each chunk of ``arrays`` (one chunk at a time, so memory stays that of a chunk)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -121,15 +129,13 @@ def run_model(path: str | Path, arrays: np.ndarray, *, input_name: str = "input"
         opts.intra_op_num_threads = threads
     session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     names = outputs or [o.name for o in session.get_outputs()]
-    step = batch or 8
-    chunks: list[list[np.ndarray]] = []
+    step = batch or step or 8
     for i in range(0, len(arrays), step):
         chunk = arrays[i:i + step]
         real = len(chunk)
         if batch and real < batch:
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - real, axis=0)])
-        chunks.append([o[:real] for o in session.run(names, {input_name: np.ascontiguousarray(chunk)})])
-    return [np.concatenate([c[k] for c in chunks]) for k in range(len(names))]
+        yield [o[:real] for o in session.run(names, {input_name: np.ascontiguousarray(chunk)})]
 
 
 # ---------------------------------------------------------------------------------------------- sensitivity
@@ -174,12 +180,14 @@ def layer_sensitivity(twin_path: str | Path, qdq_path: str | Path, arrays: np.nd
         fa, qa = Path(tmp) / "twin.onnx", Path(tmp) / "qdq.onnx"
         _save_with_outputs(twin, twin_names, fa)
         _save_with_outputs(qdq, q_names, qa)
-        ref = run_model(fa, arrays, input_name=input_name, batch=batch, outputs=twin_names, level="basic")
-        out = run_model(qa, arrays, input_name=input_name, batch=batch, outputs=q_names, level="basic")
-    for t, r, o in zip(twin_names, ref, out):
-        r64 = r.astype(np.float64)
-        signal[t] += float((r64 ** 2).sum())
-        noise[t] += float(((r64 - o.astype(np.float64)) ** 2).sum())
+        # One image at a time: every intermediate tensor of a 224² U-Net is ~200 MB per image.
+        kw = dict(input_name=input_name, batch=batch, level="basic", step=1)
+        for ref, out in zip(_iter_outputs(fa, arrays, outputs=twin_names, **kw),
+                            _iter_outputs(qa, arrays, outputs=q_names, **kw)):
+            for t, r, o in zip(twin_names, ref, out):
+                r64 = r.astype(np.float64)
+                signal[t] += float((r64 ** 2).sum())
+                noise[t] += float(((r64 - o.astype(np.float64)) ** 2).sum())
     sqnr = {t: _sqnr(signal[t], noise[t]) for t in twin_names}
     weights = _weight_sqnr(twin, qdq)
 
@@ -570,6 +578,8 @@ def build_int8(fp32_path: str | Path, dst: str | Path, arrays: np.ndarray, *, ta
                               threads=threads, seconds=speed_seconds)
 
         kept, decision = _decide(policy, candidates, accurate, gate, judge_accuracy, target)
+        if kept == "fp32":  # no int8 artifact ships: say so where the export's notes are shown
+            warnings.append(f"no int8 artifact written: {decision}")
         if kept != "fp32":
             os.replace(candidates[kept][0], dst)
         shipped = candidates[kept][1] if kept != "fp32" else (mixed if "mixed" in accurate else best)

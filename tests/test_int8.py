@@ -368,3 +368,16 @@ def test_cli_int8_auto_and_report(trained_checkpoint, tmp_path):
     assert f"→ {record['calibration_method']}" in rep.output
     missing = runner.invoke(app, ["int8-report", str(tmp_path)])
     assert missing.exit_code != 0 and "error:" in missing.output
+
+
+def test_fixed_batch_graphs_are_calibrated_and_timed_in_their_batch(tmp_path):
+    model = TinyV3().eval()
+    fp32 = tmp_path / "b2.onnx"
+    with torch.no_grad():
+        torch.onnx.export(model, (torch.randn(2, 3, 16, 16),), str(fp32), input_names=["input"],
+                          output_names=["logits"], dynamo=False, opset_version=17)
+    images = np.random.default_rng(0).standard_normal((21, 3, 16, 16)).astype(np.float32)  # odd: last batch padded
+    result = build_int8(fp32, tmp_path / "b2.int8.onnx", images, batch=2, judge_accuracy=False, speed_seconds=0.05)
+    assert result.path.is_file() and result.speed.batch == 2
+    out = run_model(result.path, images[:5], batch=2)[0]
+    assert out.shape == (5, 5) and np.isfinite(out).all()

@@ -168,7 +168,8 @@ def embed_variants(folder: str | os.PathLike, artifacts, warnings: list | None =
     Returns:
         New ``edgecnn.pipeline.Artifact`` entries (same precision, file ``*.nhwc_uint8.onnx``).
     """
-    from .pipeline import Artifact, sha256_file
+    from .files import sha256_file
+    from .pipeline import Artifact
 
     folder = Path(folder)
     added = []

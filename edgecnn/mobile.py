@@ -187,7 +187,7 @@ def _make_into(staging: Path, out_dir: Path, source: Path, model, card: ModelCar
                export_record: dict | None, say) -> MobileResult:
     import onnx
 
-    from .pipeline import sha256_file
+    from .files import sha256_file
 
     warnings: list[str] = []
     stem = source.name[: -len(".onnx")] if source.name.endswith(".onnx") else source.stem

@@ -12,12 +12,10 @@ one was. ``export`` returns an ``ExportResult``; ``manifest.json`` holds the sam
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 import platform
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,7 +25,8 @@ import numpy as np
 
 from . import __version__
 from .card import ModelCard
-from .errors import ArtifactError, EdgeCNNError, InputError, ParityError
+from .errors import ArtifactError, InputError
+from .files import sha256_file
 from .models.registry import ModelSpec, get_spec, imagenet_labels
 
 MANIFEST = "manifest.json"
@@ -169,14 +168,6 @@ def tool_versions() -> dict:
     return {"edgecnn": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
             "onnxruntime": onnxruntime.__version__, "onnxsim": onnxsim_version,
             "python": platform.python_version()}
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def export(
@@ -461,14 +452,7 @@ def _write_onnx(model, card: ModelCard, path: Path) -> None:
 
 
 def _put_metadata(model, card: ModelCard) -> None:
-    props = card.to_metadata()
-    # onnxsim leaves ~20 bookkeeping entries of its own; apps reading the metadata need only ours.
-    keep = [p for p in model.metadata_props if p.key not in props and not p.key.startswith("onnxsim.")]
-    del model.metadata_props[:]
-    model.metadata_props.extend(keep)
-    for key, value in props.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
+    card.attach(model)
     model.producer_name = "edgecnn"
     model.producer_version = __version__
     model.doc_string = f"{card.model} ({card.precision}) exported by edgecnn {__version__}"

@@ -230,8 +230,8 @@ def render(acc: list, cal: list, lat: list, cond: dict, load_after: list) -> str
         lines += ["### Calibration methods", "",
                   "Held-out score of the int8 artifact per calibration method (same fixtures, the pipeline's "
                   "calibration images). `auto` quantizes with each method and keeps the one whose outputs agree best "
-                  "with fp32 on a held-out quarter of the calibration images (top-1 or pixel agreement, then output "
-                  "SQNR); it never sees the test split.", "",
+                  "with fp32 on a held-out quarter of the calibration images (top-1 or pixel agreement, then the "
+                  "KL divergence of the class probabilities); it never sees the test split.", "",
                   "| model | fp32 | minmax | entropy | percentile | auto (picked) |", "|---|---|---|---|---|---|"]
         for r in cal:
             lines.append(f"| {r['model']} | {100 * r['fp32']:.1f} | {100 * r['minmax']:.1f} | "

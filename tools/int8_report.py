@@ -205,7 +205,9 @@ def render(acc: list, cal: list, lat: list, cond: dict, load_after: list) -> str
              f"{'yes' if cond['vnni'] else 'no'}), onnxruntime {cond['onnxruntime']}, torch {cond['torch']}. "
              f"The machine was shared with other jobs (load average {cond['load_average'][0]} at the start, "
              f"{load_after[0]} at the end on 2 cores): absolute milliseconds are inflated and noisy; the int8/fp32 "
-             "ratios, timed side by side in one interleaved run, are what counts.", ""]
+             "ratios, timed side by side in one interleaved run, are what counts."
+             + (f" The accuracy tables were measured earlier, {cond['accuracy_measured']}, with the same code."
+                if cond.get("accuracy_measured") else ""), ""]
     if acc:
         lines += ["## Held-out accuracy of the exported artifacts", "",
                   "Small versions of each family, briefly trained on real data (`tools/train_fixtures.py`): "
@@ -220,7 +222,7 @@ def render(acc: list, cal: list, lat: list, cond: dict, load_after: list) -> str
         for r in acc:
             metric = "mIoU" if r["task"] == "segmentation" else "accuracy"
             arch = f" (width {r['arch_options']['width_mult']})" if r["arch_options"].get("width_mult") else ""
-            form = (r.get("int8_kept") or "—") + (f", {r['int8_fallback']} layers float" if r.get("int8_fallback") else "")
+            form = (r.get("int8_kept") or "—") + (f", {r['int8_fallback']} layer(s) float" if r.get("int8_fallback") else "")
             form += f", {r.get('int8_method')}" if r.get("int8_method") else ""
             lines.append(f"| {r['model']}{arch} | {r['input_size']}² | {r['train_seconds']:.0f} | {metric} | "
                          f"{100 * r['fp32']:.1f} | {100 * r['fp16']:.1f} | {100 * r['int8']:.1f} | "
@@ -308,6 +310,8 @@ def main(argv: list | None = None) -> int:
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-calibration", action="store_true", help="skip the per-method calibration table")
+    parser.add_argument("--accuracy-from", default=None,
+                        help="take the accuracy tables from an earlier run's --json file (re-measure latency only)")
     parser.add_argument("--int8", default="static", choices=("static", "auto"), help="int8 policy for the fixtures")
     parser.add_argument("--calib-method", default="minmax")
     parser.add_argument("--seconds", type=float, default=4.0, help="timed work per artifact in the latency run")
@@ -323,10 +327,15 @@ def main(argv: list | None = None) -> int:
 
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="edgecnn-int8-report-"))
     cond = conditions()
-    acc = [] if args.skip_accuracy else accuracy_rows(
-        [m for m in args.models.split(",") if m], out / "accuracy", args.int8, args.calib_method, log)
-    cal = [] if args.skip_accuracy or args.skip_calibration else calibration_rows(
-        [r["model"] for r in acc], out / "accuracy", log)
+    if args.accuracy_from:  # re-measure latency only, keeping the accuracy rows of an earlier --json run
+        earlier = json.loads(Path(args.accuracy_from).read_text())
+        acc, cal = earlier.get("accuracy") or [], earlier.get("calibration") or []
+        cond["accuracy_measured"] = earlier.get("conditions", {}).get("date")
+    else:
+        acc = [] if args.skip_accuracy else accuracy_rows(
+            [m for m in args.models.split(",") if m], out / "accuracy", args.int8, args.calib_method, log)
+        cal = [] if args.skip_accuracy or args.skip_calibration else calibration_rows(
+            [r["model"] for r in acc], out / "accuracy", log)
     lat = [] if args.skip_latency else latency_rows(
         [m for m in args.latency_models.split(",") if m], out / "latency", args.seconds, args.rounds, log)
     load_after = [round(x, 2) for x in os.getloadavg()]

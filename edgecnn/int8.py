@@ -678,9 +678,9 @@ def render_report(record: dict, top: int = 10) -> str:
                      f"calibration images; target {target}{judged}")
     cands = record.get("calibration_candidates") or {}
     if len(cands) > 1:
-        lines.append("calibration (auto): " + "; ".join(
-            f"{m} {('top-1 %.3f' % a['top1']) if 'top1' in a else ('mIoU %.4f' % a.get('miou', 0))} "
-            f"{a['sqnr_db']:.1f} dB" for m, a in cands.items()) + f" → {record['calibration_method']}")
+        parts = [(f"{m} top-1 {a['top1']:.3f}" if "top1" in a else f"{m} mIoU {a.get('miou', 0):.4f}")
+                 + f" KL {a.get('kl', 0):.5f}" for m, a in cands.items()]
+        lines.append("calibration (auto): " + "; ".join(parts) + f" → {record['calibration_method']}")
     else:
         lines.append(f"calibration: {record['calibration_method']} on {record['calibration_images']} images")
     form = record.get("form") or {}

@@ -306,7 +306,7 @@ def test_explain_slow_int8_names_each_cause():
 
 def test_speed_gate_times_side_by_side(tiny, tmp_path):
     """The real gate: both timed, ratios computed, islands counted (no assertion on which is faster)."""
-    fp32, pre, images = tiny
+    fp32, _, images = tiny
     dst = tmp_path / "g.onnx"
     build_int8(fp32, dst, images, judge_accuracy=False, speed=False)
     gate = q8.speed_gate(fp32, {"int8": dst}, seconds=0.05, warmup=2, rounds=2)

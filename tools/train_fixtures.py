@@ -133,7 +133,7 @@ def shapes_images(count: int, size: int, seed: int) -> tuple[list, np.ndarray]:
 
     rng = np.random.default_rng(seed)
     images, masks = [], []
-    yy, xx = np.mgrid[0:size, 0:size]
+    xx = np.mgrid[0:size, 0:size][1]
     for _ in range(count):
         base = rng.uniform(60, 190) + rng.uniform(-15, 15, 3)
         grad = rng.uniform(-40, 40, 3)[None, None, :] * (xx[..., None] / size)

@@ -2,7 +2,8 @@
 
     build model → reference inputs → torch.onnx → portable ops + onnxsim → metadata → parity
                                                  ├─ fp16 → parity
-                                                 └─ int8 (pre-process, calibrate, QDQ) → parity
+                                                 └─ int8 (edgecnn.int8: calibrate, sensitivity + fallback,
+                                                         speed gate, --int8 auto) → parity
 
 Everything is written to a hidden staging folder beside the output folder and moved into place only when
 every step succeeded, so a failed or interrupted export never leaves a half-written artifact where a good

@@ -38,6 +38,7 @@ import numpy as np
 
 from .card import ModelCard
 from .errors import ArtifactError, EdgeCNNError, InputError
+from .files import staged_output
 
 REPORT_JSON, REPORT_TEXT = "report.json", "report.txt"
 #: What to do about an operator a mobile provider lacks, where there is a way round it: (provider, op) → advice.
@@ -163,8 +164,6 @@ def make_mobile(src: str | os.PathLike, out_dir: str | os.PathLike | None = None
         EdgeCNNError: an unreadable source, a shape that cannot be fixed, an unwritable output folder, or a
             conversion that fails. Parity failures are recorded in the result, not raised.
     """
-    from .pipeline import _commit, _prepare_output
-
     say = progress or (lambda step: None)
     if int(batch) < 1:
         raise InputError(f"batch must be a positive integer, got {batch}")
@@ -173,13 +172,8 @@ def make_mobile(src: str | os.PathLike, out_dir: str | os.PathLike | None = None
     model = _load(source)
     card = _card_of(model)
     shape = _fixed_shape(model, card, int(batch), input_size)
-    staging = _prepare_output(out_dir, force)
-    try:
+    with staged_output(out_dir, force) as staging:
         result = _make_into(staging, out_dir, source, model, card, shape, export_record, say)
-        _commit(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return result
 
 

@@ -16,7 +16,6 @@ import datetime as _dt
 import json
 import os
 import platform
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ import numpy as np
 from . import __version__
 from .card import ModelCard
 from .errors import ArtifactError, InputError
-from .files import sha256_file
+from .files import sha256_file, staged_output
 from .models.registry import ModelSpec, get_spec, imagenet_labels
 
 MANIFEST = "manifest.json"
@@ -237,18 +236,13 @@ def export(
         check_int8_options(int8, calib_method)
     label_list = _read_labels(labels) if labels is not None else None
     out_dir = Path(out_dir) if out_dir is not None else Path("exported") / spec.name
-    staging = _prepare_output(out_dir, force)
     run = _Run(progress)
-    try:
+    with staged_output(out_dir, force) as staging:
         result = _export_into(staging, spec, run, hw=hw, batch=fixed_batch, weights=weights, num_classes=num_classes,
                               opset=opset, fp16=fp16, int8=int8, calib=calib, calib_count=calib_count,
                               calib_method=calib_method, simplify=simplify, label_list=label_list,
                               arch_options=arch_options or {}, command=command, out_dir=out_dir,
                               embed_preprocess=embed_preprocess, bundle=bundle)
-        _commit(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return result
 
 
@@ -507,70 +501,6 @@ def _check(path: Path, precision: str, card: ModelCard, inputs: np.ndarray, refe
         run.warnings.append(f"{path.name}: parity FAILED: " + "; ".join(report.failures))
     return Artifact(path.name.replace(".staging", ""), precision, path.stat().st_size, sha256_file(path),
                     report.to_dict(), notes)
-
-
-# --- output folder handling: refuse to overwrite, stage, swap atomically ---------------------------------------
-
-
-def _prepare_output(out_dir: Path, force: bool) -> Path:
-    """Check ``out_dir`` may be written, clear stale staging folders, and create a fresh staging folder."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ArtifactError(f"output path '{out_dir}' is a file; pass a folder with --out")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
-        raise ArtifactError(f"'{out_dir}' already holds an export; pass --force to replace it "
-                            "(the old files stay until the new export has succeeded)")
-    parent = out_dir.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ArtifactError(f"cannot create output folder '{parent}' ({exc.strerror}); pass --out DIR") from None
-    _clear_stale(parent, out_dir.name)
-    staging = parent / f".{out_dir.name}.staging-{os.getpid()}"
-    try:
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
-        probe = staging / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise ArtifactError(f"output folder '{parent}' is not writable ({exc.strerror}); pass --out DIR") from None
-    return staging
-
-
-def _clear_stale(parent: Path, name: str) -> None:
-    """Remove staging folders left by exports that were killed (their process no longer exists)."""
-    for leftover in parent.glob(f".{name}.staging-*"):
-        pid = leftover.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(leftover, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _commit(staging: Path, out_dir: Path) -> None:
-    """Move the staging folder into place; an existing export is swapped out only at this last moment."""
-    old = None
-    if out_dir.exists():
-        old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out_dir, old)
-    try:
-        os.replace(staging, out_dir)
-    except OSError:
-        if old is not None:
-            os.replace(old, out_dir)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def read_manifest(out_dir: str | Path) -> dict:

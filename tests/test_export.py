@@ -350,7 +350,7 @@ def test_cli_export_json_and_refusal(tmp_path):
     assert manifest["model"] == "mobilenet_v3_small"
     assert manifest["artifacts"][0]["parity"]["passed"]
     again = _cli(*args, cwd=tmp_path)
-    _one_line_error(again, "already holds an export", "--force")
+    _one_line_error(again, "already holds files", "--force")
 
 
 def test_cli_export_all_continues_past_a_failing_model(tmp_path, monkeypatch):

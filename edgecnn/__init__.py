@@ -26,6 +26,7 @@ _LAZY = {
     "make_mobile": "mobile", "MobileResult": "mobile",
     "make_bundle": "bundle", "selftest": "bundle", "SelftestResult": "bundle",
     "embed_preprocessing": "embed",
+    "build_int8": "int8", "Int8Result": "int8", "int8_form": "quantize",
     "CheckpointError": "errors", "UnknownModelError": "errors", "InputError": "errors",
     "ArtifactError": "errors", "ProviderUnavailableError": "errors",
 }
@@ -57,6 +58,8 @@ if TYPE_CHECKING:
     from .providers import make_session
     from .bundle import SelftestResult, make_bundle, selftest
     from .embed import embed_preprocessing
+    from .int8 import Int8Result, build_int8
+    from .quantize import int8_form
     from .errors import ArtifactError, CheckpointError, InputError, ProviderUnavailableError, UnknownModelError
     from .mobile import MobileResult, make_mobile
     from .runtime import Predictor

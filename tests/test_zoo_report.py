@@ -46,6 +46,7 @@ def _report(zoo, speedup=3.0, plain_ratio=1.01):
                 parity="n/a¹" if precision == "int8" else "pass",
                 gflops=8.18 / (ms / 1000) if precision == "fp32" else None,
                 peak_share=8.18 / (ms / 1000) / 100.0 if precision == "fp32" else None,
+                torch_gflops=8.18 / (base_ms * speedup / 1000) if precision == "fp32" else None,
                 acc1=acc if precision == "fp32" else None))
     report.plain.append({"model": "resnet50", "ours_ms": 20.0 * plain_ratio, "plain_ms": 20.0, "ratio": plain_ratio,
                          "runs": 100, "passed": plain_ratio <= zoo.PLAIN_TOLERANCE})
@@ -79,6 +80,12 @@ def test_failed_checks_are_reported_and_fail_the_run(zoo):
     assert "**FAIL**" in text and "resnet50 1.20×" in text and "unet 1.20×" in text
     assert "| resnet50 | 21.600 | 20.000 | 1.080 | 100 | FAIL |" in text
     assert "![" not in text
+    # each model below the target gets its distance from the compute ceiling: eager runs at 8.18 GMAC-eq /
+    # 24 ms = 340.8 GFLOP/s, so an engine at the 100 GFLOP/s peak could be at most 0.29× as fast
+    assert "| resnet50 | 1.20× | 409% | 341% | 0.29× |" in text
+    assert slow.ceiling(slow.rows[0]) == pytest.approx(100.0 / (8.18 / 0.024))
+    fast = _report(zoo)
+    assert "ceiling" not in zoo.markdown(fast, None).split("## Speed checks")[1]
 
 
 def test_svg_plot_is_valid_and_has_every_point(zoo):

@@ -70,6 +70,7 @@ class Row:
     parity: str
     gflops: float | None = None  # achieved GFLOP/s (fp32 rows)
     peak_share: float | None = None  # of the measured matmul peak
+    torch_gflops: float | None = None  # the eager model's GFLOP/s (fp32 rows)
     acc1: float | None = None  # published top-1 of the architecture (fp32 rows)
 
 
@@ -89,6 +90,10 @@ class Report:
     partial: bool = False
     exports_dir: str = "exported"
 
+    def ceiling(self, row: Row) -> float | None:
+        """The most any engine running at the matmul peak could beat eager by on this model: peak ÷ eager rate."""
+        return self.peak["gflops"] / row.torch_gflops if row.torch_gflops else None
+
     def torch_failures(self) -> list:
         return [r for r in self.rows if r.precision == "fp32" and r.ep == "cpu" and r.speedup is not None
                 and r.speedup < TORCH_SPEEDUP]
@@ -102,7 +107,11 @@ class Report:
 
 
 def matmul_peak(threads: int, quick: bool) -> dict:
-    """This machine's fp32 GEMM rate: the best of repeated square torch matmuls at ``threads`` threads."""
+    """This machine's fp32 GEMM rate: the best of repeated square torch matmuls at ``threads`` threads.
+
+    Taken as a best, not a median: it is the ceiling the models are compared with, and a moment of contention
+    on a shared machine can only lower it (the run measures it at its start and at its end and keeps the higher).
+    """
     import torch
 
     before = torch.get_num_threads()
@@ -274,6 +283,8 @@ def bench_model(name: str, manifest: dict, folder: Path, providers: list, opts: 
             # the registry's GFLOPs are multiply-accumulates (torchvision's convention): 2 FLOPs each
             row.gflops = 2 * spec.gflops / (b.latency.p50_ms / 1000.0)
             row.peak_share = row.gflops / report.peak["gflops"]
+            if b.torch_latency:
+                row.torch_gflops = 2 * spec.gflops / (b.torch_latency.p50_ms / 1000.0)
             row.acc1 = acc1
         report.rows.append(row)
     if not report.machine:
@@ -317,6 +328,7 @@ def run(models: list, providers: list, exports: Path, *, quick: bool = False, fo
     report = Report(models, providers, quick, matmul_peak(THREADS, quick), versions=versions, partial=partial,
                     exports_dir=shown)
     log(f"  {report.peak['gflops']:.1f} GFLOP/s (n={report.peak['n']})")
+    peak_at_start = report.peak["gflops"]
     for name in models:
         log(f"{name}: export")
         try:
@@ -337,6 +349,14 @@ def run(models: list, providers: list, exports: Path, *, quick: bool = False, fo
             report.errors.append(f"{name}: benchmark failed: {_why(exc)}")
             log(f"  error: {_why(exc)}")
         gc.collect()  # one model group at a time: VGG's sessions and eager model hold GBs
+    log("measuring the matmul peak again")
+    again = matmul_peak(THREADS, quick)
+    log(f"  {again['gflops']:.1f} GFLOP/s (n={again['n']})")
+    report.peak = {**max(report.peak, again, key=lambda p: p["gflops"]),
+                   "start_gflops": peak_at_start, "end_gflops": again["gflops"]}
+    for row in report.rows:  # shares against the final (higher) peak
+        if row.gflops is not None:
+            row.peak_share = row.gflops / report.peak["gflops"]
     return report
 
 
@@ -354,9 +374,10 @@ def _f(x, fmt="{:.2f}", none="-"):
 
 def table(report: Report) -> tuple[list, list]:
     headers = ["model", "precision", "ep", "size MB", "p50 ms", "p90 ms", "GFLOP/s", "% of peak",
-               "torch p50 ms", "× torch", "parity", "ImageNet top-1²"]
+               "torch p50 ms", "torch % of peak", "× torch", "parity", "ImageNet top-1²"]
     rows = [[r.model, r.precision, r.ep, f"{r.size_mb:.1f}", f"{r.p50_ms:.2f}", f"{r.p90_ms:.2f}",
-             _f(r.gflops, "{:.1f}"), _f(r.peak_share, "{:.0%}"), _f(r.torch_p50_ms), _f(r.speedup, "{:.2f}×"),
+             _f(r.gflops, "{:.1f}"), _f(r.peak_share, "{:.0%}"), _f(r.torch_p50_ms),
+             _f(r.torch_gflops and r.torch_gflops / report.peak["gflops"], "{:.0%}"), _f(r.speedup, "{:.2f}×"),
              r.parity, _f(r.acc1, "{:.1f}%")] for r in report.rows]
     return headers, rows
 
@@ -379,8 +400,11 @@ def markdown(report: Report, plot_name: str | None) -> str:
         "**batch** 1, input at each model's default size; latency of one run in ms (p50 = median).",
         f"- **Method**: {report.method}. The PyTorch eager model (`torch p50`) is timed in the same rounds.",
         f"- **Matmul peak**: {peak['gflops']:.1f} GFLOP/s ({peak['library']}, {peak['n']}×{peak['n']}, "
-        f"{peak['threads']} threads, best of repeated runs), measured in this run. `GFLOP/s` is "
-        "2 × the model's multiply-accumulates ÷ the fp32 p50; `% of peak` is its share of the matmul peak.",
+        f"{peak['threads']} threads, best of repeated runs), measured in this run"
+        + (f" at its start ({peak['start_gflops']:.1f}) and end ({peak['end_gflops']:.1f}), the higher kept"
+           if "end_gflops" in peak else "") + ". `GFLOP/s` is "
+        "2 × the model's multiply-accumulates ÷ the fp32 p50; `% of peak` is its share of the matmul peak, and "
+        "`torch % of peak` the same for the eager model.",
         "",
         "| " + " | ".join(headers) + " |",
         "|" + "|".join("---" if h in ("model", "precision", "ep", "parity") else "---:" for h in headers) + "|",
@@ -421,6 +445,16 @@ def markdown(report: Report, plot_name: str | None) -> str:
                   f"**{verdict}** — {len(fp32_cpu) - len(slow)} of {len(fp32_cpu)} models; "
                   f"lowest {min(r.speedup for r in fp32_cpu):.2f}× ({min(fp32_cpu, key=lambda r: r.speedup).model})"
                   + ("; below: " + ", ".join(f"{r.model} {r.speedup:.2f}×" for r in slow) if slow else "") + ".", ""]
+        if slow:
+            lines += [
+                "Below the target, by how far each is from this machine's compute ceiling (a model at 100% of "
+                "the matmul peak cannot run faster in fp32; the *ceiling* is the matmul peak ÷ the eager "
+                "model's rate, the most any engine at the peak could beat eager by):", "",
+                "| model | × torch | onnxruntime % of peak | torch % of peak | ceiling |",
+                "|---|---:|---:|---:|---:|",
+                *(f"| {r.model} | {r.speedup:.2f}× | {_f(r.peak_share, '{:.0%}')} | "
+                  f"{_f(r.torch_gflops and r.torch_gflops / report.peak['gflops'], '{:.0%}')} | "
+                  f"{_f(report.ceiling(r), '{:.2f}×')} |" for r in slow), ""]
     if report.errors:
         lines += ["## Errors", "", *(f"- {e}" for e in report.errors), ""]
     lines += ["## Exports", "", f"Artifacts under `{report.exports_dir}/NAME/` (" + "; ".join(
@@ -619,7 +653,8 @@ def main(argv=None) -> int:
               f"({'PASS' if p['passed'] else 'FAIL'}, limit {PLAIN_TOLERANCE})")
     slow = report.torch_failures()
     print(f"fp32 vs torch eager ≥ {TORCH_SPEEDUP}×: " + ("PASS" if not slow else
-          "FAIL: " + ", ".join(f"{r.model} {r.speedup:.2f}×" for r in slow)))
+          "FAIL: " + ", ".join(f"{r.model} {r.speedup:.2f}× (ceiling {_f(report.ceiling(r), '{:.2f}×')})"
+                               for r in slow)))
     for e in report.errors:
         print(f"error: {e}", file=sys.stderr)
     print(f"wrote {doc}" + (f" and {plot}" if svg else ""))

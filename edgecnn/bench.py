@@ -2,8 +2,8 @@
 
 Method: every configuration — one (model file, provider list, batch size), plus the PyTorch eager model of
 each file when ``torch_baseline`` is on — gets its own warmup, then the timed runs of all configurations are
-interleaved in rounds (the order rotated each round, one untimed run before each chunk to refill caches
-after the switch). Slow drift of the machine (other processes, clocks, heat) therefore lands on every
+interleaved in rounds (the order rotated each round; before each chunk a short pause, so that the previous
+configuration's spinning threads go idle, and one untimed run to refill caches after the switch). Slow drift of the machine (other processes, clocks, heat) therefore lands on every
 configuration alike, and side-by-side ratios (int8/fp32, ours/plain, ONNX/torch) are fair. Statistics pool all
 timed runs of a configuration; p50 is the median. Session creation is timed apart from inference.
 
@@ -39,6 +39,11 @@ from .errors import ArtifactError, InputError
 from .providers import get_provider, make_session, model_precision, node_assignment, resolve
 
 SCHEMA_VERSION = 1
+
+# Pause before each chunk of timed runs when configurations are interleaved. onnxruntime's worker threads
+# spin for a while after a session's last run (measured here: about 40 ms of CPU burnt on a 2-core machine),
+# and so do OpenMP's after torch; whoever runs next would otherwise share the cores with that spinning.
+SETTLE_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -435,8 +440,12 @@ def _ort_runner(sess: ort.InferenceSession, feeds: dict, device: str | None) -> 
     return (lambda: sess.run_with_iobinding(binding)), keep
 
 
-def _schedule(contestants: list[_Contestant], rounds: int) -> None:
-    """Run every contestant's timed runs, interleaved in rounds with a rotating order."""
+def _schedule(contestants: list[_Contestant], rounds: int, settle_s: float = SETTLE_S) -> None:
+    """Run every contestant's timed runs, interleaved in rounds with a rotating order.
+
+    Before each chunk: a pause of ``settle_s`` (the previous contestant's threads stop spinning), then one
+    untimed run (caches refilled after the switch).
+    """
     multi = len(contestants) > 1
     rounds = max(1, min(rounds, min(c.runs for c in contestants)))
     for r in range(rounds):
@@ -446,7 +455,8 @@ def _schedule(contestants: list[_Contestant], rounds: int) -> None:
             if n <= 0:
                 continue
             if multi:
-                c.run()  # untimed: the previous contestant's threads and cache lines are still around
+                time.sleep(settle_s)
+                c.run()
             for _ in range(n):
                 c.samples.append(_time_once(c.run))
 
@@ -672,7 +682,8 @@ def _run(paths, entries, threads, batch_sizes, warmup, runs, seconds, torch_mod,
     n_runs = sorted({c.runs for c in contestants})
     n_text = str(n_runs[0]) if len(n_runs) == 1 else f"{n_runs[0]}-{n_runs[-1]}"
     n_rounds = max(1, min(rounds, min(c.runs for c in contestants)))
-    schedule = (f"{len(contestants)} configurations interleaved in {n_rounds} rounds, order rotated each round"
+    schedule = (f"{len(contestants)} configurations interleaved in {n_rounds} rounds, order rotated each round, "
+                f"a {SETTLE_S * 1000:.0f} ms pause and one untimed run before each chunk"
                 if len(contestants) > 1 else "one configuration, timed back to back")
     method = (f"{warmup} untimed warmup runs, then {n_text} timed runs per configuration; {schedule}; "
               "statistics over all timed runs (p50 = median)")

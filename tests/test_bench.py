@@ -190,15 +190,24 @@ def test_bad_options(tiny, kwargs, match):
         B.benchmark(tiny, **{"warmup": 0, "runs": 1, **kwargs})
 
 
-def test_schedule_interleaves_rounds_and_counts_runs():
+def test_schedule_interleaves_rounds_and_counts_runs(monkeypatch):
     log: list[str] = []
+    monkeypatch.setattr(B.time, "sleep", lambda s: log.append(f"pause {s}"))
     contestants = [B._Contestant(lambda n=n: log.append(n), runs=r) for n, r in (("a", 6), ("b", 6), ("c", 3))]
-    B._schedule(contestants, rounds=3)
+    B._schedule(contestants, rounds=3, settle_s=0.25)
     assert [len(c.samples) for c in contestants] == [6, 6, 3]
-    # 3 rounds, order rotated each round, one untimed run before each chunk.
-    firsts = [log[i] for i in range(len(log)) if i == 0 or log[i] != log[i - 1]]
-    assert firsts[:3] == ["a", "b", "c"] and firsts[3:6] == ["b", "c", "a"] and firsts[6:9] == ["c", "a", "b"]
-    assert len(log) == 15 + 9
+    # 3 rounds, order rotated each round; before each chunk a pause, then one untimed run
+    chunks = " ".join(log).split("pause 0.25")[1:]
+    firsts = [c.split()[0] for c in chunks]
+    assert firsts == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    assert len(log) == 9 + 15 + 9
+
+
+def test_a_single_configuration_runs_back_to_back(monkeypatch):
+    monkeypatch.setattr(B.time, "sleep", lambda s: pytest.fail("no pause without a switch"))
+    only = B._Contestant(lambda: None, runs=4)
+    B._schedule([only], rounds=2)
+    assert len(only.samples) == 4
 
 
 def test_latency_stats_from_samples():

@@ -269,7 +269,7 @@ def bench_model(name: str, manifest: dict, folder: Path, providers: list, opts: 
     files = {a["precision"]: folder / a["file"] for a in manifest["artifacts"]}
     paths = [files[p] for p in PRECISIONS if p in files]
     results = benchmark_many(paths, providers=[[ep] for ep in providers], threads=THREADS, batch_sizes=[1],
-                             warmup=opts["warmup"], runs=opts["runs"], torch_baseline=True)
+                             warmup=opts["warmup"], runs=opts["runs"], rounds=opts["rounds"], torch_baseline=True)
     acc1 = spec.checkpoints[0].acc1 if spec.checkpoints else None
     for r in results:
         b = r.batches[0]
@@ -299,7 +299,7 @@ def plain_check(name: str, manifest: dict, folder: Path, plain_dir: Path, versio
     ours = folder / next(a["file"] for a in manifest["artifacts"] if a["precision"] == "fp32")
     plain = plain_export(name, plain_dir, versions)
     a, b = benchmark_many([ours, plain], providers=[["cpu"]], threads=THREADS, batch_sizes=[1],
-                          warmup=opts["warmup"], seconds=opts["plain_seconds"], rounds=10)
+                          warmup=opts["warmup"], seconds=opts["plain_seconds"], rounds=opts["rounds"])
     ours_ms, plain_ms = a.batches[0].latency.p50_ms, b.batches[0].latency.p50_ms
     return {"model": name, "ours_ms": ours_ms, "plain_ms": plain_ms, "ratio": ours_ms / plain_ms,
             "runs": a.batches[0].latency.runs, "passed": ours_ms <= PLAIN_TOLERANCE * plain_ms}
@@ -316,13 +316,16 @@ def existing_exports(models: list, exports: Path, versions: dict) -> dict:
 
 
 def run(models: list, providers: list, exports: Path, *, quick: bool = False, force: bool = False,
-        partial: bool = False, reusable: set | None = None, log=print) -> Report:
+        partial: bool = False, reusable: set | None = None, rounds: int = 20, log=print) -> Report:
     """Measure everything, one model group at a time; ``reusable`` names the exports to keep."""
     versions = tool_versions()
     if reusable is None:
         reusable = {n for n, why in existing_exports(models, exports, versions).items() if why is None}
-    opts = ({"warmup": 3, "runs": 10, "plain_seconds": 1.0} if quick
-            else {"warmup": 10, "runs": 50, "plain_seconds": 8.0})
+    # Many short rounds: on a shared or virtual machine the speed of the cores drifts in steps that last
+    # seconds (seen here: the same MobileNet run at 4 ms and at 7 ms minutes apart), so each contestant
+    # must sample every step alike for the ratios to be fair.
+    opts = ({"warmup": 3, "runs": 10, "plain_seconds": 1.0, "rounds": 5} if quick
+            else {"warmup": 10, "runs": 60, "plain_seconds": 8.0, "rounds": rounds})
     log(f"measuring the fp32 matmul peak at {THREADS} threads")
     shown = os.path.relpath(exports, ROOT) if exports.resolve().is_relative_to(ROOT) else str(exports)
     report = Report(models, providers, quick, matmul_peak(THREADS, quick), versions=versions, partial=partial,
@@ -608,6 +611,8 @@ def main(argv=None) -> int:
     ap.add_argument("--plot", type=Path, help="SVG plot (default: the doc's name with .svg)")
     ap.add_argument("--json", type=Path, help="also write the rows and checks as JSON")
     ap.add_argument("--ep", help="providers, comma-separated (default: every local one this onnxruntime has)")
+    ap.add_argument("--rounds", type=int, default=20,
+                    help="rounds the timed runs are interleaved in (default 20; --quick uses 5)")
     ap.add_argument("--force", action="store_true",
                     help="replace an exports/NAME folder that holds a different export")
     args = ap.parse_args(argv)
@@ -636,7 +641,7 @@ def main(argv=None) -> int:
         return 2
 
     report = run(models, providers, args.exports, quick=args.quick, force=args.force, partial=bool(args.models),
-                 reusable={n for n, why in existing.items() if why is None},
+                 reusable={n for n, why in existing.items() if why is None}, rounds=max(1, args.rounds),
                  log=lambda msg: print(msg, file=sys.stderr, flush=True))
     svg = svg_plot(report)
     if svg:

@@ -69,7 +69,7 @@ def test_markdown_carries_machine_versions_rows_and_checks(zoo):
     assert cells[6] == "409.0" and cells[7] == "409%" and cells[-1] == "80.9%"
     assert "| resnet50 | 21.000 | 20.000 | 1.050 | 100 | PASS |" not in text  # ratio 1.01 shown as 1.010
     assert "| resnet50 | 20.200 | 20.000 | 1.010 | 100 | PASS |" in text
-    assert "**PASS** — 2 of 2 models" in text
+    assert "**PASS** — 2 of 2 models pass" in text
     assert "![latency vs size" in text and "(benchmarks.svg)" in text
 
 
@@ -82,8 +82,11 @@ def test_failed_checks_are_reported_and_fail_the_run(zoo):
     assert "![" not in text
     # each model below the target gets its distance from the compute ceiling: eager runs at 8.18 GMAC-eq /
     # 24 ms = 340.8 GFLOP/s, so an engine at the 100 GFLOP/s peak could be at most 0.29× as fast
-    assert "| resnet50 | 1.20× | 409% | 341% | 0.29× |" in text
+    assert "| resnet50 | 1.20× | 409% | 341% | 0.29× | 3.60× |" in text
     assert slow.ceiling(slow.rows[0]) == pytest.approx(100.0 / (8.18 / 0.024))
+    slow.rows[0].peak_share = 0.5  # not compute-bound: no compute ceiling to quote
+    assert slow.ceiling(slow.rows[0]) is None
+    assert "| resnet50 | 1.20× | 50% | 341% | - | 3.60× |" in zoo.markdown(slow, None)
     fast = _report(zoo)
     assert "ceiling" not in zoo.markdown(fast, None).split("## Speed checks")[1]
 

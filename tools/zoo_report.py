@@ -52,6 +52,7 @@ PRECISIONS = ("fp32", "fp16", "int8")
 PLAIN_MODELS = ("resnet50", "mobilenet_v2")  # the issue's "must not cost speed" check
 PLAIN_TOLERANCE = 1.05
 TORCH_SPEEDUP = 1.5
+COMPUTE_BOUND = 0.8  # share of the matmul peak from which a model counts as compute-bound
 THREADS = 2
 
 
@@ -91,8 +92,18 @@ class Report:
     exports_dir: str = "exported"
 
     def ceiling(self, row: Row) -> float | None:
-        """The most any engine running at the matmul peak could beat eager by on this model: peak ÷ eager rate."""
-        return self.peak["gflops"] / row.torch_gflops if row.torch_gflops else None
+        """The most any engine running at the matmul peak could beat eager by on this model: peak ÷ eager rate.
+
+        ``None`` unless our artifact is compute-bound (at ``COMPUTE_BOUND`` of the peak or more): a model that is
+        not, is held back by something else (memory bandwidth, say), and the compute ceiling says nothing of it.
+        """
+        if not row.torch_gflops or row.peak_share is None or row.peak_share < COMPUTE_BOUND:
+            return None
+        return self.peak["gflops"] / row.torch_gflops
+
+    def speedup_of(self, model: str, precision: str) -> float | None:
+        return next((r.speedup for r in self.rows if r.model == model and r.precision == precision
+                     and r.ep == "cpu"), None)
 
     def torch_failures(self) -> list:
         return [r for r in self.rows if r.precision == "fp32" and r.ep == "cpu" and r.speedup is not None
@@ -445,19 +456,22 @@ def markdown(report: Report, plot_name: str | None) -> str:
     if fp32_cpu:
         verdict = "PASS" if not slow else "FAIL"
         lines += [f"fp32 artifacts vs PyTorch eager (CPU, same rounds), each must be ≥ {TORCH_SPEEDUP}× faster: "
-                  f"**{verdict}** — {len(fp32_cpu) - len(slow)} of {len(fp32_cpu)} models; "
+                  f"**{verdict}** — {len(fp32_cpu) - len(slow)} of {len(fp32_cpu)} models pass; "
                   f"lowest {min(r.speedup for r in fp32_cpu):.2f}× ({min(fp32_cpu, key=lambda r: r.speedup).model})"
                   + ("; below: " + ", ".join(f"{r.model} {r.speedup:.2f}×" for r in slow) if slow else "") + ".", ""]
         if slow:
             lines += [
                 "Below the target, by how far each is from this machine's compute ceiling (a model at 100% of "
                 "the matmul peak cannot run faster in fp32; the *ceiling* is the matmul peak ÷ the eager "
-                "model's rate, the most any engine at the peak could beat eager by):", "",
-                "| model | × torch | onnxruntime % of peak | torch % of peak | ceiling |",
-                "|---|---:|---:|---:|---:|",
+                "model's rate, the most any engine at the peak could beat eager by; given for artifacts at "
+                f"{COMPUTE_BOUND:.0%} of the peak or more, \"-\" for one held back by something else, such as "
+                "memory bandwidth), and what the int8 artifact of the same model gives:", "",
+                "| model | × torch | onnxruntime % of peak | torch % of peak | fp32 ceiling | int8 × torch |",
+                "|---|---:|---:|---:|---:|---:|",
                 *(f"| {r.model} | {r.speedup:.2f}× | {_f(r.peak_share, '{:.0%}')} | "
                   f"{_f(r.torch_gflops and r.torch_gflops / report.peak['gflops'], '{:.0%}')} | "
-                  f"{_f(report.ceiling(r), '{:.2f}×')} |" for r in slow), ""]
+                  f"{_f(report.ceiling(r), '{:.2f}×')} | {_f(report.speedup_of(r.model, 'int8'), '{:.2f}×')} |"
+                  for r in slow), ""]
     if report.errors:
         lines += ["## Errors", "", *(f"- {e}" for e in report.errors), ""]
     lines += ["## Exports", "", f"Artifacts under `{report.exports_dir}/NAME/` (" + "; ".join(

@@ -195,22 +195,10 @@ def _read_card(path: Path) -> ModelCard:
 
 
 def _golden_photos(count: int) -> list:
-    """Real photographs when scikit-learn's samples are there; a seeded synthetic scene otherwise."""
-    from PIL import Image
+    """Crops of real photographs (scikit-learn's two samples, a dependency): decisive outputs to compare."""
+    from .calibration import sample_photos
 
-    try:
-        from .calibration import sample_photos
-
-        return sample_photos(count, seed=3, size=256)
-    except Exception:  # scikit-learn missing: a smooth random scene still gives decisive outputs
-        rng = np.random.default_rng(3)
-        yy, xx = np.mgrid[0:192, 0:256]
-        out = []
-        for _ in range(count):
-            f = rng.uniform(0.01, 0.08, 3)
-            img = np.stack([127 + 120 * np.sin(f[c] * xx + f[(c + 1) % 3] * yy) for c in range(3)], -1)
-            out.append(Image.fromarray(img.astype(np.uint8)))
-        return out
+    return sample_photos(count, seed=3, size=256)
 
 
 def _golden_inputs(photos: list, card: ModelCard) -> tuple[np.ndarray, np.ndarray]:

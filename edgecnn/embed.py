@@ -189,17 +189,11 @@ def embed_variants(folder: str | os.PathLike, artifacts, warnings: list | None =
 
 def _sample_pair(card: ModelCard, count: int) -> tuple[np.ndarray, np.ndarray]:
     """The same images as uint8 N×H×W×C pixels and as the float N×C×H×W the runtime would make of them."""
+    from .calibration import sample_photos
     from .preprocess import PreprocessParams, preprocess_uint8
 
     params = PreprocessParams.from_card(card)
-    try:
-        from .calibration import sample_photos
-
-        photos = sample_photos(count, seed=2)
-    except Exception:  # scikit-learn missing: synthetic gradients still exercise every channel
-        rng = np.random.default_rng(2)
-        photos = [np.clip(rng.normal(128, 60, (params.crop[0] + 20, params.crop[1] + 30, 3)), 0, 255).astype(np.uint8)
-                  for _ in range(count)]
+    photos = sample_photos(count, seed=2)
     pixels = np.stack([preprocess_uint8(p, params) for p in photos])
     # The float input from the very same pixels, by preprocess()'s arithmetic after its resize and crop.
     x = pixels.astype(np.float32) / np.float32(params.pixel_scale)
@@ -208,12 +202,6 @@ def _sample_pair(card: ModelCard, count: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _run(path: Path, arrays: np.ndarray) -> np.ndarray:
-    import onnxruntime as ort
-
     from .pipeline import run_onnx
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    inp = session.get_inputs()[0]
-    batch = inp.shape[0] if isinstance(inp.shape[0], int) else None
-    del session
-    return run_onnx(path, arrays, batch, inp.name)
+    return run_onnx(path, arrays)

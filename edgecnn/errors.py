@@ -7,6 +7,13 @@ the CLI prints its message on one line and exits non-zero. Anything else is a bu
 from __future__ import annotations
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (libraries such as onnx and onnxruntime write pages), or its
+    type's name when it has none: what a one-line error can quote."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
 class EdgeCNNError(Exception):
     """Base class: a problem with the user's input, explained in the message."""
 

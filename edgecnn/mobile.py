@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from .card import ModelCard
-from .errors import ArtifactError, EdgeCNNError, InputError
+from .errors import ArtifactError, EdgeCNNError, InputError, first_line
 from .files import staged_output
 
 REPORT_JSON, REPORT_TEXT = "report.json", "report.txt"
@@ -282,13 +282,13 @@ def _load(path: Path):
     try:
         model = onnx.load(str(path))
     except Exception as exc:  # protobuf raises DecodeError and others for truncated or foreign files
-        raise ArtifactError(f"{path}: not a readable ONNX model ({_first_line(exc)}); export it again") from None
+        raise ArtifactError(f"{path}: not a readable ONNX model ({first_line(exc)}); export it again") from None
     if not model.graph.node or len(model.graph.input) == 0:
         raise ArtifactError(f"{path}: not a readable ONNX model (no graph in the file); export it again")
     try:
         onnx.checker.check_model(model)
     except Exception as exc:
-        raise ArtifactError(f"{path}: the ONNX model is invalid ({_first_line(exc)[:200]}); export it again") from None
+        raise ArtifactError(f"{path}: the ONNX model is invalid ({first_line(exc)[:200]}); export it again") from None
     inputs = _graph_inputs(model)
     if len(inputs) != 1:
         raise ArtifactError(f"{path}: expected a model with one image input, it has {len(inputs)}")
@@ -371,7 +371,7 @@ def fix_shapes(model, shape: list[int]):
         make_input_shape_fixed(fixed.graph, name, list(shape))
         fix_output_shapes(fixed)
     except Exception as exc:  # ValueError for a rank mismatch, shape inference errors for inconsistent graphs
-        raise ArtifactError(f"cannot fix the input of the model at {shape}: {_first_line(exc)}") from None
+        raise ArtifactError(f"cannot fix the input of the model at {shape}: {first_line(exc)}") from None
     rewrites = dict(use_portable_ops(fixed))
     try:
         import onnxsim
@@ -579,7 +579,7 @@ def partition_report(onnx_path: str | os.PathLike) -> list[Partitioning]:
             optimize_model(Path(onnx_path), opt_path)
             model = onnx.shape_inference.infer_shapes(onnx.load(str(opt_path)), strict_mode=True)
         except Exception as exc:  # onnxruntime or shape inference rejecting the graph
-            raise ArtifactError(f"cannot analyse {Path(onnx_path).name} for mobile providers: {_first_line(exc)}") from None
+            raise ArtifactError(f"cannot analyse {Path(onnx_path).name} for mobile providers: {first_line(exc)}") from None
     # An omitted optional input (Resize's roi/scales: name "") is absent, not dynamic; the checker, finding no shape
     # for "", would count the node as dynamic. A fixed-shape entry for "" in this private copy says what it is.
     model.graph.value_info.append(onnx.helper.make_tensor_value_info("", onnx.TensorProto.FLOAT, []))
@@ -728,15 +728,7 @@ def _sample_inputs(model, card: ModelCard | None, shape: list[int]) -> tuple[np.
 def _run(path: Path, arrays: np.ndarray, input_name: str) -> np.ndarray:
     from .pipeline import run_onnx
 
-    import onnxruntime as ort
-
-    try:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    except Exception as exc:
-        raise ArtifactError(f"onnxruntime cannot load {path.name}: {_first_line(exc)}") from None
-    fixed = session.get_inputs()[0].shape[0]
-    del session
-    return run_onnx(path, arrays, fixed if isinstance(fixed, int) else None, input_name)
+    return run_onnx(path, arrays, input_name)
 
 
 def _parity(reference: np.ndarray, outputs: np.ndarray, task: str, precision: str, random_weights: bool) -> dict:
@@ -751,7 +743,7 @@ def _save(model, path: Path) -> None:
     try:
         onnx.checker.check_model(model, full_check=True)
     except Exception as exc:
-        raise ArtifactError(f"the fixed-shape graph fails onnx.checker: {_first_line(exc)[:200]}") from None
+        raise ArtifactError(f"the fixed-shape graph fails onnx.checker: {first_line(exc)[:200]}") from None
     onnx.save(model, str(path))
 
 
@@ -765,8 +757,3 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
     fmt = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
     return "\n".join([fmt(headers), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

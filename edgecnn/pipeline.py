@@ -25,7 +25,7 @@ import numpy as np
 
 from . import __version__
 from .card import ModelCard
-from .errors import ArtifactError, InputError
+from .errors import ArtifactError, InputError, first_line
 from .files import sha256_file, staged_output
 from .models.registry import ModelSpec, get_spec, imagenet_labels
 
@@ -461,13 +461,20 @@ def _set_card(path: Path, card: ModelCard) -> None:
     onnx.save(model, str(path))
 
 
-def run_onnx(path: Path, arrays: np.ndarray, batch: int | None, input_name: str = "input") -> np.ndarray:
-    """Outputs of the artifact at ``path`` on ``arrays`` (CPU provider), in fixed-size chunks if the batch is fixed."""
+def run_onnx(path: Path, arrays: np.ndarray, input_name: str | None = None) -> np.ndarray:
+    """Outputs of the artifact at ``path`` on ``arrays`` (CPU provider), in chunks of the graph's batch when it
+    is fixed (the last chunk padded), else of 8. ``input_name`` defaults to the graph's first input."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    try:
+        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own classes (InvalidProtobuf, Fail, …) for bad files
+        raise ArtifactError(f"onnxruntime cannot load {Path(path).name}: {first_line(exc)}") from None
+    graph_input = session.get_inputs()[0]
+    input_name = input_name or graph_input.name
+    batch = graph_input.shape[0] if isinstance(graph_input.shape[0], int) else None
     step = batch or 8
     outs = []
     for i in range(0, len(arrays), step):
@@ -492,8 +499,7 @@ def _check(path: Path, precision: str, card: ModelCard, inputs: np.ndarray, refe
             onnx.checker.check_model(str(path), full_check=True)
         except onnx.checker.ValidationError as exc:
             raise ArtifactError(f"{path.name} fails onnx.checker: {str(exc).splitlines()[0][:200]}") from None
-        batch = card.input_shape[0] if isinstance(card.input_shape[0], int) else None
-        outputs = run_onnx(path, inputs, batch, card.input_name)
+        outputs = run_onnx(path, inputs, card.input_name)
         report = compare(reference, outputs, task=card.task, precision=precision, random_weights=random_weights)
     if not report.judged:
         run.warnings.append(f"{path.name}: {report.note}")

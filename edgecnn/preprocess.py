@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .card import ModelCard
-from .errors import InputError
+from .errors import InputError, first_line
 
 #: File suffixes treated as images when a folder is expanded.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -116,7 +116,7 @@ def load_image(source: ImageLike) -> Image.Image:
         image = ImageOps.exif_transpose(image)
         return image.convert("RGB")
     except (OSError, SyntaxError, ValueError) as exc:  # truncated data surfaces when pixels are decoded
-        raise InputError(f"{name}: not a readable image ({_reason(exc)})") from None
+        raise InputError(f"{name}: not a readable image ({first_line(exc)})") from None
 
 
 def resize_crop(image: Image.Image, params: PreprocessParams) -> Image.Image:
@@ -212,7 +212,7 @@ def _open(fp: Any, name: str) -> tuple[Image.Image, str]:
         image.load()  # decode now: a truncated file fails here, with its name, not later in a resize
         return image, name
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise InputError(f"{name}: not a readable image ({_reason(exc)})") from None
+        raise InputError(f"{name}: not a readable image ({first_line(exc)})") from None
 
 
 def _from_array(array: np.ndarray) -> Image.Image:
@@ -222,11 +222,6 @@ def _from_array(array: np.ndarray) -> Image.Image:
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     return Image.fromarray(np.ascontiguousarray(array)).convert("RGB")
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def _pair(value: Any) -> tuple[int, int]:

@@ -33,7 +33,7 @@ import numpy as np
 
 from .card import ModelCard
 from .errors import ArtifactError, InputError
-from .files import sha256_file
+from .files import sha256_file, write_text_atomic
 
 BUNDLE_MANIFEST = "bundle.json"
 GOLDEN = "golden.npz"
@@ -175,9 +175,7 @@ def make_bundle(export_dir: str | os.PathLike, models: Sequence[str] | None = No
         "files": {n: {"size": (out / n).stat().st_size, "sha256": sha256_file(out / n)} for n in files},
         "selftest": "edgecnn selftest <this folder>  (or edgecnn.bundle.selftest(path))",
     }
-    tmp = out / f".{BUNDLE_MANIFEST}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp, out / BUNDLE_MANIFEST)
+    write_text_atomic(out / BUNDLE_MANIFEST, json.dumps(manifest, indent=2) + "\n")
     result = selftest(out)
     return BundleResult(out, tuple(names), len(files) + 1, result)
 

@@ -17,6 +17,7 @@ import typer
 import typer.core
 
 from .errors import EdgeCNNError
+from .text import text_table
 
 app = typer.Typer(
     name="edgecnn",
@@ -53,12 +54,6 @@ def _fmt_params(n: int) -> str:
     return f"{n / 1e6:.1f}M"
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
-    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
-
-
 @app.command("list")
 @handle_errors
 def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
@@ -74,7 +69,7 @@ def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON inst
          ", ".join(c.name for c in s.checkpoints) or "-"]
         for s in specs
     ]
-    typer.echo(_table(["name", "task", "params", "GFLOPs", "input", "published checkpoints"], rows))
+    typer.echo(text_table(["name", "task", "params", "GFLOPs", "input", "published checkpoints"], rows))
 
 
 @app.command("info")
@@ -195,7 +190,7 @@ def _print_export(result) -> None:
                  else f"mIoU {p['mean_iou']:.3f}")
         rows.append([a.file, a.precision, f"{a.size_bytes / 1e6:.1f} MB", f"{p['max_abs']:.1e}", f"{p['cosine']:.5f}",
                      agree, verdict])
-    typer.echo(_table(["artifact", "precision", "size", "max abs err", "cosine", "agreement", "parity"], rows))
+    typer.echo(text_table(["artifact", "precision", "size", "max abs err", "cosine", "agreement", "parity"], rows))
     for w in result.warnings:
         typer.echo(f"note: {w}", err=True)
     typer.echo(f"wrote {result.out_dir}/ (manifest.json)")
@@ -288,12 +283,12 @@ def predict_cmd(
     elif predictor.task == "classification":
         rows = [[r["file"] if i == 0 else "", str(i + 1), p["label"], f"{p['probability']:.4f}"]
                 for r in results for i, p in enumerate(r["predictions"])]
-        typer.echo(_table(["image", "rank", "label", "probability"], rows))
+        typer.echo(text_table(["image", "rank", "label", "probability"], rows))
     else:
         rows = [[r["file"], "x".join(map(str, r["mask_shape"])),
                  ", ".join(f"{k} {v:.0%}" for k, v in r["class_fractions"].items()), r["mask_file"] or "-"]
                 for r in results]
-        typer.echo(_table(["image", "mask", "classes", "saved"], rows))
+        typer.echo(text_table(["image", "mask", "classes", "saved"], rows))
     if failed:
         typer.echo(f"error: {len(failed)} of {len(files)} images could not be read (listed above)", err=True)
         raise typer.Exit(1)
@@ -399,7 +394,7 @@ def providers_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON
     rows = [[d["name"], d["ort_name"], d["kind"], "yes" if d["available"] else "no",
              "-" if d["available"] else d["install"]] for d in data]
     typer.echo(f"onnxruntime {onnxruntime.__version__} ({', '.join(onnxruntime.get_available_providers())})")
-    typer.echo(_table(["ep", "onnxruntime name", "kind", "here", "how to get it"], rows))
+    typer.echo(text_table(["ep", "onnxruntime name", "kind", "here", "how to get it"], rows))
 
 
 def _bench_ints(text: str, what: str) -> list[int]:
@@ -449,7 +444,7 @@ def bench_cmd(
                              warmup=warmup, runs=runs, seconds=seconds, torch_baseline=torch_baseline,
                              input_size=size, graph_opt=graph_opt)
     headers, rows = table_rows(results)
-    typer.echo(_table(headers, rows))
+    typer.echo(text_table(headers, rows))
     typer.echo(f"\n{results[0].method}; threads: {results[0].threads.requested or 'default'}")
     for r in results:
         if r.node_assignment and len(r.node_assignment) > 1:
@@ -490,7 +485,7 @@ def validate_cmd(
                    f"{result.inputs['count']} images ({result.inputs['source']})")
         typer.echo(f"reference weights: {w['path'] or w['source']} ({w['origin']})")
         headers, rows = table_rows(result)
-        typer.echo(_table(headers, rows))
+        typer.echo(text_table(headers, rows))
     for skipped in result.inputs["skipped"]:
         typer.echo(f"skipped {skipped['reason']}", err=True)
     for note in result.notes:
@@ -564,7 +559,7 @@ def selftest_cmd(
         rows = [[c.file, c.precision, f"{c.max_abs:.1e}", f"{c.max_rel:.1e}", f"{c.cosine:.6f}",
                  "-" if c.top1_agreement is None else f"{c.top1_agreement:.2f}", ", ".join(c.providers),
                  "pass" if c.passed else "FAIL"] for c in result.checks]
-        typer.echo(_table(["model", "precision", "max abs err", "max rel err", "cosine", "top1", "providers",
+        typer.echo(text_table(["model", "precision", "max abs err", "max rel err", "cosine", "top1", "providers",
                            "result"], rows))
         typer.echo(f"{result.files_verified} files match bundle.json; onnxruntime {result.onnxruntime}")
         for c in result.checks:

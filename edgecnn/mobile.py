@@ -39,6 +39,7 @@ import numpy as np
 from .card import ModelCard
 from .errors import ArtifactError, EdgeCNNError, InputError, first_line
 from .files import staged_output
+from .text import text_table
 
 REPORT_JSON, REPORT_TEXT = "report.json", "report.txt"
 #: What to do about an operator a mobile provider lacks, where there is a way round it: (provider, op) → advice.
@@ -665,7 +666,7 @@ def render_report(report: dict) -> str:
     """The report as a readable text table."""
     lines = [f"mobile artifacts for {report['model']} (input {report['input']['name']} "
              f"{'x'.join(map(str, report['input']['shape']))} {report['input']['dtype']})", ""]
-    lines.append(_table(["artifact", "size", "max abs err", "parity"],
+    lines.append(text_table(["artifact", "size", "max abs err", "parity"],
                         [[a["file"], f"{a['size_bytes'] / 1e6:.2f} MB", f"{a['parity']['max_abs']:.1e}",
                           _verdict(a["parity"])] for a in report["artifacts"]]))
     lines += ["", f"parity: {report['parity_inputs']['count']} inputs ({report['parity_inputs']['source']}) "
@@ -684,7 +685,7 @@ def render_report(report: dict) -> str:
             falls = "; ".join(f"{why}: {', '.join(ops)}" for why, ops in by_reason.items()) or "-"
             rows.append([p["provider"], f"{p['supported_nodes']}/{p['nodes']} ({p['coverage']:.0%})",
                          str(p["partitions"]), p["suitability"], falls])
-        lines.append(_table(["provider", "nodes taken", "partitions", "worth it", "left to CPU (why)"], rows))
+        lines.append(text_table(["provider", "nodes taken", "partitions", "worth it", "left to CPU (why)"], rows))
     caveats = [(p["provider"], c) for p in report["partitions"]["fixed"] for c in p["caveats"]]
     if caveats:
         lines += ["", "operator conditions the estimate does not check (it assumes they hold):"]
@@ -751,9 +752,3 @@ def _verdict(parity: dict) -> str:
     if not parity.get("judged", True):
         return "n/a"
     return "pass" if parity["passed"] else "FAIL"
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
-    fmt = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-    return "\n".join([fmt(headers), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])

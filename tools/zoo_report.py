@@ -33,7 +33,6 @@ import logging
 import math
 import os
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -44,8 +43,9 @@ import edgecnn
 from edgecnn import benchmark_many, compare, export, get_spec, list_models, make_session
 from edgecnn.bench import make_inputs
 from edgecnn.errors import EdgeCNNError
-from edgecnn.files import sha256_file
+from edgecnn.files import sha256_file, write_text_atomic
 from edgecnn.providers import available, get_provider
+from edgecnn.text import text_table
 
 ROOT = Path(__file__).resolve().parents[1]
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -588,29 +588,6 @@ def svg_plot(report: Report) -> str | None:
     return "\n".join(out) + "\n"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Temp file in the same folder, then os.replace: never a half-written report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a report is for everyone to read
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _console_table(headers, rows) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
-    fmt = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-    return "\n".join([fmt(headers), fmt(["-" * w for w in widths]), *(fmt(r) for r in rows)])
-
-
 # ------------------------------------------------------------------------------------------- command line
 
 
@@ -659,14 +636,14 @@ def main(argv=None) -> int:
                  log=lambda msg: print(msg, file=sys.stderr, flush=True))
     svg = svg_plot(report)
     if svg:
-        write_atomic(plot, svg)
-    write_atomic(doc, markdown(report, os.path.relpath(plot, doc.parent) if svg else None))
+        write_text_atomic(plot, svg)
+    write_text_atomic(doc, markdown(report, os.path.relpath(plot, doc.parent) if svg else None))
     if args.json:
-        write_atomic(args.json, json.dumps({"rows": [r.__dict__ for r in report.rows], "plain": report.plain,
+        write_text_atomic(args.json, json.dumps({"rows": [r.__dict__ for r in report.rows], "plain": report.plain,
                                             "peak": report.peak, "machine": report.machine,
                                             "versions": report.versions, "exports": report.exports,
                                             "errors": report.errors, "passed": report.passed}, indent=2))
-    print(_console_table(*table(report)))
+    print(text_table(*table(report)))
     for p in report.plain:
         print(f"ours vs plain {p['model']}: {p['ours_ms']:.3f} / {p['plain_ms']:.3f} ms = {p['ratio']:.3f} "
               f"({'PASS' if p['passed'] else 'FAIL'}, limit {PLAIN_TOLERANCE})")

@@ -428,12 +428,11 @@ def bench_cmd(
 ) -> None:
     """Time ONNX models: latency percentiles, throughput, memory, per execution provider."""
     from .bench import benchmark_many, report_dict, table_rows, to_markdown
-    from .files import write_text_atomic
     from .errors import InputError
+    from .files import write_text_atomic
+    from .providers import parse_entries
 
-    entries = [[n for n in item.split("+") if n.strip()] for item in ep.split(",") if item.strip()]
-    if not entries:
-        raise InputError("--ep needs at least one provider, e.g. --ep cpu")
+    entries = parse_entries(ep)
     size = None
     if input_size:
         hw = _bench_ints(input_size, "--input-size")
@@ -501,10 +500,6 @@ def validate_cmd(
     if not as_json:
         typer.echo(f"PASS: {Path(result.path).name} matches {result.model} on "
                    f"{', '.join('+'.join(c.requested) for c in result.checks)}")
-
-
-def main() -> None:  # pragma: no cover - console entry for `python -m edgecnn`
-    app()
 
 
 @app.command("mobile")
@@ -584,3 +579,7 @@ def int8_report_cmd(
     if not record:
         fail(f"'{export_dir}' holds no int8 record; export with --int8 (or --int8 auto) first")
     typer.echo(json.dumps(record, indent=2) if as_json else render_report(record, top=top))
+
+
+def main() -> None:  # pragma: no cover - console entry for `python -m edgecnn`
+    app()

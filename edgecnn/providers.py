@@ -136,6 +136,23 @@ def is_available(name: str) -> bool:
     return get_provider(name).ort_name in ort.get_available_providers()
 
 
+def parse_entries(providers: str | Iterable) -> list[list[str]]:
+    """The ``--ep`` syntax: comma-separated entries, each checked on its own session; ``+`` joins providers
+    into one session's priority list. ``"cpu,tensorrt+cuda"`` → ``[["cpu"], ["tensorrt", "cuda"]]``; a
+    sequence of names or of name sequences works too. Names come back as short names.
+    """
+    items = providers.split(",") if isinstance(providers, str) else list(providers)
+    entries = []
+    for item in items:
+        names = item.split("+") if isinstance(item, str) else list(item)
+        names = [get_provider(n).name for n in names if n and n.strip()]
+        if names:
+            entries.append(names)
+    if not entries:
+        raise InputError("no execution provider given; e.g. --ep cpu or --ep cpu,cuda")
+    return entries
+
+
 def _split(names: str | Iterable[str]) -> list[str]:
     if isinstance(names, str):
         names = names.split(",")

@@ -154,14 +154,14 @@ def validate(path: str | os.PathLike, *, against: str | None = None, weights: st
         CheckpointError: the reference weights cannot be found or do not fit (random-weight artifacts included).
         ArtifactError / InputError / UnknownModelError: an unreadable file, bad images or options, unknown model.
     """
-    from .providers import make_session, resolve
+    from .providers import make_session, parse_entries, resolve
 
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"model file not found: {path}")
     if count < 1:
         raise InputError(f"count must be at least 1, got {count}")
-    entries = _entries(providers)
+    entries = parse_entries(providers)
     for entry in entries:  # refuse a missing provider before building anything
         resolve(entry)
 
@@ -189,22 +189,6 @@ def validate(path: str | os.PathLike, *, against: str | None = None, weights: st
         session = None  # one session at a time
     return ValidationResult(str(path), spec.name, card.task, card.precision, weights_record, inputs.record,
                             tuple(checks), tuple(notes))
-
-
-def _entries(providers) -> list[list[str]]:
-    """``"cpu,cuda"`` / ``("cpu", "cuda")`` / ``[("tensorrt", "cuda")]`` → ``[["cpu"], ["cuda"]]`` etc."""
-    from .providers import get_provider
-
-    items = providers.split(",") if isinstance(providers, str) else list(providers)
-    entries = []
-    for item in items:
-        names = item.split("+") if isinstance(item, str) else list(item)
-        names = [get_provider(n).name for n in names if n and n.strip()]
-        if names:
-            entries.append(names)
-    if not entries:
-        raise InputError("no execution provider given; e.g. --ep cpu or --ep cpu,cuda")
-    return entries
 
 
 # --------------------------------------------------------------------------------- what the file is

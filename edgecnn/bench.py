@@ -3,9 +3,10 @@
 Method: every configuration — one (model file, provider list, batch size), plus the PyTorch eager model of
 each file when ``torch_baseline`` is on — gets its own warmup, then the timed runs of all configurations are
 interleaved in rounds (the order rotated each round; before each chunk a short pause, so that the previous
-configuration's spinning threads go idle, and one untimed run to refill caches after the switch). Slow drift of the machine (other processes, clocks, heat) therefore lands on every
-configuration alike, and side-by-side ratios (int8/fp32, ours/plain, ONNX/torch) are fair. Statistics pool all
-timed runs of a configuration; p50 is the median. Session creation is timed apart from inference.
+configuration's spinning threads go idle, and one untimed run to refill caches after the switch). Slow drift
+of the machine (other processes, clocks, heat) therefore lands on every configuration alike, and side-by-side
+ratios (int8/fp32, ours/plain, ONNX/torch) are fair. Statistics pool all timed runs of a configuration; p50 is
+the median. Session creation is timed apart from inference.
 
 Memory: Linux ``VmHWM`` (peak resident set) is reset (``/proc/self/clear_refs``) right before each session is
 created and read after its warmup, so ``peak_rss_mb`` is this process's peak while that session was built and

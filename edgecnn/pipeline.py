@@ -230,10 +230,11 @@ def export(
     check_opset(opset)
     if calib_count is not None and calib_count < 1:
         raise InputError(f"--calib-count must be at least 1, got {calib_count}")
+    int8_policy = None
     if int8:
         from .int8 import check_int8_options
 
-        check_int8_options(int8, calib_method)
+        int8_policy = check_int8_options(int8, calib_method)  # refused here, before anything is written
     label_list = _read_labels(labels) if labels is not None else None
     out_dir = Path(out_dir) if out_dir is not None else Path("exported") / spec.name
     run = _Run(progress)
@@ -242,7 +243,7 @@ def export(
                               opset=opset, fp16=fp16, int8=int8, calib=calib, calib_count=calib_count,
                               calib_method=calib_method, simplify=simplify, label_list=label_list,
                               arch_options=arch_options or {}, command=command, out_dir=out_dir,
-                              embed_preprocess=embed_preprocess, bundle=bundle)
+                              embed_preprocess=embed_preprocess, bundle=bundle, int8_policy=int8_policy)
     return result
 
 
@@ -256,7 +257,7 @@ def _read_labels(path: str | Path) -> list[str]:
 
 def _export_into(staging: Path, spec: ModelSpec, run: _Run, *, hw, batch, weights, num_classes, opset, fp16, int8,
                  calib, calib_count, calib_method, simplify, label_list, arch_options, command, out_dir,
-                 embed_preprocess=False, bundle=False) -> ExportResult:
+                 embed_preprocess=False, bundle=False, int8_policy=None) -> ExportResult:
     import onnx
     import torch
 
@@ -344,12 +345,12 @@ def _export_into(staging: Path, spec: ModelSpec, run: _Run, *, hw, batch, weight
     calibration_record["parity_on_calibration_images"] = parity_arrays is calib_arrays
     int8_record = None
     if int8:
-        from .int8 import build_int8, check_int8_options
+        from .int8 import build_int8
 
         path = staging / f"{base}.int8.onnx"
         with run.step("quantize int8"):  # calibration choice, sensitivity, fallback, speed gate: edgecnn.int8
             q = build_int8(fp32_path, path, calib_arrays, task=spec.task, method=calib_method,
-                           policy=check_int8_options(int8, calib_method), input_name=card.input_name, batch=batch,
+                           policy=int8_policy, input_name=card.input_name, batch=batch,
                            input_size=hw, judge_accuracy=weights is not None,
                            progress=(lambda m: run.progress(f"quantize int8: {m}")) if run.progress else None)
             run.warnings.extend(q.warnings)

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from onnxruntime.quantization import CalibrationDataReader
 from PIL import Image
 
 from .card import ModelCard
@@ -119,23 +118,3 @@ def load_samples(card: ModelCard, count: int, seed: int = 0) -> ImageSet:
         imgs = [im.convert("L") for im in imgs]
     arrays = np.stack([preprocess(im, card) for im in imgs])
     return ImageSet(arrays, f"{DEFAULT_SOURCE}, seed {seed}", preprocessing=preprocessing_record(card))
-
-
-class ArrayReader(CalibrationDataReader):
-    """An onnxruntime CalibrationDataReader over a fixed array, one sample per call.
-
-    onnxruntime's readers are single-use iterators; make a new one for each quantization run.
-    """
-
-    def __init__(self, arrays: np.ndarray, input_name: str = "input") -> None:
-        self._arrays, self._name, self._i = arrays, input_name, 0
-
-    def get_next(self) -> dict | None:
-        if self._i >= len(self._arrays):
-            return None
-        item = {self._name: self._arrays[self._i: self._i + 1]}
-        self._i += 1
-        return item
-
-    def rewind(self) -> None:
-        self._i = 0

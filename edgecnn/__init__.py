@@ -11,24 +11,24 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from .card import ModelCard  # standard library only
-from .errors import EdgeCNNError  # standard library only
+from .core.card import ModelCard  # standard library only
+from .core.errors import EdgeCNNError  # standard library only
 
 # public name -> the submodule that defines it
 _LAZY = {
     "create_model": "models", "get_spec": "models", "list_models": "models", "ModelSpec": "models",
     "export": "pipeline", "ExportResult": "pipeline",
-    "compare": "parity", "ParityReport": "parity",
-    "Predictor": "runtime", "load_image": "preprocess", "PreprocessParams": "preprocess",
-    "benchmark": "bench", "benchmark_many": "bench", "BenchResult": "bench",
-    "make_session": "providers", "available_providers": "providers",
-    "validate": "validate", "ValidationResult": "validate",
-    "make_mobile": "mobile", "MobileResult": "mobile",
-    "make_bundle": "bundle", "selftest": "bundle", "SelftestResult": "bundle",
-    "embed_preprocessing": "embed",
-    "build_int8": "int8", "Int8Result": "int8", "int8_form": "quantize",
-    "CheckpointError": "errors", "UnknownModelError": "errors", "InputError": "errors",
-    "ArtifactError": "errors", "ProviderUnavailableError": "errors",
+    "compare": "runtime.compare", "ParityReport": "runtime.compare",
+    "Predictor": "runtime.predictor", "load_image": "runtime.preprocess", "PreprocessParams": "runtime.preprocess",
+    "benchmark": "runtime.bench", "benchmark_many": "runtime.bench", "BenchResult": "runtime.bench",
+    "make_session": "runtime.providers", "available_providers": "runtime.providers",
+    "validate": "convert.validate", "ValidationResult": "convert.validate",
+    "make_mobile": "deploy.mobile", "MobileResult": "deploy.mobile",
+    "make_bundle": "deploy.bundle", "selftest": "deploy.bundle", "SelftestResult": "deploy.bundle",
+    "embed_preprocessing": "deploy.embed",
+    "build_int8": "convert.int8", "Int8Result": "convert.int8", "int8_form": "convert.quantize",
+    "CheckpointError": "core.errors", "UnknownModelError": "core.errors", "InputError": "core.errors",
+    "ArtifactError": "core.errors", "ProviderUnavailableError": "core.errors",
 }
 
 
@@ -49,18 +49,18 @@ def __dir__() -> list[str]:
 __all__ = ["__version__", "ModelCard", "EdgeCNNError", *_LAZY]
 
 if TYPE_CHECKING:
-    from .bench import BenchResult, benchmark, benchmark_many
+    from .runtime.bench import BenchResult, benchmark, benchmark_many
     from .models import ModelSpec, create_model, get_spec, list_models
-    from .parity import ParityReport, compare
+    from .runtime.compare import ParityReport, compare
     from .pipeline import ExportResult, export
-    from .preprocess import PreprocessParams, load_image
-    from .providers import available as available_providers
-    from .providers import make_session
-    from .bundle import SelftestResult, make_bundle, selftest
-    from .embed import embed_preprocessing
-    from .int8 import Int8Result, build_int8
-    from .quantize import int8_form
-    from .errors import ArtifactError, CheckpointError, InputError, ProviderUnavailableError, UnknownModelError
-    from .mobile import MobileResult, make_mobile
-    from .runtime import Predictor
-    from .validate import ValidationResult, validate
+    from .runtime.preprocess import PreprocessParams, load_image
+    from .runtime.providers import available as available_providers
+    from .runtime.providers import make_session
+    from .deploy.bundle import SelftestResult, make_bundle, selftest
+    from .deploy.embed import embed_preprocessing
+    from .convert.int8 import Int8Result, build_int8
+    from .convert.quantize import int8_form
+    from .core.errors import ArtifactError, CheckpointError, InputError, ProviderUnavailableError, UnknownModelError
+    from .deploy.mobile import MobileResult, make_mobile
+    from .runtime.predictor import Predictor
+    from .convert.validate import ValidationResult, validate

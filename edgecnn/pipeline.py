@@ -24,9 +24,9 @@ from typing import Callable
 import numpy as np
 
 from . import __version__
-from .card import ModelCard
-from .errors import ArtifactError, InputError, first_line
-from .files import sha256_file, staged_output
+from .core.card import ModelCard
+from .core.errors import ArtifactError, InputError, first_line
+from .core.files import sha256_file, staged_output
 from .models.registry import ModelSpec, get_spec, imagenet_labels
 
 MANIFEST = "manifest.json"
@@ -222,7 +222,7 @@ def export(
         EdgeCNNError: bad input (unknown model, bad weights, bad options, unwritable output, parity failure
             is *not* raised: it is recorded in the result; the CLI turns it into a non-zero exit).
     """
-    from .exporter import check_opset
+    from .convert.onnx_export import check_opset
 
     spec = get_spec(name)
     hw = parse_input_size(input_size, spec)
@@ -232,7 +232,7 @@ def export(
         raise InputError(f"--calib-count must be at least 1, got {calib_count}")
     int8_policy = None
     if int8:
-        from .int8 import check_int8_options
+        from .convert.int8 import check_int8_options
 
         int8_policy = check_int8_options(int8, calib_method)  # refused here, before anything is written
     label_list = _read_labels(labels) if labels is not None else None
@@ -261,8 +261,8 @@ def _export_into(staging: Path, spec: ModelSpec, run: _Run, *, hw, batch, weight
     import onnx
     import torch
 
-    from .calibration import load_folder, load_samples
-    from .exporter import export_onnx, recalibrate_batchnorm
+    from .convert.calibration import load_folder, load_samples
+    from .convert.onnx_export import export_onnx, recalibrate_batchnorm
     from .models.registry import create_model_with_report
 
     with run.step("build model"):
@@ -319,7 +319,7 @@ def _export_into(staging: Path, spec: ModelSpec, run: _Run, *, hw, batch, weight
         export_onnx(model, raw_path, input_shape=(in_channels, *hw), batch=batch, dynamic_hw=spec.dynamic_hw,
                     size_multiple=spec.size_multiple, opset=opset)
     with run.step("simplify"):
-        from .simplify import simplify as simplify_graph
+        from .convert.simplify import simplify as simplify_graph
 
         graph, simp = simplify_graph(onnx.load(str(raw_path)), enabled=simplify)
         if simplify and not simp.simplified:
@@ -330,7 +330,7 @@ def _export_into(staging: Path, spec: ModelSpec, run: _Run, *, hw, batch, weight
                             notes=(f"simplified: {simp.simplified}, nodes {simp.nodes_before}→{simp.nodes_after}",)))
 
     if fp16:
-        from .quantize import to_fp16
+        from .convert.quantize import to_fp16
 
         path = staging / f"{base}.fp16.onnx"
         with run.step("convert fp16"):
@@ -345,7 +345,7 @@ def _export_into(staging: Path, spec: ModelSpec, run: _Run, *, hw, batch, weight
     calibration_record["parity_on_calibration_images"] = parity_arrays is calib_arrays
     int8_record = None
     if int8:
-        from .int8 import build_int8
+        from .convert.int8 import build_int8
 
         path = staging / f"{base}.int8.onnx"
         with run.step("quantize int8"):  # calibration choice, sensitivity, fallback, speed gate: edgecnn.int8
@@ -363,13 +363,13 @@ def _export_into(staging: Path, spec: ModelSpec, run: _Run, *, hw, batch, weight
                                     notes=(q.decision,)))
 
     if embed_preprocess:
-        from .embed import embed_variants
+        from .deploy.embed import embed_variants
 
         with run.step("embed preprocessing"):
             artifacts += embed_variants(staging, artifacts, run.warnings)
     bundle_record = None
     if bundle:
-        from .bundle import make_bundle
+        from .deploy.bundle import make_bundle
 
         with run.step("bundle"):
             made = make_bundle(staging, [a.file for a in artifacts])
@@ -493,7 +493,7 @@ def _check(path: Path, precision: str, card: ModelCard, inputs: np.ndarray, refe
     """onnx.checker, load in onnxruntime, parity against the PyTorch outputs."""
     import onnx
 
-    from .parity import compare
+    from .runtime.compare import compare
 
     with run.step(f"check {precision}"):
         try:

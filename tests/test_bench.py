@@ -14,11 +14,11 @@ import torch
 from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
-from edgecnn import bench as B
-from edgecnn.card import ModelCard
+from edgecnn.runtime import bench as B
+from edgecnn.core.card import ModelCard
 from edgecnn.cli import app
-from edgecnn.errors import InputError, ProviderUnavailableError
-from edgecnn.providers import is_available, make_session, model_precision
+from edgecnn.core.errors import InputError, ProviderUnavailableError
+from edgecnn.runtime.providers import is_available, make_session, model_precision
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "bench_schema.md"
 

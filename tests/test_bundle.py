@@ -1,4 +1,4 @@
-"""edgecnn.bundle and `edgecnn selftest`: bundle contents, golden pair, tamper detection, torch-free self-test."""
+"""edgecnn.deploy.bundle and `edgecnn selftest`: bundle contents, golden pair, tamper detection, torch-free self-test."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from edgecnn.bundle import BUNDLE_MANIFEST, make_bundle, selftest, sha256_file
+from edgecnn.deploy.bundle import BUNDLE_MANIFEST, make_bundle, selftest, sha256_file
 from edgecnn.cli import app
-from edgecnn.errors import ArtifactError
+from edgecnn.core.errors import ArtifactError
 from edgecnn.pipeline import export
-from edgecnn.runtime import Predictor
+from edgecnn.runtime.predictor import Predictor
 
 runner = CliRunner()
 
@@ -133,7 +133,7 @@ def test_damaged_bundle_is_one_clear_error(bundle, damage):
 
 
 def test_selftest_imports_neither_torch_nor_pillow(bundle):
-    code = ("import sys\nfrom edgecnn.bundle import selftest\nr = selftest(sys.argv[1])\n"
+    code = ("import sys\nfrom edgecnn.deploy.bundle import selftest\nr = selftest(sys.argv[1])\n"
             "bad = [m for m in ('torch', 'PIL') if m in sys.modules]\n"
             "print(r.passed, bad)\nsys.exit(0 if r.passed and not bad else 1)\n")
     proc = subprocess.run([sys.executable, "-c", code, str(bundle)], capture_output=True, text=True)

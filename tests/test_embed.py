@@ -1,4 +1,4 @@
-"""edgecnn.embed and `export --embed-preprocess`: uint8 NHWC graphs that normalise inside, parity vs the float model."""
+"""edgecnn.deploy.embed and `export --embed-preprocess`: uint8 NHWC graphs that normalise inside, parity vs the float model."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from edgecnn.calibration import sample_photos
-from edgecnn.card import ModelCard
-from edgecnn.embed import embed_file, embed_preprocessing
-from edgecnn.errors import ArtifactError, InputError
+from edgecnn.convert.calibration import sample_photos
+from edgecnn.core.card import ModelCard
+from edgecnn.deploy.embed import embed_file, embed_preprocessing
+from edgecnn.core.errors import ArtifactError, InputError
 from edgecnn.pipeline import export
-from edgecnn.preprocess import preprocess
-from edgecnn.runtime import Predictor
+from edgecnn.runtime.preprocess import preprocess
+from edgecnn.runtime.predictor import Predictor
 
 
 @pytest.fixture(scope="module")

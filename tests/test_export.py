@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 import edgecnn
 from edgecnn.cli import app
-from edgecnn.errors import ArtifactError
+from edgecnn.core.errors import ArtifactError
 from edgecnn.pipeline import export, read_manifest
 
 # Small inputs keep the default run fast; the architectures are unchanged.
@@ -144,7 +144,7 @@ def test_portable_ops_in_graph(small_export):
 
 
 def test_unet_dynamic_hw_in_multiples_of_16(tmp_path):
-    from edgecnn.exporter import recalibrate_batchnorm
+    from edgecnn.convert.onnx_export import recalibrate_batchnorm
 
     model = edgecnn.create_model("unet_bilinear")
     recalibrate_batchnorm(model, [torch.randn(4, 3, 32, 32)])  # non-degenerate outputs to compare

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from edgecnn.errors import ArtifactError
-from edgecnn.files import sha256_file, staged_output, write_text_atomic
+from edgecnn.core.errors import ArtifactError
+from edgecnn.core.files import sha256_file, staged_output, write_text_atomic
 
 
 def test_staged_output_appears_only_when_complete(tmp_path):

@@ -15,11 +15,11 @@ import pytest
 import torch
 from torch import nn
 
-from edgecnn import int8 as q8
-from edgecnn.errors import InputError
-from edgecnn.int8 import Agreement, SpeedGate, agreement, build_int8, layer_sensitivity, run_model
+from edgecnn.convert import int8 as q8
+from edgecnn.core.errors import InputError
+from edgecnn.convert.int8 import Agreement, SpeedGate, agreement, build_int8, layer_sensitivity, run_model
 from edgecnn.models.blocks import SqueezeExcite
-from edgecnn.quantize import (BatchReader, calibrate, fold_scales, int8_form, preprocess_for_quantization,
+from edgecnn.convert.quantize import (BatchReader, calibrate, fold_scales, int8_form, preprocess_for_quantization,
                               quantize_int8)
 
 

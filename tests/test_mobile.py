@@ -1,4 +1,4 @@
-"""edgecnn.mobile and `edgecnn mobile`: fixed shapes, .ort conversion, portable rewrites, partition report, errors."""
+"""edgecnn.deploy.mobile and `edgecnn mobile`: fixed shapes, .ort conversion, portable rewrites, partition report, errors."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ import pytest
 from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
-from edgecnn.calibration import sample_photos
+from edgecnn.convert.calibration import sample_photos
 from edgecnn.cli import app
-from edgecnn.errors import ArtifactError, EdgeCNNError, InputError
-from edgecnn.mobile import decompose_hard_activations, make_mobile, partition_report
+from edgecnn.core.errors import ArtifactError, EdgeCNNError, InputError
+from edgecnn.deploy.mobile import decompose_hard_activations, make_mobile, partition_report
 from edgecnn.pipeline import export
-from edgecnn.runtime import Predictor
+from edgecnn.runtime.predictor import Predictor
 
 runner = CliRunner()
 
@@ -110,10 +110,10 @@ def test_decomposition_matches_the_onnx_operators():
 
 def test_fixed_shape_mobilenet_v2_is_one_nnapi_partition(tmp_path):
     """The issue's requirement, on the full-size network (224×224); parity here is cheap, the export is not."""
-    from edgecnn.exporter import export_onnx
+    from edgecnn.convert.onnx_export import export_onnx
     from edgecnn.models import create_model, get_spec
     from edgecnn.pipeline import _write_onnx, build_card
-    from edgecnn.simplify import simplify
+    from edgecnn.convert.simplify import simplify
 
     spec = get_spec("mobilenet_v2")
     raw = tmp_path / "raw.onnx"
@@ -140,7 +140,7 @@ def test_existing_mobile_folder_is_kept_without_force(v3, v3_mobile):
 
 
 def test_batch_and_embedded_sources(v3, tmp_path):
-    from edgecnn.embed import embed_file
+    from edgecnn.deploy.embed import embed_file
 
     batch2 = make_mobile(v3, tmp_path / "b2", batch=2)
     assert batch2.input_shape == (2, 3, 64, 64) and batch2.passed

@@ -1,4 +1,4 @@
-"""The torch-free preprocessing (edgecnn.preprocess) against its torch twin (edgecnn.transforms)."""
+"""The torch-free preprocessing (edgecnn.runtime.preprocess) against its torch twin (edgecnn.convert.transforms)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
-from edgecnn.card import ModelCard
-from edgecnn.errors import InputError
-from edgecnn.preprocess import (PreprocessParams, crop_origin, list_images, load_image, preprocess,
+from edgecnn.core.card import ModelCard
+from edgecnn.core.errors import InputError
+from edgecnn.runtime.preprocess import (PreprocessParams, crop_origin, list_images, load_image, preprocess,
                                 preprocess_uint8, resized_size)
-from edgecnn.transforms import torch_preprocess
+from edgecnn.convert.transforms import torch_preprocess
 
 
 def photo(width: int, height: int, seed: int = 0) -> Image.Image:

@@ -8,7 +8,7 @@ from importlib import resources
 import pytest
 import torch
 
-from edgecnn.errors import EdgeCNNError, InputError, UnknownModelError
+from edgecnn.core.errors import EdgeCNNError, InputError, UnknownModelError
 from edgecnn.models import aliases, create_model, get_spec, imagenet_labels, list_models, register_model
 from edgecnn.models import registry
 

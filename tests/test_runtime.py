@@ -1,4 +1,4 @@
-"""edgecnn.runtime.Predictor and `edgecnn predict`: agreement with PyTorch, batching, threads, errors, no torch."""
+"""edgecnn.runtime.predictor.Predictor and `edgecnn predict`: agreement with PyTorch, batching, threads, errors, no torch."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import edgecnn
-from edgecnn.card import ModelCard
+from edgecnn.core.card import ModelCard
 from edgecnn.cli import app
-from edgecnn.errors import ArtifactError, InputError, ProviderUnavailableError
-from edgecnn.preprocess import PreprocessParams, preprocess
-from edgecnn.runtime import Predictor
-from edgecnn.transforms import torch_preprocess
+from edgecnn.core.errors import ArtifactError, InputError, ProviderUnavailableError
+from edgecnn.runtime.preprocess import PreprocessParams, preprocess
+from edgecnn.runtime.predictor import Predictor
+from edgecnn.convert.transforms import torch_preprocess
 from test_preprocess import photo
 
 LABELS = ["apple", "bee", "cat", "dog", "eel"]
@@ -266,7 +266,7 @@ def test_concurrent_calls_match_sequential(models):
 def test_runtime_does_not_import_torch(models):
     script = (
         "import sys\n"
-        "from edgecnn.runtime import Predictor\n"
+        "from edgecnn.runtime.predictor import Predictor\n"
         f"p = Predictor({str(models['paths']['classifier'])!r})\n"
         "import numpy as np\n"
         "out = p.predict(np.full((50, 70, 3), 128, np.uint8))\n"

@@ -15,10 +15,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from edgecnn.cli import app
-from edgecnn.parity import TOLERANCES
-from edgecnn.errors import ArtifactError, CheckpointError, InputError, ProviderUnavailableError
-from edgecnn.providers import is_available
-from edgecnn.validate import validate
+from edgecnn.runtime.compare import TOLERANCES
+from edgecnn.core.errors import ArtifactError, CheckpointError, InputError, ProviderUnavailableError
+from edgecnn.runtime.providers import is_available
+from edgecnn.convert.validate import validate
 
 runner = CliRunner()
 ARCH = {"width_mult": 0.25}
@@ -30,10 +30,10 @@ def exported(tmp_path_factory) -> dict:
     """A small MobileNetV2 with BatchNorm statistics re-estimated on photographs, saved as a checkpoint and
     exported from it (fp32 + fp16) through the real pipeline: non-degenerate outputs, a card naming the file."""
     from edgecnn import create_model
-    from edgecnn.calibration import sample_photos
-    from edgecnn.exporter import recalibrate_batchnorm
+    from edgecnn.convert.calibration import sample_photos
+    from edgecnn.convert.onnx_export import recalibrate_batchnorm
     from edgecnn.pipeline import export
-    from edgecnn.preprocess import PreprocessParams, preprocess
+    from edgecnn.runtime.preprocess import PreprocessParams, preprocess
 
     root = tmp_path_factory.mktemp("validate")
     torch.manual_seed(0)
@@ -180,7 +180,7 @@ def test_moved_or_changed_checkpoint(exported, tmp_path):
 
 
 def test_data_folder_with_a_broken_image(exported, tmp_path):
-    from edgecnn.calibration import sample_photos
+    from edgecnn.convert.calibration import sample_photos
 
     folder = tmp_path / "imgs"
     folder.mkdir()
@@ -218,8 +218,8 @@ def test_missing_file(tmp_path):
 
 
 def test_json_is_strict_even_with_unlimited_tolerances():
-    from edgecnn.parity import compare
-    from edgecnn.validate import OutputCheck, ProviderCheck, ValidationResult
+    from edgecnn.runtime.compare import compare
+    from edgecnn.convert.validate import OutputCheck, ProviderCheck, ValidationResult
 
     ref = np.random.default_rng(0).standard_normal((4, 10))
     report = compare(ref, ref + 0.01, task="classification", precision="int8")

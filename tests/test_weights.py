@@ -18,7 +18,7 @@ import shlex
 import pytest
 import torch
 
-from edgecnn.errors import CheckpointError, EdgeCNNError
+from edgecnn.core.errors import CheckpointError, EdgeCNNError
 from edgecnn.models import create_model, create_model_with_report, get_spec, registry
 from edgecnn.models.weights import fetch_published, hub_cache_path, read_state_dict
 

@@ -7,7 +7,7 @@ Needs only numpy, onnxruntime and Pillow (plus edgecnn's runtime module); torch 
 
 import sys
 
-from edgecnn.runtime import Predictor
+from edgecnn.runtime.predictor import Predictor
 
 model_path, image_path = sys.argv[1], sys.argv[2]
 predictor = Predictor(model_path)  # preprocessing and labels come from the model file's metadata

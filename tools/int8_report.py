@@ -60,9 +60,9 @@ def calibration_rows(models, out: Path, log) -> list[dict]:
     """
     import onnxruntime as ort
 
-    from edgecnn.calibration import load_folder
-    from edgecnn.card import ModelCard
-    from edgecnn.int8 import CALIBRATION_CHOICES, build_int8
+    from edgecnn.convert.calibration import load_folder
+    from edgecnn.core.card import ModelCard
+    from edgecnn.convert.int8 import CALIBRATION_CHOICES, build_int8
     from edgecnn.pipeline import DEFAULT_CALIB_LIMIT
 
     rows = []
@@ -90,9 +90,9 @@ def plain_qdq(fp32: Path, dst: Path, count: int = 32) -> None:
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from edgecnn.calibration import load_samples
-    from edgecnn.card import ModelCard
-    from edgecnn.quantize import BatchReader
+    from edgecnn.convert.calibration import load_samples
+    from edgecnn.core.card import ModelCard
+    from edgecnn.convert.quantize import BatchReader
 
     card = ModelCard.from_metadata(ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"])
                                    .get_modelmeta().custom_metadata_map)
@@ -108,11 +108,11 @@ def mv3_forms(fp32: Path, folder: Path, seconds: float, rounds: int) -> list[dic
     import onnx
     import onnxruntime as ort
 
-    from edgecnn.bench import benchmark_many
-    from edgecnn.calibration import load_samples
-    from edgecnn.card import ModelCard
-    from edgecnn.int8 import float_islands
-    from edgecnn.quantize import calibrate, int8_form, preprocess_for_quantization, quantize_int8
+    from edgecnn.runtime.bench import benchmark_many
+    from edgecnn.convert.calibration import load_samples
+    from edgecnn.core.card import ModelCard
+    from edgecnn.convert.int8 import float_islands
+    from edgecnn.convert.quantize import calibrate, int8_form, preprocess_for_quantization, quantize_int8
 
     card = ModelCard.from_metadata(ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"])
                                    .get_modelmeta().custom_metadata_map)
@@ -153,8 +153,8 @@ def mv3_forms(fp32: Path, folder: Path, seconds: float, rounds: int) -> list[dic
 
 def latency_rows(models, out: Path, seconds: float, rounds: int, log) -> list[dict]:
     from edgecnn import pipeline
-    from edgecnn.bench import benchmark_many
-    from edgecnn.int8 import float_islands
+    from edgecnn.runtime.bench import benchmark_many
+    from edgecnn.convert.int8 import float_islands
 
     rows = []
     for name in models:
@@ -188,8 +188,8 @@ def conditions() -> dict:
 
     import onnxruntime
 
-    from edgecnn.bench import machine_info
-    from edgecnn.int8 import cpu_has_vnni
+    from edgecnn.runtime.bench import machine_info
+    from edgecnn.convert.int8 import cpu_has_vnni
 
     info = machine_info()
     return {"cpu": info.cpu_model, "logical_cores": info.logical_cores, "vnni": cpu_has_vnni(),
@@ -278,7 +278,7 @@ def render(acc: list, cal: list, lat: list, cond: dict, load_after: list) -> str
                              f"{f.get('ratio_min', float('nan')):.2f} | {rt['count']}{f' ({ops})' if ops else ''} |")
             lines.append("")
     lines += ["## What makes int8 fast here", "",
-              "* **The int8 form of hard-swish and hard-sigmoid** (`edgecnn.quantize.int8_form`). onnxruntime's CPU "
+              "* **The int8 form of hard-swish and hard-sigmoid** (`edgecnn.convert.quantize.int8_form`). onnxruntime's CPU "
               "provider has no int8 kernel for HardSwish/HardSigmoid, so plain QDQ leaves each one in float between "
               "a DequantizeLinear and a QuantizeLinear (29 such round trips in MobileNetV3-Large, four passes over "
               "the tensor each, plus onnxruntime's pre-processing inlines HardSwish into HardSigmoid + Mul). "
@@ -351,7 +351,7 @@ def main(argv: list | None = None) -> int:
     text = render(acc, cal, lat, cond, load_after)
     print(text)
     if not args.no_doc:
-        from edgecnn.files import write_text_atomic
+        from edgecnn.core.files import write_text_atomic
 
         write_text_atomic(args.doc, text)
         log(f"wrote {args.doc}")

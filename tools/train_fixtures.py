@@ -180,9 +180,9 @@ def train(spec: FixtureSpec, images: list, labels: np.ndarray, card) -> tuple[di
     """Train ``spec.name`` from scratch on the preprocessed ``images``; returns (state_dict, seconds)."""
     import torch
 
-    from edgecnn.exporter import recalibrate_batchnorm
+    from edgecnn.convert.onnx_export import recalibrate_batchnorm
     from edgecnn.models import create_model
-    from edgecnn.preprocess import preprocess
+    from edgecnn.runtime.preprocess import preprocess
 
     torch.manual_seed(SEED)
     threads = torch.get_num_threads()
@@ -237,7 +237,7 @@ def trained_fixture(name: str, root: Path | None = None) -> Fixture:
     import torch
 
     from edgecnn.models import create_model, get_spec
-    from edgecnn.preprocess import preprocess
+    from edgecnn.runtime.preprocess import preprocess
 
     if name not in FIXTURES:
         raise KeyError(f"no fixture recipe for {name!r}; have {', '.join(FIXTURES)}")
@@ -285,7 +285,7 @@ def trained_fixture(name: str, root: Path | None = None) -> Fixture:
 
 def evaluate(path: Path, fixture: Fixture) -> float:
     """Held-out score of one ONNX artifact (onnxruntime, CPU)."""
-    from edgecnn.int8 import run_model
+    from edgecnn.convert.int8 import run_model
 
     return score(run_model(path, fixture.heldout)[0], fixture.labels, fixture.task)
 

@@ -41,11 +41,11 @@ from pathlib import Path
 
 import edgecnn
 from edgecnn import benchmark_many, compare, export, get_spec, list_models, make_session
-from edgecnn.bench import make_inputs
-from edgecnn.errors import EdgeCNNError
-from edgecnn.files import sha256_file, write_text_atomic
-from edgecnn.providers import available, get_provider
-from edgecnn.text import text_table
+from edgecnn.runtime.bench import make_inputs
+from edgecnn.core.errors import EdgeCNNError
+from edgecnn.core.files import sha256_file, write_text_atomic
+from edgecnn.runtime.providers import available, get_provider
+from edgecnn.core.text import text_table
 
 ROOT = Path(__file__).resolve().parents[1]
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -425,7 +425,7 @@ def markdown(report: Report, plot_name: str | None) -> str:
         *("| " + " | ".join(row) + " |" for row in rows),
         "",
         "`parity`: the export's own check on the CPU provider against the PyTorch model (held-out sample "
-        "photographs; per-precision tolerances, `edgecnn.parity`); on other providers, the artifact against its "
+        "photographs; per-precision tolerances, `edgecnn.runtime.compare`); on other providers, the artifact against its "
         "CPU outputs. ¹ random weights: int8 agreement of an untrained model is no verdict (see "
         "`edgecnn validate` with a trained checkpoint). The models are exported with random weights, BatchNorm "
         "re-estimated on photographs: timings do not depend on the weights.",

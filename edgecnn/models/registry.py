@@ -16,7 +16,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Callable
 
-from ..errors import UnknownModelError
+from ..core.errors import UnknownModelError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -240,7 +240,7 @@ def create_model_with_report(name: str, *, num_classes: int | None = None, weigh
     """Like ``create_model``, and also returns the ``LoadReport`` (``None`` without weights)."""
     import os
 
-    from ..errors import EdgeCNNError
+    from ..core.errors import EdgeCNNError
     from . import weights as _weights
 
     spec = get_spec(name)

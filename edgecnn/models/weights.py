@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import CheckpointError
-from ..files import sha256_file
+from ..core.errors import CheckpointError
+from ..core.files import sha256_file
 from .registry import Checkpoint, ModelSpec
 
 _SHOW = 5  # how many offending keys an error names

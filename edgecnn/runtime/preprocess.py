@@ -20,8 +20,8 @@ from typing import Any, Sequence, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .card import ModelCard
-from .errors import InputError, first_line
+from ..core.card import ModelCard
+from ..core.errors import InputError, first_line
 
 #: File suffixes treated as images when a folder is expanded.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")

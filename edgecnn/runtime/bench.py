@@ -35,8 +35,8 @@ from typing import Callable, Sequence
 import numpy as np
 import onnxruntime as ort
 
-from .card import ModelCard
-from .errors import ArtifactError, InputError
+from ..core.card import ModelCard
+from ..core.errors import ArtifactError, InputError
 from .providers import get_provider, make_session, model_precision, node_assignment, resolve
 
 SCHEMA_VERSION = 1
@@ -506,7 +506,7 @@ def _torch_contestant(torch_mod, cache: dict, card: ModelCard | None, path: Path
     arch = _arch_options(card, path)
     key = (card.model, card.num_classes, json.dumps(arch, sort_keys=True), x.shape)
     if key not in cache:
-        from .models import create_model
+        from ..models import create_model
 
         model = create_model(card.model, num_classes=card.num_classes, **arch)
         xt = torch_mod.from_numpy(x)

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .card import ModelCard
-from .errors import InputError
+from ..core.card import ModelCard
+from ..core.errors import InputError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 DEFAULT_SOURCE = "sample-photos (random crops of scikit-learn's 2 bundled photographs)"
@@ -61,7 +61,7 @@ def image_files(folder: str | Path) -> list[Path]:
 
 def load_folder(folder: str | Path, card: ModelCard, limit: int | None = None) -> ImageSet:
     """Preprocess up to ``limit`` readable images of ``folder``; broken ones are skipped and counted."""
-    from .preprocess import load_image, preprocess
+    from ..runtime.preprocess import load_image, preprocess
 
     files = image_files(folder)
     if not files:
@@ -110,7 +110,7 @@ def sample_photos(count: int, seed: int = 0, size: int = 320) -> list[Image.Imag
 
 def load_samples(card: ModelCard, count: int, seed: int = 0) -> ImageSet:
     """The default image set, preprocessed for ``card``."""
-    from .preprocess import preprocess
+    from ..runtime.preprocess import preprocess
 
     channels = card.input_shape[1] if isinstance(card.input_shape[1], int) else 3
     imgs = sample_photos(count, seed)

@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 import onnx
 
-from .errors import InputError
+from ..core.errors import InputError
 from .quantize import (CALIBRATION_METHODS, SCALE_SUFFIX, calibrate, int8_form, preprocess_for_quantization,
                        quantize_int8)
 
@@ -391,7 +391,7 @@ def speed_gate(fp32_path: str | Path, candidates: dict, *, input_size: tuple | N
     The runs are interleaved in rounds, so drift on a shared machine lands on all alike and the ratios are
     fair; ``seconds`` of timed work per configuration keeps an export quick.
     """
-    from .bench import benchmark_many
+    from ..runtime.bench import benchmark_many
 
     names = list(candidates)
     paths = [fp32_path] + [candidates[n] for n in names]

@@ -20,7 +20,7 @@ from typing import Iterable, Mapping, Sequence
 
 import onnxruntime as ort
 
-from .errors import InputError, ProviderUnavailableError
+from ..core.errors import InputError, ProviderUnavailableError
 
 CPU = "CPUExecutionProvider"
 
@@ -273,7 +273,7 @@ def make_session(path: str | os.PathLike, providers: str | Sequence[str] = ("cpu
         ArtifactError: the file is missing or onnxruntime cannot load it.
         ProviderUnavailableError: a provider is not in this build, or onnxruntime dropped it (with ORT's reason).
     """
-    from .errors import ArtifactError
+    from ..core.errors import ArtifactError
 
     path = Path(path)
     if not path.is_file():
@@ -346,7 +346,7 @@ def model_precision(path: str | os.PathLike) -> str | None:
     try:
         import onnx
 
-        from .card import ModelCard
+        from ..core.card import ModelCard
 
         model = onnx.load(str(path), load_external_data=False)
         card = ModelCard.from_metadata({p.key: p.value for p in model.metadata_props})

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import EdgeCNNError
+from ..core.errors import EdgeCNNError
 
 SUPPORTED_OPSETS = range(18, 22)  # the dynamo exporter emits ≥ 18; 18–21 are tested with onnxsim and the quantizer
 INPUT_NAME, OUTPUT_NAME = "input", "logits"

@@ -22,8 +22,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .card import ModelCard
-from .errors import ArtifactError, InputError
+from ..core.card import ModelCard
+from ..core.errors import ArtifactError, InputError
 from .providers import make_session
 from .preprocess import ImageLike, PreprocessParams, preprocess, preprocess_uint8
 

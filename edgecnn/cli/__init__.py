@@ -16,8 +16,8 @@ from typing import Callable, Optional
 import typer
 import typer.core
 
-from .errors import EdgeCNNError
-from .text import text_table
+from ..core.errors import EdgeCNNError
+from ..core.text import text_table
 
 app = typer.Typer(
     name="edgecnn",
@@ -58,7 +58,7 @@ def _fmt_params(n: int) -> str:
 @handle_errors
 def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
     """List the architectures: task, parameters, GFLOPs, input size, published checkpoints."""
-    from .models import get_spec, list_models
+    from ..models import get_spec, list_models
 
     specs = [get_spec(n) for n in list_models()]
     if as_json:
@@ -77,7 +77,7 @@ def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON inst
 def info_cmd(name: str = typer.Argument(..., help="Model name or alias."),
              as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Show everything known about one architecture."""
-    from .models import get_spec
+    from ..models import get_spec
 
     spec = get_spec(name)
     data = _spec_dict(spec)
@@ -133,8 +133,8 @@ def export_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON on stdout."),
 ) -> None:
     """Export a model to simplified ONNX (fp32, optionally fp16/int8), check parity, write a manifest."""
-    from .models import list_models
-    from .pipeline import export
+    from ..models import list_models
+    from ..pipeline import export
 
     if int8 not in (None, "static", "auto"):
         fail(f"--int8 takes no value or 'auto', got '{int8}'")
@@ -199,7 +199,7 @@ def _print_export(result) -> None:
 def _spec_dict(spec) -> dict:
     import dataclasses
 
-    from .models.registry import builder_options
+    from ..models.registry import builder_options
 
     return {
         "name": spec.name,
@@ -240,9 +240,9 @@ def predict_cmd(
     import contextlib
     from pathlib import Path
 
-    from .errors import InputError
-    from .preprocess import load_image
-    from .runtime import Predictor
+    from ..core.errors import InputError
+    from ..runtime.preprocess import load_image
+    from ..runtime.predictor import Predictor
 
     predictor = Predictor(model, providers=ep)
     if save_masks is not None and predictor.task != "segmentation":
@@ -298,8 +298,8 @@ def _predict_expand(inputs: list[str]) -> tuple[list, bool]:
     """Files named directly, plus the images found in folders; whether any folder was given."""
     from pathlib import Path
 
-    from .errors import InputError
-    from .preprocess import IMAGE_SUFFIXES, list_images
+    from ..core.errors import InputError
+    from ..runtime.preprocess import IMAGE_SUFFIXES, list_images
 
     files, any_folder = [], False
     for item in inputs:
@@ -343,7 +343,7 @@ def _predict_save_mask(mask, dest):
     import numpy as np
     from PIL import Image
 
-    from .errors import ArtifactError
+    from ..core.errors import ArtifactError
 
     if mask.dtype == np.uint8:
         image = Image.frombytes("P", (mask.shape[1], mask.shape[0]), np.ascontiguousarray(mask).tobytes())
@@ -383,7 +383,7 @@ def providers_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON
     """List onnxruntime execution providers: short name, ORT name, whether this build has it, how to get it."""
     import onnxruntime
 
-    from .providers import PROVIDERS, available
+    from ..runtime.providers import PROVIDERS, available
 
     here = set(available())
     data = [{"name": p.name, "ort_name": p.ort_name, "kind": p.kind, "available": p.name in here,
@@ -398,7 +398,7 @@ def providers_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON
 
 
 def _bench_ints(text: str, what: str) -> list[int]:
-    from .errors import InputError
+    from ..core.errors import InputError
 
     try:
         values = [int(v) for v in text.replace("x", ",").split(",") if v.strip()]
@@ -427,10 +427,10 @@ def bench_cmd(
     md_out: Optional[str] = typer.Option(None, "--md", help="Write a markdown table."),
 ) -> None:
     """Time ONNX models: latency percentiles, throughput, memory, per execution provider."""
-    from .bench import benchmark_many, report_dict, table_rows, to_markdown
-    from .errors import InputError
-    from .files import write_text_atomic
-    from .providers import parse_entries
+    from ..runtime.bench import benchmark_many, report_dict, table_rows, to_markdown
+    from ..core.errors import InputError
+    from ..core.files import write_text_atomic
+    from ..runtime.providers import parse_entries
 
     entries = parse_entries(ep)
     size = None
@@ -473,7 +473,7 @@ def validate_cmd(
 
     Exit status: 0 all pass, 1 a parity failure, 2 a problem with the input (file, weights, provider).
     """
-    from .validate import table_rows, validate
+    from ..convert.validate import table_rows, validate
 
     result = validate(model, against=against, weights=weights, providers=ep, data=data, count=count)
     if as_json:
@@ -519,7 +519,7 @@ def mobile_cmd(
     Also writes the required-operators configs for minimal onnxruntime builds. Every artifact is parity-checked
     against the source on the CPU provider; the exit status is 1 when one fails.
     """
-    from .mobile import make_mobile, render_report
+    from ..deploy.mobile import make_mobile, render_report
 
     t0 = time.perf_counter()
     show = (lambda step: typer.echo(f"  [{time.perf_counter() - t0:6.1f}s] {step}", err=True)) if not as_json else None
@@ -545,7 +545,7 @@ def selftest_cmd(
 
     Exit status 0 when every model matches within its precision's tolerance, 1 when one does not.
     """
-    from .bundle import selftest
+    from ..deploy.bundle import selftest
 
     result = selftest(bundle, providers=ep)
     if as_json:
@@ -572,8 +572,8 @@ def int8_report_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the manifest's int8 record as JSON."),
 ) -> None:
     """How an export's int8 artifact was made: calibration, agreement, per-layer sensitivity, fallback, speed gate."""
-    from .int8 import render_report
-    from .pipeline import read_manifest
+    from ..convert.int8 import render_report
+    from ..pipeline import read_manifest
 
     record = read_manifest(export_dir).get("int8")
     if not record:

@@ -31,9 +31,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .card import ModelCard
-from .errors import ArtifactError, InputError
-from .files import sha256_file, write_text_atomic
+from ..core.card import ModelCard
+from ..core.errors import ArtifactError, InputError
+from ..core.files import sha256_file, write_text_atomic
 
 BUNDLE_MANIFEST = "bundle.json"
 GOLDEN = "golden.npz"
@@ -123,7 +123,7 @@ def make_bundle(export_dir: str | os.PathLike, models: Sequence[str] | None = No
     """
     import onnxruntime as ort
 
-    from . import __version__
+    from .. import __version__
 
     export_dir = Path(export_dir)
     names = list(models) if models is not None else sorted(p.name for p in export_dir.glob("*.onnx"))
@@ -194,18 +194,18 @@ def _read_card(path: Path) -> ModelCard:
 
 def _golden_photos(count: int) -> list:
     """Crops of real photographs (scikit-learn's two samples, a dependency): decisive outputs to compare."""
-    from .calibration import sample_photos
+    from ..convert.calibration import sample_photos
 
     return sample_photos(count, seed=3, size=256)
 
 
 def _golden_inputs(photos: list, card: ModelCard) -> tuple[np.ndarray, np.ndarray]:
-    from .preprocess import PreprocessParams, preprocess
+    from ..runtime.preprocess import PreprocessParams, preprocess
 
     params = PreprocessParams.from_card(card.replace(layout="NCHW", input_shape=["batch", len(card.mean), *card.crop])
                                         if card.preprocess_embedded else card)
     images = [p.convert("L") if params.channels == 1 else p for p in photos]
-    from .preprocess import preprocess_uint8
+    from ..runtime.preprocess import preprocess_uint8
 
     pixels = np.stack([preprocess_uint8(im, params) for im in images])
     floats = np.stack([preprocess(im, params) for im in images])
@@ -213,7 +213,7 @@ def _golden_inputs(photos: list, card: ModelCard) -> tuple[np.ndarray, np.ndarra
 
 
 def _tolerance(precision: str) -> dict:
-    from .parity import TOLERANCES
+    from ..runtime.compare import TOLERANCES
 
     return {**TOLERANCES.get(precision, TOLERANCES["fp32"]), **SELFTEST_TOLERANCES.get(precision, {})}
 
@@ -246,8 +246,8 @@ def selftest(bundle: str | os.PathLike, providers: Sequence | str | None = None)
     """
     import onnxruntime as ort
 
-    from .parity import compare
-    from .providers import make_session
+    from ..runtime.compare import compare
+    from ..runtime.providers import make_session
 
     root = Path(bundle)
     if root.is_file() and root.name == BUNDLE_MANIFEST:

@@ -35,9 +35,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .card import ModelCard
-from .errors import ArtifactError, CheckpointError, InputError, UnknownModelError
-from .parity import ParityReport, compare
+from ..core.card import ModelCard
+from ..core.errors import ArtifactError, CheckpointError, InputError, UnknownModelError
+from ..runtime.compare import ParityReport, compare
 
 DEFAULT_COUNT = 32  # images per validation: enough for top-1 agreement to mean something, quick on VGG
 _CHUNK = 8  # images per onnxruntime / torch call on a dynamic-batch graph
@@ -154,7 +154,7 @@ def validate(path: str | os.PathLike, *, against: str | None = None, weights: st
         CheckpointError: the reference weights cannot be found or do not fit (random-weight artifacts included).
         ArtifactError / InputError / UnknownModelError: an unreadable file, bad images or options, unknown model.
     """
-    from .providers import make_session, parse_entries, resolve
+    from ..runtime.providers import make_session, parse_entries, resolve
 
     path = Path(path)
     if not path.is_file():
@@ -196,7 +196,7 @@ def validate(path: str | os.PathLike, *, against: str | None = None, weights: st
 
 def _identify(session, path: Path, against: str | None, arch_options: dict | None):
     """The card (read from the file, or made from ``against`` and the graph), the spec, and notes."""
-    from .models import get_spec
+    from ..models import get_spec
 
     notes: list[str] = []
     try:
@@ -252,9 +252,9 @@ def _graph_precision(path: Path) -> str:
 
 def _rebuild(spec, card: ModelCard, weights: str | None, path: Path):
     """Build the PyTorch model with the reference weights; returns (model, weights record, notes)."""
-    from .models.registry import create_model_with_report
-    from .files import sha256_file
-    from .models.weights import hub_cache_path
+    from ..models.registry import create_model_with_report
+    from ..core.files import sha256_file
+    from ..models.weights import hub_cache_path
 
     recorded = card.weights if isinstance(card.weights, dict) else {}
     source, card_path, card_sha = recorded.get("source"), recorded.get("path"), recorded.get("sha256")
@@ -332,7 +332,7 @@ def _looks_like_path(weights: str) -> bool:
 def _load_inputs(card: ModelCard, data, count: int, seed: int) -> _Inputs:
     """Images through the card's preprocessing: float NCHW for torch, and what the graph takes."""
     from .calibration import DEFAULT_SOURCE, sample_photos
-    from .preprocess import list_images, load_image, preprocess, preprocess_uint8
+    from ..runtime.preprocess import list_images, load_image, preprocess, preprocess_uint8
 
     embedded = bool(card.preprocess_embedded) or card.input_dtype == "uint8"
     skipped: list[dict] = []

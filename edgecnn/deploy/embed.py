@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .card import ModelCard
-from .errors import ArtifactError, InputError
+from ..core.card import ModelCard
+from ..core.errors import ArtifactError, InputError
 
 SUFFIX = ".nhwc_uint8.onnx"  # mobilenet_v2.fp32.onnx → mobilenet_v2.fp32.nhwc_uint8.onnx
 PARITY_SAMPLES = 16
@@ -128,7 +128,7 @@ def embed_file(src: str | os.PathLike, dst: str | os.PathLike | None = None, *,
     """
     import onnx
 
-    from .parity import compare
+    from ..runtime.compare import compare
 
     src = Path(src)
     try:
@@ -168,8 +168,8 @@ def embed_variants(folder: str | os.PathLike, artifacts, warnings: list | None =
     Returns:
         New ``edgecnn.pipeline.Artifact`` entries (same precision, file ``*.nhwc_uint8.onnx``).
     """
-    from .files import sha256_file
-    from .pipeline import Artifact
+    from ..core.files import sha256_file
+    from ..pipeline import Artifact
 
     folder = Path(folder)
     added = []
@@ -189,8 +189,8 @@ def embed_variants(folder: str | os.PathLike, artifacts, warnings: list | None =
 
 def _sample_pair(card: ModelCard, count: int) -> tuple[np.ndarray, np.ndarray]:
     """The same images as uint8 N×H×W×C pixels and as the float N×C×H×W the runtime would make of them."""
-    from .calibration import sample_photos
-    from .preprocess import PreprocessParams, preprocess_uint8
+    from ..convert.calibration import sample_photos
+    from ..runtime.preprocess import PreprocessParams, preprocess_uint8
 
     params = PreprocessParams.from_card(card)
     photos = sample_photos(count, seed=2)
@@ -202,6 +202,6 @@ def _sample_pair(card: ModelCard, count: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _run(path: Path, arrays: np.ndarray) -> np.ndarray:
-    from .pipeline import run_onnx
+    from ..pipeline import run_onnx
 
     return run_onnx(path, arrays)

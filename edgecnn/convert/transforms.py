@@ -12,8 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .card import ModelCard
-from .preprocess import ImageLike, PreprocessParams, as_params, crop_origin, load_image, resized_size
+from ..core.card import ModelCard
+from ..runtime.preprocess import ImageLike, PreprocessParams, as_params, crop_origin, load_image, resized_size
 
 
 def torch_preprocess(image: ImageLike, card_or_params: ModelCard | PreprocessParams) -> torch.Tensor:

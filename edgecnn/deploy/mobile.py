@@ -36,10 +36,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .card import ModelCard
-from .errors import ArtifactError, EdgeCNNError, InputError, first_line
-from .files import staged_output
-from .text import text_table
+from ..core.card import ModelCard
+from ..core.errors import ArtifactError, EdgeCNNError, InputError, first_line
+from ..core.files import staged_output
+from ..core.text import text_table
 
 REPORT_JSON, REPORT_TEXT = "report.json", "report.txt"
 #: What to do about an operator a mobile provider lacks, where there is a way round it: (provider, op) → advice.
@@ -182,7 +182,7 @@ def _make_into(staging: Path, out_dir: Path, source: Path, model, card: ModelCar
                export_record: dict | None, say) -> MobileResult:
     import onnx
 
-    from .files import sha256_file
+    from ..core.files import sha256_file
 
     warnings: list[str] = []
     stem = source.name[: -len(".onnx")] if source.name.endswith(".onnx") else source.stem
@@ -261,8 +261,8 @@ def _resolve_source(src, batch: int, input_size, weights, force: bool, say) -> t
             raise InputError("--weights applies to a model name, not to an .onnx file (its weights are in it)")
         return path, None
 
-    from .models import get_spec
-    from .pipeline import export, read_manifest
+    from ..models import get_spec
+    from ..pipeline import export, read_manifest
 
     spec = get_spec(str(src))  # raises UnknownModelError for a name that is neither a file nor a model
     folder = Path("exported") / spec.name
@@ -362,7 +362,7 @@ def fix_shapes(model, shape: list[int]):
     import onnx
     from onnxruntime.tools.onnx_model_utils import fix_output_shapes, make_input_shape_fixed
 
-    from .simplify import use_portable_ops
+    from ..convert.simplify import use_portable_ops
 
     fixed = onnx.ModelProto()
     fixed.CopyFrom(model)
@@ -706,8 +706,8 @@ def _sample_inputs(model, card: ModelCard | None, shape: list[int]) -> tuple[np.
     n = max(PARITY_SAMPLES, shape[0])
     if card is not None:
         try:
-            from .calibration import sample_photos
-            from .preprocess import preprocess, preprocess_uint8
+            from ..convert.calibration import sample_photos
+            from ..runtime.preprocess import preprocess, preprocess_uint8
 
             photos = sample_photos(n, seed=1)
             if elem == onnx.TensorProto.UINT8:
@@ -727,13 +727,13 @@ def _sample_inputs(model, card: ModelCard | None, shape: list[int]) -> tuple[np.
 
 
 def _run(path: Path, arrays: np.ndarray, input_name: str) -> np.ndarray:
-    from .pipeline import run_onnx
+    from ..pipeline import run_onnx
 
     return run_onnx(path, arrays, input_name)
 
 
 def _parity(reference: np.ndarray, outputs: np.ndarray, task: str, precision: str, random_weights: bool) -> dict:
-    from .parity import compare
+    from ..runtime.compare import compare
 
     return compare(reference, outputs, task=task, precision=precision, random_weights=random_weights).to_dict()
 

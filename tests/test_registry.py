@@ -288,3 +288,26 @@ def test_googlenet_transform_input():
     # ImageNet-normalised input is mapped to the [-1, 1] range the published checkpoint was trained on
     assert torch.allclose(seen[0], (x * std + mean - 0.5) / 0.5, atol=1e-6)
     assert torch.equal(seen[1], x)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_spec_data_matches_the_builder(name):
+    """The torch-free specs carry builder options as data; they must be exactly what the builder takes."""
+    import inspect
+
+    spec = get_spec(name)
+    params = inspect.signature(spec.resolve_builder()).parameters
+    assert spec.builder_options == {n: p.default for n, p in params.items() if n != "num_classes"}
+    assert set(spec.arch_options) <= set(spec.builder_options)
+    assert spec.family == spec.builder.split(":")[0] and spec.family in {"alexnet", "vgg", "googlenet", "mobilenet",
+                                                                         "resnet", "unet"}
+
+
+def test_registry_lookups_do_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; import edgecnn.models as m; m.list_models(); m.get_spec('resnet50').checkpoint('imagenet'); "
+            "m.registry.builder_options(m.get_spec('unet')); print(sorted(k for k in ('torch', 'onnx') if k in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"

@@ -6,7 +6,6 @@ import torch
 from torch import nn
 
 from .blocks import init_weights
-from .registry import register_model
 
 
 class AlexNet(nn.Module):
@@ -35,10 +34,5 @@ class AlexNet(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
 
-@register_model(
-    name="alexnet", family="alexnet", task="classification", input_size=(224, 224), min_input_size=(63, 63),
-    num_classes=1000, num_params=61_100_840, gflops=0.714, reference="alexnet",
-    paper="Krizhevsky, Sutskever, Hinton. ImageNet Classification with Deep CNNs. NeurIPS 2012",
-)
 def alexnet(num_classes: int = 1000, dropout: float = 0.5) -> AlexNet:
     return AlexNet(num_classes, dropout)

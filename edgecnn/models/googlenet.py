@@ -10,7 +10,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .registry import register_model
 
 
 class BasicConv2d(nn.Module):
@@ -122,13 +121,6 @@ class GoogLeNet(nn.Module):
         return logits
 
 
-@register_model(
-    name="googlenet", family="googlenet", task="classification", input_size=(224, 224), min_input_size=(15, 15),
-    num_classes=1000, num_params=6_624_904, gflops=1.498, aliases=("inception", "inception_v1"),
-    reference="googlenet", reference_options={"aux_logits": True},
-    arch_options={"aux_logits": False, "transform_input": False},
-    paper="Szegedy et al. Going Deeper with Convolutions. CVPR 2015",
-)
 def googlenet(num_classes: int = 1000, aux_logits: bool = False, transform_input: bool = False,
               dropout: float = 0.2) -> GoogLeNet:
     return GoogLeNet(num_classes, aux_logits, transform_input, dropout)

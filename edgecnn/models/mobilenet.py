@@ -11,10 +11,8 @@ import torch
 from torch import nn
 
 from .blocks import ConvBNAct, SqueezeExcite, init_weights, make_divisible
-from .registry import register_model
 
 # ----------------------------------------------------------------------------- v1
-
 
 class DepthwiseSeparable(nn.Sequential):
     """3×3 depthwise conv → 1×1 pointwise conv, each with BN + ReLU (v1's only block)."""
@@ -22,10 +20,8 @@ class DepthwiseSeparable(nn.Sequential):
     def __init__(self, in_ch: int, out_ch: int, stride: int) -> None:
         super().__init__(ConvBNAct(in_ch, in_ch, 3, stride, groups=in_ch), ConvBNAct(in_ch, out_ch, 1))
 
-
 # Table 1 of the v1 paper after the first conv: (output channels, stride) of each separable block.
 V1_TABLE = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [(1024, 2), (1024, 1)]
-
 
 class MobileNetV1(nn.Module):
     def __init__(self, num_classes: int = 1000, width_mult: float = 1.0, dropout: float = 0.001) -> None:
@@ -44,9 +40,7 @@ class MobileNetV1(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
-
 # ----------------------------------------------------------------------------- v2
-
 
 class InvertedResidual(nn.Module):
     """v2 block: 1×1 expand (skipped when t=1) → 3×3 depthwise → 1×1 linear projection, residual when shapes match."""
@@ -68,10 +62,8 @@ class InvertedResidual(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv(x) if self.use_res_connect else self.conv(x)
 
-
 # Table 2 of the v2 paper: expansion t, output channels c, repeats n, first stride s.
 V2_TABLE = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
-
 
 class MobileNetV2(nn.Module):
     def __init__(self, num_classes: int = 1000, width_mult: float = 1.0, dropout: float = 0.2) -> None:
@@ -93,9 +85,7 @@ class MobileNetV2(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
-
 # ----------------------------------------------------------------------------- v3
-
 
 class Bneck(NamedTuple):
     """One row of Tables 1/2 of the v3 paper."""
@@ -107,7 +97,6 @@ class Bneck(NamedTuple):
     se: bool
     act: str  # "RE" ReLU, "HS" hard-swish
     stride: int
-
 
 V3_LARGE = [  # Table 1
     Bneck(16, 3, 16, 16, False, "RE", 1), Bneck(16, 3, 64, 24, False, "RE", 2), Bneck(24, 3, 72, 24, False, "RE", 1),
@@ -124,7 +113,6 @@ V3_SMALL = [  # Table 2
 ]
 _ACTS = {"RE": nn.ReLU, "HS": nn.Hardswish}
 _BN = {"bn_eps": 0.001, "bn_momentum": 0.01}  # the v3 training recipe's BN settings
-
 
 class InvertedResidualV3(nn.Module):
     """v3 block: expand → depthwise → optional squeeze-excite → linear projection."""
@@ -145,7 +133,6 @@ class InvertedResidualV3(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.block(x) if self.use_res_connect else self.block(x)
-
 
 class MobileNetV3(nn.Module):
     def __init__(self, table: list, last_channel: int, num_classes: int = 1000, width_mult: float = 1.0,
@@ -168,39 +155,16 @@ class MobileNetV3(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
+# ----------------------------------------------------------------------------- builders (specs: models/specs.py)
 
-# ----------------------------------------------------------------------------- registry
-
-_COMMON = dict(family="mobilenet", task="classification", input_size=(224, 224), min_input_size=(1, 1), num_classes=1000)
-
-
-@register_model(
-    name="mobilenet_v1", num_params=4_231_976, gflops=0.569, arch_options={"width_mult": 1.0},
-    paper="Howard et al. MobileNets: Efficient CNNs for Mobile Vision Applications. arXiv:1704.04861", **_COMMON,
-)
 def mobilenet_v1(num_classes: int = 1000, width_mult: float = 1.0, dropout: float = 0.001) -> MobileNetV1:
     return MobileNetV1(num_classes, width_mult, dropout)
 
-
-@register_model(
-    name="mobilenet_v2", num_params=3_504_872, gflops=0.301, aliases=("mobilenet",), reference="mobilenet_v2",
-    arch_options={"width_mult": 1.0},
-    paper="Sandler et al. MobileNetV2: Inverted Residuals and Linear Bottlenecks. CVPR 2018", **_COMMON,
-)
 def mobilenet_v2(num_classes: int = 1000, width_mult: float = 1.0, dropout: float = 0.2) -> MobileNetV2:
     return MobileNetV2(num_classes, width_mult, dropout)
 
-
-_V3_PAPER = "Howard et al. Searching for MobileNetV3. ICCV 2019"
-
-
-@register_model(name="mobilenet_v3_small", num_params=2_542_856, gflops=0.057, reference="mobilenet_v3_small",
-                arch_options={"width_mult": 1.0}, paper=_V3_PAPER, **_COMMON)
 def mobilenet_v3_small(num_classes: int = 1000, width_mult: float = 1.0, dropout: float = 0.2) -> MobileNetV3:
     return MobileNetV3(V3_SMALL, 1024, num_classes, width_mult, dropout)
 
-
-@register_model(name="mobilenet_v3_large", num_params=5_483_032, gflops=0.217, reference="mobilenet_v3_large",
-                aliases=("mobilenet_v3",), arch_options={"width_mult": 1.0}, paper=_V3_PAPER, **_COMMON)
 def mobilenet_v3_large(num_classes: int = 1000, width_mult: float = 1.0, dropout: float = 0.2) -> MobileNetV3:
     return MobileNetV3(V3_LARGE, 1280, num_classes, width_mult, dropout)

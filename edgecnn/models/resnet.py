@@ -6,7 +6,6 @@ import torch
 from torch import nn
 
 from .blocks import init_weights
-from .registry import register_model
 
 
 def conv3x3(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv2d:
@@ -95,23 +94,16 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-_PAPER = "He, Zhang, Ren, Sun. Deep Residual Learning for Image Recognition. CVPR 2016"
-# Table 1 of the paper: blocks per stage. name, block, depths, params, GFLOPs
-_VARIANTS = [
-    ("resnet18", BasicBlock, [2, 2, 2, 2], 11_689_512, 1.814),
-    ("resnet34", BasicBlock, [3, 4, 6, 3], 21_797_672, 3.664),
-    ("resnet50", Bottleneck, [3, 4, 6, 3], 25_557_032, 4.089),
-    ("resnet101", Bottleneck, [3, 4, 23, 3], 44_549_160, 7.801),
-    ("resnet152", Bottleneck, [3, 8, 36, 3], 60_192_808, 11.514),
-]
+# Table 1 of the paper: the block and the number of blocks in each of the four stages.
+def _variant(block: type, depths: list[int]):
+    def build(num_classes: int = 1000, zero_init_residual: bool = False) -> ResNet:
+        return ResNet(block, depths, num_classes, zero_init_residual)
 
-for _name, _block, _depths, _params, _gflops in _VARIANTS:
+    return build
 
-    def _builder(num_classes: int = 1000, zero_init_residual: bool = False, _block=_block, _depths=_depths) -> ResNet:
-        return ResNet(_block, _depths, num_classes, zero_init_residual)
 
-    register_model(
-        name=_name, family="resnet", task="classification", input_size=(224, 224), min_input_size=(1, 1),
-        num_classes=1000, num_params=_params, gflops=_gflops, reference=_name, paper=_PAPER,
-        aliases=("resnet",) if _name == "resnet50" else (),
-    )(_builder)
+resnet18 = _variant(BasicBlock, [2, 2, 2, 2])
+resnet34 = _variant(BasicBlock, [3, 4, 6, 3])
+resnet50 = _variant(Bottleneck, [3, 4, 6, 3])
+resnet101 = _variant(Bottleneck, [3, 4, 23, 3])
+resnet152 = _variant(Bottleneck, [3, 8, 36, 3])

@@ -10,8 +10,6 @@ import torch
 from torch import nn
 
 from ..core.errors import InputError
-from .registry import register_model
-
 
 class DoubleConv(nn.Module):
     """(3×3 conv → BN → ReLU) × 2."""
@@ -27,7 +25,6 @@ class DoubleConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.double_conv(x)
 
-
 class Down(nn.Module):
     """2× max-pool, then DoubleConv."""
 
@@ -37,7 +34,6 @@ class Down(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.maxpool_conv(x)
-
 
 class Up(nn.Module):
     """2× upsampling (transposed conv, or bilinear), concatenation with the skip, then DoubleConv."""
@@ -54,7 +50,6 @@ class Up(nn.Module):
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return self.conv(torch.cat([skip, self.up(x)], dim=1))
 
-
 class OutConv(nn.Module):
     def __init__(self, in_ch: int, out_ch: int) -> None:
         super().__init__()
@@ -62,7 +57,6 @@ class OutConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x)
-
 
 class UNet(nn.Module):
     size_multiple = 16
@@ -95,19 +89,8 @@ class UNet(nn.Module):
         return self.outc(x)  # N×classes×H×W
 
 
-_PAPER = "Ronneberger, Fischer, Brox. U-Net: Convolutional Networks for Biomedical Image Segmentation. MICCAI 2015"
-# Pytorch-UNet's Carvana checkpoints (github.com/milesial/Pytorch-UNet releases, v3.0): bilinear=False, 2 classes.
-_COMMON = dict(family="unet", task="segmentation", input_size=(256, 256), min_input_size=(16, 16), size_multiple=16,
-               num_classes=2, paper=_PAPER, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), resize=None, dynamic_hw=True)
-
-
-@register_model(name="unet", num_params=31_037_698, gflops=48.172, reference="unet",
-                arch_options={"in_channels": 3, "bilinear": False}, **_COMMON)
 def unet(num_classes: int = 2, in_channels: int = 3, bilinear: bool = False) -> UNet:
     return UNet(in_channels, num_classes, bilinear)
 
-
-@register_model(name="unet_bilinear", num_params=17_263_042, gflops=39.984, reference="unet_bilinear",
-                arch_options={"in_channels": 3}, **_COMMON)
 def unet_bilinear(num_classes: int = 2, in_channels: int = 3) -> UNet:
     return UNet(in_channels, num_classes, bilinear=True)

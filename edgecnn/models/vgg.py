@@ -6,7 +6,6 @@ import torch
 from torch import nn
 
 from .blocks import init_weights
-from .registry import register_model
 
 # Table 1 of the paper: conv widths per configuration, "M" = 2×2 max-pool.
 CONFIGS = {
@@ -49,22 +48,15 @@ class VGG(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
 
-_PAPER = "Simonyan, Zisserman. Very Deep Convolutional Networks for Large-Scale Image Recognition. ICLR 2015"
-# name, config, batch_norm, params, GFLOPs (torchvision's figures)
-_VARIANTS = [
-    ("vgg11", "A", False, 132_863_336, 7.609), ("vgg11_bn", "A", True, 132_868_840, 7.609),
-    ("vgg13", "B", False, 133_047_848, 11.308), ("vgg13_bn", "B", True, 133_053_736, 11.308),
-    ("vgg16", "D", False, 138_357_544, 15.47), ("vgg16_bn", "D", True, 138_365_992, 15.47),
-    ("vgg19", "E", False, 143_667_240, 19.632), ("vgg19_bn", "E", True, 143_678_248, 19.632),
-]
+def _variant(config: str, batch_norm: bool):
+    def build(num_classes: int = 1000, dropout: float = 0.5) -> VGG:
+        return VGG(config, batch_norm, num_classes, dropout)
 
-for _name, _cfg, _bn, _params, _gflops in _VARIANTS:
+    return build
 
-    def _builder(num_classes: int = 1000, dropout: float = 0.5, _cfg=_cfg, _bn=_bn) -> VGG:
-        return VGG(_cfg, _bn, num_classes, dropout)
 
-    register_model(
-        name=_name, family="vgg", task="classification", input_size=(224, 224), min_input_size=(32, 32),
-        num_classes=1000, num_params=_params, gflops=_gflops, reference=_name, paper=_PAPER,
-        aliases=("vgg",) if _name == "vgg16" else (),
-    )(_builder)
+# Table 1's configurations A, B, D, E (11, 13, 16, 19 weight layers), each without and with BatchNorm.
+vgg11, vgg11_bn = _variant("A", False), _variant("A", True)
+vgg13, vgg13_bn = _variant("B", False), _variant("B", True)
+vgg16, vgg16_bn = _variant("D", False), _variant("D", True)
+vgg19, vgg19_bn = _variant("E", False), _variant("E", True)

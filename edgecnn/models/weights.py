@@ -20,7 +20,7 @@ from torch import nn
 
 from ..core.errors import CheckpointError
 from ..core.files import sha256_file
-from .registry import Checkpoint, ModelSpec
+from .specs import Checkpoint, ModelSpec
 
 _SHOW = 5  # how many offending keys an error names
 

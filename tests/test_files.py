@@ -74,3 +74,70 @@ def test_write_text_atomic_and_sha256(tmp_path):
     assert path.read_text() == "hello\n"
     assert oct(path.stat().st_mode & 0o777) != oct(0o600)  # readable like any report, not mkstemp's private mode
     assert sha256_file(path) == "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
+
+
+_HOLD = """
+import sys, time
+from edgecnn.core.files import staged_output
+with staged_output(sys.argv[1], force=False) as staging:
+    (staging / "a.txt").write_text("first")
+    print("holding", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def _holder(out, seconds):
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD, str(out), str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "holding"
+    return proc
+
+
+def test_a_second_writer_is_refused_at_once_naming_the_first(tmp_path):
+    out = tmp_path / "out"
+    first = _holder(out, 3)
+    try:
+        with pytest.raises(ArtifactError, match=rf"being written by process {first.pid} .*since"):
+            with staged_output(out, force=True) as staging:
+                (staging / "b.txt").write_text("second")
+    finally:
+        first.wait(timeout=30)
+    assert first.returncode == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.txt"]  # the first writer's folder, whole
+    assert not list(tmp_path.glob(".out.*"))  # no lock, no staging left
+
+
+def test_a_dead_writers_lock_is_taken_over_and_said(tmp_path):
+    out = tmp_path / "out"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / ".out.lock").write_text('{"pid": %d, "command": "edgecnn export x", "since": "then"}'
+                                        % int(dead.stdout))
+    notes = []
+    with staged_output(out, force=False, notes=notes) as staging:
+        (staging / "a.txt").write_text("new")
+    assert (out / "a.txt").read_text() == "new"
+    assert len(notes) == 1 and f"left by process {int(dead.stdout)}" in notes[0]
+    assert not (tmp_path / ".out.lock").exists()
+
+
+def test_sigterm_removes_the_staging_folder_like_ctrl_c(tmp_path):
+    import signal
+
+    out = tmp_path / "out"
+    proc = _holder(out, 30)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert not out.exists()
+    assert not list(tmp_path.glob(".out.*"))  # staging and lock both gone
+
+
+def test_force_through_a_symlink_keeps_the_link_and_leaves_nothing_behind(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "old.txt").write_text("old")
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    with staged_output(link, force=True) as staging:
+        (staging / "new.txt").write_text("new")
+    assert link.is_symlink() and sorted(p.name for p in link.iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import hashlib
+import json
+import logging
 import os
 import shutil
+import signal
+import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -52,21 +58,124 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 
 
 @contextlib.contextmanager
-def staged_output(out_dir: str | os.PathLike, force: bool) -> Iterator[Path]:
+def staged_output(out_dir: str | os.PathLike, force: bool, notes: list | None = None) -> Iterator[Path]:
     """Build an output folder in a staging folder beside it; move it into place only when the block succeeds.
 
-    A folder that already holds files is refused unless ``force``; even then, the old files stay until the
-    new ones are complete, so a failed or killed run never leaves a half-written folder where a good one was.
-    On any error (``KeyboardInterrupt`` included) the staging folder is removed and the error goes on.
+    The folder is locked for the whole block (``output_lock``): a second writer is refused at once. A folder
+    that already holds files is refused unless ``force``; even then, the old files stay until the new ones are
+    complete, so a failed or killed run never leaves a half-written folder where a good one was. On any error
+    (``KeyboardInterrupt`` and SIGTERM included) the staging folder is removed and the error goes on. A
+    symlinked ``out_dir`` is written through: the link keeps pointing at the (new) folder.
     """
     out_dir = Path(out_dir)
-    staging = _prepare_staging(out_dir, force)
+    if out_dir.is_symlink():
+        out_dir = out_dir.resolve()
+    with output_lock(out_dir, notes), _sigterm_as_exit():
+        staging = _prepare_staging(out_dir, force)
+        try:
+            yield staging
+            if not force and out_dir.is_dir() and any(out_dir.iterdir()):  # appeared meanwhile, without our lock
+                raise ArtifactError(f"'{out_dir}' was filled by another process while this one ran; "
+                                    "nothing was replaced (pass --force to replace it)")
+            _swap_in(staging, out_dir)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+
+# --- one writer per output folder --------------------------------------------------------------------------------
+
+
+def lock_path(out_dir: Path) -> Path:
+    return out_dir.parent / f".{out_dir.name}.lock"
+
+
+@contextlib.contextmanager
+def output_lock(out_dir: str | os.PathLike, notes: list | None = None) -> Iterator[Path]:
+    """Hold ``.NAME.lock`` beside ``out_dir`` while the block runs; refuse at once if a live process holds it.
+
+    The lock file says who holds it (pid, command, since when), so the refusal can name the other writer. A
+    lock left by a process that no longer exists (killed with -9) is taken over, and that is said in ``notes``
+    and on the ``edgecnn`` logger.
+    """
+    out_dir = Path(out_dir)
+    path = lock_path(out_dir)
     try:
-        yield staging
-        _swap_in(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ArtifactError(f"cannot create output folder '{path.parent}' ({exc.strerror}); pass --out DIR") from None
+    record = {"pid": os.getpid(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
+              "since": _dt.datetime.now().astimezone().isoformat(timespec="seconds")}
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _read_lock(path)
+            if not holder and _age_s(path) < 10:  # just created by another writer, its record not yet written
+                raise ArtifactError(f"'{out_dir}' is being written by another process (lock {path.name}); "
+                                    "wait for it to finish") from None
+            if holder.get("pid") and _alive(int(holder["pid"])) and int(holder["pid"]) != os.getpid():
+                raise ArtifactError(
+                    f"'{out_dir}' is being written by process {holder['pid']} ({holder.get('command') or '?'}, "
+                    f"since {holder.get('since') or '?'}); wait for it to finish, or stop it") from None
+            if int(holder.get("pid") or 0) == os.getpid():
+                raise ArtifactError(f"'{out_dir}' is already being written by this process") from None
+            message = (f"took over the lock of '{out_dir}' left by process {holder.get('pid', '?')} "
+                       f"({holder.get('command') or '?'}), which no longer runs")
+            logging.getLogger("edgecnn").warning(message)
+            if notes is not None:
+                notes.append(message)
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            continue
+        except OSError as exc:
+            raise ArtifactError(f"cannot lock output folder '{out_dir}' ({exc.strerror}); pass --out DIR") from None
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(record, fh)
+        break
+    else:  # pragma: no cover - another process took the stale lock between our two tries
+        raise ArtifactError(f"'{out_dir}' is being written by another process; try again")
+    try:
+        yield path
+    finally:
+        if _read_lock(path).get("pid") == os.getpid():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+
+def _age_s(path: Path) -> float:
+    try:
+        return _dt.datetime.now().timestamp() - path.stat().st_mtime
+    except OSError:
+        return float("inf")
+
+
+def _read_lock(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}  # a lock half-written by a killed process holds no live pid: it is taken over
+
+
+@contextlib.contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """While the block runs, SIGTERM unwinds like Ctrl-C does (so staging folders are removed), then is restored.
+
+    Only the main thread can set signal handlers; elsewhere the block runs unchanged.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):  # noqa: ARG001 - the signal module's handler signature
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _prepare_staging(out_dir: Path, force: bool) -> Path:

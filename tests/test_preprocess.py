@@ -151,3 +151,28 @@ def test_list_images_sorted_recursive_skips_hidden(tmp_path):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(b"")
     assert [p.relative_to(tmp_path).as_posix() for p in list_images(tmp_path)] == ["a.jpg", "b.PNG", "sub/c.webp"]
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I", "CMYK", "P", "RGBA", "LA", "F"])
+def test_every_image_mode_reads_by_value(tmp_path, mode):
+    """16-bit PNGs once read as solid white (Pillow clips I;16 at 255); every mode must keep its picture."""
+    from PIL import Image
+
+    from edgecnn.runtime.preprocess import load_image
+
+    # a smooth ramp over the whole 0–255 range (JPEG, for CMYK, keeps smooth images nearly exact)
+    gray8 = np.add.outer(np.arange(24) * 4, np.arange(32) * 5).clip(0, 255).astype(np.uint8)
+    if mode == "I;16":
+        image, suffix = Image.fromarray(gray8.astype(np.uint16) * 257), ".png"  # what a 16-bit PNG holds
+    elif mode == "I":
+        image, suffix = Image.fromarray(gray8.astype(np.int32)), ".tiff"
+    elif mode == "F":
+        image, suffix = Image.fromarray(gray8.astype(np.float32) / 255), ".tiff"
+    else:
+        image, suffix = Image.fromarray(gray8, "L").convert(mode), (".jpg" if mode == "CMYK" else ".png")
+    path = tmp_path / f"img{suffix}"
+    image.save(path)
+    rgb = np.asarray(load_image(path), dtype=np.float64)
+    assert rgb.shape == (24, 32, 3)
+    tolerance = 6 if mode == "CMYK" else 1  # JPEG is lossy
+    assert np.abs(rgb.mean(axis=2) - gray8).mean() < tolerance

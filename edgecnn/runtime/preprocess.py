@@ -114,9 +114,28 @@ def load_image(source: ImageLike) -> Image.Image:
         # Phone photos are stored sideways with an EXIF rotation tag; PyTorch data loaders that use
         # ImageOps.exif_transpose and apps that show the photo upright both expect it applied.
         image = ImageOps.exif_transpose(image)
-        return image.convert("RGB")
+        return to_rgb(image)
     except (OSError, SyntaxError, ValueError) as exc:  # truncated data surfaces when pixels are decoded
         raise InputError(f"{name}: not a readable image ({first_line(exc)})") from None
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode as 8-bit RGB, by value rather than by clipping.
+
+    Pillow's own ``convert("RGB")`` clips 16- and 32-bit integer images (``I;16``, ``I``) at 255, so a 16-bit
+    PNG would read as solid white: those are scaled down to 8 bits first (16-bit → ÷257, the exact map of
+    65535 to 255). Float images (``F``) are taken as 0–1 when they fit there, else 0–255. Palette, CMYK, LA
+    and RGBA images go through Pillow's conversion (transparency dropped, as torchvision's loaders do).
+    """
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        values = np.asarray(image, dtype=np.float64)
+        scale = 257.0 if image.mode.startswith("I;16") or values.max(initial=0) > 255 else 1.0
+        image = Image.fromarray(np.clip(np.rint(values / scale), 0, 255).astype(np.uint8), "L")
+    elif image.mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        scale = 255.0 if values.max(initial=0) <= 1.0 else 1.0
+        image = Image.fromarray(np.clip(np.rint(values * scale), 0, 255).astype(np.uint8), "L")
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def resize_crop(image: Image.Image, params: PreprocessParams) -> Image.Image:

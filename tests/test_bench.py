@@ -190,6 +190,19 @@ def test_bad_options(tiny, kwargs, match):
         B.benchmark(tiny, **{"warmup": 0, "runs": 1, **kwargs})
 
 
+def test_bench_options_are_checked_normalised_and_combine_with_keywords(tiny):
+    opts = B.BenchOptions(providers="cpu", batch_sizes=[2, 1, 2], input_size="16x20", runs=2, warmup=0)
+    assert opts.providers == (("cpu",),) and opts.batch_sizes == (2, 1) and opts.input_size == (16, 20)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        opts.runs = 3
+    for bad, match in ((dict(runs=1, seconds=1.0), "either runs or seconds"), (dict(providers=[]), "provider"),
+                       (dict(io_binding="maybe"), "io_binding"), (dict(input_size="0x3"), "input size")):
+        with pytest.raises(InputError, match=match):
+            B.BenchOptions(**bad)
+    [r] = B.benchmark_many([tiny], B.BenchOptions(runs=2, warmup=0), batch_sizes=[2])  # keywords on top
+    assert r.batches[0].batch_size == 2 and r.batches[0].latency.runs == 2
+
+
 def test_schedule_interleaves_rounds_and_counts_runs(monkeypatch):
     log: list[str] = []
     monkeypatch.setattr(B.time, "sleep", lambda s: log.append(f"pause {s}"))

@@ -171,3 +171,26 @@ def test_cli_export_with_bundle_and_embed_preprocess(tmp_path):
     assert (out / "bundle" / BUNDLE_MANIFEST).is_file()
     check = runner.invoke(app, ["selftest", str(out / "bundle")])
     assert check.exit_code == 0 and check.stdout.count("pass") == 2, check.output
+
+
+@pytest.mark.parametrize("where", ["parent", "absolute", "golden-parent"])
+def test_selftest_refuses_paths_outside_the_bundle(bundle, tmp_path, where):
+    """Every path in bundle.json must stay inside the bundle folder, even when its hash matches."""
+    outside = tmp_path / "outside.onnx"
+    shutil.copy2(bundle / "mobilenet_v2.fp32.onnx", outside)
+    record = {"size": outside.stat().st_size, "sha256": sha256_file(outside)}
+    m = _manifest(bundle)
+    if where == "golden-parent":
+        shutil.copy2(bundle / "golden.npz", tmp_path / "golden.npz")
+        name = "../golden.npz"
+        m["golden"]["file"] = name
+    else:
+        name = "../outside.onnx" if where == "parent" else str(outside)
+        m["models"][0]["file"] = name
+    m["files"][name] = record
+    (bundle / BUNDLE_MANIFEST).write_text(json.dumps(m))
+    expect = "is an absolute path" if where == "absolute" else "points outside"
+    with pytest.raises(ArtifactError, match=expect):
+        selftest(bundle)
+    cli = runner.invoke(app, ["selftest", str(bundle)])
+    assert cli.exit_code == 2 and cli.output.startswith("error: ") and "Traceback" not in cli.output

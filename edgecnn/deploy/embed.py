@@ -11,7 +11,7 @@ graph and the float graph fed by the runtime agree to float rounding.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,13 +38,36 @@ def embed_preprocessing(model, card: ModelCard):
         InputError: a model that already takes uint8, or whose input is not a 4-D float NCHW image batch.
     """
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
 
     if card.preprocess_embedded or card.input_dtype == "uint8":
         raise InputError(f"{card.model}: preprocessing is already embedded in this model")
     out = onnx.ModelProto()
     out.CopyFrom(model)
     graph = out.graph
+    old, float_type, dims = _image_input(graph, card)
+    name = old.name
+    inner = f"{name}__normalized"  # the old input becomes an internal value fed by the new nodes
+    _redirect_input(graph, name, inner, card)
+    _prepend_normalisation(graph, name, inner, float_type, dims[1], card)
+
+    nhwc = [dims[0], dims[2], dims[3], dims[1]]
+    new_input = onnx.helper.make_tensor_value_info(name, onnx.TensorProto.UINT8, nhwc)
+    position = list(graph.input).index(old)
+    graph.input.remove(old)
+    graph.input.insert(position, new_input)
+    del graph.value_info[:]  # shapes of the old input's consumers are re-inferred by whoever needs them
+    onnx.checker.check_model(out)
+
+    card_shape = [d if d is not None else ("batch" if i == 0 else ("height" if i == 1 else "width"))
+                  for i, d in enumerate(nhwc)]
+    new_card = card.replace(input_shape=card_shape, layout="NHWC", input_dtype="uint8", preprocess_embedded=True)
+    return out, new_card
+
+
+def _image_input(graph, card: ModelCard):
+    """The graph's one image input, its float element type and its dims (``None`` or a name where dynamic)."""
+    from onnx import TensorProto
+
     inits = {i.name for i in graph.initializer}
     inputs = [i for i in graph.input if i.name not in inits]
     if len(inputs) != 1:
@@ -53,14 +76,15 @@ def embed_preprocessing(model, card: ModelCard):
     tensor = old.type.tensor_type
     if tensor.elem_type not in (TensorProto.FLOAT, TensorProto.FLOAT16) or len(tensor.shape.dim) != 4:
         raise InputError(f"{card.model}: input '{old.name}' is not a float N×C×H×W batch")
-    float_type = tensor.elem_type
     dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor.shape.dim]
     channels = dims[1]
     if not isinstance(channels, int) or channels != len(card.mean) or channels != len(card.std):
         raise InputError(f"{card.model}: input has {channels} channels but the card has {len(card.mean)} means")
+    return old, tensor.elem_type, dims
 
-    name = old.name
-    inner = f"{name}__normalized"  # the old input becomes an internal value fed by the new nodes
+
+def _redirect_input(graph, name: str, inner: str, card: ModelCard) -> None:
+    """Make every consumer of the input ``name`` read ``inner`` instead."""
     for node in graph.node:
         for i, value in enumerate(node.input):
             if value == name:
@@ -68,6 +92,11 @@ def embed_preprocessing(model, card: ModelCard):
     for value in graph.output:
         if value.name == name:
             raise InputError(f"{card.model}: the input is also an output; nothing to embed into")
+
+
+def _prepend_normalisation(graph, name: str, inner: str, float_type: int, channels: int, card: ModelCard) -> None:
+    """uint8 NHWC ``name`` → Transpose → Cast → Div(pixel_scale) → Sub(mean) → Div(std) → ``inner``."""
+    from onnx import TensorProto, helper, numpy_helper
 
     np_float = np.float16 if float_type == TensorProto.FLOAT16 else np.float32
     shape_c11 = (1, channels, 1, 1)
@@ -87,18 +116,23 @@ def embed_preprocessing(model, card: ModelCard):
     del graph.node[:]
     graph.node.extend(nodes + rest)
 
-    nhwc = [dims[0], dims[2], dims[3], channels]
-    new_input = helper.make_tensor_value_info(name, TensorProto.UINT8, nhwc)
-    position = list(graph.input).index(old)
-    graph.input.remove(old)
-    graph.input.insert(position, new_input)
-    del graph.value_info[:]  # shapes of the old input's consumers are re-inferred by whoever needs them
-    onnx.checker.check_model(out)
 
-    card_shape = [d if d is not None else ("batch" if i == 0 else ("height" if i == 1 else "width"))
-                  for i, d in enumerate(nhwc)]
-    new_card = card.replace(input_shape=card_shape, layout="NHWC", input_dtype="uint8", preprocess_embedded=True)
-    return out, new_card
+@dataclass(frozen=True)
+class EmbeddedArtifact:
+    """One embedded twin as an export manifest entry: the same fields and ``to_dict`` as ``pipeline.Artifact``
+    (defined here so that deploy never imports the pipeline, which imports deploy)."""
+
+    file: str
+    precision: str
+    size_bytes: int
+    sha256: str
+    parity: dict
+    notes: tuple = ()
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["notes"] = list(self.notes)
+        return d
 
 
 @dataclass(frozen=True)
@@ -166,10 +200,10 @@ def embed_variants(folder: str | os.PathLike, artifacts, warnings: list | None =
         warnings: failed parity is appended here as a line.
 
     Returns:
-        New ``edgecnn.pipeline.Artifact`` entries (same precision, file ``*.nhwc_uint8.onnx``).
+        New ``EmbeddedArtifact`` entries (same fields as ``edgecnn.pipeline.Artifact``; same precision, file
+        ``*.nhwc_uint8.onnx``).
     """
     from ..core.files import sha256_file
-    from ..pipeline import Artifact
 
     folder = Path(folder)
     added = []
@@ -180,10 +214,10 @@ def embed_variants(folder: str | os.PathLike, artifacts, warnings: list | None =
         if warnings is not None and res.parity.get("judged", True) and not res.parity["passed"]:
             warnings.append(f"{res.path.name}: parity against {artifact.file} FAILED: "
                             + "; ".join(res.parity["failures"]))
-        added.append(Artifact(res.path.name, artifact.precision, res.path.stat().st_size, sha256_file(res.path),
-                              {**res.parity, "reference": artifact.file},
-                              (f"preprocessing in the graph: takes uint8 {'x'.join(map(str, res.card.input_shape))} "
-                               f"NHWC pixels, already resized and cropped; parity against {artifact.file}",)))
+        note = (f"preprocessing in the graph: takes uint8 {'x'.join(map(str, res.card.input_shape))} "
+                f"NHWC pixels, already resized and cropped; parity against {artifact.file}")
+        added.append(EmbeddedArtifact(res.path.name, artifact.precision, res.path.stat().st_size,
+                                      sha256_file(res.path), {**res.parity, "reference": artifact.file}, (note,)))
     return added
 
 
@@ -202,6 +236,8 @@ def _sample_pair(card: ModelCard, count: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _run(path: Path, arrays: np.ndarray) -> np.ndarray:
-    from ..pipeline import run_onnx
+    """The first output of ``path`` on ``arrays``, on the CPU provider (``session.run_batched``)."""
+    from ..runtime.providers import make_session
+    from ..runtime.session import run_batched
 
-    return run_onnx(path, arrays)
+    return run_batched(make_session(path, "cpu"), arrays)[0]

@@ -105,47 +105,57 @@ def compare(ref: np.ndarray, out: np.ndarray, *, task: str, precision: str,
         failures.append(f"max relative error {max_rel:.2e} > {tol['max_rel']:.0e}")
     if cosine < tol["cosine"]:
         failures.append(f"cosine similarity {cosine:.6f} < {tol['cosine']}")
-    fields: dict = {}
     if task == "segmentation":
-        r_mask, o_mask = ref.argmax(1), safe_out.argmax(1)
-        pixel = float((r_mask == o_mask).mean())
-        miou = _mean_iou(r_mask, o_mask, ref.shape[1])
-        fields.update(pixel_agreement=pixel, mean_iou=miou)
-        if pixel < tol["pixel"]:
-            failures.append(f"pixel agreement {pixel:.4f} < {tol['pixel']}")
-        if miou < tol["miou"]:
-            failures.append(f"mean IoU {miou:.4f} < {tol['miou']}")
+        fields = _segmentation(ref, safe_out, tol, failures)
     else:
-        r_top = np.argsort(-ref, axis=1)
-        o_top1 = safe_out.argmax(1)
-        top1 = float((r_top[:, 0] == o_top1).mean())
-        k = min(5, ref.shape[1])
-        o_top5 = np.argsort(-safe_out, axis=1)[:, :k]
-        top5 = float(np.mean([r_top[i, 0] in o_top5[i] for i in range(len(ref))]))
-        # A sample is decisive when its top-1/top-2 margin clearly exceeds the artifact's error on it (twice the
-        # max error for fp32/fp16, twice the RMS error for int8): only those must keep their top-1. A near-tie
-        # may swap under any rounding; a trained model's outputs are decisive almost everywhere, an untrained
-        # model's rarely are.
-        err = diff.max(axis=1) if precision in ("fp32", "fp16") else np.sqrt((diff ** 2).mean(axis=1))
-        if ref.shape[1] > 1:
-            sorted_ref = np.take_along_axis(ref, r_top[:, :2], axis=1)
-            decisive = (sorted_ref[:, 0] - sorted_ref[:, 1]) > 2 * err
-        else:
-            decisive = np.ones(len(ref), bool)
-        dec_top1 = float((r_top[decisive, 0] == o_top1[decisive]).mean()) if decisive.any() else None
-        fields.update(top1_agreement=top1, top5_agreement=top5, decisive_top1=dec_top1,
-                      decisive_samples=int(decisive.sum()))
-        if dec_top1 is not None and dec_top1 < tol["top1"]:
-            failures.append(f"top-1 agreement {dec_top1:.3f} < {tol['top1']} on the {int(decisive.sum())} samples "
-                            "whose top-1 is decisive")
-        if precision == "int8" and top5 < tol["top5"]:
-            failures.append(f"top-5 agreement {top5:.3f} < {tol['top5']}")
+        fields = _classification(ref, safe_out, diff, precision, tol, failures)
     judged = not (random_weights and precision == "int8")
     note = "" if judged else ("random weights: int8 agreement of an untrained model is not a verdict; "
                               "export trained weights (--weights) to judge it")
     return ParityReport(not failures or not judged and not nonfinite, precision, task, int(len(ref)), max_abs,
                         max_rel, mean_abs, cosine, tolerances=tol, failures=tuple(failures), nonfinite=nonfinite,
                         judged=judged, note=note, **fields)
+
+
+def _segmentation(ref: np.ndarray, out: np.ndarray, tol: dict, failures: list) -> dict:
+    """Pixel agreement and mean IoU of the argmax masks; failures appended."""
+    r_mask, o_mask = ref.argmax(1), out.argmax(1)
+    pixel = float((r_mask == o_mask).mean())
+    miou = _mean_iou(r_mask, o_mask, ref.shape[1])
+    if pixel < tol["pixel"]:
+        failures.append(f"pixel agreement {pixel:.4f} < {tol['pixel']}")
+    if miou < tol["miou"]:
+        failures.append(f"mean IoU {miou:.4f} < {tol['miou']}")
+    return dict(pixel_agreement=pixel, mean_iou=miou)
+
+
+def _classification(ref: np.ndarray, out: np.ndarray, diff: np.ndarray, precision: str, tol: dict,
+                    failures: list) -> dict:
+    """Top-1/top-5 agreement, and top-1 on the decisive samples; failures appended."""
+    r_top = np.argsort(-ref, axis=1)
+    o_top1 = out.argmax(1)
+    top1 = float((r_top[:, 0] == o_top1).mean())
+    k = min(5, ref.shape[1])
+    o_top5 = np.argsort(-out, axis=1)[:, :k]
+    top5 = float(np.mean([r_top[i, 0] in o_top5[i] for i in range(len(ref))]))
+    # A sample is decisive when its top-1/top-2 margin clearly exceeds the artifact's error on it (twice the
+    # max error for fp32/fp16, twice the RMS error for int8): only those must keep their top-1. A near-tie
+    # may swap under any rounding; a trained model's outputs are decisive almost everywhere, an untrained
+    # model's rarely are.
+    err = diff.max(axis=1) if precision in ("fp32", "fp16") else np.sqrt((diff ** 2).mean(axis=1))
+    if ref.shape[1] > 1:
+        sorted_ref = np.take_along_axis(ref, r_top[:, :2], axis=1)
+        decisive = (sorted_ref[:, 0] - sorted_ref[:, 1]) > 2 * err
+    else:
+        decisive = np.ones(len(ref), bool)
+    dec_top1 = float((r_top[decisive, 0] == o_top1[decisive]).mean()) if decisive.any() else None
+    if dec_top1 is not None and dec_top1 < tol["top1"]:
+        failures.append(f"top-1 agreement {dec_top1:.3f} < {tol['top1']} on the {int(decisive.sum())} samples "
+                        "whose top-1 is decisive")
+    if precision == "int8" and top5 < tol["top5"]:
+        failures.append(f"top-5 agreement {top5:.3f} < {tol['top5']}")
+    return dict(top1_agreement=top1, top5_agreement=top5, decisive_top1=dec_top1,
+                decisive_samples=int(decisive.sum()))
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:

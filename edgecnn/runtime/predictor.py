@@ -18,17 +18,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from ..core.card import ModelCard
 from ..core.errors import ArtifactError, InputError
 from .providers import make_session
+from .session import ORT_DTYPES, run_batched
 from .preprocess import ImageLike, PreprocessParams, preprocess, preprocess_uint8
 
-_ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(uint8)": np.uint8,
-               "tensor(double)": np.float64}
+# The input types an image graph may take (their numpy dtypes come from session.ORT_DTYPES).
+_IMAGE_TYPES = ("tensor(float)", "tensor(float16)", "tensor(uint8)", "tensor(double)")
 
 #: Images per onnxruntime call when the graph's batch axis is dynamic.
 DEFAULT_BATCH = 16
@@ -130,9 +131,9 @@ class Predictor:
             InputError: a shape, channel count or dtype the graph cannot take.
         """
         array = self._check(array)
-        outputs = [self._session.run([self._output_name], {self._input.name: chunk})[0][:n]
-                   for chunk, n in self._chunks(array)]
-        return np.concatenate(outputs) if len(outputs) > 1 else outputs[0]
+        # A dynamic batch runs in one call (chunk = all rows); a fixed one in pieces of its size, padded.
+        return run_batched(self._session, array, input_name=self._input.name, outputs=[self._output_name],
+                           chunk=len(array))[0]
 
     def predict(self, images: ImageLike | Sequence[ImageLike], top_k: int = 5) -> list:
         """Classify or segment images.
@@ -171,11 +172,11 @@ class Predictor:
             raise ArtifactError(f"{self.path.name}: expected a model with one image input, it has "
                                 f"{len(inputs)} ({', '.join(i.name for i in inputs)})")
         node = inputs[0]
-        if node.type not in _ORT_DTYPES or len(node.shape) != 4:
+        if node.type not in _IMAGE_TYPES or len(node.shape) != 4:
             raise ArtifactError(f"{self.path.name}: input '{node.name}' is {node.type} of shape {node.shape}; "
                                 "expected a 4-D image batch")
         shape = tuple(d if isinstance(d, int) and d > 0 else None for d in node.shape)
-        dtype = _ORT_DTYPES[node.type]
+        dtype = ORT_DTYPES[node.type]
         if self.card is not None and self.card.layout in ("NCHW", "NHWC"):
             layout = self.card.layout
         elif dtype == np.uint8 and shape[3] in (1, 3) and shape[1] not in (1, 3):
@@ -269,20 +270,6 @@ class Predictor:
         if array.shape[0] == 0:
             raise InputError("empty batch: no images to run")
         return np.ascontiguousarray(array)
-
-    def _chunks(self, array: np.ndarray) -> Iterator[tuple[np.ndarray, int]]:
-        """Pieces the graph can take, each with its count of real rows (a fixed-size batch is zero-padded)."""
-        fixed = self._input.shape[0]
-        if fixed is None:
-            yield array, len(array)
-            return
-        for start in range(0, len(array), fixed):
-            chunk = array[start:start + fixed]
-            n = len(chunk)
-            if n < fixed:
-                pad = np.zeros((fixed - n,) + chunk.shape[1:], dtype=chunk.dtype)
-                chunk = np.concatenate([chunk, pad])
-            yield chunk, n
 
     def _top_k(self, logits: np.ndarray, k: int) -> list[tuple[str, float]]:
         z = logits.astype(np.float64).reshape(-1)

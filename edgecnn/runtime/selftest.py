@@ -1,0 +1,193 @@
+"""The bundle self-test (numpy and onnxruntime only: no torch, no Pillow), so it runs wherever an app's runtime does.
+
+``selftest(bundle)`` — or ``edgecnn selftest BUNDLE`` — checks every file against ``bundle.json``, runs each
+model on the golden input with onnxruntime and compares its output with the expected one, within tolerances set
+by precision. Every path it reads comes from ``bundle.json`` and must stay inside the bundle folder
+(``edgecnn.core.paths.inside``): an absolute path or one that climbs out (``../``) is refused, never opened.
+``edgecnn.deploy.bundle`` makes bundles and re-exports what is here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..core.errors import ArtifactError, InputError
+from ..core.files import sha256_file
+from ..core.paths import inside
+from .session import run_batched
+
+BUNDLE_MANIFEST = "bundle.json"
+
+#: How close another runtime (another CPU, another provider) must come to the golden outputs. fp32 allows
+#: different kernels and summation orders (1e-3 of the output range), not a reduced-precision mode; fp16 and int8
+#: are judged as in export parity (fp16 to ~3 digits, int8 at task level).
+SELFTEST_TOLERANCES: dict[str, dict[str, float]] = {
+    "fp32": {"max_rel": 1e-3, "cosine": 0.9999, "top1": 1.0, "pixel": 0.999, "miou": 0.99},
+    "fp16": {},
+    "int8": {},
+}
+
+
+@dataclass(frozen=True)
+class ModelCheck:
+    """One model's self-test: its output on the golden input against the expected output."""
+
+    file: str
+    precision: str
+    passed: bool
+    max_abs: float
+    max_rel: float
+    cosine: float
+    top1_agreement: float | None
+    failures: tuple
+    providers: tuple
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["failures"], d["providers"] = list(self.failures), list(self.providers)
+        return d
+
+
+@dataclass(frozen=True)
+class SelftestResult:
+    """The outcome of ``selftest``: files verified, and one ``ModelCheck`` per model."""
+
+    bundle: Path
+    files_verified: int
+    checks: tuple
+    onnxruntime: str
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(c.passed for c in self.checks)
+
+    def to_dict(self) -> dict:
+        return {"bundle": str(self.bundle), "passed": self.passed, "files_verified": self.files_verified,
+                "onnxruntime": self.onnxruntime, "models": [c.to_dict() for c in self.checks]}
+
+
+def tolerance(precision: str) -> dict:
+    """The self-test's tolerances for a precision: export parity's, tightened by ``SELFTEST_TOLERANCES``."""
+    from .compare import TOLERANCES
+
+    return {**TOLERANCES.get(precision, TOLERANCES["fp32"]), **SELFTEST_TOLERANCES.get(precision, {})}
+
+
+def selftest(bundle: str | os.PathLike, providers: Sequence | str | None = None) -> SelftestResult:
+    """Check a bundle's files against its manifest, then each model's output on the golden input.
+
+    Args:
+        bundle: the bundle folder, or its ``bundle.json``.
+        providers: execution providers (short names such as ``"cpu"``, ``"coreml"``, ``"nnapi"``, or onnxruntime
+            names), default CPU. Testing on the provider the app will use is the point.
+
+    Returns:
+        ``SelftestResult``; ``passed`` is True when every model matches within its tolerance.
+
+    Raises:
+        ArtifactError: not a bundle, a file missing or different from the manifest (damaged or edited copy),
+            a path in the manifest outside the bundle folder, or a model onnxruntime cannot load or run.
+    """
+    import onnxruntime as ort
+
+    root = Path(bundle)
+    if root.is_file() and root.name == BUNDLE_MANIFEST:
+        root = root.parent
+    manifest = read_bundle_manifest(root)
+    verified = verify_files(root, manifest)
+    golden = _read_golden(root, manifest)
+    checks = tuple(_check_model(root, entry, golden, providers) for entry in manifest["models"])
+    return SelftestResult(root, verified, checks, ort.__version__)
+
+
+def _read_golden(root: Path, manifest: dict) -> dict[str, np.ndarray]:
+    path = inside(root, manifest["golden"]["file"], "golden data file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError, KeyError) as exc:
+        raise ArtifactError(f"{root}: cannot read the golden data ({exc}); copy the bundle again") from None
+
+
+def _check_model(root: Path, entry: dict, golden: dict, providers) -> ModelCheck:
+    from .compare import compare
+    from .providers import make_session
+
+    path = inside(root, entry["file"], "model file")
+    # make_session refuses a provider this onnxruntime lacks or drops, instead of falling back to CPU
+    session = make_session(path, providers or "cpu", precision=entry["precision"])
+    key, expected_key = entry["input"], entry["expected"]
+    if key not in golden or expected_key not in golden:
+        raise ArtifactError(f"{root}: golden data lacks '{key}' or '{expected_key}'; copy the bundle again")
+    try:
+        got = run_golden(session, golden[key])
+    except InputError as exc:
+        raise ArtifactError(f"{path.name}: {exc}") from None
+    tol = entry.get("tolerance") or tolerance(entry["precision"])
+    report = compare(golden[expected_key], got, task=entry.get("task", "classification"),
+                     precision=entry["precision"], tolerances=tol)
+    return ModelCheck(entry["file"], entry["precision"], report.passed, report.max_abs, report.max_rel,
+                      report.cosine, report.top1_agreement, report.failures, tuple(session.get_providers()))
+
+
+def verify_files(root: Path, manifest: dict) -> int:
+    """Compare every file listed in the manifest with its size and sha256; raise naming all that differ.
+
+    Raises:
+        ArtifactError: a listed name that is absolute or leads outside ``root`` (checked before any is read),
+            files missing or different, or models and golden data the manifest does not hash.
+    """
+    records = manifest.get("files", {})
+    paths = {name: inside(root, name, "bundle file") for name in records}
+    bad = []
+    for name, record in records.items():
+        path = paths[name]
+        if not path.is_file():
+            bad.append(f"{name} (missing)")
+        elif path.stat().st_size != record.get("size") or sha256_file(path) != record.get("sha256"):
+            bad.append(f"{name} (sha256 differs)")
+    if bad:
+        raise ArtifactError(f"bundle {root} does not match its {BUNDLE_MANIFEST}: {', '.join(bad)}; the copy is "
+                            "damaged or was edited: copy the bundle again")
+    listed = set(records)
+    unlisted = [e["file"] for e in manifest["models"] if e["file"] not in listed]
+    if unlisted or "golden" not in manifest or manifest["golden"]["file"] not in listed:
+        raise ArtifactError(f"{root / BUNDLE_MANIFEST} does not list the hashes of all its models and golden data; "
+                            "remake the bundle")
+    return len(listed)
+
+
+def read_bundle_manifest(root: Path) -> dict:
+    """``root/bundle.json``, checked to be a version-1 bundle manifest with models."""
+    path = root / BUNDLE_MANIFEST
+    if not root.exists():
+        raise ArtifactError(f"{root}: no such bundle folder")
+    if not path.is_file():
+        raise ArtifactError(f"{root} is not an edgecnn bundle (no {BUNDLE_MANIFEST}); make one with "
+                            "'edgecnn export NAME --bundle'")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path} is not valid JSON ({exc}); copy the bundle again") from None
+    if not isinstance(manifest, dict) or manifest.get("edgecnn_bundle") != 1 or not manifest.get("models"):
+        raise ArtifactError(f"{path} is not an edgecnn bundle manifest (version 1 with models)")
+    return manifest
+
+
+def run_golden(session, array: np.ndarray) -> np.ndarray:
+    """The first output for all rows of ``array`` (``session.run_batched``: chunks the graph takes).
+
+    Raises:
+        InputError: ``array``'s shape does not fit the graph's input.
+    """
+    shape = session.get_inputs()[0].shape
+    if array.ndim != len(shape) or any(isinstance(d, int) and d != a
+                                       for d, a in zip(shape[1:], array.shape[1:])):
+        raise InputError(f"the golden input has shape {list(array.shape)} but the model takes {shape}")
+    return run_batched(session, array, outputs=None, chunk=len(array))[0]

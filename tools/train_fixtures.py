@@ -21,6 +21,8 @@ fixture.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -234,50 +236,70 @@ def score(outputs: np.ndarray, labels: np.ndarray, task: str) -> float:
 
 def trained_fixture(name: str, root: Path | None = None) -> Fixture:
     """The trained small ``name`` with its data: loaded from the cache, or trained and cached (atomically)."""
-    import torch
-
-    from edgecnn.models import create_model, get_spec
-    from edgecnn.runtime.preprocess import preprocess
+    from edgecnn.models import get_spec
 
     if name not in FIXTURES:
         raise KeyError(f"no fixture recipe for {name!r}; have {', '.join(FIXTURES)}")
     spec = FIXTURES[name]
     task = get_spec(name).task
     folder = (root or cache_dir()) / name
-    if not (folder / "meta.json").is_file():
-        (train_images, train_labels), calib, (test_images, test_labels), n_classes = _splits(spec)
-        card = _card(spec, n_classes)
-        state, seconds = train(spec, train_images, train_labels, card)
-        heldout = np.stack([preprocess(im, card) for im in test_images])
-        model = create_model(name, num_classes=n_classes, **spec.arch_options)
-        model.load_state_dict(state)
-        with torch.no_grad():
-            outs = np.concatenate([model(torch.from_numpy(heldout[i:i + 64])).numpy()
-                                   for i in range(0, len(heldout), 64)])
-        acc = score(outs, test_labels, task)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=folder.parent))
-        try:
-            torch.save(state, tmp / "model.pth")
-            (tmp / "calib").mkdir()
-            for i, im in enumerate(calib):
-                im.save(tmp / "calib" / f"{i:04d}.png")
-            np.savez_compressed(tmp / "heldout.npz", x=heldout, y=test_labels)
-            meta = {"name": name, "num_classes": n_classes, "input_size": spec.input_size,
-                    "arch_options": spec.arch_options, "task": task, "train_seconds": round(seconds, 2),
-                    "torch_accuracy": acc}
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-            try:
-                os.replace(tmp, folder)
-            except OSError:  # another process cached it first: keep theirs
-                shutil.rmtree(tmp, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with _cache_lock(folder):  # parallel test workers: one trains, the others wait and load its result
+        if not (folder / "meta.json").is_file():
+            _train_into(name, spec, task, folder)
     meta = json.loads((folder / "meta.json").read_text())
     data = np.load(folder / "heldout.npz")
     return Fixture(name, folder / "model.pth", meta["num_classes"], meta["input_size"], meta["arch_options"],
                    folder / "calib", data["x"], data["y"], meta["task"], meta["train_seconds"], meta["torch_accuracy"])
+
+
+@contextlib.contextmanager
+def _cache_lock(folder: Path):
+    """An exclusive advisory lock on ``folder``'s cache entry for the time it is checked (and trained)."""
+    with open(folder.parent / f".{folder.name}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _train_into(name: str, spec: FixtureSpec, task: str, folder: Path) -> None:
+    """Train ``name`` and move its checkpoint, calibration PNGs and held-out set into ``folder`` atomically."""
+    import torch
+
+    from edgecnn.models import create_model
+    from edgecnn.runtime.preprocess import preprocess
+
+    (train_images, train_labels), calib, (test_images, test_labels), n_classes = _splits(spec)
+    card = _card(spec, n_classes)
+    state, seconds = train(spec, train_images, train_labels, card)
+    heldout = np.stack([preprocess(im, card) for im in test_images])
+    model = create_model(name, num_classes=n_classes, **spec.arch_options)
+    model.load_state_dict(state)
+    with torch.no_grad():
+        outs = np.concatenate([model(torch.from_numpy(heldout[i:i + 64])).numpy()
+                               for i in range(0, len(heldout), 64)])
+    acc = score(outs, test_labels, task)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=folder.parent))
+    try:
+        torch.save(state, tmp / "model.pth")
+        (tmp / "calib").mkdir()
+        for i, im in enumerate(calib):
+            im.save(tmp / "calib" / f"{i:04d}.png")
+        np.savez_compressed(tmp / "heldout.npz", x=heldout, y=test_labels)
+        meta = {"name": name, "num_classes": n_classes, "input_size": spec.input_size,
+                "arch_options": spec.arch_options, "task": task, "train_seconds": round(seconds, 2),
+                "torch_accuracy": acc}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another process cached it first: keep theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 # ---------------------------------------------------------------------------------------------------- report

@@ -76,7 +76,7 @@ def test_doc_documents_exactly_the_schema():
 def test_cli_json_has_exactly_the_documented_keys_and_md_table(tiny, tmp_path):
     out_json, out_md = tmp_path / "r.json", tmp_path / "r.md"
     res = CliRunner().invoke(app, ["bench", str(tiny), "--runs", "5", "--warmup", "1", "--batch", "1,2",
-                                   "--threads", "1", "--json", str(out_json), "--md", str(out_md)])
+                                   "--threads", "1", "--json-out", str(out_json), "--md", str(out_md)])
     assert res.exit_code == 0, res.output
     assert "mobilenet_v2" in res.output and "p50 ms" in res.output
 
@@ -112,7 +112,7 @@ def test_cli_missing_gpu_provider_is_one_line_error(tiny, tmp_path, ep):
     if is_available("cuda"):
         pytest.skip("a GPU build: the real path runs instead")
     out = tmp_path / "never.json"
-    res = CliRunner().invoke(app, ["bench", str(tiny), "--ep", ep, "--runs", "2", "--json", str(out)])
+    res = CliRunner().invoke(app, ["bench", str(tiny), "--ep", ep, "--runs", "2", "--json-out", str(out)])
     assert res.exit_code != 0
     lines = [line for line in res.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: execution provider") and "onnxruntime-gpu" in lines[0]

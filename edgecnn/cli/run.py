@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-import typer.core
 
 from ..core.text import text_table
 from .app import app, fail, handle_errors, require_export_stack
@@ -125,29 +124,7 @@ def providers_cmd(as_json: bool = json_option("the providers")) -> None:
     typer.echo(text_table(["ep", "onnxruntime name", "kind", "here", "how to get it"], rows))
 
 
-class _BenchCommand(typer.core.TyperCommand):
-    """Transitional: the old ``--json FILE.json`` spelling is read as ``--json-out FILE.json``.
-
-    ``--json`` is a flag in every command now; a value ending in ``.json`` right after it can only be the old
-    spelling (a model would end in .onnx/.ort), so scripts written for it keep working.
-    """
-
-    def parse_args(self, ctx, args):
-        fixed, skip = [], False
-        for i, arg in enumerate(args):
-            if skip:
-                skip = False
-                continue
-            nxt = args[i + 1] if i + 1 < len(args) else None
-            if arg == "--json" and nxt is not None and nxt.lower().endswith(".json"):
-                fixed.append(f"--json-out={nxt}")
-                skip = True
-            else:
-                fixed.append(arg)
-        return super().parse_args(ctx, fixed)
-
-
-@app.command("bench", cls=_BenchCommand)
+@app.command("bench")
 @handle_errors
 def bench_cmd(
     models: list[str] = typer.Argument(..., help="ONNX files to benchmark, timed side by side."),

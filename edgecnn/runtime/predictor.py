@@ -223,7 +223,8 @@ class Predictor:
             raise InputError(
                 f"{self.path.name} carries no edgecnn metadata{why}; pass "
                 + ", ".join(f"{m}=" for m in missing)
-                + " to Predictor (or export it with 'edgecnn export', which records them)")
+                + " to Predictor (edgecnn predict: " + " ".join(f"--{m}" for m in missing)
+                + "), or export it with 'edgecnn export', which records them")
         params = PreprocessParams(crop=crop, resize=resize, mean=tuple(mean), std=tuple(std),
                                   pixel_scale=float(card.pixel_scale) if card else 255.0, channels=int(channels))
         if None not in static_hw and tuple(params.crop) != static_hw:

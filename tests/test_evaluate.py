@@ -195,3 +195,27 @@ def test_evaluate_does_not_import_torch():
 
     code = "import sys, edgecnn.runtime.evaluate; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_cli_eval_json_matches_the_api_and_bad_input_is_one_line(digits_folder, artifacts, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from edgecnn.cli import app
+
+    fp32, int8 = artifacts
+    res = CliRunner().invoke(app, ["eval", str(fp32), str(int8), "--data", str(digits_folder), "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    api = evaluate([fp32, int8], digits_folder)
+    assert [m["top1"] for m in data["models"]] == [m.top1 for m in api.models]
+    assert len(data["comparisons"]) == 1
+    md = tmp_path / "eval.md"
+    res = CliRunner().invoke(app, ["eval", str(fp32), "--data", str(digits_folder), "--md", str(md)])
+    assert res.exit_code == 0 and md.read_text().strip() and "top" in res.stdout.lower()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = CliRunner().invoke(app, ["eval", str(fp32), "--data", str(empty)])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert len([ln for ln in res.output.splitlines() if ln.startswith("error:")]) == 1

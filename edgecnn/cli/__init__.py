@@ -12,6 +12,7 @@ from __future__ import annotations
 from . import zoo  # noqa: F401,I001
 from . import export  # noqa: F401
 from . import run  # noqa: F401
+from . import evaluate  # noqa: F401
 from .app import app, fail, handle_errors
 
 __all__ = ["app", "fail", "handle_errors", "main"]

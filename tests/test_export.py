@@ -383,3 +383,24 @@ def test_int8_parity_on_trained_models(name, trained_checkpoint, tmp_path):
     else:
         assert int8.parity["decisive_samples"] >= 0.8 * int8.parity["samples"]  # trained outputs are decisive
         assert int8.parity["top1_agreement"] >= 0.90
+
+
+def test_batchnorm_reestimation_keeps_momentum_and_matches_update_bn():
+    import torch
+    from torch import nn
+
+    from edgecnn.convert.onnx_export import recalibrate_batchnorm
+
+    torch.manual_seed(0)
+    make = lambda: nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, momentum=0.01), nn.ReLU(),  # noqa: E731
+                                 nn.Conv2d(4, 4, 3), nn.BatchNorm2d(4))
+    ours, theirs = make(), make()
+    theirs.load_state_dict(ours.state_dict())
+    batches = [torch.randn(5, 3, 12, 12) for _ in range(3)]
+    assert recalibrate_batchnorm(ours, batches) == 2
+    torch.optim.swa_utils.update_bn(batches, theirs)
+    assert [ours[1].momentum, ours[4].momentum] == [0.01, 0.1]
+    assert not ours.training
+    for a, b in ((ours[1], theirs[1]), (ours[4], theirs[4])):
+        torch.testing.assert_close(a.running_mean, b.running_mean, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(a.running_var, b.running_var, rtol=1e-5, atol=1e-6)

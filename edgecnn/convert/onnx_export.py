@@ -17,8 +17,9 @@ import torch
 from torch import nn
 
 from ..core.errors import EdgeCNNError
+from .options import OPSETS
 
-SUPPORTED_OPSETS = range(18, 22)  # the dynamo exporter emits ≥ 18; 18–21 are tested with onnxsim and the quantizer
+SUPPORTED_OPSETS = OPSETS  # the dynamo exporter emits ≥ 18; 18–21 are tested with onnxsim and the quantizer
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 
 
@@ -53,15 +54,17 @@ def export_onnx(model: nn.Module, path: str | Path, *, input_shape: tuple[int, i
     torch_logger = logging.getLogger("torch")
     level = torch_logger.level
     torch_logger.setLevel(logging.ERROR)  # e.g. "torchvision is not installed. Skipping torchvision::nms"
-    with warnings.catch_warnings(), contextlib.redirect_stdout(sink), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model.eval(), (example,), str(path), dynamo=True, external_data=False, opset_version=opset,
-            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_shapes=({0: dims[0]} | {k: v for k, v in dims.items() if k != 0},) if dims else None,
-            verbose=False,
-        )
-    torch_logger.setLevel(level)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(sink), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model.eval(), (example,), str(path), dynamo=True, external_data=False, opset_version=opset,
+                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                dynamic_shapes=({0: dims[0]} | {k: v for k, v in dims.items() if k != 0},) if dims else None,
+                verbose=False,
+            )
+    finally:
+        torch_logger.setLevel(level)  # restored even when the exporter raises
     _name_dynamic_axes(Path(path), batch is None, dynamic_hw)
 
 
@@ -87,17 +90,23 @@ def recalibrate_batchnorm(model: nn.Module, batches: list[torch.Tensor]) -> int:
     Random-init models in eval mode are degenerate (BN statistics at their defaults make outputs nearly
     constant), so parity measured on them proves little. Running real inputs through the model in training
     mode with a cumulative average gives statistics — and so outputs — that vary with the input like a trained
-    model's do. Dropout stays in eval mode.
+    model's do. Dropout stays in eval mode, and each layer keeps its own momentum afterwards.
+
+    The statistics equal ``torch.optim.swa_utils.update_bn``'s (tested); that is not used because it puts the
+    whole model in training mode, and dropout or stochastic depth ahead of a BatchNorm would change them.
     """
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [bn.momentum for bn in bns]  # each layer's own (MobileNetV3's 0.01), restored afterwards
     for bn in bns:
         bn.reset_running_stats()
         bn.momentum = None  # cumulative moving average over all batches
         bn.train()
-    with torch.no_grad():
-        for x in batches:
-            model(x)
-    for bn in bns:
-        bn.momentum = 0.1
-    model.eval()
+    try:
+        with torch.no_grad():
+            for x in batches:
+                model(x)
+    finally:
+        for bn, momentum in zip(bns, momenta):
+            bn.momentum = momentum
+        model.eval()
     return len(bns)

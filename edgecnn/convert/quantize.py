@@ -417,16 +417,35 @@ def _cwd(path: str):
         os.chdir(previous)
 
 
+class _FromLibrary(logging.Filter):
+    """Drops records logged from onnxruntime's quantization code (it logs through the root logger)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        path = record.pathname.replace(os.sep, "/")
+        return "/onnxruntime/quantization/" not in path and "/onnxruntime/tools/" not in path
+
+
 @contextlib.contextmanager
 def _quiet():
-    """onnxruntime's quantization tools log and print freely; keep that out of the user's terminal."""
+    """onnxruntime's quantization tools log and print freely; keep that out of the user's terminal.
+
+    Only their records are dropped (a filter on the root logger, where their ``logging.warning`` calls land,
+    and their own named loggers raised to ERROR), and everything is restored in ``finally``; the root logger's
+    level and other libraries' records are left alone. Their ``print`` calls are caught on stdout meanwhile.
+    """
     sink = io.StringIO()
+    drop = _FromLibrary()
+    named = [logging.getLogger(n) for n in ("onnxruntime", "onnxruntime.quantization", "onnxruntime.tools")]
+    levels = [lg.level for lg in named]
     root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
+    root.addFilter(drop)
+    for lg in named:
+        lg.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        with warnings.catch_warnings(), contextlib.redirect_stdout(sink):
             warnings.simplefilter("ignore")
             yield
     finally:
-        root.setLevel(level)
+        root.removeFilter(drop)
+        for lg, level in zip(named, levels):
+            lg.setLevel(level)

@@ -37,6 +37,7 @@ import numpy as np
 
 from ..core.card import ModelCard
 from ..core.errors import ArtifactError, CheckpointError, InputError, UnknownModelError
+from ..core.paths import is_checkpoint_path
 from ..runtime.compare import ParityReport, compare
 
 DEFAULT_COUNT = 32  # images per validation: enough for top-1 agreement to mean something, quick on VGG
@@ -323,7 +324,7 @@ def _published(spec, source):
 
 
 def _looks_like_path(weights: str) -> bool:
-    return os.sep in weights or os.path.exists(weights) or weights.endswith((".pth", ".pt", ".bin", ".ckpt"))
+    return is_checkpoint_path(weights)  # the one rule (edgecnn.core.paths)
 
 
 # --------------------------------------------------------------------------------- inputs and runs
@@ -377,26 +378,19 @@ def _run_torch(model, arrays: np.ndarray) -> list[np.ndarray]:
     return [np.concatenate(parts) for parts in zip(*chunks)]
 
 
-_FEED_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(uint8)": np.uint8,
-                "tensor(double)": np.float64}
+_FEED_TYPES = ("tensor(float)", "tensor(float16)", "tensor(uint8)", "tensor(double)")  # image inputs validate feeds
 
 
 def _run_onnx(session, arrays: np.ndarray, card: ModelCard) -> list[np.ndarray]:
-    """The artifact's outputs on ``arrays``, in chunks; a fixed-batch graph gets its last chunk padded."""
+    """The artifact's outputs on ``arrays`` (float32), through the one batched runner (``iter_batched``)."""
+    from ..runtime.session import ORT_DTYPES, iter_batched
+
     inp = session.get_inputs()[0]
-    dtype = _FEED_DTYPES.get(inp.type)
-    if dtype is None:
+    if inp.type not in _FEED_TYPES:
         raise ArtifactError(f"input {inp.name!r} has type {inp.type}; validate feeds float32/float16/uint8 images")
-    fixed = inp.shape[0] if isinstance(inp.shape[0], int) and inp.shape[0] > 0 else None
-    step = fixed or _CHUNK
-    chunks: list[list[np.ndarray]] = []
-    for i in range(0, len(arrays), step):
-        chunk = arrays[i:i + step].astype(dtype, copy=False)
-        n = len(chunk)
-        if fixed and n < fixed:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], fixed - n, axis=0)])
-        outs = session.run(None, {inp.name: np.ascontiguousarray(chunk)})
-        chunks.append([np.asarray(o, dtype=np.float32)[:n] for o in outs])
+    feed = arrays.astype(ORT_DTYPES[inp.type], copy=False)
+    chunks = [[np.asarray(o, dtype=np.float32) for o in outs]
+              for outs in iter_batched(session, feed, input_name=inp.name, chunk=_CHUNK)]
     return [np.concatenate(parts) for parts in zip(*chunks)]
 
 

@@ -13,7 +13,7 @@ one was. ``export`` returns an ``ExportResult``; ``manifest.json`` holds the sam
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -23,6 +23,7 @@ from .convert.manifest import (MANIFEST, build_card, build_manifest, read_manife
                                tool_versions, weights_record, write_manifest, write_onnx)
 from .convert.options import ExportOptions, Int8Options
 from .core.card import ModelCard
+from .core.artifact import Artifact
 from .core.errors import ArtifactError, InputError, first_line
 from .core.files import sha256_file, staged_output
 from .core.paths import is_checkpoint_path
@@ -33,23 +34,6 @@ _write_onnx, _set_card, _weights_record = write_onnx, set_card, weights_record  
 DEFAULT_SAMPLE_COUNT = 64  # default calibration images (sample photos)
 DEFAULT_CALIB_LIMIT = 200  # most images read from a --calib folder
 PARITY_SAMPLES = 32  # images held out of calibration to judge parity
-
-
-@dataclass(frozen=True)
-class Artifact:
-    """One exported file."""
-
-    file: str
-    precision: str
-    size_bytes: int
-    sha256: str
-    parity: dict
-    notes: tuple = ()
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["notes"] = list(self.notes)
-        return d
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,8 @@ import numpy as np
 
 from .. import __version__
 from ..core.card import ModelCard
-from ..core.errors import ArtifactError
+from ..core.artifact import MANIFEST, read_manifest  # noqa: F401 - re-exported
 
-MANIFEST = "manifest.json"
 
 
 def build_card(spec, hw: tuple[int, int], num_classes: int, checkpoint, batch: int | None,
@@ -126,11 +125,3 @@ def write_manifest(folder: Path, manifest: dict) -> None:
     (Path(folder) / MANIFEST).write_text(json.dumps(manifest, indent=2))
 
 
-def read_manifest(out_dir: str | Path) -> dict:
-    path = Path(out_dir) / MANIFEST
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ArtifactError(f"no {MANIFEST} in '{out_dir}'; is it an edgecnn export folder?") from None
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{path} is not valid JSON ({exc.msg}); export again with --force") from None

@@ -11,11 +11,12 @@ graph and the float graph fed by the runtime agree to float rounding.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..core.artifact import Artifact
 from ..core.card import ModelCard
 from ..core.errors import ArtifactError, InputError
 
@@ -118,24 +119,6 @@ def _prepend_normalisation(graph, name: str, inner: str, float_type: int, channe
 
 
 @dataclass(frozen=True)
-class EmbeddedArtifact:
-    """One embedded twin as an export manifest entry: the same fields and ``to_dict`` as ``pipeline.Artifact``
-    (defined here so that deploy never imports the pipeline, which imports deploy)."""
-
-    file: str
-    precision: str
-    size_bytes: int
-    sha256: str
-    parity: dict
-    notes: tuple = ()
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["notes"] = list(self.notes)
-        return d
-
-
-@dataclass(frozen=True)
 class EmbedResult:
     """An embedded-preprocessing twin of a float artifact, checked against it."""
 
@@ -200,7 +183,7 @@ def embed_variants(folder: str | os.PathLike, artifacts, warnings: list | None =
         warnings: failed parity is appended here as a line.
 
     Returns:
-        New ``EmbeddedArtifact`` entries (same fields as ``edgecnn.pipeline.Artifact``; same precision, file
+        New ``Artifact`` entries ( same precision, file
         ``*.nhwc_uint8.onnx``).
     """
     from ..core.files import sha256_file
@@ -216,7 +199,7 @@ def embed_variants(folder: str | os.PathLike, artifacts, warnings: list | None =
                             + "; ".join(res.parity["failures"]))
         note = (f"preprocessing in the graph: takes uint8 {'x'.join(map(str, res.card.input_shape))} "
                 f"NHWC pixels, already resized and cropped; parity against {artifact.file}")
-        added.append(EmbeddedArtifact(res.path.name, artifact.precision, res.path.stat().st_size,
+        added.append(Artifact(res.path.name, artifact.precision, res.path.stat().st_size,
                                       sha256_file(res.path), {**res.parity, "reference": artifact.file}, (note,)))
     return added
 

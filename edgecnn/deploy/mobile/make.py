@@ -10,6 +10,7 @@ from typing import Callable
 
 import numpy as np
 
+from ...core.artifact import MANIFEST as EXPORT_MANIFEST, read_manifest
 from ...core.card import ModelCard
 from ...core.errors import ArtifactError, EdgeCNNError, InputError, first_line
 from ...core.files import sha256_file, staged_output
@@ -19,7 +20,6 @@ from .records import PARITY_SAMPLES, REPORT_JSON, REPORT_TEXT, MobileArtifact, M
 from .render import render_report
 from .shapes import fix_shapes, fixed_shape, graph_inputs
 
-EXPORT_MANIFEST = "manifest.json"
 
 
 def make_mobile(src: str | os.PathLike, out_dir: str | os.PathLike | None = None, *, batch: int = 1,
@@ -157,7 +157,7 @@ def _resolve_source(src, batch: int, input_size, weights, force: bool, say,
     spec = get_spec(str(src))  # raises UnknownModelError for a name that is neither a file nor a model
     folder = Path("exported") / spec.name
     if (folder / EXPORT_MANIFEST).is_file() and weights is None and input_size is None:
-        manifest = _read_export_manifest(folder)
+        manifest = read_manifest(folder)
         fp32 = [a["file"] for a in manifest.get("artifacts", []) if a.get("precision") == "fp32"]
         if fp32 and (folder / fp32[0]).is_file():
             return folder / fp32[0], {"reused": str(folder), "parity_vs_pytorch": manifest["artifacts"][0]["parity"]}
@@ -169,17 +169,6 @@ def _resolve_source(src, batch: int, input_size, weights, force: bool, say,
     result = export_fn(spec.name, folder, weights=weights, input_size=input_size, batch=batch, force=force)
     fp32 = result.artifacts[0]
     return result.path("fp32"), {"exported": str(folder), "batch": batch, "parity_vs_pytorch": fp32.parity}
-
-
-def _read_export_manifest(folder: Path) -> dict:
-    """The ``manifest.json`` that ``edgecnn export`` writes (read here, as ``edgecnn.pipeline.read_manifest`` does)."""
-    path = folder / EXPORT_MANIFEST
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ArtifactError(f"no {EXPORT_MANIFEST} in '{folder}'; is it an edgecnn export folder?") from None
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{path} is not valid JSON ({exc.msg}); export again with --force") from None
 
 
 def _load(path: Path):

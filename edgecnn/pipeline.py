@@ -293,7 +293,7 @@ def _export_fp32(built: _Built, spec: ModelSpec, options: ExportOptions, card: M
 
 
 def _export_fp16(fp32_path: Path, path: Path, card: ModelCard, parity_arrays, reference, run: _Run) -> Artifact:
-    from .convert.quantize import to_fp16
+    from .convert.fp16 import to_fp16
 
     with run.step("convert fp16"):
         res = to_fp16(fp32_path, path)

@@ -26,13 +26,8 @@ S8 activations are slower than U8 on x86: neither is offered.)
 from __future__ import annotations
 
 import collections
-import contextlib
 import copy
-import io
-import logging
-import os
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,48 +35,12 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from .fp16 import Fp16Result, to_fp16, toposort  # noqa: F401 - re-exported: pipeline imports them here
+from .ort_tools import in_folder, quiet
+
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 PERCENTILE = 99.999
 SCALE_SUFFIX = "_edgecnn_scale"  # marks the α multiplies that fold_scales folds into a DequantizeLinear
-
-
-@dataclass(frozen=True)
-class Fp16Result:
-    weights_out_of_range: int  # fp32 weights whose magnitude exceeds fp16's range (they would become ±inf)
-
-
-def to_fp16(src: str | Path, dst: str | Path) -> Fp16Result:
-    """Convert ``src`` to fp16 weights and activations, fp32 inputs/outputs (``keep_io_types``)."""
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
-    model = onnx.load(str(src))
-    too_big = 0
-    for init in model.graph.initializer:
-        if init.data_type == onnx.TensorProto.FLOAT:
-            arr = onnx.numpy_helper.to_array(init)
-            too_big += int((np.abs(arr) > 65504).sum())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        converted = convert_float_to_float16(model, keep_io_types=True)
-    toposort(converted.graph)  # the converter appends its input casts at the end of the node list
-    onnx.save(converted, str(dst))
-    return Fp16Result(too_big)
-
-
-def toposort(graph: onnx.GraphProto) -> None:
-    """Reorder ``graph.node`` so every node comes after the producers of its inputs (in place)."""
-    available = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
-    pending, ordered = list(graph.node), []
-    while pending:
-        ready = [n for n in pending if all(i in available for i in n.input)]
-        if not ready:
-            raise ValueError("graph has a cycle or an input no node produces")
-        for n in ready:
-            ordered.append(n)
-            available.update(n.output)
-        pending = [n for n in pending if n not in ready]
-    del graph.node[:]
-    graph.node.extend(ordered)
 
 
 def preprocess_for_quantization(src: str | Path, dst: str | Path) -> None:
@@ -95,7 +54,7 @@ def preprocess_for_quantization(src: str | Path, dst: str | Path) -> None:
     src, dst = Path(src).resolve(), Path(dst).resolve()
     # On failure the symbolic shape inferencer dumps its model (and external-data files) into the current
     # directory; run it from a scratch directory so nothing lands in the user's folder.
-    with _quiet(), tempfile.TemporaryDirectory(prefix="edgecnn-quant-") as scratch, _cwd(scratch):
+    with quiet(), tempfile.TemporaryDirectory(prefix="edgecnn-quant-") as scratch, in_folder(scratch):
         try:
             quant_pre_process(str(src), str(dst), skip_optimization=True, skip_onnx_shape=False,
                               skip_symbolic_shape=False)
@@ -328,7 +287,7 @@ def calibrate(src: str | Path, arrays: np.ndarray, cache: str | Path, *, method:
     from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
 
     extra = {"percentile": PERCENTILE} if method == "percentile" else {}
-    with _quiet(), tempfile.TemporaryDirectory(prefix="edgecnn-calib-") as tmp:
+    with quiet(), tempfile.TemporaryDirectory(prefix="edgecnn-calib-") as tmp:
         calibrator = create_calibrator(Path(src), _op_types(), augmented_model_path=str(Path(tmp) / "aug.onnx"),
                                        calibrate_method=_method(method), providers=["CPUExecutionProvider"],
                                        extra_options=extra)
@@ -389,7 +348,7 @@ def quantize_int8(src: str | Path, dst: str | Path, reader=None, *, method: str 
     dst = Path(dst)
     raw = dst.with_name(f".{dst.name}.raw")
     try:
-        with _quiet():
+        with quiet():
             quantize_static(
                 str(src), str(raw), reader, quant_format=QuantFormat.QDQ, per_channel=per_channel,
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=_method(method),
@@ -405,47 +364,3 @@ def quantize_int8(src: str | Path, dst: str | Path, reader=None, *, method: str 
     toposort(model.graph)
     onnx.save(model, str(dst))
     return QuantizeReport(folded, tuple(rewired))
-
-
-@contextlib.contextmanager
-def _cwd(path: str):
-    previous = os.getcwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(previous)
-
-
-class _FromLibrary(logging.Filter):
-    """Drops records logged from onnxruntime's quantization code (it logs through the root logger)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        path = record.pathname.replace(os.sep, "/")
-        return "/onnxruntime/quantization/" not in path and "/onnxruntime/tools/" not in path
-
-
-@contextlib.contextmanager
-def _quiet():
-    """onnxruntime's quantization tools log and print freely; keep that out of the user's terminal.
-
-    Only their records are dropped (a filter on the root logger, where their ``logging.warning`` calls land,
-    and their own named loggers raised to ERROR), and everything is restored in ``finally``; the root logger's
-    level and other libraries' records are left alone. Their ``print`` calls are caught on stdout meanwhile.
-    """
-    sink = io.StringIO()
-    drop = _FromLibrary()
-    named = [logging.getLogger(n) for n in ("onnxruntime", "onnxruntime.quantization", "onnxruntime.tools")]
-    levels = [lg.level for lg in named]
-    root = logging.getLogger()
-    root.addFilter(drop)
-    for lg in named:
-        lg.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(sink):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        root.removeFilter(drop)
-        for lg, level in zip(named, levels):
-            lg.setLevel(level)

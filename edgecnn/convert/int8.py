@@ -28,18 +28,18 @@ from typing import Callable
 import numpy as np
 import onnx
 
-from ..core.errors import InputError
 from .agreement import Agreement, _iter_outputs, _kl, _sqnr, agreement, run_model  # noqa: F401  (re-exported)
+from .options import CALIBRATION_METHODS as CALIBRATION_CHOICES
+from .options import INT8_POLICIES as POLICIES  # noqa: F401 - re-exported
+from .options import STATIC_METHODS as CALIBRATION_METHODS
 from .options import Int8Options
-from .quantize import (CALIBRATION_METHODS, SCALE_SUFFIX, calibrate, int8_form, preprocess_for_quantization,
+from .quantize import (SCALE_SUFFIX, calibrate, int8_form, preprocess_for_quantization,
                        quantize_int8)
 from .sensitivity import (_ACTIVATIONS, SENSITIVITY_IMAGES, LayerSensitivity, _dequantized_pairs,  # noqa: F401
                           _save_with_outputs, _weight_sqnr, layer_sensitivity)
 from .speed import (SpeedGate, _count_ops, _depthwise_convs, cpu_has_vnni, explain_slow_int8,  # noqa: F401
                     float_islands, speed_gate)
 
-POLICIES = ("static", "auto")
-CALIBRATION_CHOICES = CALIBRATION_METHODS + ("auto",)
 # Agreement of int8 with fp32 on the held-out selection slice that counts as "keeps accuracy". Disagreements are
 # near-ties that go both ways, so accuracy moves far less than agreement (measured: 99% agreement, ±0.5 point);
 # 97% tolerates one disagreement in the usual 32–48 selection images, where 98% would let a single near-tie
@@ -124,13 +124,11 @@ def build_int8(fp32_path: str | Path, dst: str | Path, arrays: np.ndarray, optio
     Raises:
         InputError: an unknown method or policy.
     """
-    if options is not None:
-        method, policy, speed = options.calib_method, options.policy, options.speed
-        threads, speed_seconds, max_fallback = options.threads, options.speed_seconds, options.max_fallback
-    if method not in CALIBRATION_CHOICES:
-        raise InputError(f"unknown calibration method '{method}'; use one of {', '.join(CALIBRATION_CHOICES)}")
-    if policy not in POLICIES:
-        raise InputError(f"unknown int8 policy '{policy}'; use 'static' or 'auto'")
+    if options is None:  # the keyword form: checked by the same dataclass
+        options = Int8Options(policy=policy, calib_method=method, speed=speed, threads=threads,
+                              speed_seconds=speed_seconds, max_fallback=max_fallback)
+    method, policy, speed = options.calib_method, options.policy, options.speed
+    threads, speed_seconds, max_fallback = options.threads, options.speed_seconds, options.max_fallback
     say = progress or (lambda _msg: None)
     target = dict(target or DEFAULT_TARGETS.get(task, DEFAULT_TARGETS["classification"]))
     dst = Path(dst)
@@ -273,15 +271,7 @@ def _decide(policy: str, candidates: dict, accurate: dict, gate: SpeedGate | Non
 
 def check_int8_options(int8, method: str) -> str:
     """Validate the export options early (before minutes of export); returns the policy ``static``/``auto``."""
-    if int8 is True or int8 == "static":
-        policy = "static"
-    elif int8 == "auto":
-        policy = "auto"
-    else:
-        raise InputError(f"int8 must be True, 'static' or 'auto', got {int8!r}")
-    if method not in CALIBRATION_CHOICES:
-        raise InputError(f"unknown calibration method '{method}'; use one of {', '.join(CALIBRATION_CHOICES)}")
-    return policy
+    return Int8Options(policy="static" if int8 is True else int8, calib_method=method).policy
 
 
 def render_report(record: dict, top: int = 10) -> str:

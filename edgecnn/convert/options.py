@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from ..core.errors import InputError
 from ..core.sizes import parse_batch, parse_hw
 
-CALIBRATION_METHODS = ("minmax", "entropy", "percentile", "auto")
+STATIC_METHODS = ("minmax", "entropy", "percentile")  # what onnxruntime's calibrators implement
+CALIBRATION_METHODS = STATIC_METHODS + ("auto",)  # auto: try each, keep the best agreement
 INT8_POLICIES = ("static", "auto")
 OPSETS = range(18, 22)
 MAX_CALIB_COUNT = 10_000

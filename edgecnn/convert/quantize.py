@@ -36,9 +36,9 @@ import onnx
 from onnx import helper, numpy_helper
 
 from .fp16 import Fp16Result, to_fp16, toposort  # noqa: F401 - re-exported: pipeline imports them here
+from .options import STATIC_METHODS as CALIBRATION_METHODS
 from .ort_tools import in_folder, quiet
 
-CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 PERCENTILE = 99.999
 SCALE_SUFFIX = "_edgecnn_scale"  # marks the α multiplies that fold_scales folds into a DequantizeLinear
 

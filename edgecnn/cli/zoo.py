@@ -13,11 +13,9 @@ from .options import json_option
 
 
 def _registry():
-    """``get_spec``, ``list_models``, ``builder_options`` from the torch-free specs (the registry until then)."""
-    try:
-        from ..models.specs import builder_options, get_spec, list_models
-    except ImportError:
-        from ..models.registry import builder_options, get_spec, list_models
+    """``get_spec``, ``list_models``, ``builder_options``: the registry reads the torch-free specs (models/specs.py)."""
+    from ..models.registry import builder_options, get_spec, list_models
+
     return get_spec, list_models, builder_options
 
 

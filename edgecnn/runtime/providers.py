@@ -21,6 +21,7 @@ from typing import Iterable, Mapping, Sequence
 import onnxruntime as ort
 
 from ..core.errors import InputError, ProviderUnavailableError
+from . import openvino as _openvino
 
 CPU = "CPUExecutionProvider"
 
@@ -61,8 +62,8 @@ _TABLE: tuple[Provider, ...] = (
              "(pip install tensorrt, or NVIDIA's packages)",
              {"device_id": 0, "trt_engine_cache_enable": True, "trt_timing_cache_enable": True},
              device="cuda", fallback=("CUDAExecutionProvider", CPU)),
-    Provider("openvino", "OpenVINOExecutionProvider", "accelerator",
-             "pip uninstall onnxruntime && pip install onnxruntime-openvino (Intel CPU/iGPU/NPU)"),
+    # A plugin beside our onnxruntime (see runtime/openvino.py), not the onnxruntime-openvino package.
+    Provider("openvino", "OpenVINOExecutionProvider", "accelerator", _openvino.INSTALL),
     Provider("dnnl", "DnnlExecutionProvider", "cpu",
              "build onnxruntime from source with --use_dnnl (no PyPI wheel)"),
     Provider("xnnpack", "XnnpackExecutionProvider", "cpu",
@@ -117,6 +118,13 @@ def get_provider(name: str) -> Provider:
         f"unknown execution provider {name!r}; known: {', '.join(PROVIDERS)} (see `edgecnn providers`)")
 
 
+def _build(plugins: bool = True) -> list[str]:
+    """The ORT names this onnxruntime offers; with ``plugins``, after loading the OpenVINO plugin if installed."""
+    if plugins:
+        _openvino.register()
+    return ort.get_available_providers()
+
+
 def available() -> list[str]:
     """Short names of the providers this onnxruntime build offers (ORT names for ones edgecnn does not know).
 
@@ -124,7 +132,9 @@ def available() -> list[str]:
     made with ``make_session`` checks that.
     """
     names = []
-    for ort_name in ort.get_available_providers():
+    for ort_name in _build():
+        if ort_name.startswith(_openvino.ORT_NAME + "."):  # the plugin's meta devices (AUTO): not a provider
+            continue
         known = _BY_ORT.get(ort_name.lower())
         names.append(known.name if known else ort_name)
     order = {p.name: i for i, p in enumerate(_TABLE)}
@@ -133,7 +143,8 @@ def available() -> list[str]:
 
 def is_available(name: str) -> bool:
     """Whether this onnxruntime build offers the provider (short or ORT name)."""
-    return get_provider(name).ort_name in ort.get_available_providers()
+    p = get_provider(name)
+    return p.ort_name in _build(plugins=p.ort_name == _openvino.ORT_NAME)
 
 
 def parse_entries(providers: str | Iterable) -> list[list[str]]:
@@ -183,12 +194,13 @@ def resolve(names: str | Iterable[str], *, precision: str | None = None,
     Raises:
         ProviderUnavailableError: an unknown name, or a provider this onnxruntime build does not have.
     """
-    build = ort.get_available_providers()
     requested = [get_provider(n) for n in _split(names)]
+    build = _build(plugins=any(p.ort_name == _openvino.ORT_NAME for p in requested))
     for p in requested:
         if p.ort_name not in build:
+            plugin = f" ({_openvino.unavailable_reason()})" if p.ort_name == _openvino.ORT_NAME else ""
             raise ProviderUnavailableError(
-                f"execution provider {p.name!r} is not in this onnxruntime build ({', '.join(build)}); "
+                f"execution provider {p.name!r} is not in this onnxruntime build ({', '.join(build)}){plugin}; "
                 f"{p.install}")
     out: dict[str, dict] = {}
     for p in requested:
@@ -217,6 +229,8 @@ def _options(p: Provider, precision: str | None, cache_dir, threads: int | None)
             opts["trt_int8_enable"] = True
     if p.name == "xnnpack" and threads:
         opts["intra_op_num_threads"] = int(threads)
+    if p.ort_name == _openvino.ORT_NAME:
+        opts.update(_openvino.options(threads))
     return opts
 
 
@@ -292,6 +306,8 @@ def make_session(path: str | os.PathLike, providers: str | Sequence[str] = ("cpu
     try:
         # enable_fallback=0: onnxruntime would otherwise print the error and retry on CPU behind our back.
         sess = _create(path, so, resolved, messages if len(resolved) > 1 else None)
+    except ProviderUnavailableError:  # already one clear line (no OpenVINO device of the asked kind)
+        raise
     except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidGraph, RuntimeError …)
         reason = " ".join(str(exc).split())
         if any(p.name != "cpu" for p in wanted) and _looks_like_provider_failure(reason):
@@ -315,8 +331,12 @@ def _create(path: Path, so: ort.SessionOptions, resolved, messages: list[str] | 
     one way to tell the user why. The callback is global in onnxruntime, so it is installed only around the
     creation of sessions that involve a non-CPU provider, and removed right after.
     """
+    plugin = any(name == _openvino.ORT_NAME for name, _ in resolved)
+    if plugin:  # plugin providers join a session by device, on its options, never through providers=
+        _openvino.add_providers(so, resolved)
+    kwargs = {} if plugin else {"providers": resolved}
     if messages is None:
-        return ort.InferenceSession(str(path), so, providers=resolved, enable_fallback=0)
+        return ort.InferenceSession(str(path), so, enable_fallback=0, **kwargs)
 
     def sink(severity, category, logid, location, message):  # noqa: ARG001 - ORT's callback signature
         if severity >= 2:
@@ -329,7 +349,7 @@ def _create(path: Path, so: ort.SessionOptions, resolved, messages: list[str] | 
         # onnxruntime's Python layer warns (rather than logs) about providers it will not register.
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            sess = ort.InferenceSession(str(path), so, providers=resolved, enable_fallback=0)
+            sess = ort.InferenceSession(str(path), so, enable_fallback=0, **kwargs)
         messages.extend(" ".join(str(w.message).split()) for w in caught)
         return sess
     finally:

@@ -21,6 +21,8 @@ def table_rows(results: Sequence[BenchResult]) -> tuple[list[str], list[list[str
     for r in results:
         name = r.model or Path(r.model_path).stem
         ep = "+".join(r.providers_requested)
+        if r.provider_precision:  # OpenVINO's float precision hint: "openvino(f32)"
+            ep += "(" + ",".join(sorted(set(r.provider_precision.values()))) + ")"
         for b in r.batches:
             lat = b.latency
             row = [name, r.precision or "?", ep, str(b.batch_size), f"{lat.p50_ms:.3f}", f"{lat.p90_ms:.3f}",

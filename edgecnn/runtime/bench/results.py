@@ -98,6 +98,7 @@ class BenchResult:
     providers_requested: tuple
     providers: tuple  # session.get_providers(): what the session really used, in priority order
     node_assignment: dict | None  # ORT provider name -> nodes it was given at partitioning; None: unknown
+    provider_precision: dict | None  # ORT provider name -> float precision hint it ran with (OpenVINO); None: none
     io_binding: bool
     graph_opt: str
     session_create_ms: float
@@ -126,6 +127,9 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("node_assignment", "object or null",
      "ORT provider name → number of nodes it was given when onnxruntime partitioned the graph; null when "
      "onnxruntime cannot say"),
+    ("provider_precision", "object or null",
+     "ORT provider name → the float precision hint it ran with (OpenVINO: `f32` unless "
+     "`EDGECNN_OPENVINO_PRECISION` asks for `bf16`/`f16`); null when no provider in the session takes one"),
     ("io_binding", "bool", "inputs/outputs bound once to the provider's device (CUDA/TensorRT) instead of per run"),
     ("graph_opt", "str", "graph optimization level: disable / basic / extended / all"),
     ("session_create_ms", "float", "wall time to create the session (load, optimize, compile/engine build)"),

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ...core.errors import ArtifactError, InputError
+from ..openvino import precision_of
 from ..providers import get_provider, make_session, model_precision, node_assignment, resolve
 from .inputs import _read_card, make_inputs
 from .machine import _affinity, _gpu_mem_mb, _max_rss_mb, _r, _reset_peak_rss, _status_mb, machine_info
@@ -213,9 +214,18 @@ def _result(s: _Staged, opts: BenchOptions, method: str, machine, max_rss: float
         precision=card.precision if card else None, file_mb=_r(s.path.stat().st_size / 2**20),
         providers_requested=tuple(get_provider(n).name for n in s.entry),
         providers=tuple(s.sess.get_providers()), node_assignment=s.assignment,
+        provider_precision=_provider_precision(s.sess),
         io_binding=s.io_binding, graph_opt=opts.graph_opt, session_create_ms=s.create_ms, warmup=opts.warmup,
         method=method,
         threads=ThreadSettings(requested=opts.threads, intra_op_num_threads=s.intra, inter_op_num_threads=s.inter,
                                torch_num_threads=torch_threads, cpu_affinity=_affinity()),
         memory=dataclasses.replace(s.memory, process_max_rss_mb=max_rss),
         batches=tuple(batches), machine=machine)
+
+
+def _provider_precision(sess) -> dict | None:
+    """The precision hint each provider ran with, read back from the session (OpenVINO defaults to bf16 on
+    some CPUs; a benchmark must say which it measured)."""
+    found = {name: precision_of(opts) for name, opts in sess.get_provider_options().items()}
+    found = {name: hint for name, hint in found.items() if hint}
+    return found or None

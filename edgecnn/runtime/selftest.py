@@ -96,14 +96,34 @@ def selftest(bundle: str | os.PathLike, providers: Sequence | str | None = None)
     """
     import onnxruntime as ort
 
+    def run_here(root: Path, entries: list, golden: dict) -> list:
+        return [_run_model(root, entry, golden, providers) for entry in entries]
+
+    return selftest_with(bundle, run_here, ort.__version__)
+
+
+def selftest_with(bundle: str | os.PathLike, run_models, runtime: str) -> SelftestResult:
+    """The self-test with the models run elsewhere (another runtime: Node, a browser), judged here alike.
+
+    ``run_models(root, entries, golden)`` gets the bundle folder, the manifest's model entries and the golden
+    arrays, and returns one ``(output array, providers tuple)`` per entry, in order. Files are verified first,
+    and each output is judged by ``judge`` with the same per-precision tolerances as the onnxruntime self-test.
+    """
     root = Path(bundle)
     if root.is_file() and root.name == BUNDLE_MANIFEST:
         root = root.parent
     manifest = read_bundle_manifest(root)
     verified = verify_files(root, manifest)
     golden = _read_golden(root, manifest)
-    checks = tuple(_check_model(root, entry, golden, providers) for entry in manifest["models"])
-    return SelftestResult(root, verified, checks, ort.__version__)
+    for entry in manifest["models"]:
+        inside(root, entry["file"], "model file")
+        if entry["input"] not in golden or entry["expected"] not in golden:
+            raise ArtifactError(f"{root}: golden data lacks '{entry['input']}' or '{entry['expected']}'; "
+                                "copy the bundle again")
+    outputs = run_models(root, list(manifest["models"]), golden)
+    checks = tuple(judge(entry, golden[entry["expected"]], got, providers)
+                   for entry, (got, providers) in zip(manifest["models"], outputs))
+    return SelftestResult(root, verified, checks, runtime)
 
 
 def _read_golden(root: Path, manifest: dict) -> dict[str, np.ndarray]:
@@ -115,25 +135,33 @@ def _read_golden(root: Path, manifest: dict) -> dict[str, np.ndarray]:
         raise ArtifactError(f"{root}: cannot read the golden data ({exc}); copy the bundle again") from None
 
 
-def _check_model(root: Path, entry: dict, golden: dict, providers) -> ModelCheck:
-    from .compare import compare
+def _run_model(root: Path, entry: dict, golden: dict, providers) -> tuple:
     from .providers import make_session
 
     path = inside(root, entry["file"], "model file")
     # make_session refuses a provider this onnxruntime lacks or drops, instead of falling back to CPU
     session = make_session(path, providers or "cpu", precision=entry["precision"])
-    key, expected_key = entry["input"], entry["expected"]
-    if key not in golden or expected_key not in golden:
-        raise ArtifactError(f"{root}: golden data lacks '{key}' or '{expected_key}'; copy the bundle again")
     try:
-        got = run_golden(session, golden[key])
+        got = run_golden(session, golden[entry["input"]])
     except InputError as exc:
         raise ArtifactError(f"{path.name}: {exc}") from None
+    return got, tuple(session.get_providers())
+
+
+def judge(entry: dict, expected: np.ndarray, got: np.ndarray, providers: Sequence = ()) -> ModelCheck:
+    """One model's output on the golden input against its expected output, within the entry's tolerance
+    (or the precision's ``tolerance``); any runtime's outputs are judged by this one function."""
+    from .compare import compare
+
+    got = np.asarray(got)
+    if got.shape != expected.shape:
+        return ModelCheck(entry["file"], entry["precision"], False, float("inf"), float("inf"), 0.0, None,
+                          (f"output shape {list(got.shape)} != expected {list(expected.shape)}",), tuple(providers))
     tol = entry.get("tolerance") or tolerance(entry["precision"])
-    report = compare(golden[expected_key], got, task=entry.get("task", "classification"),
+    report = compare(expected, got, task=entry.get("task", "classification"),
                      precision=entry["precision"], tolerances=tol)
     return ModelCheck(entry["file"], entry["precision"], report.passed, report.max_abs, report.max_rel,
-                      report.cosine, report.top1_agreement, report.failures, tuple(session.get_providers()))
+                      report.cosine, report.top1_agreement, report.failures, tuple(providers))
 
 
 def verify_files(root: Path, manifest: dict) -> int:

@@ -35,6 +35,12 @@ def predict_cmd(
     std: Optional[str] = typer.Option(None, "--std", help="Per-channel std, e.g. 0.229,0.224,0.225."),
     crop: Optional[str] = typer.Option(None, "--crop", help="Model input size HxW (or S), centre-cropped."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Text file with one class name per line."),
+    use_ray: bool = typer.Option(False, "--ray", help="Run on Ray Data (edgecnn[ray]): one SOURCE (folder, glob "
+                                 "or URI such as s3://...), rows to --output; resumable. See docs/SCALE.md."),
+    address: Optional[str] = typer.Option(None, "--address", help="With --ray: the cluster (default: local Ray)."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="With --ray: inference actors."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="With --ray: images per batch."),
+    output: Optional[Path] = typer.Option(None, "--output", help="With --ray: the Parquet folder (FILE.parquet)."),
 ) -> None:
     """Classify or segment images with an exported model, through the torch-free runtime.
 
@@ -43,6 +49,16 @@ def predict_cmd(
     from ..core.errors import InputError
     from ..runtime.predictor import Predictor
     from .predict_io import expand_inputs, preprocess_overrides
+
+    if use_ray:  # Ray Data instead of the loop below (edgecnn.scale; masks go beside the output)
+        from .scale import predict_with_ray
+
+        return predict_with_ray(model, inputs, output=output, address=address, workers=workers,
+                                batch_size=batch_size, top_k=top_k, providers=session_providers(ep),
+                                threads=threads, overrides=preprocess_overrides(mean, std, crop, labels),
+                                as_json=as_json)
+    if output is not None or address is not None or workers is not None or batch_size is not None:
+        raise InputError("--output, --address, --workers and --batch-size apply with --ray only; add --ray")
 
     predictor = Predictor(model, providers=session_providers(ep), intra_op_threads=threads,
                           **preprocess_overrides(mean, std, crop, labels))

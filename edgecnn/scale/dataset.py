@@ -1,0 +1,267 @@
+"""Batch prediction on Ray Data: list → decode + preprocess (tasks) → infer (actor pool) → Parquet parts.
+
+    paths (driver: listed once, minus those already in the output)
+      └─ map_batches(decode_batch)        Ray tasks, 1 CPU each: read bytes (local, s3://, fsspec), decode,
+                                          resize, crop, normalise, exactly as ``Predictor.preprocess`` does
+          └─ map_batches(InferenceActor)  an actor pool; each actor holds one ``Predictor`` (one onnxruntime
+                                          session, loaded once) with ``threads`` intra-op threads and asks Ray
+                                          for that many CPUs (or one GPU with ``ep="cuda"``)
+              └─ driver                   streams the result tables into atomic Parquet parts (``output``)
+
+An unreadable image becomes a row with ``ok = False`` and its error; it never reaches the model. Actors are
+restarted and their batches retried when one dies (``max_restarts``/``max_task_retries``); a failed batch's
+rows are never emitted, so each input yields exactly one row. Ray is imported inside the functions only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..core.errors import InputError
+from ..core.files import output_lock, sha256_file
+from . import output as out_parts
+from .sources import list_sources, open_filesystem, read_bytes
+
+DEFAULT_BATCH = 32
+DEFAULT_PART_ROWS = 1000
+
+
+@dataclass(frozen=True)
+class PredictSummary:
+    """What one ``predict_dataset`` run did.
+
+    Attributes:
+        output: the Parquet folder.
+        listed: image files found in the source.
+        skipped: of those, already in the output from an earlier run (not read, not inferred).
+        inferred: images this run sent through the model.
+        errors: unreadable images this run recorded as error rows.
+        parts: Parquet parts this run wrote.
+        workers, threads: inference actors, and intra-op threads (= CPUs asked of Ray) per actor.
+        seconds: wall time of the Ray pipeline (listing and connecting excluded).
+    """
+
+    output: Path
+    listed: int
+    skipped: int
+    inferred: int
+    errors: int
+    parts: tuple = ()
+    workers: int = 0
+    threads: int = 0
+    seconds: float = 0.0
+    mask_dir: Path | None = None
+    notes: tuple = field(default_factory=tuple)
+
+    @property
+    def images_per_s(self) -> float:
+        return (self.inferred + self.errors) / self.seconds if self.seconds > 0 else 0.0
+
+
+def decode_batch(batch: dict, *, source: str, params: Any, embedded: bool) -> dict:
+    """A Ray Data task: paths → preprocessed pixels, and an error text per path ("" when it decoded).
+
+    Broken images get zero pixels (so the column stays one tensor) and their error; the actor skips them.
+    """
+    from ..core.errors import InputError as _InputError
+    from ..runtime.preprocess import preprocess, preprocess_uint8
+
+    fs, _, prefix = open_filesystem(source)
+    paths = [str(p) for p in batch["path"]]
+    h, w = params.crop
+    shape = (h, w, params.channels) if embedded else (params.channels, h, w)
+    pixels = np.zeros((len(paths), *shape), dtype=np.uint8 if embedded else np.float32)
+    errors = []
+    for i, path in enumerate(paths):
+        try:
+            data = read_bytes(fs, path, prefix)
+            pixels[i] = (preprocess_uint8 if embedded else preprocess)(data, params)
+            errors.append("")
+        except _InputError as exc:
+            errors.append(f"{path}: {str(exc).removeprefix('image bytes: ')}")
+        except OSError as exc:
+            errors.append(f"{path}: cannot read it ({exc.strerror or exc})")
+    return {"path": np.asarray(paths, dtype=object), "error": np.asarray(errors, dtype=object), "pixels": pixels}
+
+
+class InferenceActor:
+    """One actor of the pool: one ``Predictor`` for its lifetime, called on decoded batches.
+
+    ``announce_to`` names a Ray actor told this actor's handle on start (``add``) — for monitoring, and for the
+    test that kills an actor mid-run.
+    """
+
+    def __init__(self, model: str, providers: Sequence[str], threads: int, top_k: int, overrides: dict,
+                 mask_dir: str | None, model_sha256: str, announce_to: str | None = None) -> None:
+        from ..runtime.predictor import Predictor
+
+        self.predictor = Predictor(model, providers=list(providers), intra_op_threads=threads, **overrides)
+        self.top_k, self.mask_dir = int(top_k), mask_dir
+        self.schema = out_parts.schema(model_sha256, self.predictor.task)
+        if announce_to:
+            import ray
+
+            ray.get(ray.get_actor(announce_to).add.remote(ray.get_runtime_context().current_actor))
+
+    def __call__(self, batch: dict) -> Any:
+        import pyarrow as pa
+
+        paths = [str(p) for p in batch["path"]]
+        errors = [str(e) for e in batch["error"]]
+        good = [i for i, e in enumerate(errors) if not e]
+        rows = {name: [None] * len(paths) for name in self.schema.names}
+        rows["path"], rows["ok"] = paths, [not e for e in errors]
+        rows["error"] = [e or None for e in errors]
+        if good:
+            outputs = self._infer(np.asarray(batch["pixels"])[good])
+            for i, out in zip(good, outputs):
+                if self.predictor.task == "classification":
+                    rows["labels"][i] = [label for label, _ in out]
+                    rows["probabilities"][i] = [float(p) for _, p in out]
+                    rows["top1"][i] = out[0][0]
+                else:
+                    rows["mask_file"][i] = _save_mask(out, self.mask_dir, paths[i])
+                    rows["mask_shape"][i] = list(out.shape)
+        return pa.table(rows, schema=self.schema)
+
+    def _infer(self, pixels: np.ndarray) -> list:
+        """The steps of ``Predictor.predict`` after preprocessing, so results equal it image for image."""
+        from ..runtime.predictor import _masks
+
+        p = self.predictor
+        if p.embedded and p._input.layout != "NHWC":  # as Predictor.preprocess lays out uint8 pixels
+            pixels = np.ascontiguousarray(pixels.transpose(0, 3, 1, 2))
+        results: list = []
+        for start in range(0, len(pixels), p.batch_size):
+            logits = p.run(pixels[start:start + p.batch_size])
+            results.extend([p._top_k(row, self.top_k) for row in logits] if p.task == "classification"
+                           else _masks(logits))
+        return results
+
+
+def _save_mask(mask: np.ndarray, mask_dir: str | None, path: str) -> str | None:
+    """The class mask as a PNG beside the output, named by the image and a hash of its full path."""
+    if mask_dir is None:
+        return None
+    from PIL import Image
+
+    stem = os.path.splitext(os.path.basename(path))[0]
+    dest = Path(mask_dir) / f"{stem}-{hashlib.sha1(path.encode()).hexdigest()[:10]}.png"
+    image = Image.fromarray(mask if mask.dtype == np.uint8 else mask.astype(np.uint16))
+    tmp = dest.with_name("." + dest.name + ".tmp")
+    image.save(tmp, format="PNG")
+    os.replace(tmp, dest)  # a half-written mask never carries the final name
+    return str(dest)
+
+
+def plan_workers(cpus: int, workers: int | None, threads: int | None, gpu: bool) -> tuple[int, int]:
+    """``(actors, threads per actor)``: by default half the CPUs infer and half decode.
+
+    Each actor asks Ray for ``threads`` CPUs, so actors never share cores with each other or with the decode
+    tasks; a plan that leaves no CPU for decoding would stall the pipeline and is refused.
+    """
+    if gpu:
+        return (workers or 1), (threads or 1)
+    infer_cpus = max(1, cpus // 2)
+    workers = workers or max(1, infer_cpus // 4)  # ~4 intra-op threads per session scale well on CPUs
+    threads = threads or max(1, infer_cpus // workers)
+    if workers < 1 or threads < 1:
+        raise InputError(f"workers and threads must be at least 1, got {workers} and {threads}")
+    if cpus > 1 and workers * threads > cpus - 1:
+        raise InputError(f"{workers} inference actor(s) × {threads} thread(s) take all {cpus} CPUs Ray has, "
+                         f"leaving none to decode images; use fewer --workers (at most {max(1, (cpus - 1) // threads)})")
+    return workers, threads
+
+
+def predict_dataset(model: str | os.PathLike, source: str | os.PathLike, output: str | os.PathLike, *,
+                    address: str | None = None, workers: int | None = None, threads: int | None = None,
+                    batch_size: int = DEFAULT_BATCH, top_k: int = 5, ep: str | Sequence[str] = "cpu",
+                    part_rows: int = DEFAULT_PART_ROWS, progress: bool = True, ray_remote_args: dict | None = None,
+                    announce_to: str | None = None, **overrides) -> PredictSummary:
+    """Predict every image of ``source`` with ``model`` on Ray, into the Parquet folder ``output``.
+
+    Args:
+        model: an exported .onnx file, at the same path on every node of a cluster (a shared mount).
+        source: a folder (searched recursively), a glob (``/data/**/*.jpg``), or a URI (``s3://bucket/images/``).
+        output: the Parquet folder (``preds.parquet``); rerunning with it skips the images already there.
+        address: the Ray cluster (``"auto"``, ``"ray://head:10001"``); ``None`` uses or starts a local Ray.
+        workers: inference actors (default: a quarter of half the CPUs, at least one).
+        threads: intra-op threads (= CPUs reserved) per actor (default: half the CPUs over ``workers``).
+        batch_size: images per decode task and per inference call.
+        top_k: classes per row (classifiers).
+        ep: the actors' execution providers (``"cpu"``; ``"cuda"`` gives each actor one GPU), a name, a
+            comma-separated priority list or a sequence.
+        part_rows: rows per Parquet part (what a killed run can lose, at most, plus those in flight).
+        progress: Ray Data's progress bars on stderr.
+        ray_remote_args: extra options for the inference actors (``max_restarts`` etc. override ours).
+        announce_to: name of a Ray actor whose ``add`` method receives each inference actor's handle.
+        overrides: ``mean``, ``std``, ``crop``, ``labels`` for models without edgecnn metadata (as Predictor).
+
+    Raises:
+        RayMissingError: the ``ray`` extra is not installed.
+        InputError / ArtifactError: no images, a bad model, an output of another model, a plan without CPUs.
+    """
+    from ..runtime.predictor import Predictor
+    from ._ray import cluster_cpus, connect
+
+    if int(batch_size) < 1 or int(top_k) < 1:
+        raise InputError(f"batch size and top-k must be at least 1, got {batch_size} and {top_k}")
+    ray = connect(address)
+    import ray.data
+
+    # A CPU session on the driver reads what the decode tasks need (preprocessing, task) and checks the model
+    # before a cluster is asked for anything.
+    probe = Predictor(model, providers=["cpu"], intra_op_threads=1, **overrides)
+    providers = [e.strip() for e in ep.split(",")] if isinstance(ep, str) else list(ep)
+    gpu = any(str(e).lower() in ("cuda", "tensorrt") for e in providers)
+    workers, threads = plan_workers(cluster_cpus(ray), workers, threads, gpu)
+    model_sha = sha256_file(model)
+    listed = list_sources(source)
+    out = out_parts.prepare(output)
+    with output_lock(out):
+        done = out_parts.done_paths(out, model_sha)
+        todo = [p for p in listed if p not in done]
+        mask_dir = out.parent / (out.stem + ".masks") if probe.task == "segmentation" else None
+        summary = dict(output=out, listed=len(listed), skipped=len(listed) - len(todo), workers=workers,
+                       threads=threads, mask_dir=mask_dir)
+        if not todo:
+            return PredictSummary(inferred=0, errors=0, **summary)
+        if mask_dir is not None:
+            mask_dir.mkdir(parents=True, exist_ok=True)
+        ray.data.DataContext.get_current().enable_progress_bars = bool(progress)
+        t0 = time.perf_counter()
+        predicted = _pipeline(ray, todo, str(source), probe, batch_size, workers, threads, gpu, {
+            "model": str(Path(model).absolute()), "providers": providers, "threads": threads, "top_k": top_k,
+            "overrides": overrides, "model_sha256": model_sha, "mask_dir": str(mask_dir) if mask_dir else None,
+            "announce_to": announce_to}, ray_remote_args)
+        writer = out_parts.PartWriter(out, out_parts.schema(model_sha, probe.task), part_rows)
+        good = bad = 0
+        for table in predicted.iter_batches(batch_format="pyarrow", batch_size=None):
+            ok = table.column("ok").to_pylist()
+            good, bad = good + sum(ok), bad + len(ok) - sum(ok)
+            writer.add(table)
+        writer.flush()
+        return PredictSummary(inferred=good, errors=bad, parts=tuple(writer.parts),
+                              seconds=time.perf_counter() - t0, **summary)
+
+
+def _pipeline(ray: Any, todo: list, source: str, probe: Any, batch_size: int, workers: int, threads: int,
+              gpu: bool, actor_kwargs: dict, ray_remote_args: dict | None) -> Any:
+    """The lazy Ray Data plan: paths → decode tasks → inference actor pool (nothing runs until iterated)."""
+    ds = ray.data.from_items([{"path": p} for p in todo],
+                             override_num_blocks=max(1, min(len(todo) // batch_size, 10_000)))
+    decoded = ds.map_batches(decode_batch, batch_size=batch_size, batch_format="numpy", num_cpus=1,
+                             fn_kwargs={"source": source, "params": probe.params, "embedded": probe.embedded})
+    # Ray Data restarts a dead actor and retries its batches by default (max_restarts / max_task_retries -1);
+    # ray_remote_args can change that (and anything else Ray takes for the actors).
+    resources = {"num_gpus": 1, "num_cpus": 1} if gpu else {"num_cpus": threads}
+    return decoded.map_batches(InferenceActor, batch_size=batch_size, batch_format="numpy",
+                               compute=ray.data.ActorPoolStrategy(size=workers),
+                               fn_constructor_kwargs=actor_kwargs, **resources, **(ray_remote_args or {}))

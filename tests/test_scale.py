@@ -1,0 +1,260 @@
+"""edgecnn.scale on a real local Ray (ray.init(num_cpus=2), once for this module): batch prediction over 500+
+crops of the sample photographs with broken files among them, resumability, an inference actor killed mid-run,
+and a sweep whose artifacts equal exporting one by one. Ray missing: one line, exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray") if not os.environ.get("CI") else __import__("ray")  # CI must run these
+
+N_GOOD = 510
+BROKEN = ("empty.jpg", "text.jpg", "truncated.jpg")
+SWEEP_MODEL = "mobilenet_v2"
+SWEEP_OPTIONS = dict(input_size=32, arch_options={"width_mult": 0.5})
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    os.environ["RAY_DISABLE_USAGE_STATS"] = "1"
+    ray.init(num_cpus=2, object_store_memory=200 * 1024 ** 2, include_dashboard=False, log_to_driver=False)
+    # The helper actor below lives in this test module: ship it by value (workers cannot import tests/).
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> Path:
+    """510 crops (JPEG and PNG, 40–200 px) of china.jpg and flower.jpg, in subfolders, plus 3 broken files."""
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    root = tmp_path_factory.mktemp("images")
+    photos = load_sample_images().images
+    rng = np.random.default_rng(0)
+    for i in range(N_GOOD):
+        photo = photos[i % 2]
+        size = int(rng.integers(40, 200))
+        y, x = int(rng.integers(0, photo.shape[0] - size)), int(rng.integers(0, photo.shape[1] - size))
+        folder = root / f"set{i % 4}"
+        folder.mkdir(exist_ok=True)
+        Image.fromarray(photo[y:y + size, x:x + size]).save(folder / f"crop{i:04d}.{'png' if i % 5 == 0 else 'jpg'}")
+    (root / "empty.jpg").write_bytes(b"")
+    (root / "text.jpg").write_text("this is not a JPEG")
+    whole = (root / "set1" / "crop0001.jpg").read_bytes()
+    (root / "truncated.jpg").write_bytes(whole[: len(whole) // 3])
+    return root
+
+
+def _seeded_export(out_dir: Path, int8: bool):
+    """``edgecnn export`` one by one, seeded as the sweep's tasks are."""
+    import torch
+
+    from edgecnn.convert.options import ExportOptions, Int8Options
+    from edgecnn.pipeline import export
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the sweep's tasks (export_cpus=1): BatchNorm re-estimation sums alike
+    torch.manual_seed(0)
+    try:
+        return export(SWEEP_MODEL, out_dir, ExportOptions(**SWEEP_OPTIONS,
+                                                          int8=Int8Options(speed=False) if int8 else None))
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def swept(local_ray, tmp_path_factory):
+    """A 1 model × fp32/int8 sweep on the local Ray, with benchmarks (also the model the predict tests use)."""
+    from edgecnn.convert.options import ExportOptions, Int8Options
+    from edgecnn.runtime.bench import BenchOptions
+    from edgecnn.scale import sweep
+
+    out = tmp_path_factory.mktemp("sweep")
+    result = sweep([SWEEP_MODEL], ["fp32", "int8"], out, seed=0,
+                   options=ExportOptions(**SWEEP_OPTIONS, int8=Int8Options(speed=False)),
+                   bench=BenchOptions(runs=5, warmup=1))
+    return result
+
+
+@pytest.fixture(scope="module")
+def model(swept) -> Path:
+    row = next(r for r in swept.exports if r["precision"] == "fp32")
+    return Path(row["folder"]) / row["artifact"]
+
+
+@pytest.fixture(scope="module")
+def first_run(local_ray, model, images, tmp_path_factory):
+    from edgecnn.scale import predict_dataset
+
+    out = tmp_path_factory.mktemp("pred") / "preds.parquet"
+    summary = predict_dataset(model, images, out, batch_size=32, part_rows=200, progress=False)
+    return summary, out
+
+
+def _rows(out: Path) -> dict:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(out)
+    paths = table.column("path").to_pylist()
+    assert len(paths) == len(set(paths)), "duplicate rows"
+    return {row["path"]: row for row in table.to_pylist()}
+
+
+def test_one_row_per_file_errors_reported_top1_equals_predictor(first_run, model, images):
+    from edgecnn.runtime.predictor import Predictor
+
+    summary, out = first_run
+    rows = _rows(out)
+    files = sorted(str(p) for p in images.rglob("*") if p.is_file())
+    assert sorted(rows) == files and len(files) == N_GOOD + len(BROKEN)
+    assert (summary.listed, summary.inferred, summary.errors, summary.skipped) == (len(files), N_GOOD, 3, 0)
+    broken = {Path(p).name: r for p, r in rows.items() if not r["ok"]}
+    assert sorted(broken) == sorted(BROKEN)
+    assert all(r["error"].startswith(str(images)) and r["top1"] is None for r in broken.values())
+    plain = Predictor(model, intra_op_threads=1)
+    good = [p for p, r in rows.items() if r["ok"]]
+    expected = [pred[0][0] for pred in plain.predict(good, top_k=1)]
+    assert [rows[p]["top1"] for p in good] == expected
+    assert all(len(rows[p]["labels"]) == 5 and abs(sum(rows[p]["probabilities"])) <= 1.0 + 1e-9 for p in good)
+    assert len(set(expected)) > 1  # a model that answers one class everywhere would prove little
+
+
+@ray.remote(num_cpus=0)
+class Announcements:
+    """Collects the handles inference actors announce when they start (each restart announces again)."""
+
+    def __init__(self):
+        self.handles = []
+
+    def add(self, handle):
+        self.handles.append(handle)
+
+    def get(self):
+        return self.handles
+
+
+def test_second_run_does_no_inference(first_run, model, images):
+    from edgecnn.scale import predict_dataset
+
+    summary, out = first_run
+    before = sorted(p.name for p in out.glob("part-*.parquet"))
+    spy = Announcements.options(name="spy-resume").remote()
+    again = predict_dataset(model, images, out, announce_to="spy-resume", progress=False)
+    assert (again.inferred, again.errors, again.skipped, again.parts) == (0, 0, summary.listed, ())
+    assert ray.get(spy.get.remote()) == []  # not one inference actor was started
+    assert sorted(p.name for p in out.glob("part-*.parquet")) == before
+    ray.kill(spy)
+
+
+def test_killed_actor_still_writes_every_row_once(local_ray, model, images, tmp_path):
+    from edgecnn.scale import predict_dataset
+
+    spy = Announcements.options(name="spy-kill").remote()
+    out = tmp_path / "killed.parquet"
+    done: dict = {}
+    run = threading.Thread(target=lambda: done.update(summary=predict_dataset(
+        model, images, out, workers=1, batch_size=8, part_rows=40, announce_to="spy-kill", progress=False)))
+    run.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(out.glob("part-*.parquet")):
+        time.sleep(0.02)
+    written_before_kill = len(list(out.glob("part-*.parquet"))) * 40
+    ray.kill(ray.get(spy.get.remote())[0], no_restart=False)
+    run.join(120)
+    assert not run.is_alive()
+    assert 0 < written_before_kill < N_GOOD  # the kill landed mid-run
+    assert len(ray.get(spy.get.remote())) >= 2  # the actor was restarted
+    rows = _rows(out)
+    assert len(rows) == N_GOOD + len(BROKEN)
+    assert done["summary"].inferred == N_GOOD and done["summary"].errors == len(BROKEN)
+    ray.kill(spy)
+
+
+def test_sweep_matches_one_by_one_exports(swept, tmp_path):
+    import onnx
+
+    one = _seeded_export(tmp_path / "one", int8=True)
+    by_precision = {a.precision: a for a in one.artifacts}
+    assert {r["precision"] for r in swept.exports} == {"fp32", "int8"} and swept.passed
+    for row in swept.exports:
+        mine = json.loads((Path(row["folder"]) / "manifest.json").read_text())
+        theirs = by_precision[row["precision"]]
+        art = next(a for a in mine["artifacts"] if a["precision"] == row["precision"])
+        assert art["parity"]["passed"] == theirs.parity["passed"]
+        a = onnx.load(Path(row["folder"]) / art["file"])
+        b = onnx.load(one.out_dir / theirs.file)
+        assert [n.op_type for n in a.graph.node] == [n.op_type for n in b.graph.node]
+        weights_a = {t.name: onnx.numpy_helper.to_array(t) for t in a.graph.initializer}
+        weights_b = {t.name: onnx.numpy_helper.to_array(t) for t in b.graph.initializer}
+        assert weights_a.keys() == weights_b.keys()
+        unequal = [k for k in weights_a if not np.array_equal(weights_a[k], weights_b[k])]
+        assert not unequal, f"{row['precision']}: {len(unequal)} of {len(weights_a)} initializers differ, e.g. " + \
+            ", ".join(f"{k} by {np.abs(weights_a[k].astype(float) - weights_b[k]).max():.2e}" for k in unequal[:3])
+        assert row["node_id"] and row["hostname"]
+
+
+def test_sweep_benchmarks_hold_a_node_each(swept):
+    rows = swept.benchmarks
+    assert len(rows) == 2 and all(r["node_cpus"] == 2 and r["threads"] == 2 for r in rows)
+    assert all(r["node_id"] and r["hostname"] and r["p50_ms"] > 0 for r in rows)
+    first, second = sorted(rows, key=lambda r: r["started"])
+    assert first["ended"] <= second["started"]  # never timed side by side
+    on_disk = json.loads((swept.out_dir / "sweep.json").read_text())
+    assert len(on_disk["exports"]) == 2 and len(on_disk["benchmarks"]) == 2
+
+
+def test_cli_predict_ray_writes_parquet(local_ray, model, images, tmp_path):
+    from typer.testing import CliRunner
+
+    from edgecnn.cli import app
+
+    out = tmp_path / "cli.parquet"
+    result = CliRunner().invoke(app, ["predict", str(model), str(images / "set2"), "--ray", "--output", str(out),
+                                      "--workers", "1", "--batch-size", "16", "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["inferred"] == len(list((images / "set2").iterdir())) == len(_rows(out))
+    refused = CliRunner().invoke(app, ["predict", str(model), str(images / "set2"), "--output", str(out)])
+    assert refused.exit_code == 2 and "add --ray" in refused.output
+
+
+def test_sources_glob_and_uri(images):
+    from edgecnn.core.errors import InputError
+    from edgecnn.scale.sources import list_sources
+
+    pngs = list_sources(str(images / "set0" / "*.png"))
+    assert pngs and all(p.endswith(".png") and "/set0/" in p for p in pngs)
+    assert list_sources(f"file://{images}") == list_sources(images)
+    with pytest.raises(InputError, match="no such folder"):
+        list_sources(images / "missing")
+
+
+def test_without_ray_one_line_exit_2(tmp_path):
+    prelude = """
+import sys
+class _NoRay:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "ray":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, _NoRay())
+import edgecnn.scale, edgecnn.cli
+assert "ray" not in sys.modules
+from edgecnn.cli import app
+app(prog_name="edgecnn", args=sys.argv[1:])
+"""
+    (tmp_path / "m.onnx").write_bytes(b"")
+    proc = subprocess.run([sys.executable, "-c", prelude, "predict", "m.onnx", ".", "--ray", "--output", "o.parquet"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.strip() == "error: Ray is not installed: pip install 'edgecnn[ray]'"

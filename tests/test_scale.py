@@ -258,3 +258,36 @@ app(prog_name="edgecnn", args=sys.argv[1:])
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert proc.stderr.strip() == "error: Ray is not installed: pip install 'edgecnn[ray]'"
+
+
+@pytest.mark.slow
+def test_sweep_three_models_matches_one_by_one(local_ray, tmp_path):
+    """The issue's check in full: 3 models × fp32/int8 on local Ray = the same artifacts exported one by one."""
+    import onnx
+    import torch
+
+    from edgecnn.convert.options import ExportOptions, Int8Options
+    from edgecnn.pipeline import export
+    from edgecnn.scale import sweep
+
+    options = ExportOptions(input_size=32, int8=Int8Options(speed=False))
+    models = ["mobilenet_v2", "resnet18", "mobilenet_v3_small"]
+    result = sweep(models, ["fp32", "int8"], tmp_path / "sweep", options=options, seed=0)
+    assert len(result.exports) == 6
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for name in models:
+            torch.manual_seed(0)
+            one = export(name, tmp_path / "one" / name, options)
+            for row in (r for r in result.exports if r["model"] == name):
+                theirs = next(a for a in one.artifacts if a.precision == row["precision"])
+                mine = json.loads((Path(row["folder"]) / "manifest.json").read_text())
+                art = next(a for a in mine["artifacts"] if a["precision"] == row["precision"])
+                assert art["parity"]["passed"] == theirs.parity["passed"], (name, row["precision"])
+                a, b = onnx.load(Path(row["folder"]) / art["file"]), onnx.load(one.out_dir / theirs.file)
+                assert [n.op_type for n in a.graph.node] == [n.op_type for n in b.graph.node]
+                assert all(np.array_equal(onnx.numpy_helper.to_array(x), onnx.numpy_helper.to_array(y))
+                           for x, y in zip(a.graph.initializer, b.graph.initializer))
+    finally:
+        torch.set_num_threads(threads)

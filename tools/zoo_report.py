@@ -54,6 +54,7 @@ PLAIN_TOLERANCE = 1.05
 TORCH_SPEEDUP = 1.5
 COMPUTE_BOUND = 0.8  # share of the matmul peak from which a model counts as compute-bound
 THREADS = 2
+OPENVINO_COLUMN = "openvino" in available()  # onnxruntime's OpenVINO plugin (edgecnn[openvino]) is installed
 
 
 @dataclass
@@ -73,6 +74,7 @@ class Row:
     peak_share: float | None = None  # of the measured matmul peak
     torch_gflops: float | None = None  # the eager model's GFLOP/s (fp32 rows)
     acc1: float | None = None  # published top-1 of the architecture (fp32 rows)
+    openvino_ratio: float | None = None  # this artifact's p50 on --ep openvino ÷ its CPU p50, same run (cpu rows)
 
 
 @dataclass
@@ -279,8 +281,13 @@ def bench_model(name: str, manifest: dict, folder: Path, providers: list, opts: 
     spec = get_spec(name)
     files = {a["precision"]: folder / a["file"] for a in manifest["artifacts"]}
     paths = [files[p] for p in PRECISIONS if p in files]
-    results = benchmark_many(paths, providers=[[ep] for ep in providers], threads=THREADS, batch_sizes=[1],
-                             warmup=opts["warmup"], runs=opts["runs"], rounds=opts["rounds"], torch_baseline=True)
+    # OpenVINO (when its plugin is here) is timed in the same rounds and shown as one column of the CPU rows.
+    side = ["openvino"] if OPENVINO_COLUMN and "cpu" in providers and "openvino" not in providers else []
+    results = benchmark_many(paths, providers=[[ep] for ep in providers + side], threads=THREADS,
+                             batch_sizes=[1], warmup=opts["warmup"], runs=opts["runs"], rounds=opts["rounds"],
+                             torch_baseline=True)
+    ov = {r.precision: r.batches[0].latency.p50_ms for r in results if r.providers_requested[0] in side}
+    results = [r for r in results if r.providers_requested[0] not in side]
     acc1 = spec.checkpoints[0].acc1 if spec.checkpoints else None
     for r in results:
         b = r.batches[0]
@@ -290,6 +297,8 @@ def bench_model(name: str, manifest: dict, folder: Path, providers: list, opts: 
                   speedup=b.torch_speedup,
                   parity=export_parity(manifest, r.precision) if ep == "cpu"
                   else cross_provider_parity(Path(r.model_path), ep, spec.task, r.precision))
+        if ep == "cpu" and r.precision in ov:
+            row.openvino_ratio = ov[r.precision] / b.latency.p50_ms
         if r.precision == "fp32":
             # the registry's GFLOPs are multiply-accumulates (torchvision's convention): 2 FLOPs each
             row.gflops = 2 * spec.gflops / (b.latency.p50_ms / 1000.0)
@@ -393,6 +402,10 @@ def table(report: Report) -> tuple[list, list]:
              _f(r.gflops, "{:.1f}"), _f(r.peak_share, "{:.0%}"), _f(r.torch_p50_ms),
              _f(r.torch_gflops and r.torch_gflops / report.peak["gflops"], "{:.0%}"), _f(r.speedup, "{:.2f}×"),
              r.parity, _f(r.acc1, "{:.1f}%")] for r in report.rows]
+    if any(r.openvino_ratio is not None for r in report.rows):  # before parity: the last columns stay last
+        headers.insert(11, "openvino ÷ cpu³")
+        for row, r in zip(rows, report.rows):
+            row.insert(11, _f(r.openvino_ratio, "{:.2f}"))
     return headers, rows
 
 
@@ -434,6 +447,9 @@ def markdown(report: Report, plot_name: str | None) -> str:
         "model registry — not measured here; int8 accuracy needs real validation data.",
         "",
     ]
+    if any(r.openvino_ratio is not None for r in report.rows):
+        lines += ["³ the same artifact on `--ep openvino` (onnxruntime's OpenVINO plugin, f32 precision hint) "
+                  "÷ on the CPU provider, timed in the same rounds (< 1: OpenVINO is faster).", ""]
     if plot_name:
         lines += [f"![latency vs size, and published accuracy vs latency]({plot_name})", ""]
     lines += ["## Speed checks", ""]
@@ -591,6 +607,15 @@ def svg_plot(report: Report) -> str | None:
 # ------------------------------------------------------------------------------------------- command line
 
 
+def _kept_section(doc: Path) -> str:
+    """tools/peer_bench.py's marked section of the old doc, carried over (it is that tool's to replace)."""
+    old = doc.read_text() if doc.is_file() else ""
+    start, end = "<!-- peer_bench:start -->", "<!-- peer_bench:end -->"
+    if start not in old or end not in old:
+        return ""
+    return "\n" + start + old.split(start, 1)[1].split(end, 1)[0] + end + "\n"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -615,8 +640,8 @@ def main(argv=None) -> int:
             missing = [p for p in providers if p not in available()]
             if missing:
                 raise EdgeCNNError(f"provider {missing[0]} is not in this onnxruntime build; see `edgecnn providers`")
-        else:  # remote providers (Azure) do not run models on this machine
-            providers = [p for p in available() if get_provider(p).kind != "remote"]
+        else:  # remote providers (Azure) do not run models on this machine; OpenVINO is a column (³)
+            providers = [p for p in available() if get_provider(p).kind != "remote" and p != "openvino"]
     except EdgeCNNError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -637,7 +662,8 @@ def main(argv=None) -> int:
     svg = svg_plot(report)
     if svg:
         write_text_atomic(plot, svg)
-    write_text_atomic(doc, markdown(report, os.path.relpath(plot, doc.parent) if svg else None))
+    write_text_atomic(doc, markdown(report, os.path.relpath(plot, doc.parent) if svg else None)
+                      + _kept_section(doc))
     if args.json:
         write_text_atomic(args.json, json.dumps({"rows": [r.__dict__ for r in report.rows], "plain": report.plain,
                                             "peak": report.peak, "machine": report.machine,

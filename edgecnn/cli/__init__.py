@@ -13,6 +13,7 @@ from . import zoo  # noqa: F401,I001
 from . import export  # noqa: F401
 from . import run  # noqa: F401
 from . import evaluate  # noqa: F401
+from . import web  # noqa: F401
 from . import scale  # noqa: F401
 from .app import app, fail, handle_errors
 

@@ -166,6 +166,11 @@ def bench_cmd(
     from ..core.sizes import parse_hw, parse_ints
     from ..runtime.bench import benchmark_many, report_dict, table_rows, to_markdown
 
+    if ep in ("wasm", "webgpu"):  # inside headless Chromium (onnxruntime-web), not an onnxruntime provider
+        from .web import browser_bench
+
+        return browser_bench(models, ep, threads=threads, warmup=warmup, runs=runs, seconds=seconds,
+                             input_size=input_size, as_json=as_json, json_out=json_out, force=force)
     if torch_baseline:
         require_export_stack(("torch",))
     refuse_existing(json_out, force, "--json-out")
@@ -195,7 +200,10 @@ def bench_cmd(
 @handle_errors
 def selftest_cmd(
     bundle: Path = typer.Argument(..., help="A bundle folder (made by 'edgecnn export NAME --bundle') or its bundle.json."),
-    ep: str = ep_option("cpu", " Test the one your app uses."),
+    ep: str = ep_option("cpu", " Test the one your app uses (--runtime browser: wasm or webgpu)."),
+    runtime: str = typer.Option("python", "--runtime", help="Where the models run: python (onnxruntime), node "
+                                "(onnxruntime-node) or browser (onnxruntime-web in headless Chromium)."),
+    browser: Optional[str] = typer.Option(None, "--browser", help="The Chromium to drive (default: the system's)."),
     as_json: bool = json_option(),
 ) -> None:
     """Prove this runtime reproduces a bundle's golden outputs: files against bundle.json, then each model.
@@ -204,7 +212,12 @@ def selftest_cmd(
     """
     from ..runtime.selftest import selftest
 
-    result = selftest(bundle, providers=session_providers(ep))
+    if runtime == "python":
+        result = selftest(bundle, providers=session_providers(ep))
+    else:
+        from ..web.runners import selftest_in
+
+        result = selftest_in(runtime, bundle, ep=ep, browser=browser)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:

@@ -309,6 +309,11 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, help="also write the raw results here")
     args = ap.parse_args(argv)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
+    missing = [pkg for pkg, v in _versions().items() if v is None and pkg != "edgecnn"]
+    if missing:  # refuse before minutes of exports: every column is needed for the side-by-side table
+        print(f"error: {', '.join(missing)} not installed; pip install openvino 'edgecnn[openvino,export]'",
+              file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory(prefix="peer_bench_") as tmp:
         work = args.work or Path(tmp)
         results = [bench_model(m, work, args.seconds, args.rounds) for m in models]

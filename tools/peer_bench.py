@@ -250,6 +250,29 @@ def rows(results: list) -> list:
     return out
 
 
+# Issue 13's targets: (ratio key, limit, models it applies to or None for every model, what it says)
+TARGETS = (
+    ("int8_ours_plain", 0.95, None, "our int8 ≤ 0.95× the plain path's default QDQ int8 (CPU provider)"),
+    ("int8_fp32", 0.38, ("mobilenet_v2",), "int8/fp32 ≤ 0.38"),
+    ("int8_fp32", 0.29, ("resnet50",), "int8/fp32 ≤ 0.29"),
+    ("int8_fp32", 0.70, ("mobilenet_v3_large",), "int8/fp32 ≤ 0.70"),
+    ("best_vs_ovrt_plain", 1.00, ("mobilenet_v2", "resnet50"),
+     "fastest edgecnn int8 no slower than OpenVINO's runtime on the plain int8 file"),
+    ("export_ours_plain", 1.50, ("mobilenet_v2", "resnet50"), "`edgecnn export --int8` wall ≤ 1.5× the plain path"),
+)
+
+
+def checks(results: list) -> list:
+    """One line per target and model measured: the ratio, the limit, PASS or FAIL."""
+    out = []
+    for key, limit, models, what in TARGETS:
+        for r in results:
+            if models is None or r["model"] in models:
+                value = r["ratios"][key]
+                out.append(f"- {r['model']}: {what}: {value:.2f} — {'PASS' if value <= limit else 'FAIL'}")
+    return out
+
+
 def markdown(results: list, meta: dict) -> str:
     v = meta["versions"]
     lines = [
@@ -276,6 +299,7 @@ def markdown(results: list, meta: dict) -> str:
         "", "| " + " | ".join(HEADERS) + " |", "|---|" + "---:|" * (len(HEADERS) - 1),
     ]
     lines += ["| " + " | ".join(row) + " |" for row in rows(results)]
+    lines += ["", "Issue 13's targets, as measured in this run:", "", *checks(results)]
     lines += ["", "Where the export time goes (`timings_s` of each manifest, seconds):", ""]
     for r in results:
         t = r["ours_timings_s"] or {}

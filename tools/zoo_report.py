@@ -608,12 +608,15 @@ def svg_plot(report: Report) -> str | None:
 
 
 def _kept_section(doc: Path) -> str:
-    """tools/peer_bench.py's marked section of the old doc, carried over (it is that tool's to replace)."""
+    """The marked sections of tools/peer_bench.py and tools/web_bench.py (the WASM ÷ CPU column) in the old
+    doc, carried over (they are those tools' to replace)."""
     old = doc.read_text() if doc.is_file() else ""
-    start, end = "<!-- peer_bench:start -->", "<!-- peer_bench:end -->"
-    if start not in old or end not in old:
-        return ""
-    return "\n" + start + old.split(start, 1)[1].split(end, 1)[0] + end + "\n"
+    kept = ""
+    for tool in ("peer_bench", "web_bench"):
+        start, end = f"<!-- {tool}:start -->", f"<!-- {tool}:end -->"
+        if start in old and end in old:
+            kept += "\n" + start + old.split(start, 1)[1].split(end, 1)[0] + end + "\n"
+    return kept
 
 
 def main(argv=None) -> int:

@@ -110,9 +110,14 @@ def test_web_app_classifies_a_photo_like_the_python_predictor(bundles, tmp_path)
     Image.fromarray(load_sample_image("china.jpg")).save(photo, quality=95)
     text.write_text("not an image\n")
     shot = tmp_path / "page.png"
+    broken = tmp_path / "broken"
+    shutil.copytree(out, broken)
+    (broken / "mobilenet_v2.fp32.onnx").write_bytes(b"truncated")  # a failed download, say
     pages = run_pages([{"url": "/?ep=wasm", "kind": "app", "file": str(photo), "screenshot": str(shot)},
-                       {"url": "/?ep=wasm", "kind": "app", "file": str(text)}], {"/": out})["pages"]
-    page, bad = pages
+                       {"url": "/?ep=wasm", "kind": "app", "file": str(text)},
+                       {"url": "/broken/?ep=wasm", "kind": "app"}], {"/": out, "/broken/": broken})["pages"]
+    page, bad, failed = pages
+    assert failed["state"] == "error" and "could not load mobilenet_v2.fp32.onnx" in failed["status"], failed
     assert page["state"] == "done", page
     expected = Predictor(out / "mobilenet_v2.fp32.onnx").predict(photo, top_k=5)[0]
     assert len(page["top5"]) == 5 and page["top5"][0]["label"] == expected[0][0]
@@ -172,3 +177,15 @@ def test_node_example_app_prints_the_top5_of_the_python_predictor(bundles, tmp_p
     expected = Predictor(site / "mobilenet_v2.fp32.onnx").predict(image, top_k=5)[0]
     assert [ln[1] for ln in lines] == [label for label, _ in expected]
     np.testing.assert_allclose([float(ln[0].rstrip("%")) for ln in lines], [100 * p for _, p in expected], atol=0.02)
+
+
+def test_missing_node_npm_or_chromium_is_one_line_saying_what_to_install(bundles, monkeypatch, tmp_path):
+    import edgecnn.web.npm as npm
+
+    monkeypatch.delenv("EDGECNN_CHROMIUM", raising=False)
+    monkeypatch.setattr(npm.shutil, "which", lambda name: None)
+    res = runner.invoke(app, ["selftest", str(bundles["mv2"]), "--runtime", "browser"])
+    assert res.exit_code == 2 and "apt-get install chromium" in res.output and "Traceback" not in res.output
+    monkeypatch.setenv("EDGECNN_CACHE", str(tmp_path / "empty-cache"))  # nothing installed there yet
+    res = runner.invoke(app, ["selftest", str(bundles["mv2"]), "--runtime", "node"])
+    assert res.exit_code == 2 and "install" in res.output and ("npm" in res.output or "Node.js" in res.output)

@@ -13,6 +13,7 @@ docs/BENCHMARKS.md between the ``web_bench`` marker comments, which tools/zoo_re
 from __future__ import annotations
 
 import argparse
+import os
 import datetime as _dt
 import platform
 import sys
@@ -40,19 +41,33 @@ def artifacts(exports: Path) -> list[Path]:
 
 
 def measure(files: list[Path], threads: int, warmup: int, runs: int) -> list[dict]:
+    """Each file on the CPU provider and in WASM, in the order cpu, wasm, wasm, cpu (half the runs each), so
+    that a machine's slow drift lands on both alike; each p50 is the mean of its two halves' p50s."""
+    import numpy as np
+
     from edgecnn.runtime.bench import benchmark_many
     from edgecnn.web.runners import bench_browser
 
-    cpu = benchmark_many([str(f) for f in files], providers=["cpu"], threads=threads, warmup=warmup, runs=runs)
+    half = max(1, runs // 2)
+
+    def cpu_p50() -> list[float]:
+        results = benchmark_many([str(f) for f in files], providers=["cpu"], threads=threads, warmup=warmup, runs=half)
+        return [r.batches[0].latency.p50_ms for r in results]
+
+    def wasm() -> list:
+        return [bench_browser(f, ep="wasm", threads=threads, warmup=warmup, runs=half) for f in files]
+
+    cpu_a, wasm_a = cpu_p50(), wasm()
+    wasm_b, cpu_b = wasm(), cpu_p50()
     rows = []
-    for f, c in zip(files, cpu):
-        w = bench_browser(f, ep="wasm", threads=threads, warmup=warmup, runs=runs)
-        cpu_p50 = c.batches[0].latency.p50_ms
-        rows.append({"file": f.name, "precision": f.name.split(".")[1], "input": "x".join(map(str, w.input_shape)),
-                     "cpu_p50": cpu_p50, "wasm_p50": w.p50_ms, "wasm_p90": w.p90_ms, "wasm_p99": w.p99_ms,
-                     "wasm_session_ms": w.create_ms, "ratio": w.p50_ms / cpu_p50, "threads": w.threads,
-                     "simd": w.simd, "isolated": w.cross_origin_isolated, "ort_web": w.onnxruntime_web,
-                     "browser": w.browser.split("/")[-1]})
+    for f, ca, cb, wa, wb in zip(files, cpu_a, cpu_b, wasm_a, wasm_b):
+        times = np.asarray(wa.times_ms + wb.times_ms)
+        cpu, p50 = (ca + cb) / 2, (wa.p50_ms + wb.p50_ms) / 2
+        rows.append({"file": f.name, "precision": f.name.split(".")[1], "input": "x".join(map(str, wa.input_shape)),
+                     "cpu_p50": cpu, "wasm_p50": p50, "wasm_p90": float(np.percentile(times, 90)),
+                     "wasm_p99": float(np.percentile(times, 99)), "wasm_session_ms": min(wa.create_ms, wb.create_ms),
+                     "ratio": p50 / cpu, "threads": wa.threads, "simd": wa.simd, "isolated": wa.cross_origin_isolated,
+                     "ort_web": wa.onnxruntime_web, "browser": wa.browser.split("/")[-1]})
     return rows
 
 
@@ -68,9 +83,11 @@ def section(rows: list[dict], threads: int, warmup: int, runs: int) -> str:
              f"{r0['ort_web']} WASM in headless {r0['browser']}, {r0['threads']} threads "
              f"(cross-origin isolated: {'yes' if r0['isolated'] else 'no'}), SIMD {'yes' if r0['simd'] else 'no'}",
              f"- **Method**: batch 1, {threads} threads each, {warmup} untimed warm-up runs then {runs} timed runs "
-             "per artifact; session creation timed apart (WASM: compiling the runtime and the model); "
-             "`wasm ÷ cpu` is the ratio of the p50s (above 1: the browser is slower). WebGPU: not available on this "
-             "machine (no GPU adapter; `bench --ep webgpu` says so).", "",
+             "per artifact, in two halves ordered cpu, wasm, wasm, cpu (p50 = the mean of the halves' p50s; the "
+             "wasm p90/p99 pool both); session creation timed apart (WASM: compiling the runtime and the model; the "
+             "lower of the two); `wasm ÷ cpu` is the ratio of the p50s (above 1: the browser is slower). "
+             f"Load average during the run: {os.getloadavg()[0]:.1f}. WebGPU: not available on this machine (the "
+             "browser's only adapter is SwiftShader, a CPU emulation; `bench --ep webgpu` says so).", "",
              "| model | precision | input | cpu p50 ms | wasm p50 ms | wasm p90 ms | wasm p99 ms | wasm session ms "
              "| wasm ÷ cpu |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:

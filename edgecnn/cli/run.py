@@ -147,6 +147,8 @@ def bench_cmd(
     ep: Optional[str] = ep_option(None, " Default: cpu."),
     each_ep: Optional[str] = each_ep_option(),
     threads: Optional[int] = threads_option(),
+    browser: Optional[str] = typer.Option(None, "--browser", help="With --ep wasm/webgpu: the Chromium to drive "
+                                          "(default: the system's)."),
     batch: str = typer.Option("1", "--batch", help="Batch sizes, e.g. 1,8."),
     warmup: int = typer.Option(10, "--warmup", help="Untimed runs per configuration."),
     runs: Optional[int] = typer.Option(None, "--runs", help="Timed runs per configuration (default 50)."),
@@ -169,8 +171,10 @@ def bench_cmd(
     if ep in ("wasm", "webgpu"):  # inside headless Chromium (onnxruntime-web), not an onnxruntime provider
         from .web import browser_bench
 
-        return browser_bench(models, ep, threads=threads, warmup=warmup, runs=runs, seconds=seconds,
-                             input_size=input_size, as_json=as_json, json_out=json_out, force=force)
+        unused = [f for f, v in (("--each-ep", each_ep), ("--torch", torch_baseline), ("--batch", batch != "1"),
+                                 ("--md", md_out), ("--graph-opt", graph_opt != "all")) if v]
+        return browser_bench(models, ep, threads=threads, warmup=warmup, runs=runs, seconds=seconds, unused=unused,
+                             input_size=input_size, as_json=as_json, json_out=json_out, force=force, browser=browser)
     if torch_baseline:
         require_export_stack(("torch",))
     refuse_existing(json_out, force, "--json-out")

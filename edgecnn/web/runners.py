@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.errors import InputError
+from ..core.errors import ArtifactError, InputError, ProviderUnavailableError
 from ..core.paths import inside
 from ..runtime.selftest import SelftestResult, selftest_with
 from .npm import ASSETS, find_chromium, node_modules, run_node
@@ -69,8 +69,6 @@ def run_pages(pages: list[dict], mounts: dict, *, browser: str | None = None, we
 
 def _harness(job: dict, folder: Path, browser: str | None, extra_mounts: dict | None = None) -> dict:
     """Run harness.js on ``job`` (written as ``folder/job.json``) and return its result, errors raised."""
-    from ..core.errors import ArtifactError, ProviderUnavailableError
-
     (folder / "job.json").write_text(json.dumps(job))
     for name in ("harness.html", "harness.js"):
         (folder / name).write_bytes((ASSETS / name).read_bytes())

@@ -240,6 +240,14 @@ def test_sources_glob_and_uri(images):
         list_sources(images / "missing")
 
 
+def test_uri_globs_keep_their_options():
+    from edgecnn.scale.sources import open_filesystem
+
+    # pyarrow parses the folder and its ?options (no bucket is contacted when the region is given)
+    _, path, prefix = open_filesystem("s3://bucket/photos/*.jpg?region=eu-west-1")
+    assert (path, prefix) == ("bucket/photos/*.jpg", "s3://")
+
+
 def test_without_ray_one_line_exit_2(tmp_path):
     prelude = """
 import sys
@@ -291,3 +299,21 @@ def test_sweep_three_models_matches_one_by_one(local_ray, tmp_path):
                            for x, y in zip(a.graph.initializer, b.graph.initializer))
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+def test_segmentation_masks_beside_the_output(local_ray, images, tmp_path):
+    """A U-Net: each good image's mask PNG (in OUTPUT.masks/) equals the plain Predictor's mask."""
+    from PIL import Image
+
+    import edgecnn
+    from edgecnn.runtime.predictor import Predictor
+    from edgecnn.scale import predict_dataset
+
+    model = edgecnn.export("unet", tmp_path / "unet", input_size=32).path("fp32")
+    summary = predict_dataset(model, images / "set3", tmp_path / "seg.parquet", progress=False)
+    rows = _rows(tmp_path / "seg.parquet")
+    plain = Predictor(model)
+    assert summary.mask_dir == tmp_path / "seg.masks" and len(rows) == summary.inferred > 100
+    for path, row in rows.items():
+        assert np.array_equal(np.asarray(Image.open(row["mask_file"])), plain.predict(path)[0])

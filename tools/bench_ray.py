@@ -75,12 +75,12 @@ def ray_run(model: Path, folder: Path, out: Path, batch: int) -> float:
 
 def measure(model: Path, folder: Path, cpus: int, repeats: int, batch: int, pause: float, work: Path) -> dict:
     paths = sorted(folder.iterdir())
-    warm = work / f"warm_{model.stem}"
+    warm = work / f"warm_{model.parent.name}"
     warm.mkdir(exist_ok=True)
     for p in paths[:64]:
         (warm / p.name).write_bytes(p.read_bytes())
     plain_loop(model, sorted(warm.iterdir()), cpus, batch)
-    ray_run(model, warm, work / f"warm_{model.stem}.parquet", batch)
+    ray_run(model, warm, work / f"warm_{model.parent.name}.parquet", batch)
     times: dict = {"plain": [], "ray": []}
     for r in range(repeats):
         for method in (("plain", "ray") if r % 2 == 0 else ("ray", "plain")):
@@ -88,7 +88,7 @@ def measure(model: Path, folder: Path, cpus: int, repeats: int, batch: int, paus
             if method == "plain":
                 times["plain"].append(plain_loop(model, paths, cpus, batch))
             else:
-                times["ray"].append(ray_run(model, folder, work / f"run_{model.stem}_{r}.parquet", batch))
+                times["ray"].append(ray_run(model, folder, work / f"run_{model.parent.name}_{r}.parquet", batch))
             print(f"  repeat {r + 1} {method}: {times[method][-1]:.2f}s", file=sys.stderr)
     return {k: statistics.median(v) for k, v in times.items()} | {"all": times}
 

@@ -31,6 +31,7 @@ from .sources import list_sources, open_filesystem, read_bytes
 
 DEFAULT_BATCH = 32
 DEFAULT_PART_ROWS = 1000
+DECODE_MEMORY = 256 * 2 ** 20  # bytes a decode task asks Ray for (a batch of decoded photos, with room)
 
 
 @dataclass(frozen=True)
@@ -257,7 +258,11 @@ def _pipeline(ray: Any, todo: list, source: str, probe: Any, batch_size: int, wo
     """The lazy Ray Data plan: paths → decode tasks → inference actor pool (nothing runs until iterated)."""
     ds = ray.data.from_items([{"path": p} for p in todo],
                              override_num_blocks=max(1, min(len(todo) // batch_size, 10_000)))
+    # The memory request keeps Ray Data from fusing the decode tasks into the actors (it fuses operators whose
+    # resource requests are equal): fused, one actor would decode and infer in turn on one core, and decoding
+    # would no longer run on the cores the actors leave free.
     decoded = ds.map_batches(decode_batch, batch_size=batch_size, batch_format="numpy", num_cpus=1,
+                             memory=DECODE_MEMORY,
                              fn_kwargs={"source": source, "params": probe.params, "embedded": probe.embedded})
     # Ray Data restarts a dead actor and retries its batches by default (max_restarts / max_task_retries -1);
     # ray_remote_args can change that (and anything else Ray takes for the actors).

@@ -36,8 +36,15 @@ def open_filesystem(source: str) -> tuple[Any, str, str]:
     if scheme is None or scheme == "file":
         local = source[len("file://"):] if scheme == "file" else source
         return pafs.LocalFileSystem(), str(Path(local).expanduser().absolute()), ""
+    # In a URI, "?" starts the options (s3://b/k?region=eu-west-1), so only * and [ are glob characters there.
+    # A URI parser may refuse them: open the folder above the first one, then append the pattern.
+    uri, _, query = source.partition("?")
+    cut = min((uri.find(c) for c in "*[" if c in uri), default=len(uri))
+    base, _, pattern = uri[:cut].rpartition("/") if cut < len(uri) else (uri, "", "")
+    pattern += uri[cut:]
+    base += f"?{query}" if query else ""
     try:
-        fs, path = pafs.FileSystem.from_uri(source)
+        fs, path = pafs.FileSystem.from_uri(base)
     except (ValueError, TypeError, OSError) as arrow_exc:
         try:
             import fsspec
@@ -45,11 +52,12 @@ def open_filesystem(source: str) -> tuple[Any, str, str]:
             raise InputError(f"{source}: pyarrow cannot open '{scheme}://' ({first_line(arrow_exc)}) and fsspec "
                              "is not installed (pip install fsspec and the package for that scheme)") from None
         try:
-            fsspec_fs, path = fsspec.core.url_to_fs(source)
+            fsspec_fs, path = fsspec.core.url_to_fs(base)
         except (ValueError, ImportError, OSError) as exc:
-            raise InputError(f"{source}: cannot open it through fsspec ({first_line(exc)})") from None
+            raise InputError(f"{source}: cannot open it (pyarrow: {first_line(arrow_exc)}; fsspec: "
+                             f"{first_line(exc)})") from None
         fs = pafs.PyFileSystem(pafs.FSSpecHandler(fsspec_fs))
-    return fs, path, f"{scheme}://"
+    return fs, (f"{path.rstrip('/')}/{pattern}" if pattern else path), f"{scheme}://"
 
 
 def list_sources(source: str | os.PathLike) -> list[str]:
@@ -63,9 +71,10 @@ def list_sources(source: str | os.PathLike) -> list[str]:
     source = str(source)
     fs, path, prefix = open_filesystem(source)
     pattern = None
-    if any(c in path for c in _GLOB_CHARS):
+    glob_chars = "*[" if prefix else _GLOB_CHARS
+    if any(c in path for c in glob_chars):
         parts = path.split("/")
-        first = next(i for i, p in enumerate(parts) if any(c in p for c in _GLOB_CHARS))
+        first = next(i for i, p in enumerate(parts) if any(c in p for c in glob_chars))
         base, pattern = "/".join(parts[:first]) or "/", path
     else:
         base = path

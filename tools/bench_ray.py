@@ -103,6 +103,16 @@ def table(rows: list, images: int, cpus: int) -> str:
     return "\n".join(lines)
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def write_docs(text: str) -> None:
     doc = DOCS.read_text(encoding="utf-8")
     if START not in doc or END not in doc:
@@ -143,7 +153,7 @@ def main() -> None:
     load = os.getloadavg()
     text = (table(rows, args.images, args.cpus) + "\n\n"
             f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `tools/bench_ray.py --images "
-            f"{args.images} --input-size {args.input_size} --repeats {args.repeats}` on {platform.processor() or platform.machine()}, "
+            f"{args.images} --input-size {args.input_size} --repeats {args.repeats}` on {_cpu_name()}, "
             f"{args.cpus} cores (load average {load[0]:.1f} at the end; the machine was shared with other jobs), "
             f"Ray {ray.__version__}; median of {args.repeats} interleaved repeats, Ray timed end to end "
             "(actor start and Parquet writes included, `ray.init` excluded). Seconds per repeat: "

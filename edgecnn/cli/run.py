@@ -56,7 +56,7 @@ def predict_cmd(
         return predict_with_ray(model, inputs, output=output, address=address, workers=workers,
                                 batch_size=batch_size, top_k=top_k, providers=session_providers(ep),
                                 threads=threads, overrides=preprocess_overrides(mean, std, crop, labels),
-                                as_json=as_json)
+                                as_json=as_json, save_masks=save_masks)
     if output is not None or address is not None or workers is not None or batch_size is not None:
         raise InputError("--output, --address, --workers and --batch-size apply with --ray only; add --ray")
 

@@ -19,13 +19,15 @@ from .options import force_option, input_size_option, json_option
 
 def predict_with_ray(model: str, inputs: list[str], *, output: Optional[Path], address: Optional[str],
                      workers: Optional[int], batch_size: Optional[int], top_k: int, providers: list[str],
-                     threads: Optional[int], overrides: dict, as_json: bool) -> None:
+                     threads: Optional[int], overrides: dict, as_json: bool, save_masks: Optional[str] = None) -> None:
     """What ``predict --ray`` does: one source into a Parquet folder; exit 1 when any image was unreadable."""
     from ..scale import predict_dataset
     from ..scale.dataset import DEFAULT_BATCH
 
     if output is None:
         fail("--ray writes its rows to Parquet: pass --output FILE.parquet")
+    if save_masks is not None:
+        fail("with --ray, masks are written beside the output (FILE.masks/); drop --save-masks")
     if len(inputs) != 1:
         fail(f"--ray takes one SOURCE (a folder, a glob or a URI such as s3://bucket/images/), got {len(inputs)}")
     summary = predict_dataset(model, inputs[0], output, address=address, workers=workers, threads=threads,

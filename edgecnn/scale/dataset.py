@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -59,7 +59,6 @@ class PredictSummary:
     threads: int = 0
     seconds: float = 0.0
     mask_dir: Path | None = None
-    notes: tuple = field(default_factory=tuple)
 
     @property
     def images_per_s(self) -> float:
@@ -176,8 +175,9 @@ def plan_workers(cpus: int, workers: int | None, threads: int | None, gpu: bool)
     if workers < 1 or threads < 1:
         raise InputError(f"workers and threads must be at least 1, got {workers} and {threads}")
     if cpus > 1 and workers * threads > cpus - 1:
+        most = max(1, (cpus - 1) // threads)
         raise InputError(f"{workers} inference actor(s) × {threads} thread(s) take all {cpus} CPUs Ray has, "
-                         f"leaving none to decode images; use fewer --workers (at most {max(1, (cpus - 1) // threads)})")
+                         f"leaving none to decode images; use fewer --workers (at most {most})")
     return workers, threads
 
 

@@ -97,27 +97,43 @@ def test_web_app_classifies_a_photo_like_the_python_predictor(bundles, tmp_path)
     from edgecnn.runtime.predictor import Predictor
     from edgecnn.web.runners import run_pages
 
-    out = tmp_path / "site"
-    res = runner.invoke(app, ["web", str(bundles["mv2"]), "--out", str(out)])
+    from edgecnn.deploy.embed import embed_file
+
+    src, out = tmp_path / "export", tmp_path / "site"  # an export folder: the fp32 model and its uint8 NHWC twin
+    src.mkdir()
+    shutil.copyfile(bundles["mv2"] / "mobilenet_v2.fp32.onnx", src / "mobilenet_v2.fp32.onnx")
+    embed_file(src / "mobilenet_v2.fp32.onnx", samples=2)
+    res = runner.invoke(app, ["web", str(src), "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "WASM runs every node" in res.stdout  # the onnxruntime-web check, one line per model
     assert {"index.html", "app.js", "card.json", "labels.txt", "_headers"} <= {p.name for p in out.iterdir()}
     card = json.loads((out / "card.json").read_text())
     assert card["models"][0]["file"] == "mobilenet_v2.fp32.onnx" and card["models"][0]["preprocess"]["crop"] == [32, 32]
-    assert runner.invoke(app, ["web", str(bundles["mv2"]), "--out", str(out)]).exit_code == 2  # no silent overwrite
+    assert runner.invoke(app, ["web", str(src), "--out", str(out)]).exit_code == 2  # no silent overwrite
 
     photo, text = tmp_path / "china.jpg", tmp_path / "notes.txt"
     Image.fromarray(load_sample_image("china.jpg")).save(photo, quality=95)
     text.write_text("not an image\n")
     shot = tmp_path / "page.png"
     broken = tmp_path / "broken"
-    shutil.copytree(out, broken)
+    shutil.copytree(out, broken, ignore=shutil.ignore_patterns("ort"))  # its ort/ is served from out/ below
     (broken / "mobilenet_v2.fp32.onnx").write_bytes(b"truncated")  # a failed download, say
+    unet_site = tmp_path / "unet_site"
+    assert runner.invoke(app, ["web", str(bundles["unet"]), "--out", str(unet_site)]).exit_code == 0
+    twin = "/?ep=wasm&model=mobilenet_v2.fp32.nhwc_uint8.onnx"
     pages = run_pages([{"url": "/?ep=wasm", "kind": "app", "file": str(photo), "screenshot": str(shot)},
-                       {"url": "/?ep=wasm", "kind": "app", "file": str(text)},
-                       {"url": "/broken/?ep=wasm", "kind": "app"}], {"/": out, "/broken/": broken})["pages"]
-    page, bad, failed = pages
+                       {"url": "/", "kind": "app", "file": str(text)},
+                       {"url": "/broken/?ep=wasm", "kind": "app"},
+                       {"url": twin, "kind": "app", "file": str(photo)},
+                       {"url": "/unet/", "kind": "app", "file": str(photo)}],
+                      {"/": out, "/broken/": broken, "/broken/ort/": out / "ort", "/unet/": unet_site})["pages"]
+    page, bad, failed, twin_page, mask_page = pages
     assert failed["state"] == "error" and "could not load mobilenet_v2.fp32.onnx" in failed["status"], failed
+    # the uint8 NHWC twin: JS only resizes and crops, the graph normalises; the same answer
+    assert twin_page["state"] == "done" and twin_page["top5"][0]["label"] == page["top5"][0]["label"], twin_page
+    assert mask_page["state"] == "done" and "mask shown" in mask_page["status"], mask_page
+    # no ?ep: WebGPU is tried, and where it is missing the page says so, never silently
+    assert "running on WASM" in bad["body"] or bad["backend"] == "webgpu", bad
     assert page["state"] == "done", page
     expected = Predictor(out / "mobilenet_v2.fp32.onnx").predict(photo, top_k=5)[0]
     assert len(page["top5"]) == 5 and page["top5"][0]["label"] == expected[0][0]

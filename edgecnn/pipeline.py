@@ -34,6 +34,10 @@ _write_onnx, _set_card, _weights_record = write_onnx, set_card, weights_record  
 DEFAULT_SAMPLE_COUNT = 64  # default calibration images (sample photos)
 DEFAULT_CALIB_LIMIT = 200  # most images read from a --calib folder
 PARITY_SAMPLES = 32  # images held out of calibration to judge parity
+# Images the BatchNorm statistics of random weights are re-estimated on. Their job is outputs that vary with
+# the input; 16 do that as well as 64 (spread of the logits across images, MobileNetV2 0.315 vs 0.326, ResNet50
+# 0.319 vs 0.331) at a quarter of the time (MobileNetV2 2.9 vs 11.0 CPU-s).
+BATCHNORM_IMAGES = 16
 
 
 @dataclass(frozen=True)
@@ -249,16 +253,14 @@ def _load_images(card: ModelCard, options: ExportOptions, run: _Run):
 
 
 def _reestimate_batchnorm(model, calib_arrays: np.ndarray, run: _Run) -> None:
-    import torch
+    from .convert.onnx_export import channels_last, recalibrate_batchnorm, to_channels_last
 
-    from .convert.onnx_export import recalibrate_batchnorm
-
-    with run.step("re-estimate batchnorm"):
-        batches = [torch.from_numpy(calib_arrays[i:i + 16]) for i in range(0, len(calib_arrays), 16)]
-        layers = recalibrate_batchnorm(model, batches)
+    with run.step("re-estimate batchnorm"), channels_last(model):
+        layers = recalibrate_batchnorm(model, [to_channels_last(calib_arrays[:BATCHNORM_IMAGES])])
         if layers:
-            run.warnings.append(f"random weights: BatchNorm statistics of {layers} layers re-estimated on the "
-                                "calibration images so that parity is judged on non-degenerate outputs")
+            run.warnings.append(f"random weights: BatchNorm statistics of {layers} layers re-estimated on "
+                                f"{min(len(calib_arrays), BATCHNORM_IMAGES)} calibration images so that parity is "
+                                "judged on non-degenerate outputs")
         else:
             run.warnings.append("random weights (no BatchNorm to re-estimate): parity is judged on random-init outputs")
 
@@ -266,9 +268,11 @@ def _reestimate_batchnorm(model, calib_arrays: np.ndarray, run: _Run) -> None:
 def _reference(model, parity_arrays: np.ndarray, run: _Run) -> np.ndarray:
     import torch
 
-    with run.step("pytorch reference"), torch.no_grad():
-        return np.concatenate([model(torch.from_numpy(parity_arrays[i:i + 8])).numpy()
-                               for i in range(0, len(parity_arrays), 8)])
+    from .convert.onnx_export import channels_last, to_channels_last
+
+    with run.step("pytorch reference"), torch.no_grad(), channels_last(model):
+        return np.concatenate([model(to_channels_last(parity_arrays[i:i + 16])).contiguous().numpy()
+                               for i in range(0, len(parity_arrays), 16)])
 
 
 def _export_fp32(built: _Built, spec: ModelSpec, options: ExportOptions, card: ModelCard, fp32_path: Path,
@@ -280,7 +284,7 @@ def _export_fp32(built: _Built, spec: ModelSpec, options: ExportOptions, card: M
 
     raw_path = fp32_path.with_name(".raw.onnx")
     with run.step("export onnx"):
-        export_onnx(built.model, raw_path, input_shape=(built.in_channels, *options.input_size), batch=options.batch,
+        traced = export_onnx(built.model, raw_path, input_shape=(built.in_channels, *options.input_size), batch=options.batch,
                     dynamic_hw=spec.dynamic_hw, size_multiple=spec.size_multiple, opset=options.opset)
     with run.step("simplify"):
         graph, simp = simplify_graph(onnx.load(str(raw_path)), enabled=options.simplify)
@@ -289,7 +293,8 @@ def _export_fp32(built: _Built, spec: ModelSpec, options: ExportOptions, card: M
         raw_path.unlink()
         write_onnx(graph, card, fp32_path)
     return _check(fp32_path, "fp32", card, parity_arrays, reference, run,
-                  notes=(f"simplified: {simp.simplified}, nodes {simp.nodes_before}→{simp.nodes_after}",))
+                  notes=(f"simplified: {simp.simplified}, nodes {simp.nodes_before}→{simp.nodes_after}",
+                         f"batch axis: {traced}"))
 
 
 def _export_fp16(fp32_path: Path, path: Path, card: ModelCard, parity_arrays, reference, run: _Run) -> Artifact:

@@ -381,3 +381,75 @@ def test_fixed_batch_graphs_are_calibrated_and_timed_in_their_batch(tmp_path):
     assert result.path.is_file() and result.speed.batch == 2
     out = run_model(result.path, images[:5], batch=2)[0]
     assert out.shape == (5, 5) and np.isfinite(out).all()
+
+
+# ---------------------------------------------------------------------------------- speed-aware float stem
+
+
+class Chain(nn.Module):
+    """A stem conv on 3 channels, then residual blocks of 1×1 → depthwise → 1×1: ten convolutions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU())
+        self.blocks = nn.ModuleList(nn.Sequential(nn.Conv2d(8, 16, 1), nn.ReLU(), nn.Conv2d(16, 16, 3, 1, 1, groups=16),
+                                                  nn.ReLU(), nn.Conv2d(16, 8, 1)) for _ in range(3))
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5))
+
+    def forward(self, x):
+        y = self.stem(x)
+        for block in self.blocks:
+            y = y + block(y)
+        return self.head(y)
+
+
+def test_stem_cuts_are_block_boundaries(tmp_path):
+    path = tmp_path / "chain.onnx"
+    _export(Chain(), path)
+    model = onnx.load(str(path))
+    cuts = q8.stem_cuts(model, fractions=(0.05, 0.2, 0.4))
+    nodes = model.graph.node
+    assert cuts and cuts == sorted(set(cuts)) and all(0 < k < len(nodes) // 2 for k in cuts)
+    for k in cuts:  # exactly one tensor crosses each cut: what the first k nodes make and the rest read
+        made = {o for n in nodes[:k] for o in n.output}
+        read_later = {i for n in nodes[k:] for i in n.input}
+        assert len(made & read_later) == 1, k
+    assert q8.stem_cuts(onnx.load(str(_tiny_path(tmp_path)))) == []  # too few convolutions to bother
+
+
+def _tiny_path(tmp_path):
+    path = tmp_path / "tiny.onnx"
+    _export(TinyV3(), path)
+    return path
+
+
+def test_auto_policy_times_float_stems_and_ships_the_fastest(tmp_path, monkeypatch):
+    fp32 = tmp_path / "chain.onnx"
+    _export(Chain(), fp32)
+    images = np.random.default_rng(0).standard_normal((40, 3, 16, 16)).astype(np.float32)
+    timed = {}
+
+    def gate(fp32_path, candidates, **kwargs):  # stand-in timings: the longest float stem is the fastest
+        timed.update(candidates)
+        stems = sorted((n for n in candidates if n.startswith("stem:")), key=lambda n: int(n[5:]))
+        ms = {n: (0.5 if n == stems[-1] else 0.8) for n in candidates}
+        return SpeedGate(2.0, ms, {n: v / 2.0 for n, v in ms.items()}, 2, 1, "stand-in", {}, True, 3, ())
+
+    monkeypatch.setattr(q8, "speed_gate", gate)
+    dst = tmp_path / "auto.int8.onnx"
+    result = build_int8(fp32, dst, images, policy="auto", judge_accuracy=False)
+    stems = [n for n in timed if n.startswith("stem:")]
+    assert "int8" in timed and stems  # plain int8 and the float stems were timed side by side
+    assert result.shipped == max(stems, key=lambda n: int(n[5:])) and result.kept == "mixed"
+    assert "first" in result.decision and result.to_dict()["candidate"] == result.shipped
+    shipped = onnx.load(str(dst))
+    stem = next(n for n in shipped.graph.node if n.op_type == "Conv")  # the first conv computes in float
+    inits = {i.name: i for i in shipped.graph.initializer}
+    assert stem.input[1] in inits and inits[stem.input[1]].data_type == onnx.TensorProto.FLOAT
+    assert stem.name in result.fallback_nodes
+    ref = run_model(fp32, images[:8])[0]
+    assert agreement(ref, run_model(dst, images[:8])[0], "classification").sqnr_db > 10
+    # the static policy never searches: what it ships is the default quantizer's graph plus the fallback
+    timed.clear()
+    build_int8(fp32, tmp_path / "static.int8.onnx", images, policy="static", judge_accuracy=False)
+    assert not [n for n in timed if n.startswith("stem:")]

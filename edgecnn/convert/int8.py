@@ -16,12 +16,10 @@ Everything is recorded in an ``Int8Result`` (``to_dict()`` goes into the manifes
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import tempfile
-from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 

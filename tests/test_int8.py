@@ -432,7 +432,7 @@ def test_auto_policy_times_float_stems_and_ships_the_fastest(tmp_path, monkeypat
     def gate(fp32_path, candidates, **kwargs):  # stand-in timings: the longest float stem is the fastest
         timed.update(candidates)
         stems = sorted((n for n in candidates if n.startswith("stem:")), key=lambda n: int(n[5:]))
-        ms = {n: (0.5 if n == stems[-1] else 0.8) for n in candidates}
+        ms = {n: (0.5 if stems and n == stems[-1] else 0.8) for n in candidates}
         return SpeedGate(2.0, ms, {n: v / 2.0 for n, v in ms.items()}, 2, 1, "stand-in", {}, True, 3, ())
 
     monkeypatch.setattr(q8, "speed_gate", gate)

@@ -27,6 +27,7 @@ import numpy as np
 import onnx
 
 from .agreement import Agreement, _iter_outputs, _kl, _sqnr, agreement, run_model  # noqa: F401  (re-exported)
+from .int8_report import render_report  # noqa: F401 - re-exported
 from .options import CALIBRATION_METHODS as CALIBRATION_CHOICES
 from .options import INT8_POLICIES as POLICIES  # noqa: F401 - re-exported
 from .options import STATIC_METHODS as CALIBRATION_METHODS
@@ -153,14 +154,8 @@ def build_int8(fp32_path: str | Path, dst: str | Path, arrays: np.ndarray, optio
 
         # 1. calibration: one method, or each of them with the best agreement kept
         methods = CALIBRATION_METHODS if method == "auto" else (method,)
-        caches, scored, folded = {}, {}, 0
-        for m in methods:
-            say(f"calibrate {m}")
-            caches[m] = calibrate(twin, calib, work / f"{m}.calib.json", method=m, input_name=input_name, batch=batch)
-            report = quantize_int8(twin, work / f"int8.{m}.onnx", method=m, calibration_cache=caches[m])
-            folded = report.scales_folded
-            scored[m] = evaluate(work / f"int8.{m}.onnx")
-        chosen = max(methods, key=lambda m: scored[m].score())
+        chosen, caches, scored, folded = _calibrate_methods(twin, calib, methods, work, input_name, batch, evaluate,
+                                                            say)
         best_path, best = work / f"int8.{chosen}.onnx", scored[chosen]
         form = {"hardswish_decomposed": form["HardSwish"], "hardsigmoid_decomposed": form["HardSigmoid"],
                 "scales_folded": folded}
@@ -180,13 +175,7 @@ def build_int8(fp32_path: str | Path, dst: str | Path, arrays: np.ndarray, optio
         elif not best.meets(target):
             limit = min(len(sens), max_fallback if max_fallback is not None else max(4, len(sens) // 4))
             mixed_path, mixed, fallback, rounds = _fallback(sens, limit, best, target, work, requantize, evaluate, say)
-            if not rounds:
-                warnings.append(f"int8 agreement target {_fmt(target)} not met ({best.summary()}) and no layer "
-                                "could be measured to move to float; check the calibration images")
-            elif not (mixed or best).meets(target):
-                warnings.append(f"int8 agreement target {_fmt(target)} not met even with {rounds[-1]['nodes']} "
-                                f"layer(s) in float (best: {(mixed or best).summary()}); check the calibration "
-                                "images")
+            warnings.extend(_fallback_warnings(rounds, best, mixed, target))
 
         # 4. candidates that keep accuracy (auto: also float stems, chosen on speed), then the speed gate
         candidates = {"int8": (best_path, best)}
@@ -213,9 +202,7 @@ def build_int8(fp32_path: str | Path, dst: str | Path, arrays: np.ndarray, optio
             os.replace(candidates[name][0], dst)
         shipped = candidates[name][1] if kept != "fp32" else (mixed if "mixed" in accurate else best)
         if gate is not None and kept != "fp32" and gate.ratios.get(name, 0) >= 1.0:
-            warnings.append(f"int8 is not faster than fp32 here ({gate.candidates_ms[name]:.3f} ms vs "
-                            f"{gate.fp32_ms:.3f} ms, {threads} threads, batch {gate.batch}): " + "; ".join(gate.causes)
-                            + (". Use --int8 auto to keep the faster form" if policy == "static" else ""))
+            warnings.append(_not_faster(gate, name, threads, policy))
         return Int8Result(
             path=dst if kept != "fp32" else None, kept=kept, policy=policy, method=chosen, target=target,
             judged=judge_accuracy, agreement=shipped, calibration=scored, calibration_images=len(calib),
@@ -224,6 +211,36 @@ def build_int8(fp32_path: str | Path, dst: str | Path, arrays: np.ndarray, optio
             speed=gate, decision=decision, warnings=tuple(warnings), notes=tuple(notes), shipped=name)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _calibrate_methods(twin: Path, calib: np.ndarray, methods: tuple, work: Path, input_name: str, batch,
+                       evaluate, say) -> tuple[str, dict, dict, int]:
+    """Calibrate and quantize with each method; returns the best-agreeing one, the caches, scores and how many
+    scales were folded."""
+    caches, scored, folded = {}, {}, 0
+    for m in methods:
+        say(f"calibrate {m}")
+        caches[m] = calibrate(twin, calib, work / f"{m}.calib.json", method=m, input_name=input_name, batch=batch)
+        report = quantize_int8(twin, work / f"int8.{m}.onnx", method=m, calibration_cache=caches[m])
+        folded = report.scales_folded
+        scored[m] = evaluate(work / f"int8.{m}.onnx")
+    return max(methods, key=lambda m: scored[m].score()), caches, scored, folded
+
+
+def _fallback_warnings(rounds: list, best: Agreement, mixed: Agreement | None, target: dict) -> list[str]:
+    if not rounds:
+        return [f"int8 agreement target {_fmt(target)} not met ({best.summary()}) and no layer could be measured "
+                "to move to float; check the calibration images"]
+    if not (mixed or best).meets(target):
+        return [f"int8 agreement target {_fmt(target)} not met even with {rounds[-1]['nodes']} layer(s) in float "
+                f"(best: {(mixed or best).summary()}); check the calibration images"]
+    return []
+
+
+def _not_faster(gate: SpeedGate, name: str, threads: int, policy: str) -> str:
+    return (f"int8 is not faster than fp32 here ({gate.candidates_ms[name]:.3f} ms vs {gate.fp32_ms:.3f} ms, "
+            f"{threads} threads, batch {gate.batch}): " + "; ".join(gate.causes)
+            + (". Use --int8 auto to keep the faster form" if policy == "static" else ""))
 
 
 def _fallback(sens, limit: int, best: Agreement, target: dict, work: Path, requantize, evaluate, say):
@@ -327,59 +344,3 @@ def _decide(policy: str, candidates: dict, accurate: dict, gate: SpeedGate | Non
 def check_int8_options(int8, method: str) -> str:
     """Validate the export options early (before minutes of export); returns the policy ``static``/``auto``."""
     return Int8Options(policy="static" if int8 is True else int8, calib_method=method).policy
-
-
-def render_report(record: dict, top: int = 10) -> str:
-    """The manifest's ``int8`` record as text: decision, calibration, agreement, sensitivity, fallback, speed."""
-    lines = [f"int8: kept {record['kept']} — {record['decision']}"]
-    if record.get("candidate", record["kept"]) != record["kept"]:
-        lines.append(f"candidate shipped: {record['candidate']}")
-    ag = record.get("agreement") or {}
-    target = ", ".join(f"{k} ≥ {v}" for k, v in (record.get("target") or {}).items())
-    judged = "" if record.get("judged", True) else " (random weights: not judged)"
-    if ag:
-        core = (f"top-1 {ag['top1']:.3f}" if "top1" in ag else f"pixel {ag.get('pixel', 0):.4f} mIoU {ag.get('miou', 0):.4f}")
-        lines.append(f"agreement with fp32: {core}, SQNR {ag['sqnr_db']:.1f} dB on {ag['samples']} held-out "
-                     f"calibration images; target {target}{judged}")
-    cands = record.get("calibration_candidates") or {}
-    if len(cands) > 1:
-        parts = [(f"{m} top-1 {a['top1']:.3f}" if "top1" in a else f"{m} mIoU {a.get('miou', 0):.4f}")
-                 + f" KL {a.get('kl', 0):.5f}" for m, a in cands.items()]
-        lines.append("calibration (auto): " + "; ".join(parts) + f" → {record['calibration_method']}")
-    else:
-        lines.append(f"calibration: {record['calibration_method']} on {record['calibration_images']} images")
-    form = record.get("form") or {}
-    if form.get("hardswish_decomposed") or form.get("hardsigmoid_decomposed"):
-        lines.append(f"int8 form: {form['hardswish_decomposed']} HardSwish and {form['hardsigmoid_decomposed']} "
-                     f"HardSigmoid rewritten as int8 Add/Mul, {form.get('scales_folded', 0)} scales folded")
-    sens = (record.get("sensitivity") or {}).get("most_sensitive") or []
-    if sens:
-        lines.append(f"most sensitive layers (of {record['sensitivity']['layers']}; dB of SQNR lost at the layer):")
-        width = max(len(s["node"]) for s in sens[:top])
-        lines.append(f"  {'node'.ljust(width)}  {'op':<16} {'out SQNR':>8} {'lost':>6} {'weights':>8}")
-        for s in sens[:top]:
-            w = "-" if s.get("weight_sqnr_db") is None else f"{s['weight_sqnr_db']:.1f}"
-            lines.append(f"  {s['node'].ljust(width)}  {s['op_type']:<16} {s['sqnr_db']:8.1f} {s['loss_db']:6.1f} {w:>8}")
-    fb = record.get("fallback") or {}
-    for r in fb.get("rounds") or []:
-        a = r["agreement"]
-        core = f"top-1 {a['top1']:.3f}" if "top1" in a else f"mIoU {a.get('miou', 0):.4f}"
-        lines.append(f"fallback: {r['nodes']} layer(s) in float → {core}, {a['sqnr_db']:.1f} dB")
-    if fb.get("nodes"):
-        lines.append("float layers shipped: " + ", ".join(fb["nodes"]))
-    gate = record.get("speed_gate")
-    if gate:
-        times = ", ".join(f"{n} {ms:.3f} ms ({gate['ratios'][n]:.2f}×)" for n, ms in gate["candidates_ms"].items())
-        lines.append(f"speed gate: fp32 {gate['fp32_ms']:.3f} ms, {times} [{gate['threads']} threads, batch "
-                     f"{gate['batch']}; VNNI {'yes' if gate['vnni'] else 'no' if gate['vnni'] is False else '?'}]")
-        for name, rt in (gate.get("round_trips") or {}).items():
-            if rt.get("count"):
-                lines.append(f"  {name}: {rt['count']} Q/DQ round trips left around " +
-                             ", ".join(f"{op}×{n}" for op, n in rt["ops"].items()))
-        for cause in gate.get("causes") or []:
-            lines.append(f"  likely cause: {cause}")
-    for w in record.get("warnings") or []:
-        lines.append(f"warning: {w}")
-    for n in record.get("notes") or []:
-        lines.append(f"note: {n}")
-    return "\n".join(lines)

@@ -453,3 +453,21 @@ def test_auto_policy_times_float_stems_and_ships_the_fastest(tmp_path, monkeypat
     timed.clear()
     build_int8(fp32, tmp_path / "static.int8.onnx", images, policy="static", judge_accuracy=False)
     assert not [n for n in timed if n.startswith("stem:")]
+
+
+def test_layer_precisions_name_the_layers_left_in_float(tmp_path):
+    from edgecnn.runtime.layers import layer_precisions
+
+    fp32 = tmp_path / "chain.onnx"
+    _export(Chain(), fp32)
+    images = np.random.default_rng(0).standard_normal((24, 3, 16, 16)).astype(np.float32)
+    pre = tmp_path / "pre.onnx"
+    preprocess_for_quantization(fp32, pre)
+    cache = calibrate(pre, images, tmp_path / "c.json")
+    stem = next(n.name for n in onnx.load(str(pre)).graph.node if n.op_type == "Conv")
+    quantize_int8(pre, tmp_path / "q.onnx", calibration_cache=cache, exclude_nodes=(stem,))
+    layers = layer_precisions(tmp_path / "q.onnx")
+    assert layers.float == (stem,) and len(layers.int8) == 10  # 9 convs of the blocks and the classifier
+    assert "1 float" in layers.summary() and stem in layers.summary()
+    plain = layer_precisions(fp32)
+    assert not plain.int8 and len(plain.float) == 11

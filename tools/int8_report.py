@@ -304,8 +304,12 @@ def render(acc: list, cal: list, lat: list, cond: dict, load_after: list) -> str
               "`int8.speed_gate`). With `--int8` the int8 artifact ships and a slower one is reported as a warning "
               "with its likely causes (Q/DQ round trips counted in the optimised graph and the operators behind "
               "them, missing VNNI from /proc/cpuinfo, depthwise convolutions, ConvTranspose, a model too small for "
-              "arithmetic to dominate). With `--int8 auto` the fastest of fp32, int8 and a mixed form that meets "
-              "the agreement target is kept, and the decision with its timings is recorded. `edgecnn int8-report "
+              "arithmetic to dominate). With `--int8 auto` the fastest of fp32, int8, a mixed form that meets "
+              "the agreement target and *float stems* (int8 with the graph's first K nodes kept in float, cut at "
+              "block boundaries near 2%, 5% and 10% of its convolutions: a stem convolution on 3 channels runs "
+              "slower in int8 than in fp32 — MobileNetV2, one thread: 673 vs 370 µs) is kept, and the decision "
+              "with its timings is recorded; `edgecnn bench` lists the layers a file keeps in float. "
+              "`edgecnn int8-report "
               "DIR` prints the record: calibration choice, agreement, the most sensitive layers, fallback rounds, "
               "speed gate.", ""]
     return "\n".join(lines)

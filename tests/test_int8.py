@@ -471,3 +471,10 @@ def test_layer_precisions_name_the_layers_left_in_float(tmp_path):
     assert "1 float" in layers.summary() and stem in layers.summary()
     plain = layer_precisions(fp32)
     assert not plain.int8 and len(plain.float) == 11
+    from typer.testing import CliRunner
+
+    from edgecnn.cli import app
+
+    res = CliRunner().invoke(app, ["bench", str(tmp_path / "q.onnx"), "--runs", "3", "--warmup", "1"])
+    assert res.exit_code == 0, res.output
+    assert f"layers 10 int8, 1 float (in float: {stem})" in res.output

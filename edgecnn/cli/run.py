@@ -192,12 +192,23 @@ def bench_cmd(
     for r in results:
         if r.node_assignment and len(r.node_assignment) > 1:
             say(f"{r.model_path}: nodes per provider " + ", ".join(f"{k} {v}" for k, v in r.node_assignment.items()))
+    _say_layer_precisions(models, say)
     if json_out:
         say(f"wrote {write_text_atomic(json_out, report + chr(10))}")
     if md_out:
         say(f"wrote {write_text_atomic(md_out, to_markdown(results))}")
     if as_json:
         typer.echo(report)
+
+
+def _say_layer_precisions(models: list[str], say) -> None:
+    """For int8 files: which layers compute in int8 and which stayed in float (what the export chose)."""
+    from ..runtime.layers import layer_precisions
+
+    for model in dict.fromkeys(models):
+        layers = layer_precisions(model)  # None without the onnx package (a device install)
+        if layers is not None and layers.int8:
+            say(f"{model}: layers {layers.summary()}")
 
 
 @app.command("selftest")

@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..core.errors import InputError
+from ..core.errors import InputError, first_line
 from ..core.files import output_lock, sha256_file
 from . import output as out_parts
 from .sources import list_sources, open_filesystem, read_bytes
@@ -88,6 +88,8 @@ def decode_batch(batch: dict, *, source: str, params: Any, embedded: bool) -> di
             errors.append(f"{path}: {str(exc).removeprefix('image bytes: ')}")
         except OSError as exc:
             errors.append(f"{path}: cannot read it ({exc.strerror or exc})")
+        except Exception as exc:  # noqa: BLE001  (a decoder's odd failure is one image's row, never the job's end)
+            errors.append(f"{path}: not a readable image ({type(exc).__name__}: {first_line(exc)})")
     return {"path": np.asarray(paths, dtype=object), "error": np.asarray(errors, dtype=object), "pixels": pixels}
 
 

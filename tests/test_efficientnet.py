@@ -4,11 +4,14 @@ ImageNet top-1 on scikit-learn's two photos through edgecnn's own preprocessing,
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
 
 from edgecnn.core.errors import CheckpointError
 from edgecnn.models import create_model, get_spec, imagenet_labels
@@ -178,3 +181,18 @@ def test_create_model_imagenet_loads_the_installed_checkpoint(lite0_file):
     from edgecnn.models.specs import imagenet_labels
 
     assert imagenet_labels()[top] == "daisy"
+
+
+@pytest.mark.slow
+def test_lite0_at_full_size_through_the_pipeline(tmp_path):
+    """Issue 14: the published weights at 224 through the export pipeline (tools/lite0_report.py measures it)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("lite0_report", ROOT / "tools" / "lite0_report.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    m = tool.measure(tmp_path / "lite0", crops=200, seconds=1.0)
+    assert m["parity"]["fp32"]["passed"] and m["crops"] >= 200
+    assert all(p["same"] for p in m["photos"].values()), m["photos"]  # Predictor's top-1 = PyTorch's
+    assert m["agreement"]["fp16"]["top1"] >= tool.TARGET
+    # int8's agreement is measured and judged in docs/INT8.md (it misses the 95% target on these crops: see there)

@@ -292,9 +292,7 @@ def calibrate(src: str | Path, arrays: np.ndarray, cache: str | Path, *, method:
                                        calibrate_method=_method(method), providers=["CPUExecutionProvider"],
                                        extra_options=extra)
         for i in range(0, len(arrays), chunk):
-            # A dynamic-batch graph takes the chunk in one run: ranges and histograms are over all values, so
-            # they are the same, and one run of 8 costs far less than 8 runs of one.
-            calibrator.collect_data(BatchReader(arrays[i:i + chunk], input_name, batch or chunk, pad=batch is not None))
+            calibrator.collect_data(BatchReader(arrays[i:i + chunk], input_name, batch))
         ranges = calibrator.compute_data()
         del calibrator
     save_tensors_data(ranges, str(cache))
@@ -302,19 +300,18 @@ def calibrate(src: str | Path, arrays: np.ndarray, cache: str | Path, *, method:
 
 
 class BatchReader:
-    """A single-use calibration reader: one image per call, or ``batch`` at a time (for a fixed-batch graph,
-    ``pad``: the last batch padded by repeating its final image)."""
+    """A single-use calibration reader: one image per call, or ``batch`` at a time for a fixed-batch graph
+    (the last batch padded by repeating its final image)."""
 
-    def __init__(self, arrays: np.ndarray, input_name: str = "input", batch: int | None = None,
-                 pad: bool = True) -> None:
-        self._arrays, self._name, self._batch, self._pad, self._i = arrays, input_name, batch or 1, pad, 0
+    def __init__(self, arrays: np.ndarray, input_name: str = "input", batch: int | None = None) -> None:
+        self._arrays, self._name, self._batch, self._i = arrays, input_name, batch or 1, 0
 
     def get_next(self) -> dict | None:
         if self._i >= len(self._arrays):
             return None
         chunk = self._arrays[self._i:self._i + self._batch]
         self._i += self._batch
-        if len(chunk) < self._batch and self._pad:
+        if len(chunk) < self._batch:
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], self._batch - len(chunk), axis=0)])
         return {self._name: np.ascontiguousarray(chunk)}
 

@@ -160,9 +160,11 @@ def build_int8(fp32_path: str | Path, dst: str | Path, arrays: np.ndarray, optio
         form = {"hardswish_decomposed": form["HardSwish"], "hardsigmoid_decomposed": form["HardSigmoid"],
                 "scales_folded": folded}
 
-        # 2. per-layer sensitivity
-        say("layer sensitivity")
-        sens = layer_sensitivity(twin, best_path, select[:SENSITIVITY_IMAGES], input_name=input_name, batch=batch)
+        # 2. per-layer sensitivity: what the fallback acts on and the report ranks, so only for judged weights
+        sens = ()
+        if judge_accuracy:
+            say("layer sensitivity")
+            sens = layer_sensitivity(twin, best_path, select[:SENSITIVITY_IMAGES], input_name=input_name, batch=batch)
 
         # 3. fallback of the most sensitive nodes to float until the target is met
         def requantize(path: Path, nodes: tuple):
@@ -171,7 +173,8 @@ def build_int8(fp32_path: str | Path, dst: str | Path, arrays: np.ndarray, optio
         rounds: list[dict] = []
         mixed_path, mixed, fallback = None, None, ()
         if not judge_accuracy:
-            notes.append("random weights: agreement is reported but not judged, so no layer was moved to float")
+            notes.append("random weights: agreement is reported but not judged, so no layer was moved to float "
+                         "(and per-layer sensitivity, which only that decision uses, was not measured)")
         elif not best.meets(target):
             limit = min(len(sens), max_fallback if max_fallback is not None else max(4, len(sens) // 4))
             mixed_path, mixed, fallback, rounds = _fallback(sens, limit, best, target, work, requantize, evaluate, say)

@@ -44,25 +44,21 @@ SCALE_SUFFIX = "_edgecnn_scale"  # marks the α multiplies that fold_scales fold
 
 
 def preprocess_for_quantization(src: str | Path, dst: str | Path) -> None:
-    """onnxruntime's recommended pre-processing (symbolic shape inference), without its graph optimisation.
+    """onnxruntime's recommended pre-processing, with ONNX's own shape inference only.
 
-    The optimisation pass would inline HardSwish (see the module docstring); onnxsim has already folded
-    constants and BatchNorms, so nothing else is lost.
+    Its graph-optimisation pass is skipped: it would inline HardSwish (see the module docstring), and onnxsim has
+    already folded constants and BatchNorms. Its symbolic shape inference is skipped too: our graphs have static
+    H/W (or U-Net's named dynamic axes, on which it gives up), so ONNX's inference already gives every shape the
+    quantizer reads — the quantized graphs are identical (ResNet50, EfficientNet-Lite0: same nodes, same
+    initializers) and the step takes 0.96 instead of 2.41 CPU-s on ResNet50.
     """
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     src, dst = Path(src).resolve(), Path(dst).resolve()
-    # On failure the symbolic shape inferencer dumps its model (and external-data files) into the current
-    # directory; run it from a scratch directory so nothing lands in the user's folder.
+    # On failure the shape inferencer dumps its model (and external-data files) into the current directory; run
+    # it from a scratch directory so nothing lands in the user's folder.
     with quiet(), tempfile.TemporaryDirectory(prefix="edgecnn-quant-") as scratch, in_folder(scratch):
-        try:
-            quant_pre_process(str(src), str(dst), skip_optimization=True, skip_onnx_shape=False,
-                              skip_symbolic_shape=False)
-        except Exception:
-            # Symbolic shape inference gives up on some dynamic axes (U-Net's height/width); ONNX's own
-            # shape inference is enough for the quantizer there.
-            quant_pre_process(str(src), str(dst), skip_optimization=True, skip_onnx_shape=False,
-                              skip_symbolic_shape=True)
+        quant_pre_process(str(src), str(dst), skip_optimization=True, skip_onnx_shape=False, skip_symbolic_shape=True)
 
 
 # ------------------------------------------------------------------------------------------ int8 graph form

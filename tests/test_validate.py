@@ -133,7 +133,7 @@ def test_cli_json(exported, tmp_path):
     assert json.loads(failed.stdout)["passed"] is False  # the JSON is printed before the failing exit
 
 
-@pytest.mark.parametrize("ep", ["cuda", "tensorrt", "openvino", "nosuch"])
+@pytest.mark.parametrize("ep", ["cuda", "tensorrt", "nosuch"])  # openvino runs here: tests/test_openvino.py
 def test_missing_provider_is_a_clean_error(exported, ep):
     if ep != "nosuch" and is_available(ep):
         pytest.skip(f"{ep} is available here")

@@ -608,11 +608,11 @@ def svg_plot(report: Report) -> str | None:
 
 
 def _kept_section(doc: Path) -> str:
-    """The marked sections of tools/peer_bench.py and tools/web_bench.py (the WASM ÷ CPU column) in the old
-    doc, carried over (they are those tools' to replace)."""
+    """The marked sections of tools/peer_bench.py, tools/web_bench.py (the WASM ÷ CPU column) and
+    tools/export_speed.py in the old doc, carried over (they are those tools' to replace)."""
     old = doc.read_text() if doc.is_file() else ""
     kept = ""
-    for tool in ("peer_bench", "web_bench"):
+    for tool in ("peer_bench", "web_bench", "export_speed"):
         start, end = f"<!-- {tool}:start -->", f"<!-- {tool}:end -->"
         if start in old and end in old:
             kept += "\n" + start + old.split(start, 1)[1].split(end, 1)[0] + end + "\n"

@@ -114,8 +114,10 @@ def speed_gate(fp32_path: str | Path, candidates: dict, *, input_size: tuple | N
 
     names = list(candidates)
     paths = [fp32_path] + [candidates[n] for n in names]
+    # 20 ms pauses, not bench's 100: onnxruntime's pool threads stop spinning within a few ms and each chunk
+    # starts with an untimed run anyway; at 5 rounds × 2 files the longer pause was a second of every export.
     results = benchmark_many(paths, threads=threads, batch_sizes=(batch or 1,), warmup=warmup, seconds=seconds,
-                             rounds=rounds, input_size=input_size)
+                             rounds=rounds, input_size=input_size, settle_s=0.02)
     p50 = [r.batches[0].latency.p50_ms for r in results]
     fp32_ms, cand_ms = p50[0], dict(zip(names, p50[1:]))
     ratios = {n: ms / fp32_ms for n, ms in cand_ms.items()}

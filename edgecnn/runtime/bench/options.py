@@ -9,6 +9,7 @@ from typing import Sequence
 
 from ...core.errors import InputError
 from ...core.sizes import parse_hw
+from .timing import SETTLE_S
 
 DEFAULT_RUNS = 50
 _IO_BINDING = ("auto", True, False, None, "on", "off", "true", "false", "yes", "no")
@@ -37,6 +38,7 @@ class BenchOptions:
     graph_opt: str = "all"
     rounds: int = 5
     cache_dir: str | os.PathLike | None = None
+    settle_s: float = SETTLE_S  # pause before each chunk (the previous contestant's threads stop spinning)
 
     def __post_init__(self) -> None:
         if self.runs is not None and self.seconds is not None:
@@ -45,6 +47,8 @@ class BenchOptions:
             raise InputError(f"runs must be at least 1, got {self.runs}")
         if self.seconds is not None and self.seconds <= 0:
             raise InputError(f"seconds must be positive, got {self.seconds}")
+        if self.settle_s < 0:
+            raise InputError(f"settle_s cannot be negative, got {self.settle_s}")
         if self.warmup < 0:
             raise InputError(f"warmup cannot be negative, got {self.warmup}")
         batch_sizes = tuple(dict.fromkeys(int(b) for b in self.batch_sizes))

@@ -16,7 +16,7 @@ from .inputs import _read_card, make_inputs
 from .machine import _affinity, _gpu_mem_mb, _max_rss_mb, _r, _reset_peak_rss, _status_mb, machine_info
 from .options import BenchOptions
 from .results import SCHEMA_VERSION, BatchResult, BenchResult, LatencyStats, MemoryStats, ThreadSettings
-from .timing import SETTLE_S, _Contestant, _ort_runner, _parse_io_binding, _schedule, _time_once
+from .timing import _Contestant, _ort_runner, _parse_io_binding, _schedule, _time_once
 from .torch_side import _torch_contestant
 
 
@@ -44,6 +44,7 @@ def benchmark_many(paths: Sequence[str | os.PathLike], options: BenchOptions | N
             graph_opt: onnxruntime graph optimization level.
             rounds: how many rounds the timed runs are interleaved in.
             cache_dir: TensorRT engine cache folder.
+            settle_s: the pause before each chunk (default 100 ms).
 
     Returns:
         One ``BenchResult`` per (file, provider entry), file-major.
@@ -134,7 +135,7 @@ def _run(paths: list[Path], opts: BenchOptions, torch_mod) -> list[BenchResult]:
     staged = [_stage(path, entry, opts, planner, torch_mod, torch_cache)
               for path in paths for entry in opts.providers]
     contestants = planner.contestants
-    _schedule(contestants, opts.rounds)
+    _schedule(contestants, opts.rounds, opts.settle_s)
 
     method = _method(contestants, opts)
     uses_gpu = any(get_provider(n).device == "cuda" for entry in opts.providers for n in entry)
@@ -193,7 +194,7 @@ def _method(contestants: list[_Contestant], opts: BenchOptions) -> str:
     n_text = str(n_runs[0]) if len(n_runs) == 1 else f"{n_runs[0]}-{n_runs[-1]}"
     n_rounds = max(1, min(opts.rounds, min(c.runs for c in contestants)))
     schedule = (f"{len(contestants)} configurations interleaved in {n_rounds} rounds, order rotated each round, "
-                f"a {SETTLE_S * 1000:.0f} ms pause and one untimed run before each chunk"
+                f"a {opts.settle_s * 1000:.0f} ms pause and one untimed run before each chunk"
                 if len(contestants) > 1 else "one configuration, timed back to back")
     return (f"{opts.warmup} untimed warmup runs, then {n_text} timed runs per configuration; {schedule}; "
             "statistics over all timed runs (p50 = median)")

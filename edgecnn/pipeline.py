@@ -24,7 +24,7 @@ from .convert.manifest import (MANIFEST, build_card, build_manifest, read_manife
 from .convert.options import ExportOptions, Int8Options
 from .core.card import ModelCard
 from .core.artifact import Artifact
-from .core.errors import ArtifactError, InputError, first_line
+from .core.errors import ArtifactError, InputError, ParityError, first_line
 from .core.files import sha256_file, staged_output
 from .core.paths import is_checkpoint_path
 from .core.sizes import parse_batch, parse_hw  # noqa: F401  (parse_batch: re-exported)
@@ -150,7 +150,12 @@ def export(name: str, out_dir: str | Path | None = None, options: ExportOptions 
     out_dir = Path(out_dir) if out_dir is not None else Path("exported") / spec.name
     run = _Run(progress)
     with staged_output(out_dir, options.force) as staging:
-        return _export_into(staging, spec, options.replace(input_size=hw), run, label_list, command, out_dir)
+        result = _export_into(staging, spec, options.replace(input_size=hw), run, label_list, command, out_dir)
+        failed = [a.file for a in result.artifacts if a.parity.get("judged", True) and not a.parity["passed"]]
+        if failed and out_dir.is_dir() and any(out_dir.iterdir()):  # --force: a failing run never replaces a good one
+            raise ParityError(f"parity failed for {', '.join(failed)}; the export already in '{out_dir}' was kept "
+                              "(nothing replaced)")
+        return result
 
 
 def _read_labels(path: str | Path) -> list[str]:

@@ -104,6 +104,9 @@ def handle_errors(fn: Callable) -> Callable:
             if message is None:
                 raise
             fail(message, 2)
+        except OSError as exc:  # a full disk, a busy or missing path met mid-run: one line naming the path
+            where = f"{exc.filename}: " if exc.filename else ""
+            fail(f"{where}{exc.strerror or exc}; nothing was written over existing artifacts", 2)
         except KeyboardInterrupt:
             typer.echo("interrupted; nothing was written over existing artifacts", err=True)
             raise typer.Exit(130)

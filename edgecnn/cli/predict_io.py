@@ -60,8 +60,38 @@ def expand_inputs(inputs: list[str]) -> tuple[list, bool]:
     return files, any_folder
 
 
-def mask_entry(path, mask, labels, mask_dir, used_names: set) -> dict:
-    """One segmentation result: class fractions, and the mask written as a palette PNG when asked."""
+def mask_plan(files: list, mask_dir: Path, force: bool) -> dict:
+    """Where each input's mask goes, checked before any is written: ``{input: mask path}``.
+
+    Refused (nothing written): ``mask_dir`` being a file, a mask that would land on an input image (never, even
+    with ``--force``), and a mask over an existing file without ``--force``.
+    """
+    from ..core.errors import ArtifactError
+
+    if mask_dir.exists() and not mask_dir.is_dir():
+        raise ArtifactError(f"--save-masks {mask_dir}: this is a file; pass a folder for the masks")
+    inputs = {Path(f).resolve() for f in files}
+    plan, used, existing = {}, set(), []
+    for path in files:
+        stem, n = path.stem, 1
+        while stem + ".png" in used:  # two inputs with the same name from different folders
+            stem, n = f"{path.stem}_{n}", n + 1
+        used.add(stem + ".png")
+        dest = mask_dir / (stem + ".png")
+        if dest.resolve() in inputs:
+            raise ArtifactError(f"--save-masks {mask_dir}: the mask {dest.name} would replace an input image; "
+                                "pass another folder")
+        if dest.exists():
+            existing.append(dest.name)
+        plan[path] = dest
+    if existing and not force:
+        raise ArtifactError(f"--save-masks {mask_dir}: {len(existing)} file(s) there already have a mask's name "
+                            f"({', '.join(existing[:3])}); pass --force to replace them, or another folder")
+    return plan
+
+
+def mask_entry(path, mask, labels, dest) -> dict:
+    """One segmentation result: class fractions, and the mask written as a palette PNG to ``dest`` (if any)."""
     import numpy as np
 
     values, counts = np.unique(mask, return_counts=True)
@@ -69,12 +99,8 @@ def mask_entry(path, mask, labels, mask_dir, used_names: set) -> dict:
     entry = {"file": str(path), "mask_shape": list(mask.shape),
              "class_fractions": {name_of(int(v)): float(c) / mask.size for v, c in zip(values, counts)},
              "mask_file": None}
-    if mask_dir is not None:
-        stem, n = path.stem, 1
-        while stem + ".png" in used_names:  # two inputs with the same name from different folders
-            stem, n = f"{path.stem}_{n}", n + 1
-        used_names.add(stem + ".png")
-        entry["mask_file"] = str(_save_mask(mask, mask_dir / (stem + ".png")))
+    if dest is not None:
+        entry["mask_file"] = str(_save_mask(mask, dest))
     return entry
 
 

@@ -41,6 +41,7 @@ def predict_cmd(
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="With --ray: inference actors."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="With --ray: images per batch."),
     output: Optional[Path] = typer.Option(None, "--output", help="With --ray: the Parquet folder (FILE.parquet)."),
+    force: bool = force_option("With --save-masks: replace files that have a mask's name (never an input)."),
 ) -> None:
     """Classify or segment images with an exported model, through the torch-free runtime.
 
@@ -48,7 +49,8 @@ def predict_cmd(
     """
     from ..core.errors import InputError
     from ..runtime.predictor import Predictor
-    from .predict_io import expand_inputs, preprocess_overrides
+    from ..core.files import output_lock
+    from .predict_io import expand_inputs, mask_plan, preprocess_overrides
 
     if use_ray:  # Ray Data instead of the loop below (edgecnn.scale; masks go beside the output)
         from .scale import predict_with_ray
@@ -66,9 +68,11 @@ def predict_cmd(
         raise InputError(f"--save-masks is for segmentation models; {Path(model).name} is a {predictor.task} model")
     files, any_folder = expand_inputs(inputs)
     mask_dir = Path(save_masks) if save_masks is not None else None
-    if mask_dir is not None:
-        mask_dir.mkdir(parents=True, exist_ok=True)
-    results, failed = _predict_all(predictor, files, any_folder, top_k, mask_dir)
+    plan = mask_plan(files, mask_dir, force) if mask_dir is not None else {}
+    with output_lock(mask_dir) if mask_dir is not None else contextlib.nullcontext():  # one writer per folder
+        if mask_dir is not None:
+            mask_dir.mkdir(parents=True, exist_ok=True)
+        results, failed = _predict_all(predictor, files, any_folder, top_k, plan)
     for item in failed:
         typer.echo(f"skipped {item['error']}", err=True)
     if as_json:
@@ -88,7 +92,7 @@ def predict_cmd(
         raise typer.Exit(1)
 
 
-def _predict_all(predictor, files: list, any_folder: bool, top_k: int, mask_dir) -> tuple[list, list]:
+def _predict_all(predictor, files: list, any_folder: bool, top_k: int, mask_plan: dict) -> tuple[list, list]:
     """Run the images in the predictor's batch size; broken ones are collected, not raised."""
     from ..core.errors import InputError
     from ..runtime.preprocess import load_image
@@ -96,7 +100,6 @@ def _predict_all(predictor, files: list, any_folder: bool, top_k: int, mask_dir)
 
     results: list[dict] = []
     failed: list[dict] = []
-    used_names: set[str] = set()
     bar = (typer.progressbar(length=len(files), label="predicting", file=sys.stderr) if any_folder
            else contextlib.nullcontext())
     with bar:
@@ -114,7 +117,7 @@ def _predict_all(predictor, files: list, any_folder: bool, top_k: int, mask_dir)
                     results.append({"file": str(path), "predictions": [
                         {"label": label, "probability": prob} for label, prob in out]})
                 else:
-                    results.append(mask_entry(path, out, predictor.labels, mask_dir, used_names))
+                    results.append(mask_entry(path, out, predictor.labels, mask_plan.get(path)))
             if any_folder:
                 bar.update(len(chunk))
     return results, failed

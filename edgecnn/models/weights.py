@@ -38,6 +38,8 @@ class LoadReport:
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read the tensors of a checkpoint file without executing any code it may carry."""
     path = Path(path)
+    if path.is_dir():  # said as it is: "does not exist" sends the user looking for a file that is there
+        raise CheckpointError(f"checkpoint '{path}' is a folder; pass the path of a .pth/.pt file inside it")
     if not path.is_file():
         raise CheckpointError(f"checkpoint '{path}' does not exist; pass the path of a .pth/.pt file")
     try:

@@ -1,0 +1,426 @@
+"""The fault catalogue: bad inputs and faults a user can cause, one row each (issue 15).
+
+Each row names the command line, how its inputs are made, the exit code and the message fragment the user
+sees, the files whose sha256 must not change, and the guarantee it stands for. ``tests/test_catalogue.py`` runs
+the rows; ``tools/reliability_report.py`` writes docs/RELIABILITY.md from them. Placeholders in ``argv``:
+``{tmp}`` (the case's folder), ``{onnx}`` / ``{bundle}`` / ``{export}`` (the shared tiny export, copied into
+``{tmp}`` so nothing a case does reaches another), ``{seg}`` (a tiny segmentation model), ``{img}`` (a photo).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import shutil
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+MARKER = "CODE_RAN"  # a file whose existence proves that code from a data file ran
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    argv: tuple
+    code: int
+    fragment: str
+    guarantee: str
+    setup: Optional[Callable] = None  # setup(ctx) makes the inputs under ctx.tmp
+    keep: tuple = ()  # paths (relative to {tmp}) whose sha256 must be the same after the command
+    marker: bool = False  # the inputs carry code that would create {tmp}/CODE_RAN
+
+
+class _Bomb:
+    """A pickle whose loading runs code: creates the marker file (refused by weights_only / allow_pickle)."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+# --- setups: each makes the inputs in ctx.tmp ----------------------------------------------------------------
+
+
+def _photo(path: Path, mode: str = "RGB", size=(40, 30)) -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if mode == "I;16":
+        import numpy as np
+
+        Image.fromarray((np.arange(size[0] * size[1]).reshape(size[1], size[0]) * 50 % 65535).astype("uint16")).save(path)
+    else:
+        Image.new(mode, size, 120 if mode in ("L", "P") else (200, 40, 40, 255)[:len(mode)]).save(path)
+    return path
+
+
+def ckpt_truncated(ctx):
+    import torch
+
+    buf = io.BytesIO()
+    torch.save({"w": torch.zeros(10)}, buf)
+    (ctx.tmp / "c.pth").write_bytes(buf.getvalue()[:200])
+
+
+def ckpt_empty(ctx):
+    (ctx.tmp / "c.pth").write_bytes(b"")
+
+
+def ckpt_text(ctx):
+    (ctx.tmp / "c.pth").write_text("these are not weights\n")
+
+
+def ckpt_dir(ctx):
+    (ctx.tmp / "c.pth").mkdir()
+
+
+def ckpt_code(ctx):
+    import torch
+
+    torch.save({"w": _Bomb(str(ctx.tmp / MARKER))}, ctx.tmp / "c.pth")
+
+
+def ckpt_safetensors(ctx):
+    (ctx.tmp / "c.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+
+
+def calib_empty(ctx):
+    (ctx.tmp / "cal").mkdir()
+
+
+def calib_text(ctx):
+    (ctx.tmp / "cal").mkdir()
+    for i in range(3):
+        (ctx.tmp / "cal" / f"{i}.txt").write_text("not an image")
+        (ctx.tmp / "cal" / f"{i}.png").write_text("not an image either")
+
+
+def calib_loop(ctx):
+    (ctx.tmp / "cal").mkdir()
+    os.symlink(ctx.tmp / "cal", ctx.tmp / "cal" / "loop")
+
+
+def calib_bomb(ctx):
+    """A PNG whose header claims 30000×30000 pixels: Pillow's decompression-bomb guard must refuse it."""
+    import struct
+    import zlib
+
+    (ctx.tmp / "cal").mkdir()
+    ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))  # noqa: E731
+    (ctx.tmp / "cal" / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+
+
+def copy_export(ctx):
+    shutil.copytree(ctx.shared["export"], ctx.tmp / "ex")
+
+
+def copy_export_bad_calib(ctx):
+    copy_export(ctx)
+    calib_empty(ctx)
+
+
+def out_is_file(ctx):
+    (ctx.tmp / "out").write_text("mine")
+
+
+def locked_out(ctx):
+    """A lock held by a live process that is not this one (the test's parent)."""
+    import json
+
+    (ctx.tmp / ".out.lock").write_text(json.dumps({"pid": os.getppid(), "command": "edgecnn export resnet18",
+                                                    "since": "2026-01-01T00:00:00+00:00"}))
+
+
+def full_disk(ctx):
+    import subprocess
+
+    (ctx.tmp / "full").mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(ctx.tmp / "full")],
+                          capture_output=True)
+    if done.returncode != 0:
+        ctx.skip(f"cannot mount a small tmpfs here ({done.stderr.decode().strip()})")
+    ctx.cleanups.append(lambda: subprocess.run(["umount", "-l", str(ctx.tmp / "full")], capture_output=True))
+
+
+def torch_home_file(ctx):
+    (ctx.tmp / "th").write_text("a file, not a folder")
+    ctx.monkeypatch.setenv("TORCH_HOME", str(ctx.tmp / "th"))
+
+
+def offline(ctx):
+    import urllib.error
+
+    import torch
+
+    ctx.monkeypatch.setenv("TORCH_HOME", str(ctx.tmp / "th"))
+
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    ctx.monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+
+
+def onnx_bytes(data: bytes):
+    def setup(ctx):
+        (ctx.tmp / "m.onnx").write_bytes(data)
+    return setup
+
+
+def onnx_truncated(ctx):
+    (ctx.tmp / "m.onnx").write_bytes(Path(ctx.shared["onnx"]).read_bytes()[:5000])
+
+
+def onnx_external_outside(ctx):
+    import onnx
+    from onnx import TensorProto, helper
+
+    (ctx.tmp / "secret.bin").write_bytes(b"\0" * 16)
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [1], [0.0])
+    weight.ClearField("float_data")
+    weight.data_location = TensorProto.EXTERNAL
+    for k, v in (("location", "../secret.bin"), ("offset", "0"), ("length", "4")):
+        entry = weight.external_data.add()
+        entry.key, entry.value = k, v
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])
+    y = helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 3, 8, 8])
+    graph = helper.make_graph([helper.make_node("Add", ["input", "w"], ["out"])], "ext", [x], [y], [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    (ctx.tmp / "m").mkdir()
+    (ctx.tmp / "m" / "m.onnx").write_bytes(model.SerializeToString())
+
+
+def onnx_unknown_op(ctx):
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])
+    y = helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 3, 8, 8])
+    graph = helper.make_graph([helper.make_node("Frobnicate", ["input"], ["out"], domain="com.example")], "op",
+                              [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.example", 1)])
+    model.ir_version = 9
+    onnx.save(model, str(ctx.tmp / "m.onnx"))
+
+
+def photos(*modes):
+    def setup(ctx):
+        for i, mode in enumerate(modes):
+            _photo(ctx.tmp / "photos" / f"p{i}.png", mode)
+    return setup
+
+
+def photos_mixed(ctx):
+    _photo(ctx.tmp / "photos" / "good.png")
+    (ctx.tmp / "photos" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+
+
+def photos_cmyk(ctx):
+    _photo(ctx.tmp / "photos" / "p.jpg", "CMYK")
+
+
+def photos_with_mask_name(ctx):
+    _photo(ctx.tmp / "photos" / "p0.png")
+    _photo(ctx.tmp / "masks" / "p0.png", "L")
+
+
+def photos_masks_file(ctx):
+    _photo(ctx.tmp / "photos" / "p0.png")
+    (ctx.tmp / "masks").write_text("a file")
+
+
+def bench_out_exists(ctx):
+    (ctx.tmp / "r.json").write_text("{\"mine\": true}\n")
+
+
+def bundle_copy(ctx):
+    shutil.copytree(ctx.shared["bundle"], ctx.tmp / "b")
+    return ctx.tmp / "b"
+
+
+def bundle_flipped(ctx):
+    root = bundle_copy(ctx)
+    model = next(root.glob("*.onnx"))
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
+
+
+def _edit_bundle_json(ctx, edit):
+    import json
+
+    root = bundle_copy(ctx)
+    manifest = json.loads((root / "bundle.json").read_text())
+    edit(manifest, root)
+    (root / "bundle.json").write_text(json.dumps(manifest))
+
+
+def bundle_edited(ctx):
+    def edit(m, root):
+        m["files"][m["models"][0]["file"]]["sha256"] = "0" * 64
+    _edit_bundle_json(ctx, edit)
+
+
+def bundle_missing(ctx):
+    root = bundle_copy(ctx)
+    (root / "golden_1.png").unlink()
+
+
+def bundle_escape(path: str):
+    def setup(ctx):
+        def edit(m, root):
+            m["files"][path] = {"size": 1, "sha256": "0" * 64}
+        _edit_bundle_json(ctx, edit)
+    return setup
+
+
+def bundle_pickle(ctx):
+    import hashlib
+
+    def edit(m, root):
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            z.writestr("input_0.npy", _npy_object_header() + pickle.dumps(_Bomb(str(ctx.tmp / MARKER))))
+        (root / "golden.npz").write_bytes(buf.getvalue())
+        m["files"]["golden.npz"] = {"size": len(buf.getvalue()), "sha256": hashlib.sha256(buf.getvalue()).hexdigest()}
+    _edit_bundle_json(ctx, edit)
+
+
+def _npy_object_header() -> bytes:
+    header = "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }"
+    header += " " * (63 - len(header)) + "\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode()
+
+
+def _export(*extra):
+    return ("export", "mobilenet_v1", "--input-size", "32", "--out", "{tmp}/out", *extra)
+
+
+CASES: list[Case] = [
+    # --- names and option values ---------------------------------------------------------------------------
+    Case("export-unknown-model", ("export", "mobilenet_v9", "--out", "{tmp}/out"), 2, "mobilenet_v9",
+         "an unknown or mistyped model name is one line (with the closest names), nothing written"),
+    Case("export-opset-abc", _export("--opset", "abc"), 2, "--opset", "a bad option value is one line, no usage box"),
+    Case("export-int8-bogus", _export("--int8", "bogus"), 2, "bogus", "a bad option value is one line"),
+    Case("export-num-classes-0", _export("--num-classes", "0"), 2, "num-classes",
+         "class counts are range-checked (>= 1): 0 is not taken as 'the default'"),
+    Case("export-num-classes-negative", _export("--num-classes", "-5"), 2, "num-classes",
+         "class counts are range-checked, without a traceback"),
+    Case("export-calib-method-without-int8", _export("--calib-method", "entropy"), 2, "only applies with --int8",
+         "an option that only applies with another says so"),
+    Case("export-input-size-huge", _export("--input-size", "10000x10000"), 2, "4096",
+         "input sizes have a stated ceiling; nothing runs out of memory"),
+    Case("export-input-size-text", _export("--input-size", "big"), 2, "input size 'big'", "a bad size is one line"),
+    Case("export-weights-unknown-name", _export("--weights", "imagenett"), 2, "imagenett",
+         "an unknown published checkpoint name is one line"),
+    # --- checkpoints -----------------------------------------------------------------------------------------
+    Case("export-weights-missing", _export("--weights", "{tmp}/nope.pth"), 2, "nope.pth",
+         "a missing checkpoint is named"),
+    Case("export-weights-truncated", _export("--weights", "{tmp}/c.pth"), 2, "c.pth",
+         "a truncated checkpoint is refused in one line", ckpt_truncated, ("c.pth",)),
+    Case("export-weights-empty", _export("--weights", "{tmp}/c.pth"), 2, "c.pth",
+         "an empty checkpoint is refused in one line", ckpt_empty),
+    Case("export-weights-text", _export("--weights", "{tmp}/c.pth"), 2, "c.pth",
+         "a text file given as a checkpoint is refused in one line", ckpt_text, ("c.pth",)),
+    Case("export-weights-directory", _export("--weights", "{tmp}/c.pth"), 2, "folder",
+         "a folder given as a checkpoint is called a folder (not 'does not exist')", ckpt_dir),
+    Case("export-weights-code", _export("--weights", "{tmp}/c.pth"), 2, "c.pth",
+         "a checkpoint whose pickle would run code is refused unread: the code never runs", ckpt_code, ("c.pth",),
+         marker=True),
+    Case("export-weights-safetensors", _export("--weights", "{tmp}/c.safetensors"), 2, "c.safetensors",
+         "safetensors given as weights are read or refused in one line", ckpt_safetensors, ("c.safetensors",)),
+    Case("export-weights-imagenet-torch-home-file", ("export", "resnet18", "--weights", "imagenet", "--out", "{tmp}/out"), 2, "Not a directory",
+         "a cache path that is a file is one line naming it", torch_home_file),
+    Case("export-weights-imagenet-offline", ("export", "resnet18", "--weights", "imagenet", "--out", "{tmp}/out"), 2, "network",
+         "published weights without network: one line saying how to get them", offline),
+    # --- calibration folders ---------------------------------------------------------------------------------
+    Case("export-calib-missing", _export("--int8", "--calib", "{tmp}/nope"), 2, "nope",
+         "a missing calibration folder is named"),
+    Case("export-calib-empty", _export("--int8", "--calib", "{tmp}/cal"), 2, "cal", "an empty one is named",
+         calib_empty),
+    Case("export-calib-non-images", _export("--int8", "--calib", "{tmp}/cal"), 2, "cal",
+         "a folder of non-images is refused in one line", calib_text),
+    Case("export-calib-symlink-loop", _export("--int8", "--calib", "{tmp}/cal"), 2, "cal",
+         "a symlink loop does not hang or crash the search", calib_loop),
+    Case("export-calib-bomb", _export("--int8", "--calib", "{tmp}/cal"), 2, "cal",
+         "a decompression bomb is refused, not decoded", calib_bomb),
+    # --- output folders --------------------------------------------------------------------------------------
+    Case("export-existing-without-force", ("export", "mobilenet_v1", "--out", "{tmp}/ex"), 2, "--force",
+         "an existing export is never replaced without --force", copy_export,
+         ("ex/manifest.json", "ex/mobilenet_v1.fp32.onnx")),
+    Case("export-force-new-run-fails", ("export", "mobilenet_v1", "--int8", "--calib", "{tmp}/cal", "--out",
+                                        "{tmp}/ex", "--force"), 2, "cal",
+         "--force over a good export whose new run fails keeps the good one, no staging left",
+         copy_export_bad_calib, ("ex/manifest.json", "ex/mobilenet_v1.fp32.onnx")),
+    Case("export-out-is-file", _export(), 2, "is a file", "an output path that is a file is refused, file kept",
+         out_is_file, ("out",)),
+    Case("export-out-locked", _export(), 2, "being written by process",
+         "a second writer to one folder is refused at once, naming the first (pid, command, since)", locked_out),
+    Case("export-full-disk", ("export", "mobilenet_v1", "--input-size", "32", "--out", "{tmp}/full/out"), 2,
+         "No space left", "a full disk is one line naming the path; no half-written file stays", full_disk),
+    # --- model files -----------------------------------------------------------------------------------------
+    Case("predict-missing-model", ("predict", "{tmp}/nope.onnx", "{img}"), 2, "nope.onnx", "a missing model is named"),
+    Case("predict-onnx-empty", ("predict", "{tmp}/m.onnx", "{img}"), 2, "m.onnx", "an empty .onnx is one line",
+         onnx_bytes(b"")),
+    Case("predict-onnx-random", ("predict", "{tmp}/m.onnx", "{img}"), 2, "m.onnx", "random bytes are one line",
+         onnx_bytes(bytes(range(256)) * 8)),
+    Case("predict-onnx-truncated", ("predict", "{tmp}/m.onnx", "{img}"), 2, "m.onnx",
+         "a truncated .onnx is one line", onnx_truncated),
+    Case("predict-onnx-external-outside", ("predict", "{tmp}/m/m.onnx", "{img}"), 2, "escapes",
+         "external data outside the model's folder is refused, never read", onnx_external_outside),
+    Case("predict-onnx-unknown-op", ("predict", "{tmp}/m.onnx", "{img}"), 2, "m.onnx",
+         "an operator onnxruntime lacks is one line", onnx_unknown_op),
+    Case("bench-onnx-random", ("bench", "{tmp}/m.onnx", "--runs", "1", "--warmup", "0"), 2, "m.onnx",
+         "bench refuses a broken file in one line", onnx_bytes(b"\x00garbage")),
+    Case("validate-onnx-random", ("validate", "{tmp}/m.onnx"), 2, "m.onnx", "validate refuses it in one line",
+         onnx_bytes(b"\x00garbage")),
+    Case("mobile-onnx-random", ("mobile", "{tmp}/m.onnx", "--out", "{tmp}/mob"), 2, "m.onnx",
+         "mobile refuses it in one line", onnx_bytes(b"\x00garbage")),
+    # --- predict -------------------------------------------------------------------------------------------
+    Case("predict-missing-image", ("predict", "{onnx}", "{tmp}/nope.jpg"), 2, "nope.jpg", "a missing image is named"),
+    Case("predict-top-k-0", ("predict", "{onnx}", "{img}", "--top-k", "0"), 2, "--top-k",
+         "--top-k is range-checked in one line"),
+    Case("predict-mixed-folder", ("predict", "{onnx}", "{tmp}/photos"), 1, "broken.png",
+         "good images are predicted, broken ones listed; exit 1 when any was skipped", photos_mixed),
+    Case("predict-odd-modes", ("predict", "{onnx}", "{tmp}/photos"), 0, "p3.png",
+         "L, RGBA, 16-bit and palette images are converted, not misread", photos("L", "RGBA", "I;16", "P")),
+    Case("predict-cmyk", ("predict", "{onnx}", "{tmp}/photos"), 0, "p.jpg", "CMYK JPEGs are converted",
+         photos_cmyk),
+    Case("predict-masks-classifier", ("predict", "{onnx}", "{img}", "--save-masks", "{tmp}/masks"), 2,
+         "segmentation", "--save-masks on a classifier says it is for segmentation models"),
+    Case("predict-masks-over-inputs", ("predict", "{seg}", "{tmp}/photos", "--save-masks", "{tmp}/photos"), 2,
+         "input", "masks are never written over the input images", photos("RGB", "RGB"),
+         ("photos/p0.png", "photos/p1.png")),
+    Case("predict-masks-existing-file", ("predict", "{seg}", "{tmp}/photos", "--save-masks", "{tmp}/masks"), 2,
+         "--force", "an existing file with a mask's name is not replaced without --force", photos_with_mask_name,
+         ("masks/p0.png", "photos/p0.png")),
+    Case("predict-masks-regular-file", ("predict", "{seg}", "{tmp}/photos", "--save-masks", "{tmp}/masks"), 2,
+         "masks", "--save-masks naming a file is one line, the file kept", photos_masks_file, ("masks",)),
+    Case("predict-masks-ok", ("predict", "{seg}", "{tmp}/photos", "--save-masks", "{tmp}/masks"), 0, "p0.png",
+         "masks go to a new folder", photos("RGB")),
+    # --- bench outputs -------------------------------------------------------------------------------------
+    Case("bench-json-out-exists", ("bench", "{onnx}", "--runs", "1", "--warmup", "0", "--json-out", "{tmp}/r.json"),
+         2, "--force", "bench never replaces a file without --force", bench_out_exists, ("r.json",)),
+    Case("bench-runs-text", ("bench", "{onnx}", "--runs", "many"), 2, "--runs", "a bad option value is one line"),
+    # --- bundles -------------------------------------------------------------------------------------------
+    Case("selftest-ok", ("selftest", "{tmp}/b"), 0, "files match", "a good bundle passes", bundle_copy),
+    Case("selftest-flipped-byte", ("selftest", "{tmp}/b"), 2, "sha256 differs",
+         "a flipped byte is found before any model runs", bundle_flipped),
+    Case("selftest-edited-json", ("selftest", "{tmp}/b"), 2, "sha256 differs", "an edited bundle.json is found",
+         bundle_edited),
+    Case("selftest-missing-file", ("selftest", "{tmp}/b"), 2, "missing", "a missing file is named", bundle_missing),
+    Case("selftest-path-escapes", ("selftest", "{tmp}/b"), 2, "outside",
+         "a bundle.json path climbing out of the bundle is refused, never opened",
+         bundle_escape("../../../../etc/passwd")),
+    Case("selftest-path-absolute", ("selftest", "{tmp}/b"), 2, "absolute",
+         "an absolute path in bundle.json is refused, never opened", bundle_escape("/etc/passwd")),
+    Case("selftest-golden-pickle", ("selftest", "{tmp}/b"), 2, "golden", "a pickle in golden.npz never runs",
+         bundle_pickle, marker=True),
+    Case("selftest-not-a-bundle", ("selftest", "{tmp}"), 2, "bundle", "a folder without bundle.json is one line"),
+]

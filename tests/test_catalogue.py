@@ -1,0 +1,106 @@
+"""The fault catalogue (tests/catalogue_cases.py) run through the CLI: exit code, message, nothing lost.
+
+Every row runs in-process with Typer's runner against one shared tiny export; each checks the exit code, the
+message fragment, that no traceback is printed, that the files it names keep their sha256, that no staging
+folder or half-written file stays, and (for files carrying code) that the code never ran.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).parent))
+from catalogue_cases import CASES, MARKER  # noqa: E402
+
+from edgecnn.cli import app  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """One tiny export with a bundle, a photo, and a tiny segmentation model (an argmax-able identity)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edgecnn.core.card import ModelCard
+    from edgecnn.pipeline import export
+
+    root = tmp_path_factory.mktemp("catalogue")
+    result = export("mobilenet_v1", root / "ex", input_size=32, calib_count=8, bundle=True,
+                    arch_options={"width_mult": 0.25})
+    onnx_path = root / "ex" / "mobilenet_v1.fp32.onnx"
+    card = ModelCard.from_metadata({p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props})
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 32, 32])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3, 32, 32])
+    seg = helper.make_model(helper.make_graph([helper.make_node("Identity", ["input"], ["logits"])], "seg", [x], [y]),
+                            opset_imports=[helper.make_opsetid("", 18)])
+    seg.ir_version = 9
+    card.replace(task="segmentation", model="unet", output_name="logits", num_classes=3, labels=None,
+                 input_shape=["N", 3, 32, 32]).attach(seg)
+    onnx.save(seg, str(root / "seg.onnx"))
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), (200, 60, 20)).save(root / "photo.png")
+    return {"export": root / "ex", "onnx": onnx_path, "bundle": root / "ex" / result.manifest["bundle"]["folder"],
+            "seg": root / "seg.onnx", "img": root / "photo.png"}
+
+
+class Ctx:
+    def __init__(self, tmp, shared, monkeypatch):
+        self.tmp, self.shared, self.monkeypatch, self.cleanups = tmp, shared, monkeypatch, []
+
+    def skip(self, reason):
+        pytest.skip(reason)
+
+
+def _hashes(root: Path, names) -> dict:
+    return {n: hashlib.sha256((root / n).read_bytes()).hexdigest() for n in names}
+
+
+def _leftovers(root: Path) -> list:
+    return [str(p) for p in root.rglob("*") if ".staging-" in p.name or p.name.endswith(".tmp") or ".old-" in p.name]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_catalogue_case(case, shared, tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGECNN_PROGRESS", "0")
+    ctx = Ctx(tmp_path, shared, monkeypatch)
+    try:
+        if case.setup is not None:
+            case.setup(ctx)
+        before = _hashes(tmp_path, case.keep)
+        argv = [a.format(tmp=tmp_path, **{k: str(v) for k, v in shared.items()}) for a in case.argv]
+        result = CliRunner().invoke(app, argv)
+        output = result.output  # stdout and stderr together
+        assert "Traceback" not in output, output
+        assert not isinstance(result.exception, (AssertionError, TypeError, AttributeError, KeyError)), output
+        assert result.exit_code == case.code, f"exit {result.exit_code}, expected {case.code}:\n{output}"
+        assert case.fragment.lower() in output.lower(), output
+        assert _hashes(tmp_path, case.keep) == before, "a file that was there before changed"
+        assert not _leftovers(tmp_path), _leftovers(tmp_path)
+        assert not (tmp_path / MARKER).exists(), "code from a data file ran"
+    finally:
+        for cleanup in ctx.cleanups:
+            cleanup()
+
+
+def test_catalogue_has_every_family_and_40_rows():
+    assert len(CASES) >= 40 and len({c.id for c in CASES}) == len(CASES)
+    commands = {c.argv[0] for c in CASES}
+    assert {"export", "predict", "bench", "selftest", "validate", "mobile"} <= commands
+    assert sum(c.marker for c in CASES) >= 2
+
+
+def test_reliability_doc_is_generated_from_the_catalogue():
+    sys.path.insert(0, str(ROOT / "tools"))
+    import reliability_report
+
+    assert (ROOT / "docs" / "RELIABILITY.md").read_text(encoding="utf-8") == reliability_report.render(CASES), (
+        "docs/RELIABILITY.md is out of date: run .venv/bin/python tools/reliability_report.py")

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -180,20 +179,14 @@ def _eager(name: str, x: np.ndarray):
     import torch
 
     import edgecnn
+    from edgecnn.convert.onnx_export import recalibrate_batchnorm
 
     torch.manual_seed(0)
     model = edgecnn.create_model(name).train()
     # as in the plain path: BatchNorm statistics from random inputs, or the untrained eager model runs on
     # degenerate activations (the first full run, without this, timed eager ResNet50 at 2.4 s against 55 ms
     # in the zoo report; subnormal floats are the usual cause on x86) and its time means nothing
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.reset_running_stats()
-            m.momentum = None
-    with torch.no_grad():
-        for _ in range(4):
-            model(torch.randn(8, *x.shape[1:]))
-    model.eval()
+    recalibrate_batchnorm(model, [torch.randn(8, *x.shape[1:]) for _ in range(4)])  # leaves it in eval mode
     t = torch.from_numpy(x)
 
     def run():

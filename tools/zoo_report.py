@@ -205,13 +205,15 @@ def ensure_export(name: str, exports: Path, force: bool, reusable: set) -> tuple
 def plain_export(name: str, folder: Path, versions: dict) -> Path:
     """``name`` exported the plain way: torch.onnx.export's defaults, then onnxsim; nothing of edgecnn's export.
 
-    The model has random weights with BatchNorm statistics re-estimated in plain PyTorch (random inputs,
-    train mode), like our export's, so that neither side runs on degenerate activations (subnormal floats are
+    The model has random weights with BatchNorm statistics re-estimated on random inputs
+    (``recalibrate_batchnorm``), like our export's, so that neither side runs on degenerate activations (subnormal floats are
     slow on x86). Weight values do not otherwise change a CNN's CPU time.
     """
     import onnx
     import onnxsim
     import torch
+
+    from edgecnn.convert.onnx_export import recalibrate_batchnorm
 
     path = folder / f"{name}.plain.onnx"
     stamp = folder / f"{name}.plain.json"
@@ -225,15 +227,7 @@ def plain_export(name: str, folder: Path, versions: dict) -> Path:
     torch.manual_seed(0)
     model = edgecnn.create_model(name)
     h, w = get_spec(name).input_size
-    model.train()
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.reset_running_stats()
-            m.momentum = None
-    with torch.no_grad():
-        for _ in range(4):
-            model(torch.randn(8, 3, h, w))
-    model.eval()
+    recalibrate_batchnorm(model, [torch.randn(8, 3, h, w) for _ in range(4)])  # leaves it in eval mode
     raw = folder / f".{name}.plain.raw.onnx"
     # the exporter's progress lines and warnings are kept off the console; the call itself is the plain one
     torch_log = logging.getLogger("torch")

@@ -104,3 +104,65 @@ def test_reliability_doc_is_generated_from_the_catalogue():
 
     assert (ROOT / "docs" / "RELIABILITY.md").read_text(encoding="utf-8") == reliability_report.render(CASES), (
         "docs/RELIABILITY.md is out of date: run .venv/bin/python tools/reliability_report.py")
+
+
+# --- the cases that need real processes: two writers at once, kill -9 mid-export ---------------------------------
+
+
+def _cli(*args, cwd):
+    import os
+    import subprocess
+
+    env = {**os.environ, "EDGECNN_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "edgecnn", *map(str, args)], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+TINY = ("export", "mobilenet_v1", "--input-size", "32", "--calib-count", "8")
+
+
+def test_two_concurrent_exports_exactly_one_writes(tmp_path):
+    """Case 'two concurrent writers': one exits 0, the other exits 2 naming it; the folder matches its manifest."""
+    import json
+
+    import time
+
+    first = _cli(*TINY, "--out", tmp_path / "out", cwd=tmp_path)
+    deadline = time.monotonic() + 120  # the second starts once the first holds the lock: they overlap for sure
+    while not (tmp_path / ".out.lock").exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    second = _cli(*TINY, "--out", tmp_path / "out", cwd=tmp_path)
+    outputs = [p.communicate(timeout=240)[0] for p in (first, second)]
+    codes = sorted(p.returncode for p in (first, second))
+    assert codes == [0, 2], outputs
+    loser = outputs[[first.returncode, second.returncode].index(2)]
+    assert "is being written by process" in loser and "Traceback" not in loser, loser
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    for artifact in manifest["artifacts"]:
+        assert hashlib.sha256((tmp_path / "out" / artifact["file"]).read_bytes()).hexdigest() == artifact["sha256"]
+    assert not _leftovers(tmp_path) and not list(tmp_path.glob(".out.lock"))
+
+
+def test_kill_9_mid_export_keeps_the_old_export_and_the_next_run_clears_staging(shared, tmp_path):
+    import os
+    import signal
+    import time
+
+    shutil.copytree(shared["export"], tmp_path / "ex")
+    keep = ("manifest.json", "mobilenet_v1.fp32.onnx")
+    before = _hashes(tmp_path / "ex", keep)
+    victim = _cli(*TINY, "--out", tmp_path / "ex", "--force", cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".ex.staging-*")) and victim.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.communicate(timeout=30)
+    assert list(tmp_path.glob(".ex.staging-*")), "the export was not caught mid-run"
+    assert _hashes(tmp_path / "ex", keep) == before
+    (tmp_path / "cal").mkdir()  # the next run fails early, after clearing what the killed one left
+    result = CliRunner().invoke(app, [*TINY, "--int8", "--calib", str(tmp_path / "cal"), "--out",
+                                      str(tmp_path / "ex"), "--force"])
+    assert result.exit_code == 2 and "cal" in result.output, result.output
+    assert not (tmp_path / ".ex.lock").exists(), "the dead process's lock was not taken over and released"
+    assert _hashes(tmp_path / "ex", keep) == before
+    assert not _leftovers(tmp_path), _leftovers(tmp_path)

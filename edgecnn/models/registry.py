@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import os
 from typing import Callable
 
 from ..core.errors import UnknownModelError
@@ -121,7 +122,9 @@ def create_model_with_report(name: str, *, num_classes: int | None = None, weigh
         state = _weights.read_state_dict(path)
         dropped = _weights.load_into(model, state, spec, path)
         notes = (f"dropped {len(dropped)} auxiliary-head tensors (training only)",) if dropped else ()
-        report = _weights.LoadReport(path=path, sha256=_weights.sha256_file(path), dropped=dropped, notes=notes)
+        # the manifest records it absolute: validate, run from another folder, must still find the checkpoint
+        report = _weights.LoadReport(path=os.path.abspath(path), sha256=_weights.sha256_file(path), dropped=dropped,
+                                     notes=notes)
     return model.eval(), report
 
 

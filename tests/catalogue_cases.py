@@ -125,6 +125,11 @@ def copy_export_bad_calib(ctx):
     calib_empty(ctx)
 
 
+def cwd_in_export(ctx):
+    copy_export(ctx)
+    ctx.monkeypatch.chdir(ctx.tmp / "ex")
+
+
 def out_is_file(ctx):
     (ctx.tmp / "out").write_text("mine")
 
@@ -358,6 +363,9 @@ CASES: list[Case] = [
                                         "{tmp}/ex", "--force"), 2, "cal",
          "--force over a good export whose new run fails keeps the good one, no staging left",
          copy_export_bad_calib, ("ex/manifest.json", "ex/mobilenet_v1.fp32.onnx")),
+    Case("export-out-dot-force", ("export", "mobilenet_v1", "--input-size", "32", "--calib-count", "8", "--out", ".",
+                                  "--force"), 0, "wrote",
+         "'--out . --force' replaces the current folder's export like any other, no traceback", cwd_in_export),
     Case("export-out-is-file", _export(), 2, "is a file", "an output path that is a file is refused, file kept",
          out_is_file, ("out",)),
     Case("export-out-locked", _export(), 2, "being written by process",

@@ -166,3 +166,25 @@ def test_kill_9_mid_export_keeps_the_old_export_and_the_next_run_clears_staging(
     assert not (tmp_path / ".ex.lock").exists(), "the dead process's lock was not taken over and released"
     assert _hashes(tmp_path / "ex", keep) == before
     assert not _leftovers(tmp_path), _leftovers(tmp_path)
+
+
+def test_force_over_a_good_export_whose_parity_fails_keeps_the_good_one(shared, tmp_path, monkeypatch):
+    """Case '--force, new run fails parity': exit 1, the previous export untouched, nothing left behind."""
+    import dataclasses
+
+    import edgecnn.runtime.compare as compare_module
+
+    real = compare_module.compare
+
+    def failing(*args, **kwargs):
+        report = real(*args, **kwargs)
+        return dataclasses.replace(report, passed=False, judged=True, failures=[*report.failures, "forced by the test"])
+
+    monkeypatch.setattr(compare_module, "compare", failing)
+    shutil.copytree(shared["export"], tmp_path / "ex")
+    keep = ("manifest.json", "mobilenet_v1.fp32.onnx")
+    before = _hashes(tmp_path / "ex", keep)
+    result = CliRunner().invoke(app, [*TINY, "--out", str(tmp_path / "ex"), "--force"])
+    assert result.exit_code == 1 and "was kept" in result.output and "Traceback" not in result.output, result.output
+    assert _hashes(tmp_path / "ex", keep) == before
+    assert not _leftovers(tmp_path) and not (tmp_path / ".ex.lock").exists()

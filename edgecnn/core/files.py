@@ -67,7 +67,7 @@ def staged_output(out_dir: str | os.PathLike, force: bool, notes: list | None = 
     (``KeyboardInterrupt`` and SIGTERM included) the staging folder is removed and the error goes on. A
     symlinked ``out_dir`` is written through: the link keeps pointing at the (new) folder.
     """
-    out_dir = Path(out_dir)
+    out_dir = Path(os.path.abspath(out_dir))  # '--out .' has no name to stage beside: use the folder's own
     if out_dir.is_symlink():
         out_dir = out_dir.resolve()
     with output_lock(out_dir, notes), _sigterm_as_exit():
@@ -98,7 +98,7 @@ def output_lock(out_dir: str | os.PathLike, notes: list | None = None) -> Iterat
     lock left by a process that no longer exists (killed with -9) is taken over, and that is said in ``notes``
     and on the ``edgecnn`` logger.
     """
-    out_dir = Path(out_dir)
+    out_dir = Path(os.path.abspath(out_dir))  # "." and "x/.." have no name to put a lock beside
     path = lock_path(out_dir)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

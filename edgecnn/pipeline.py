@@ -220,7 +220,12 @@ def _build_model(spec: ModelSpec, options: ExportOptions, run: _Run, label_list)
     from .models.registry import create_model_with_report
 
     weights = options.weights
-    with run.step("build model"):
+    import torch
+
+    # Random init from a fixed seed (the caller's RNG state untouched): the same command gives the same model,
+    # so a parity verdict on random weights does not flip from run to run.
+    with run.step("build model"), torch.random.fork_rng():
+        torch.manual_seed(0)
         model, load_report = create_model_with_report(spec.name, num_classes=options.num_classes, weights=weights,
                                                       **options.arch_options)
         published = weights is not None and load_report and not is_checkpoint_path(weights)

@@ -180,8 +180,5 @@ def _golden_inputs(photos: list, card: ModelCard) -> tuple[np.ndarray, np.ndarra
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
-    """A hard link (artifacts are never modified in place, and the bundle's hashes would catch it), else a copy."""
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
+    """A copy: a hard link would make the bundle's model and the export's one file (editing one edits both)."""
+    shutil.copy2(src, dst)

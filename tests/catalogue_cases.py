@@ -158,6 +158,14 @@ def torch_home_file(ctx):
     ctx.monkeypatch.setenv("TORCH_HOME", str(ctx.tmp / "th"))
 
 
+def home_is_file(ctx):
+    """HOME that cannot hold a cache (a file: even root cannot make folders under it)."""
+    (ctx.tmp / "home").write_text("a file")
+    ctx.monkeypatch.setenv("HOME", str(ctx.tmp / "home"))
+    for name in ("TORCH_HOME", "XDG_CACHE_HOME"):
+        ctx.monkeypatch.delenv(name, raising=False)
+
+
 def offline(ctx):
     import urllib.error
 
@@ -342,6 +350,9 @@ CASES: list[Case] = [
          "safetensors given as weights are read or refused in one line", ckpt_safetensors, ("c.safetensors",)),
     Case("export-weights-imagenet-torch-home-file", ("export", "resnet18", "--weights", "imagenet", "--out", "{tmp}/out"), 2, "Not a directory",
          "a cache path that is a file is one line naming it", torch_home_file),
+    Case("export-weights-imagenet-home-unwritable", ("export", "resnet18", "--weights", "imagenet", "--out",
+                                                     "{tmp}/out"), 2, "home/.cache",
+         "an unwritable HOME/cache is one line naming the path (not 'without network')", home_is_file, ("home",)),
     Case("export-weights-imagenet-offline", ("export", "resnet18", "--weights", "imagenet", "--out", "{tmp}/out"), 2, "network",
          "published weights without network: one line saying how to get them", offline),
     # --- calibration folders ---------------------------------------------------------------------------------

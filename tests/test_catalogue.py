@@ -208,3 +208,19 @@ def test_random_init_is_the_same_every_run_and_leaves_the_callers_rng_alone():
 def test_the_bundle_model_is_a_copy_not_a_hard_link_to_the_export(shared):
     bundled = shared["bundle"] / shared["onnx"].name
     assert bundled.stat().st_ino != shared["onnx"].stat().st_ino and bundled.stat().st_nlink == 1
+
+
+def test_a_bundle_folder_of_its_own_is_locked_and_staged(shared, tmp_path):
+    import json
+    import os
+
+    from edgecnn.core.errors import ArtifactError
+    from edgecnn.deploy.bundle import make_bundle
+
+    (tmp_path / ".b.lock").write_text(json.dumps({"pid": os.getppid(), "command": "edgecnn export", "since": "?"}))
+    with pytest.raises(ArtifactError, match="being written by process"):
+        make_bundle(shared["export"], [shared["onnx"].name], out_dir=tmp_path / "b")
+    (tmp_path / ".b.lock").unlink()
+    made = make_bundle(shared["export"], [shared["onnx"].name], out_dir=tmp_path / "b", images=1)
+    assert made.path == tmp_path / "b" and made.selftest.passed and (tmp_path / "b" / "bundle.json").is_file()
+    assert not _leftovers(tmp_path) and not (tmp_path / ".b.lock").exists()

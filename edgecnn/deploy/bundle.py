@@ -21,6 +21,7 @@ runs wherever the app's runtime does; it is re-exported here. Apps can also deco
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -33,7 +34,7 @@ import numpy as np
 
 from ..core.card import ModelCard
 from ..core.errors import ArtifactError
-from ..core.files import sha256_file, write_text_atomic
+from ..core.files import sha256_file, staged_output, write_text_atomic
 from ..runtime.selftest import (BUNDLE_MANIFEST, SELFTEST_TOLERANCES, ModelCheck, SelftestResult,  # noqa: F401
                                 read_bundle_manifest, run_golden, selftest, verify_files)
 from ..runtime.selftest import tolerance as _tolerance
@@ -83,8 +84,15 @@ def make_bundle(export_dir: str | os.PathLike, models: Sequence[str] | None = No
     names = list(models) if models is not None else sorted(p.name for p in export_dir.glob("*.onnx"))
     if not names:
         raise ArtifactError(f"no .onnx models in '{export_dir}' to bundle; export one first")
-    out = _empty_folder(Path(out_dir) if out_dir is not None else export_dir / "bundle")
+    if out_dir is None:  # the pipeline's case: export_dir is its staging folder, locked by the export
+        return _write_bundle(export_dir, names, _empty_folder(export_dir / "bundle"), images)
+    target = _empty_folder(Path(out_dir), create=False)
+    with staged_output(target, force=False) as staging:  # a folder of its own: locked, and complete or absent
+        made = _write_bundle(export_dir, names, staging, images)
+    return dataclasses.replace(made, path=Path(os.path.abspath(target)))
 
+
+def _write_bundle(export_dir: Path, names: list, out: Path, images: int) -> BundleResult:
     cards = {n: _read_card(export_dir / n) for n in names}
     base = next(iter(cards.values()))
     float_card = next((c for c in cards.values() if not c.preprocess_embedded), base)
@@ -105,10 +113,11 @@ def make_bundle(export_dir: str | os.PathLike, models: Sequence[str] | None = No
     return BundleResult(out, tuple(names), len(files) + 1, result)
 
 
-def _empty_folder(out: Path) -> Path:
-    if out.exists() and any(out.iterdir()):
+def _empty_folder(out: Path, create: bool = True) -> Path:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ArtifactError(f"'{out}' already exists and is not empty; remove it or choose another folder")
-    out.mkdir(parents=True, exist_ok=True)
+    if create:
+        out.mkdir(parents=True, exist_ok=True)
     return out
 
 

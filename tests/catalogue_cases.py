@@ -100,6 +100,14 @@ def calib_text(ctx):
         (ctx.tmp / "cal" / f"{i}.png").write_text("not an image either")
 
 
+def calib_odd(ctx):
+    """Every mode a folder of photos may hold, and one broken file."""
+    for i, mode in enumerate(("L", "RGBA", "I;16", "P", "RGB")):
+        _photo(ctx.tmp / "cal" / f"c{i}.png", mode, size=(48, 40))
+    _photo(ctx.tmp / "cal" / "cmyk.jpg", "CMYK", size=(48, 40))
+    (ctx.tmp / "cal" / "broken.jpg").write_bytes(b"\xff\xd8\xffbroken")
+
+
 def calib_loop(ctx):
     (ctx.tmp / "cal").mkdir()
     os.symlink(ctx.tmp / "cal", ctx.tmp / "cal" / "loop")
@@ -362,6 +370,9 @@ CASES: list[Case] = [
          calib_empty),
     Case("export-calib-non-images", _export("--int8", "--calib", "{tmp}/cal"), 2, "cal",
          "a folder of non-images is refused in one line", calib_text),
+    Case("export-calib-odd-modes-and-broken", _export("--int8", "--calib", "{tmp}/cal"), 0, "skipped 1 unreadable image",
+         "calibration converts L, RGBA, 16-bit, palette and CMYK images and lists the broken one it skipped",
+         calib_odd, ("cal/c2.png",)),
     Case("export-calib-symlink-loop", _export("--int8", "--calib", "{tmp}/cal"), 2, "cal",
          "a symlink loop does not hang or crash the search", calib_loop),
     Case("export-calib-bomb", _export("--int8", "--calib", "{tmp}/cal"), 2, "cal",

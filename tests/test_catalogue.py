@@ -224,3 +224,16 @@ def test_a_bundle_folder_of_its_own_is_locked_and_staged(shared, tmp_path):
     made = make_bundle(shared["export"], [shared["onnx"].name], out_dir=tmp_path / "b", images=1)
     assert made.path == tmp_path / "b" and made.selftest.passed and (tmp_path / "b" / "bundle.json").is_file()
     assert not _leftovers(tmp_path) and not (tmp_path / ".b.lock").exists()
+
+
+def test_a_relative_checkpoint_is_recorded_absolute(tmp_path, monkeypatch):
+    """Case 'validate from another working folder': what the manifest records still finds the checkpoint."""
+    import torch
+
+    from edgecnn.models.registry import create_model_with_report
+
+    model, _ = create_model_with_report("mobilenet_v1", num_classes=3, width_mult=0.25)
+    torch.save(model.state_dict(), tmp_path / "c.pth")
+    monkeypatch.chdir(tmp_path)
+    _, report = create_model_with_report("mobilenet_v1", num_classes=3, weights="c.pth", width_mult=0.25)
+    assert report.path == str(tmp_path / "c.pth")

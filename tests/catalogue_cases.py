@@ -230,6 +230,20 @@ def onnx_unknown_op(ctx):
     onnx.save(model, str(ctx.tmp / "m.onnx"))
 
 
+def onnx_one_channel(ctx):
+    """A classifier taking 1-channel images, without edgecnn metadata."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, 16, 16])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 1])
+    graph = helper.make_graph([helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
+                               helper.make_node("Flatten", ["pooled"], ["logits"])], "gray", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    onnx.save(model, str(ctx.tmp / "m.onnx"))
+
+
 def photos(*modes):
     def setup(ctx):
         for i, mode in enumerate(modes):
@@ -432,6 +446,12 @@ CASES: list[Case] = [
          ("masks/p0.png", "photos/p0.png")),
     Case("predict-masks-regular-file", ("predict", "{seg}", "{tmp}/photos", "--save-masks", "{tmp}/masks"), 2,
          "masks", "--save-masks naming a file is one line, the file kept", photos_masks_file, ("masks",)),
+    Case("predict-masks-existing-force", ("predict", "{seg}", "{tmp}/photos", "--save-masks", "{tmp}/masks",
+                                          "--force"), 0, "p0.png",
+         "with --force an existing mask-named file is replaced; the inputs never are", photos_with_mask_name,
+         ("photos/p0.png",)),
+    Case("predict-wrong-channels", ("predict", "{tmp}/m.onnx", "{img}", "--mean", "0.5", "--std", "0.5"), 0, "photo.png",
+         "an RGB photo is converted to the channel count the model takes (here 1)", onnx_one_channel),
     Case("predict-masks-ok", ("predict", "{seg}", "{tmp}/photos", "--save-masks", "{tmp}/masks"), 0, "p0.png",
          "masks go to a new folder", photos("RGB")),
     # --- bench outputs -------------------------------------------------------------------------------------

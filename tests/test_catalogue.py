@@ -237,3 +237,22 @@ def test_a_relative_checkpoint_is_recorded_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     _, report = create_model_with_report("mobilenet_v1", num_classes=3, weights="c.pth", width_mult=0.25)
     assert report.path == str(tmp_path / "c.pth")
+
+
+def test_sigterm_mid_export_cleans_up_like_ctrl_c(shared, tmp_path):
+    """Case 'SIGTERM': the staging folder and the lock go at once (not at the next export); the old export stays."""
+    import os
+    import signal
+    import time
+
+    shutil.copytree(shared["export"], tmp_path / "ex")
+    before = _hashes(tmp_path / "ex", ("manifest.json", "mobilenet_v1.fp32.onnx"))
+    victim = _cli(*TINY, "--out", tmp_path / "ex", "--force", cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".ex.staging-*")) and victim.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(victim.pid, signal.SIGTERM)
+    output = victim.communicate(timeout=60)[0]
+    assert victim.returncode == 143 and "Traceback" not in output, output
+    assert _hashes(tmp_path / "ex", ("manifest.json", "mobilenet_v1.fp32.onnx")) == before
+    assert not _leftovers(tmp_path) and not (tmp_path / ".ex.lock").exists()

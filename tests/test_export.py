@@ -32,8 +32,14 @@ HEAVY = {"alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn
          "resnet101", "resnet152"}
 
 
+# Same blocks as a model the default run exports (resnet18/50, mobilenet_v3_small, efficientnet_lite0) with
+# another table of widths and depths: exhaustive, so with `pytest -m slow`.
+SAME_BLOCKS = {"resnet34", "mobilenet_v3_large", "efficientnet_lite1", "efficientnet_lite2", "efficientnet_lite3",
+               "efficientnet_lite4"}
+
+
 def _params():
-    return [pytest.param(name, marks=[pytest.mark.slow] if name in HEAVY else [], id=name)
+    return [pytest.param(name, marks=[pytest.mark.slow] if name in HEAVY | SAME_BLOCKS else [], id=name)
             for name in edgecnn.list_models()]
 
 
@@ -370,7 +376,8 @@ def test_cli_export_all_continues_past_a_failing_model(tmp_path, monkeypatch):
     assert "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "mobilenet_v3_large", "googlenet", "unet"])
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "mobilenet_v3_large",
+                                  pytest.param("googlenet", marks=pytest.mark.slow), "unet"])  # googlenet trains longest
 def test_int8_parity_on_trained_models(name, trained_checkpoint, tmp_path):
     """Issue 3: int8 parity is judged, and passes, on briefly trained models (random weights prove little)."""
     fx = trained_checkpoint(name)

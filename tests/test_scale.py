@@ -317,3 +317,23 @@ def test_segmentation_masks_beside_the_output(local_ray, images, tmp_path):
     assert summary.mask_dir == tmp_path / "seg.masks" and len(rows) == summary.inferred > 100
     for path, row in rows.items():
         assert np.array_equal(np.asarray(Image.open(row["mask_file"])), plain.predict(path)[0])
+
+
+def test_a_second_sweep_into_the_same_folder_is_refused_naming_the_first(tmp_path):
+    """The sweep folder is locked like every output folder: a second writer stops before any task starts."""
+    from edgecnn.core.files import output_lock
+
+    out = tmp_path / "sweep"
+    with output_lock(out):  # stands for a first sweep, still running, in this process's own record
+        holder = subprocess.run([sys.executable, "-c", f"""
+import sys
+from edgecnn.core.errors import ArtifactError
+from edgecnn.scale import sweep
+try:
+    sweep(["mobilenet_v2"], ["fp32"], {str(out)!r})
+except ArtifactError as exc:
+    print(exc); sys.exit(2)
+"""], capture_output=True, text=True, timeout=120)
+    assert holder.returncode == 2, holder.stderr
+    assert f"process {os.getpid()}" in holder.stdout and "being written" in holder.stdout
+    assert not (out / "sweep.json").exists()

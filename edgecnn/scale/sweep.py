@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..core.errors import EdgeCNNError, InputError, first_line
-from ..core.files import write_text_atomic
+from ..core.files import output_lock, write_text_atomic
 
 PRECISIONS = ("fp32", "fp16", "int8")
 SWEEP_FILE = "sweep.json"
@@ -120,17 +120,18 @@ def sweep(models: Sequence[str], precisions: Sequence[str] = ("fp32", "int8"), o
         raise InputError(f"a sweep needs models and precisions of {', '.join(PRECISIONS)}; got "
                          f"{list(models)} × {list(precisions)}")
     out = Path(out_dir)
-    if (out / SWEEP_FILE).exists() and not force:
-        raise InputError(f"{out / SWEEP_FILE} exists; pass --force to run the sweep again over it")
-    options = (options or ExportOptions()).replace(force=force)
-    ray = connect(address)
-    task = ray.remote(num_cpus=export_cpus)(export_one)
-    refs = [task.remote(m, p, str(out / f"{m}.{p}"), options, seed, export_cpus) for m in names for p in precisions]
-    exports = [_get(ray, ref, {"model": m, "precision": p})
-               for ref, (m, p) in zip(refs, [(m, p) for m in names for p in precisions])]
-    benchmarks = _bench_all(ray, exports, bench) if bench else []
-    result = SweepResult(out, tuple(exports), tuple(benchmarks))
-    write_text_atomic(out / SWEEP_FILE, json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+    with output_lock(out):  # one sweep per folder: a second one refuses at once, naming the first
+        if (out / SWEEP_FILE).exists() and not force:
+            raise InputError(f"{out / SWEEP_FILE} exists; pass --force to run the sweep again over it")
+        options = (options or ExportOptions()).replace(force=force)
+        ray = connect(address)
+        task = ray.remote(num_cpus=export_cpus)(export_one)
+        pairs = [(m, p) for m in names for p in precisions]
+        refs = [task.remote(m, p, str(out / f"{m}.{p}"), options, seed, export_cpus) for m, p in pairs]
+        exports = [_get(ray, ref, {"model": m, "precision": p}) for ref, (m, p) in zip(refs, pairs)]
+        benchmarks = _bench_all(ray, exports, bench) if bench else []
+        result = SweepResult(out, tuple(exports), tuple(benchmarks))
+        write_text_atomic(out / SWEEP_FILE, json.dumps(result.to_dict(), indent=2, default=str) + "\n")
     return result
 
 

@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT))
 
 import train_fixtures  # noqa: E402
+from doc_section import write_section  # noqa: E402
 
 START, END = "<!-- eval_report:start -->", "<!-- eval_report:end -->"
 
@@ -73,12 +74,7 @@ def main() -> None:
     text = render(rows)
     print(text)
     if args.write:
-        doc = args.write.read_text()
-        if START in doc:
-            doc = doc[:doc.index(START)] + text + doc[doc.index(END) + len(END):]
-        else:
-            doc = doc.rstrip() + "\n\n## Accuracy with `edgecnn eval`\n\n" + text + "\n"
-        args.write.write_text(doc)
+        write_section(args.write, text, START, END, "## Accuracy with `edgecnn eval`")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT))
 
 import peer_bench  # noqa: E402  (the plain path and our CLI run, shared with the peer benchmark)
+from doc_section import write_section  # noqa: E402
 
 START, END = "<!-- export_speed:start -->", "<!-- export_speed:end -->"
 TARGET = 1.5
@@ -84,13 +85,7 @@ def main() -> None:
     text = render(rows, args.repeats)
     print(text)
     if not args.no_doc:
-        doc_path = ROOT / "docs" / "BENCHMARKS.md"
-        doc = doc_path.read_text()
-        if START in doc:
-            doc = doc[:doc.index(START)] + text + doc[doc.index(END) + len(END):]
-        else:
-            doc = doc.rstrip() + "\n\n" + text + "\n"
-        doc_path.write_text(doc)
+        write_section(ROOT / "docs" / "BENCHMARKS.md", text, START, END)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
+
+from doc_section import write_section  # noqa: E402
 
 START, END = "<!-- lite0_report:start -->", "<!-- lite0_report:end -->"
 TARGET = 0.95
@@ -119,12 +122,7 @@ def main() -> None:
     text = render(measure(out, args.crops))
     print(text)
     if args.write:
-        doc = args.write.read_text()
-        if START in doc:
-            doc = doc[:doc.index(START)] + text + doc[doc.index(END) + len(END):]
-        else:
-            doc = doc.rstrip() + "\n\n## Trained at full size: EfficientNet-Lite0\n\n" + text + "\n"
-        args.write.write_text(doc)
+        write_section(args.write, text, START, END, "## Trained at full size: EfficientNet-Lite0")
 
 
 if __name__ == "__main__":

@@ -26,10 +26,18 @@ BROWSER_EPS = ("wasm", "webgpu")
 PAGE_TIMEOUT_MS = 120_000
 
 
-def _golden_feed(golden: dict, entry: dict) -> tuple[np.ndarray, str]:
-    array = golden[entry["input"]]
-    dtype = "uint8" if array.dtype == np.uint8 else "float32"
-    return np.ascontiguousarray(array.astype(dtype)), dtype
+def _write_feeds(root: Path, entries: list, golden: dict, folder: Path) -> list[tuple[dict, Path, Path, str, list]]:
+    """Each model's golden input as raw bytes ``folder/in_I.bin`` for the other runtime to read; returns
+    ``(entry, model path inside the bundle, input file, dtype, dims)`` per model."""
+    feeds = []
+    for i, entry in enumerate(entries):
+        array = golden[entry["input"]]
+        dtype = "uint8" if array.dtype == np.uint8 else "float32"
+        array = np.ascontiguousarray(array.astype(dtype))
+        array.tofile(folder / f"in_{i}.bin")
+        feeds.append((entry, inside(root, entry["file"], "model file"), folder / f"in_{i}.bin", dtype,
+                      list(array.shape)))
+    return feeds
 
 
 def selftest_node(bundle: str | os.PathLike) -> SelftestResult:
@@ -38,13 +46,9 @@ def selftest_node(bundle: str | os.PathLike) -> SelftestResult:
 
     def run_models(root: Path, entries: list, golden: dict) -> list:
         with tempfile.TemporaryDirectory(prefix="edgecnn-node-") as tmp:
-            job = []
-            for i, entry in enumerate(entries):
-                array, dtype = _golden_feed(golden, entry)
-                array.tofile(Path(tmp) / f"in_{i}.bin")
-                job.append({"name": entry["file"], "file": str(inside(root, entry["file"], "model file")),
-                            "input": str(Path(tmp) / f"in_{i}.bin"), "dtype": dtype, "dims": list(array.shape),
-                            "output": str(Path(tmp) / f"out_{i}.bin")})
+            job = [{"name": entry["file"], "file": str(model), "input": str(feed), "dtype": dtype, "dims": dims,
+                    "output": str(feed.with_name(feed.name.replace("in_", "out_")))}
+                   for entry, model, feed, dtype, dims in _write_feeds(root, entries, golden, Path(tmp))]
             (Path(tmp) / "job.json").write_text(json.dumps({"models": job}))
             result = run_node("node_selftest.mjs", [str(Path(tmp) / "job.json")], timeout=300,
                               what="the onnxruntime-node self-test")
@@ -90,13 +94,8 @@ def selftest_browser(bundle: str | os.PathLike, *, browser: str | None = None, e
 
     def run_models(root: Path, entries: list, golden: dict) -> list:
         with tempfile.TemporaryDirectory(prefix="edgecnn-browser-") as tmp:
-            models = []
-            for i, entry in enumerate(entries):
-                array, dtype = _golden_feed(golden, entry)
-                array.tofile(Path(tmp) / f"in_{i}.bin")
-                inside(root, entry["file"], "model file")
-                models.append({"url": f"/bundle/{entry['file']}", "input_url": f"/job/in_{i}.bin", "dtype": dtype,
-                               "dims": list(array.shape)})
+            models = [{"url": f"/bundle/{entry['file']}", "input_url": f"/job/{feed.name}", "dtype": dtype, "dims": dims}
+                      for entry, _, feed, dtype, dims in _write_feeds(root, entries, golden, Path(tmp))]
             page = _harness({"mode": "selftest", "ep": ep, "models": models}, Path(tmp), browser, {"/bundle/": root})
         runtime["name"] = f"onnxruntime-web {page['onnxruntime_web']} ({ep}, {page['threads']} threads)"
         return [(np.asarray(m["values"], dtype=np.float32).reshape(m["dims"]), (f"onnxruntime-web {ep}",))

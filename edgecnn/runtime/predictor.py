@@ -109,6 +109,11 @@ class Predictor:
         """The graph's input shape; ``None`` marks a dynamic axis."""
         return self._input.shape
 
+    @property
+    def input_layout(self) -> str:
+        """``"NCHW"`` or ``"NHWC"``: how the graph takes its image (uint8 twins may take either)."""
+        return self._input.layout
+
     def preprocess(self, images: ImageLike | Sequence[ImageLike]) -> np.ndarray:
         """A batch of model input for images, in the graph's layout and dtype."""
         items = _as_list(images)
@@ -152,12 +157,16 @@ class Predictor:
             raise InputError(f"top_k must be at least 1, got {top_k}")
         results: list = []
         for start in range(0, len(items), self.batch_size):
-            logits = self.run(self.preprocess(items[start:start + self.batch_size]))
-            if self.task == "classification":
-                results.extend(self._top_k(row, int(top_k)) for row in logits)
-            else:
-                results.extend(_masks(logits))
+            results.extend(self.postprocess(self.run(self.preprocess(items[start:start + self.batch_size])), top_k))
         return results
+
+    def postprocess(self, logits: np.ndarray, top_k: int = 5) -> list:
+        """What ``predict`` returns, from the output of ``run``: top-k (label, probability) pairs per row for a
+        classifier, an H×W class mask per row for a segmentation model (for pipelines that preprocess
+        elsewhere, such as ``edgecnn.scale``)."""
+        if self.task == "classification":
+            return [self._top_k(row, int(top_k)) for row in logits]
+        return _masks(logits)
 
     def __repr__(self) -> str:
         name = self.card.model if self.card else "model without edgecnn metadata"

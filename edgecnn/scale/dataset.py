@@ -135,16 +135,12 @@ class InferenceActor:
 
     def _infer(self, pixels: np.ndarray) -> list:
         """The steps of ``Predictor.predict`` after preprocessing, so results equal it image for image."""
-        from ..runtime.predictor import _masks
-
         p = self.predictor
-        if p.embedded and p._input.layout != "NHWC":  # as Predictor.preprocess lays out uint8 pixels
+        if p.embedded and p.input_layout != "NHWC":  # as Predictor.preprocess lays out uint8 pixels
             pixels = np.ascontiguousarray(pixels.transpose(0, 3, 1, 2))
         results: list = []
         for start in range(0, len(pixels), p.batch_size):
-            logits = p.run(pixels[start:start + p.batch_size])
-            results.extend([p._top_k(row, self.top_k) for row in logits] if p.task == "classification"
-                           else _masks(logits))
+            results.extend(p.postprocess(p.run(pixels[start:start + p.batch_size]), self.top_k))
         return results
 
 

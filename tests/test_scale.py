@@ -81,7 +81,7 @@ def swept(local_ray, tmp_path_factory):
     from edgecnn.scale import sweep
 
     out = tmp_path_factory.mktemp("sweep")
-    result = sweep([SWEEP_MODEL], ["fp32", "int8"], out, seed=0,
+    result = sweep([SWEEP_MODEL], ["fp32", "int8"], out,
                    options=ExportOptions(**SWEEP_OPTIONS, int8=Int8Options(speed=False)),
                    bench=BenchOptions(runs=5, warmup=1))
     return result
@@ -280,7 +280,7 @@ def test_sweep_three_models_matches_one_by_one(local_ray, tmp_path):
 
     options = ExportOptions(input_size=32, int8=Int8Options(speed=False))
     models = ["mobilenet_v2", "resnet18", "mobilenet_v3_small"]
-    result = sweep(models, ["fp32", "int8"], tmp_path / "sweep", options=options, seed=0)
+    result = sweep(models, ["fp32", "int8"], tmp_path / "sweep", options=options)
     assert len(result.exports) == 6
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -64,7 +64,6 @@ def sweep_cmd(
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: a local Ray)."),
     bench: bool = typer.Option(False, "--bench", help="Benchmark each artifact, each on a whole node."),
     runs: int = typer.Option(20, "--runs", min=1, help="Timed runs per benchmark (with --bench)."),
-    seed: int = typer.Option(0, "--seed", help="torch.manual_seed before each random-weight export."),
     export_cpus: int = typer.Option(1, "--export-cpus", min=1, help="CPUs (torch threads) per export task."),
     force: bool = force_option("Replace existing export folders (each only once its new one is complete)."),
     as_json: bool = json_option("the sweep rows"),
@@ -76,7 +75,7 @@ def sweep_cmd(
     from ..scale import sweep
 
     result = sweep(models, [p.strip() for p in precision.split(",") if p.strip()], out,
-                   options=ExportOptions(input_size=input_size), address=address, seed=seed,
+                   options=ExportOptions(input_size=input_size), address=address,
                    bench=BenchOptions(runs=runs, warmup=3) if bench else None, export_cpus=export_cpus, force=force)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, default=str))

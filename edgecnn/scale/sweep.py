@@ -2,8 +2,8 @@
 
 Each export task calls ``pipeline.export`` into its own folder ``OUT/MODEL.PRECISION`` — staged and swapped in
 atomically, exactly as ``edgecnn export`` does — so a sweep's artifacts are those of exporting one by one. With
-random weights, each task seeds torch with ``seed`` first: the same model gets the same weights in every task
-and in a one-by-one export seeded the same way (``torch.manual_seed(seed)`` before ``export``).
+random weights, ``export`` itself draws them from a fixed seed, so the same model gets the same weights in every
+task and in a one-by-one export.
 
 Benchmark tasks ask Ray for *all* the CPUs of one node and are pinned to it (``NodeAffinitySchedulingStrategy``,
 hard), so no other task of the sweep runs there while it times: timings are never shared. Every row, export
@@ -48,7 +48,7 @@ def _where() -> dict:
     return {"node_id": ray.get_runtime_context().get_node_id(), "hostname": socket.gethostname()}
 
 
-def export_one(model: str, precision: str, folder: str, options: Any, seed: int | None, threads: int) -> dict:
+def export_one(model: str, precision: str, folder: str, options: Any, threads: int) -> dict:
     """A Ray task: one export into its own folder; a user error becomes the row's ``error``."""
     import torch
 
@@ -56,8 +56,6 @@ def export_one(model: str, precision: str, folder: str, options: Any, seed: int 
     from ..pipeline import export
 
     torch.set_num_threads(max(1, threads))  # the CPUs this task asked Ray for, no more
-    if seed is not None:
-        torch.manual_seed(seed)
     opts = options.replace(fp16=precision == "fp16",
                            int8=(options.int8 or Int8Options()) if precision == "int8" else None)
     row = {"model": model, "precision": precision, "folder": folder, **_where()}
@@ -95,7 +93,7 @@ def _with_threads(options: Any, cpus: int) -> Any:
 
 
 def sweep(models: Sequence[str], precisions: Sequence[str] = ("fp32", "int8"), out_dir: str | Path = "sweep", *,
-          options: Any = None, address: str | None = None, seed: int | None = 0, bench: Any = None,
+          options: Any = None, address: str | None = None, bench: Any = None,
           export_cpus: int = 1, force: bool = False) -> SweepResult:
     """Export every model × precision as Ray tasks, then benchmark each artifact on a whole node.
 
@@ -105,7 +103,6 @@ def sweep(models: Sequence[str], precisions: Sequence[str] = ("fp32", "int8"), o
         out_dir: the sweep folder; ``sweep.json`` holds every row.
         options: ``ExportOptions`` shared by every export (precision fields are set per task).
         address: Ray cluster address; ``None`` uses or starts a local Ray.
-        seed: ``torch.manual_seed`` in each task before a random-weight export (``None``: unseeded).
         bench: ``BenchOptions`` (or ``True`` for defaults) to benchmark each artifact; ``None`` skips it.
         export_cpus: CPUs (and torch threads) each export task asks for.
         force: replace existing export folders (only once each new one is complete) and ``sweep.json``.
@@ -127,7 +124,7 @@ def sweep(models: Sequence[str], precisions: Sequence[str] = ("fp32", "int8"), o
         ray = connect(address)
         task = ray.remote(num_cpus=export_cpus)(export_one)
         pairs = [(m, p) for m in names for p in precisions]
-        refs = [task.remote(m, p, str(out / f"{m}.{p}"), options, seed, export_cpus) for m, p in pairs]
+        refs = [task.remote(m, p, str(out / f"{m}.{p}"), options, export_cpus) for m, p in pairs]
         exports = [_get(ray, ref, {"model": m, "precision": p}) for ref, (m, p) in zip(refs, pairs)]
         benchmarks = _bench_all(ray, exports, bench) if bench else []
         result = SweepResult(out, tuple(exports), tuple(benchmarks))

@@ -26,6 +26,9 @@ def render_report(record: dict, top: int = 10) -> str:
     if form.get("hardswish_decomposed") or form.get("hardsigmoid_decomposed"):
         lines.append(f"int8 form: {form['hardswish_decomposed']} HardSwish and {form['hardsigmoid_decomposed']} "
                      f"HardSigmoid rewritten as int8 Add/Mul, {form.get('scales_folded', 0)} scales folded")
+    if form.get("biases_corrected"):
+        lines.append(f"bias correction: {form['biases_corrected']} int8 layers' biases corrected for the mean shift "
+                     "of their weight rounding")
     sens = (record.get("sensitivity") or {}).get("most_sensitive") or []
     if sens:
         lines.append(f"most sensitive layers (of {record['sensitivity']['layers']}; dB of SQNR lost at the layer):")

@@ -28,6 +28,8 @@ class Int8Options:
         threads: intra-op threads the speed gate times with.
         speed_seconds: timed work per configuration in the speed gate.
         max_fallback: most layers the sensitivity pass may return to float (``None``: as many as needed).
+        bias_correction: take the mean shift of int8 weight rounding back out of each layer's bias (trained
+            weights only: see ``convert.bias_correction``).
     """
 
     policy: str = "static"
@@ -36,6 +38,7 @@ class Int8Options:
     threads: int = 2
     speed_seconds: float = 0.5
     max_fallback: int | None = None
+    bias_correction: bool = True
 
     def __post_init__(self) -> None:
         if self.policy not in INT8_POLICIES:
@@ -78,7 +81,8 @@ class ExportOptions:
         fp16: also write an fp16 artifact.
         int8: ``Int8Options`` to also write an int8 artifact, or ``None``.
         calib: folder of calibration images; ``None`` takes crops of the bundled sample photographs.
-        calib_count: how many calibration images to use (default: 200 from a folder, 64 samples).
+        calib_count: how many calibration images to use (default: 200 from a folder; sample photos: 192 with
+            trained weights, 64 with random ones).
         simplify: run onnxsim (a failure keeps the unsimplified graph and says why).
         labels: text file with one class name per line.
         arch_options: extra builder options (``width_mult``, ``bilinear``, ``in_channels`` …).

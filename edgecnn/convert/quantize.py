@@ -17,7 +17,8 @@ int8 is static QDQ with per-channel S8 weights and U8 activations:
    (onnxruntime's histogram calibrators hold every intermediate tensor of every image otherwise), written to
    onnxruntime's calibration cache so that re-quantizing (fallback rounds) does not calibrate again.
 4. ``quantize_int8``: ``quantize_static`` from the cache, then the scale folding, then ``float_fallback`` for
-   the nodes kept in float, and dead-node clean-up.
+   the nodes kept in float, bias correction (``bias_correction``: the mean shift of weight rounding taken back
+   out of each int8 layer's bias) and dead-node clean-up.
 
 (Dynamic quantization, ConvInteger, is 2–11× slower than fp32 for CNNs on onnxruntime's CPU provider, and
 S8 activations are slower than U8 on x86: neither is offered.)
@@ -35,6 +36,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from .bias_correction import correct_bias
 from .fp16 import Fp16Result, to_fp16, toposort  # noqa: F401 - re-exported: pipeline imports them here
 from .options import STATIC_METHODS as CALIBRATION_METHODS
 from .ort_tools import in_folder, quiet
@@ -321,11 +323,12 @@ class QuantizeReport:
 
     scales_folded: int
     float_nodes: tuple  # nodes rewired to compute in float
+    biases_corrected: int = 0  # layers whose bias took back the mean shift of their weight rounding
 
 
 def quantize_int8(src: str | Path, dst: str | Path, reader=None, *, method: str = "minmax",
                   per_channel: bool = True, exclude_nodes: tuple = (), extra_options: dict | None = None,
-                  calibration_cache: str | Path | None = None) -> QuantizeReport:
+                  calibration_cache: str | Path | None = None, bias_means: dict | None = None) -> QuantizeReport:
     """Static QDQ quantization of ``src`` (pre-processed, in ``int8_form``) to ``dst``.
 
     Args:
@@ -334,6 +337,8 @@ def quantize_int8(src: str | Path, dst: str | Path, reader=None, *, method: str 
         exclude_nodes: node names kept in float (sensitivity fallback); see ``float_fallback``.
         extra_options: passed to onnxruntime's quantizer (over our defaults).
         calibration_cache: a cache written by ``calibrate``.
+        bias_means: ``bias_correction.input_means`` of ``src``: when given, every int8 layer's bias is corrected
+            for the mean shift of its weight rounding (``bias_correction.correct_bias``).
     """
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
@@ -355,8 +360,10 @@ def quantize_int8(src: str | Path, dst: str | Path, reader=None, *, method: str 
     finally:
         raw.unlink(missing_ok=True)
     folded = fold_scales(model)
-    rewired = float_fallback(model, onnx.load(str(src)), set(exclude_nodes)) if exclude_nodes else []
+    twin = onnx.load(str(src)) if exclude_nodes or bias_means else None
+    rewired = float_fallback(model, twin, set(exclude_nodes)) if exclude_nodes else []
+    corrected = correct_bias(model, twin, bias_means) if bias_means else 0
     remove_dead(model)
     toposort(model.graph)
     onnx.save(model, str(dst))
-    return QuantizeReport(folded, tuple(rewired))
+    return QuantizeReport(folded, tuple(rewired), corrected)

@@ -247,7 +247,9 @@ def test_auto_calibration_tries_each_method_and_keeps_the_best(tiny, tmp_path):
     best = max(result.calibration.values(), key=Agreement.score)
     assert result.calibration[result.method].score() == best.score()
     assert result.selection_images == 10 and result.calibration_images == 30  # a held-out quarter judges
-    assert result.form == {"hardswish_decomposed": 1, "hardsigmoid_decomposed": 1, "scales_folded": 2}
+    # random weights: nothing to keep accurate, so no bias correction (it costs a pass over the images)
+    assert result.form == {"hardswish_decomposed": 1, "hardsigmoid_decomposed": 1, "scales_folded": 2,
+                           "biases_corrected": 0}
 
 
 def test_unknown_options_are_refused_early():
@@ -478,3 +480,74 @@ def test_layer_precisions_name_the_layers_left_in_float(tmp_path):
     res = CliRunner().invoke(app, ["bench", str(tmp_path / "q.onnx"), "--runs", "3", "--warmup", "1"])
     assert res.exit_code == 0, res.output
     assert f"layers 10 int8, 1 float (in float: {stem})" in res.output
+
+
+# ------------------------------------------------------------------------------------------- bias correction
+
+
+class Shifted(nn.Module):
+    """ReLU outputs with a large mean feed a wide 3×3 conv: the rounding of its 288 weights per output channel
+    moves each output's mean by ΔW·E[x], the error bias correction takes out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(1)
+        self.conv1, self.conv2 = nn.Conv2d(3, 32, 3, 1, 1), nn.Conv2d(32, 16, 3, 1, 1)
+        with torch.no_grad():
+            self.conv1.bias.fill_(2.0)  # E[x] of conv2 ≈ 2, well away from 0
+
+    def forward(self, x):
+        return self.conv2(torch.relu(self.conv1(x)))
+
+
+def test_bias_correction_removes_the_mean_shift_of_weight_rounding(tmp_path):
+    from edgecnn.convert.bias_correction import input_means
+
+    fp32, pre = tmp_path / "shift.onnx", tmp_path / "shift.pre.onnx"
+    module = Shifted().eval()
+    with torch.no_grad():
+        torch.onnx.export(module, (torch.randn(1, 3, 12, 12),), str(fp32), input_names=["input"],
+                          output_names=["out"], dynamic_axes={"input": {0: "batch"}, "out": {0: "batch"}},
+                          dynamo=False, opset_version=17)
+    preprocess_for_quantization(fp32, pre)
+    rng = np.random.default_rng(0)
+    calib, fresh = (rng.standard_normal((n, 3, 12, 12)).astype(np.float32) for n in (32, 16))
+    means = input_means(pre, calib)
+    # the means are the real per-channel means of each layer's input
+    with torch.no_grad():
+        hidden = torch.relu(module.conv1(torch.from_numpy(calib))).numpy()
+    conv2 = [n.name for n in onnx.load(str(pre)).graph.node if n.op_type == "Conv"][1]
+    np.testing.assert_allclose(means[conv2], hidden.mean(axis=(0, 2, 3)), rtol=1e-5)
+    np.testing.assert_allclose(means[next(iter(means))], calib.mean(axis=(0, 2, 3)), rtol=1e-4, atol=1e-6)
+
+    cache = calibrate(pre, calib, tmp_path / "c.json")
+    plain, fixed = tmp_path / "plain.onnx", tmp_path / "fixed.onnx"
+    assert quantize_int8(pre, plain, calibration_cache=cache).biases_corrected == 0
+    assert quantize_int8(pre, fixed, calibration_cache=cache, bias_means=means).biases_corrected == 2
+    ref = run_model(fp32, fresh)[0]
+    shift = {p: np.abs((run_model(p, fresh)[0] - ref).mean(axis=(0, 2, 3))).mean() for p in (plain, fixed)}
+    assert shift[fixed] < shift[plain] / 3, shift  # on images the correction never saw
+    assert _sqnr(ref, run_model(fixed, fresh)[0]) > _sqnr(ref, run_model(plain, fresh)[0])
+
+
+def test_static_policy_prefers_cheap_float_forms_and_never_ships_one_slower_than_fp32():
+    good, poor = Agreement("classification", 16, 30.0, 1.0, top1=1.0), Agreement("classification", 16, 18.0, 1.0,
+                                                                                top1=0.9)
+    timing = lambda n: ""  # noqa: E731
+
+    def gate(**ms):
+        return SpeedGate(2.0, ms, {n: v / 2.0 for n, v in ms.items()}, 2, 1, "stand-in", {}, True, 3, ())
+
+    cands = {"int8": ("a", poor), "stem:5": ("b", good), "stem:3": ("c", good), "mixed": ("d", good)}
+    accurate = {n: c for n, c in cands.items() if c[1].meets({"top1": 0.97})}
+    # the shortest float stem that meets the target, ahead of scattered float layers
+    name, why = q8._decide_static(cands, accurate, gate(int8=1.0, **{"stem:5": 1.1, "stem:3": 1.2, "mixed": 1.0}),
+                                  {"top1": 0.97}, timing)
+    assert name == "stem:3" and "first 3 nodes in float" in why
+    # mixed meets the target but is slower than fp32 while int8 is faster: int8 ships, and says so
+    cands = {"int8": ("a", poor), "mixed": ("d", good)}
+    name, why = q8._decide_static(cands, {"mixed": cands["mixed"]}, gate(int8=1.0, mixed=5.6), {"top1": 0.97},
+                                  timing)
+    assert name == "int8" and "no form met" in why
+    # without a speed gate, the accurate mixed form ships
+    assert q8._decide_static(cands, {"mixed": cands["mixed"]}, None, {"top1": 0.97}, timing)[0] == "mixed"

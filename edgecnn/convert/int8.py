@@ -32,7 +32,8 @@ from .options import CALIBRATION_METHODS as CALIBRATION_CHOICES
 from .options import INT8_POLICIES as POLICIES  # noqa: F401 - re-exported
 from .options import STATIC_METHODS as CALIBRATION_METHODS
 from .options import Int8Options
-from .quantize import (SCALE_SUFFIX, calibrate, int8_form, preprocess_for_quantization,
+from .bias_correction import input_means
+from .quantize import (SCALE_SUFFIX, QuantizeReport, calibrate, int8_form, preprocess_for_quantization,
                        quantize_int8)
 from .sensitivity import (_ACTIVATIONS, SENSITIVITY_IMAGES, LayerSensitivity, _dequantized_pairs,  # noqa: F401
                           _save_with_outputs, _weight_sqnr, layer_sensitivity)
@@ -41,7 +42,7 @@ from .speed import (SpeedGate, _count_ops, _depthwise_convs, cpu_has_vnni, expla
 
 # Agreement of int8 with fp32 on the held-out selection slice that counts as "keeps accuracy". Disagreements are
 # near-ties that go both ways, so accuracy moves far less than agreement (measured: 99% agreement, ±0.5 point);
-# 97% tolerates one disagreement in the usual 32–48 selection images, where 98% would let a single near-tie
+# 97% tolerates one disagreement in 34–48 selection images (the pipeline holds out 48 for trained weights), where 98% would let a single near-tie
 # trigger a fallback that costs speed and, on a slice that small, buys nothing measurable.
 DEFAULT_TARGETS = {"classification": {"top1": 0.97}, "segmentation": {"pixel": 0.98, "miou": 0.95}}
 SELECTION_MAX = 48  # most calibration images held out to judge agreement
@@ -152,13 +153,18 @@ def build_int8(fp32_path: str | Path, dst: str | Path, arrays: np.ndarray, optio
         def evaluate(path: Path) -> Agreement:
             return agreement(reference, run_model(path, select, input_name=input_name, batch=batch)[0], task)
 
-        # 1. calibration: one method, or each of them with the best agreement kept
+        # 1. calibration: one method, or each of them with the best agreement kept; trained weights get their
+        # biases corrected for the mean shift of weight rounding (random weights: nothing to keep accurate)
+        means = None
+        if judge_accuracy and options.bias_correction:
+            say("bias correction")
+            means = input_means(twin, calib, input_name=input_name, batch=batch)
         methods = CALIBRATION_METHODS if method == "auto" else (method,)
-        chosen, caches, scored, folded = _calibrate_methods(twin, calib, methods, work, input_name, batch, evaluate,
-                                                            say)
+        chosen, caches, scored, report = _calibrate_methods(twin, calib, methods, work, input_name, batch, evaluate,
+                                                            say, means)
         best_path, best = work / f"int8.{chosen}.onnx", scored[chosen]
         form = {"hardswish_decomposed": form["HardSwish"], "hardsigmoid_decomposed": form["HardSigmoid"],
-                "scales_folded": folded}
+                "scales_folded": report.scales_folded, "biases_corrected": report.biases_corrected}
 
         # 2. per-layer sensitivity: what the fallback acts on and the report ranks, so only for judged weights
         sens = ()
@@ -166,29 +172,32 @@ def build_int8(fp32_path: str | Path, dst: str | Path, arrays: np.ndarray, optio
             say("layer sensitivity")
             sens = layer_sensitivity(twin, best_path, select[:SENSITIVITY_IMAGES], input_name=input_name, batch=batch)
 
-        # 3. fallback of the most sensitive nodes to float until the target is met
+        # 3. forms with layers in float, until the target is met: float stems, then the most sensitive layers
         def requantize(path: Path, nodes: tuple):
-            return quantize_int8(twin, path, method=chosen, calibration_cache=caches[chosen], exclude_nodes=nodes)
+            return quantize_int8(twin, path, method=chosen, calibration_cache=caches[chosen], exclude_nodes=nodes,
+                                 bias_means=means)
 
+        # float stems first: a float prefix costs no speed (a stem convolution reads 3 channels, too few for int8
+        # to pay, and there is one float→int8 boundary, not two per layer), so they are tried before scattered
+        # layers; under the auto policy they are also the speed-aware forms the gate times
+        candidates, floats = {"int8": (best_path, best)}, {"int8": ()}
+        if (judge_accuracy and not best.meets(target)) or (policy == "auto" and speed):
+            for name, (path, ag, nodes) in _stem_candidates(twin, (), work, requantize, evaluate, say).items():
+                candidates[name], floats[name] = (path, ag), nodes
+        stem_meets = any(c[1].meets(target) for n, c in candidates.items() if n.startswith("stem:"))
         rounds: list[dict] = []
-        mixed_path, mixed, fallback = None, None, ()
+        mixed = None
         if not judge_accuracy:
             notes.append("random weights: agreement is reported but not judged, so no layer was moved to float "
                          "(and per-layer sensitivity, which only that decision uses, was not measured)")
-        elif not best.meets(target):
+        elif not best.meets(target) and not stem_meets:
             limit = min(len(sens), max_fallback if max_fallback is not None else max(4, len(sens) // 4))
             mixed_path, mixed, fallback, rounds = _fallback(sens, limit, best, target, work, requantize, evaluate, say)
+            if mixed_path is not None:
+                candidates["mixed"], floats["mixed"] = (mixed_path, mixed), tuple(fallback)
             warnings.extend(_fallback_warnings(rounds, best, mixed, target))
 
-        # 4. candidates that keep accuracy (auto: also float stems, chosen on speed), then the speed gate
-        candidates = {"int8": (best_path, best)}
-        if mixed_path is not None:
-            candidates["mixed"] = (mixed_path, mixed)
-        floats = {"int8": (), "mixed": tuple(fallback)}
-        if policy == "auto" and speed:
-            base = "mixed" if mixed_path is not None and mixed.meets(target) else "int8"
-            for name, (path, ag, nodes) in _stem_candidates(twin, floats[base], work, requantize, evaluate, say).items():
-                candidates[name], floats[name] = (path, ag), nodes
+        # 4. the speed gate over the candidates (auto: those that keep accuracy), then the decision
         accurate = {n: c for n, c in candidates.items() if not judge_accuracy or c[1].meets(target)}
         gate = None
         if speed:
@@ -203,7 +212,8 @@ def build_int8(fp32_path: str | Path, dst: str | Path, arrays: np.ndarray, optio
             warnings.append(f"no int8 artifact written: {decision}")
         if kept != "fp32":
             os.replace(candidates[name][0], dst)
-        shipped = candidates[name][1] if kept != "fp32" else (mixed if "mixed" in accurate else best)
+        shipped = candidates[name][1] if kept != "fp32" else max((c[1] for c in accurate.values()), key=Agreement.score,
+                                                                   default=best)
         if gate is not None and kept != "fp32" and gate.ratios.get(name, 0) >= 1.0:
             warnings.append(_not_faster(gate, name, threads, policy))
         return Int8Result(
@@ -217,17 +227,16 @@ def build_int8(fp32_path: str | Path, dst: str | Path, arrays: np.ndarray, optio
 
 
 def _calibrate_methods(twin: Path, calib: np.ndarray, methods: tuple, work: Path, input_name: str, batch,
-                       evaluate, say) -> tuple[str, dict, dict, int]:
-    """Calibrate and quantize with each method; returns the best-agreeing one, the caches, scores and how many
-    scales were folded."""
-    caches, scored, folded = {}, {}, 0
+                       evaluate, say, means: dict | None) -> tuple[str, dict, dict, QuantizeReport]:
+    """Calibrate and quantize with each method; returns the best-agreeing one, the caches, scores and the
+    quantizer's report (the graph rewrites are the same whatever the method)."""
+    caches, scored, report = {}, {}, None
     for m in methods:
         say(f"calibrate {m}")
         caches[m] = calibrate(twin, calib, work / f"{m}.calib.json", method=m, input_name=input_name, batch=batch)
-        report = quantize_int8(twin, work / f"int8.{m}.onnx", method=m, calibration_cache=caches[m])
-        folded = report.scales_folded
+        report = quantize_int8(twin, work / f"int8.{m}.onnx", method=m, calibration_cache=caches[m], bias_means=means)
         scored[m] = evaluate(work / f"int8.{m}.onnx")
-    return max(methods, key=lambda m: scored[m].score()), caches, scored, folded
+    return max(methods, key=lambda m: scored[m].score()), caches, scored, report
 
 
 def _fallback_warnings(rounds: list, best: Agreement, mixed: Agreement | None, target: dict) -> list[str]:
@@ -332,11 +341,7 @@ def _decide(policy: str, candidates: dict, accurate: dict, gate: SpeedGate | Non
         return f" ({ms(n):.3f} ms vs fp32 {gate.fp32_ms:.3f} ms)" if gate and ms(n) is not None else ""
 
     if policy == "static":
-        name = "mixed" if "mixed" in candidates and ("mixed" in accurate or "int8" not in accurate) else "int8"
-        why = "static policy: int8 shipped"
-        if name == "mixed":
-            why += f" with its most sensitive layers in float to meet {_fmt(target)}"
-        return name, why + timing(name)
+        return _decide_static(candidates, accurate, gate, target, timing)
     if not accurate:
         return "fp32", f"auto policy: kept fp32, no int8 form met the agreement target {_fmt(target)}"
     if gate is None:
@@ -350,6 +355,27 @@ def _decide(policy: str, candidates: dict, accurate: dict, gate: SpeedGate | Non
     basis = "meets the agreement target" if judged else "random weights: chosen on speed alone"
     what = f"{name} (int8 with its first {name[5:]} nodes in float)" if name.startswith("stem:") else name
     return name, f"auto policy: {what} is the fastest form and {basis}{timing(name)}"
+
+
+def _decide_static(candidates: dict, accurate: dict, gate: SpeedGate | None, target: dict, timing) -> tuple[str, str]:
+    """Static policy: the first form that keeps accuracy, in the order int8, float stems (shortest first), mixed;
+    when none does, the most accurate. A form the speed gate measured slower than fp32 is passed over while
+    another is faster: it would be both less accurate and slower than fp32 (EfficientNet-Lite0 with 14 scattered
+    float layers: 2.8× fp32's time)."""
+    order = ["int8", *sorted((n for n in candidates if n.startswith("stem:")), key=lambda n: int(n[5:])), "mixed"]
+    names = [n for n in order if n in candidates]
+    if gate is not None:
+        fast = [n for n in names if gate.candidates_ms.get(n) is not None and gate.candidates_ms[n] < gate.fp32_ms]
+        names = fast or names
+    kept = [n for n in names if n in accurate]
+    name = kept[0] if kept else max(names, key=lambda n: candidates[n][1].score())
+    why = "static policy: int8 shipped"
+    if name.startswith("stem:"):
+        why += f" with its first {name[5:]} nodes in float"
+    elif name == "mixed":
+        why += " with its most sensitive layers in float"
+    why += f" to meet {_fmt(target)}" if kept else f"; no form met {_fmt(target)}, this one agrees best"
+    return name, why + timing(name)
 
 
 def check_int8_options(int8, method: str) -> str:

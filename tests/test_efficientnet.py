@@ -194,5 +194,8 @@ def test_lite0_at_full_size_through_the_pipeline(tmp_path):
     m = tool.measure(tmp_path / "lite0", crops=200, seconds=1.0)
     assert m["parity"]["fp32"]["passed"] and m["crops"] >= 200
     assert all(p["same"] for p in m["photos"].values()), m["photos"]  # Predictor's top-1 = PyTorch's
-    assert m["agreement"]["fp16"]["top1"] >= tool.TARGET
-    # int8's agreement is measured and judged in docs/INT8.md (it misses the 95% target on these crops: see there)
+    assert m["sets"]["all"]["fp16"]["top1"] >= tool.TARGET and m["ratio"] < 1  # int8 faster than fp32
+    # int8's agreement is measured and judged in docs/INT8.md (it misses the 95% target on near-ties: see there);
+    # where fp32 is decisive, int8 keeps its answer on the calibration's photographs
+    assert m["sets"]["scikit-learn"]["int8"]["decisive_top1"] >= tool.TARGET
+    assert m["calibrated"]["sets"]["unseen"]["int8"]["decisive_top1"] >= tool.TARGET

@@ -83,6 +83,22 @@ def load_folder(folder: str | Path, card: ModelCard, limit: int | None = None) -
                     preprocessing_record(card))
 
 
+# scikit-image's colour photographs of things ImageNet has classes for (a cat, an espresso cup, a rocket, a
+# motorbike, an astronaut): judged sets add them when the package is installed (a test dependency)
+SKIMAGE_PHOTOS = ("chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png", "astronaut.png")
+
+
+def more_photo_files() -> list[Path]:
+    """scikit-image's colour photographs (``SKIMAGE_PHOTOS``), found without importing it; [] if not installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("skimage")
+    if not spec or not spec.origin:
+        return []
+    folder = Path(spec.origin).parent / "data"
+    return [folder / name for name in SKIMAGE_PHOTOS if (folder / name).is_file()]
+
+
 def sample_photo_files() -> list[Path]:
     """The two photographs scikit-learn ships (china.jpg, flower.jpg), found without importing it:
     ``import sklearn.datasets`` takes 3.4 s here, longer than everything else the default images cost."""
@@ -96,9 +112,10 @@ def sample_photo_files() -> list[Path]:
     return files
 
 
-def sample_photos(count: int, seed: int = 0, size: int = 320) -> list[Image.Image]:
-    """``count`` varied RGB photographs cut from scikit-learn's two bundled photographs (deterministic)."""
-    photos = [Image.open(path).convert("RGB") for path in sample_photo_files()]
+def sample_photos(count: int, seed: int = 0, size: int = 320, files: list | None = None) -> list[Image.Image]:
+    """``count`` varied RGB photographs cut from ``files`` (default: scikit-learn's two bundled photographs),
+    deterministic for a seed."""
+    photos = [Image.open(path).convert("RGB") for path in (files or sample_photo_files())]
     rng = np.random.default_rng(seed)
     out = []
     for i in range(count):

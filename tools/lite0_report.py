@@ -156,12 +156,13 @@ def render(m: dict) -> str:
         if p == "int8":
             verdict += ", faster" if m["ratio"] < 1 else ", NOT faster"
         lines.append(f"| {p} | – | {a['top1']:.3f} | {a['sqnr_db']:.1f} | {speed} | {verdict} |")
-    lines += ["", "| judged set | crops | decisive | int8 top-1 agreement | on decisive | fp16 | on decisive |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["", "| judged set | crops | decisive | int8 top-1 agreement | on decisive | int8 verdict | fp16 | on decisive |",
+              "|---|---|---|---|---|---|---|---|"]
     for name, res in m["sets"].items():
         d8, d16 = res["int8"]["decisive_top1"], res["fp16"]["decisive_top1"]
+        verdict = f"{'meets' if res['int8']['top1'] >= TARGET else 'MISSES'} ≥ {TARGET:.0%}"
         lines.append(f"| {names.get(name, name)} | {res['images']} | {res['decisive']} | {res['int8']['top1']:.3f} | "
-                     f"{'–' if d8 is None else f'{d8:.3f}'} | {res['fp16']['top1']:.3f} | "
+                     f"{'–' if d8 is None else f'{d8:.3f}'} | {verdict} | {res['fp16']['top1']:.3f} | "
                      f"{'–' if d16 is None else f'{d16:.3f}'} |")
     lines += ["", "Decisive: fp32's top-1 leads its runner-up by ≥ 0.1 in probability; the verdict is on all crops, "
               "near-ties included."]
@@ -169,13 +170,15 @@ def render(m: dict) -> str:
     if cal:
         lines += ["", f"Calibrated with `--calib` on 200 crops of {', '.join(cal['seen'])} "
                   f"(int8 shipped: {cal['candidate']}):", "",
-                  "| judged set | crops | decisive | int8 top-1 agreement | on decisive | SQNR dB |", "|---|---|---|---|---|---|"]
+                  "| judged set | crops | decisive | int8 top-1 agreement | on decisive | SQNR dB | verdict |",
+                  "|---|---|---|---|---|---|---|"]
         for name, label in (("seen", "other crops of the calibration photographs"),
                             ("unseen", f"{', '.join(cal['unseen'])} (never seen by calibration)")):
             r = cal["sets"][name]
             d = r["int8"]["decisive_top1"]
             lines.append(f"| {label} | {r['images']} | {r['decisive']} | {r['int8']['top1']:.3f} | "
-                         f"{'–' if d is None else f'{d:.3f}'} | {r['int8']['sqnr_db']:.1f} |")
+                         f"{'–' if d is None else f'{d:.3f}'} | {r['int8']['sqnr_db']:.1f} | "
+                         f"{'meets' if r['int8']['top1'] >= TARGET else 'MISSES'} ≥ {TARGET:.0%} |")
     lines += ["",
               f"Predictor (onnxruntime, the card's preprocessing) against PyTorch on the same pixels: {photos}.", END]
     return "\n".join(lines)

@@ -365,23 +365,29 @@ def _decide(policy: str, candidates: dict, accurate: dict, gate: SpeedGate | Non
 
 
 def _decide_static(candidates: dict, accurate: dict, gate: SpeedGate | None, target: dict, timing) -> tuple[str, str]:
-    """Static policy: the first form that keeps accuracy, in the order int8, float stems (shortest first), mixed;
-    when none does, the most accurate. A form the speed gate measured slower than fp32 is passed over while
-    another is faster: it would be both less accurate and slower than fp32 (EfficientNet-Lite0 with 14 scattered
-    float layers: 2.8× fp32's time)."""
-    order = ["int8", *sorted((n for n in candidates if n.startswith("stem:")), key=lambda n: int(n[5:])), "mixed"]
-    names = [n for n in order if n in candidates]
+    """Static policy: int8 when it meets the target; otherwise the most accurate form (agreement, then KL) — float
+    stems, or the sensitivity fallback — that meets it, or failing that the most accurate of all. (The auto
+    policy is the speed-first one: the fastest form that meets the target.) A form the speed gate measured slower
+    than fp32 is passed over while another is faster: it would be both less accurate and slower than fp32
+    (EfficientNet-Lite0 with 14 scattered float layers: 2.8× fp32's time)."""
+    names = list(candidates)
     if gate is not None:
         fast = [n for n in names if gate.candidates_ms.get(n) is not None and gate.candidates_ms[n] < gate.fp32_ms]
         names = fast or names
     kept = [n for n in names if n in accurate]
-    name = kept[0] if kept else max(names, key=lambda n: candidates[n][1].score())
+    if "int8" in kept:
+        name = "int8"
+    else:
+        name = max(kept or names, key=lambda n: candidates[n][1].score())
     why = "static policy: int8 shipped"
     if name.startswith("stem:"):
         why += f" with its first {name[5:]} nodes in float"
     elif name == "mixed":
         why += " with its most sensitive layers in float"
-    why += f" to meet {_fmt(target)}" if kept else f"; no form met {_fmt(target)}, this one agrees best"
+    if kept and name != "int8":
+        why += f", the most accurate form that meets {_fmt(target)}"
+    elif not kept:
+        why += f"; no form met {_fmt(target)}, this one agrees best"
     return name, why + timing(name)
 
 

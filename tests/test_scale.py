@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgecnn.core.errors import InputError
+
 ray = pytest.importorskip("ray") if not os.environ.get("CI") else __import__("ray")  # CI must run these
 
 N_GOOD = 510
@@ -128,6 +130,24 @@ def test_one_row_per_file_errors_reported_top1_equals_predictor(first_run, model
     assert [rows[p]["top1"] for p in good] == expected
     assert all(len(rows[p]["labels"]) == 5 and abs(sum(rows[p]["probabilities"])) <= 1.0 + 1e-9 for p in good)
     assert len(set(expected)) > 1  # a model that answers one class everywhere would prove little
+
+
+def test_cpu_plan_is_one_single_thread_actor_per_cpu_with_decoding_fused_in(local_ray, model, images):
+    """On CPUs the decode stage asks for what an actor asks for, so Ray Data runs both in one operator (each
+    actor decodes its own batches); more CPUs than Ray has is refused in one line."""
+    from edgecnn.runtime.predictor import Predictor
+    from edgecnn.scale.dataset import _pipeline, plan_workers
+
+    assert plan_workers(2, None, None, False) == (2, 1) and plan_workers(8, None, 2, False) == (4, 2)
+    assert plan_workers(4, None, None, True) == (1, 1)  # GPU: one actor, decoding in separate CPU tasks
+    with pytest.raises(InputError, match="need 3 CPUs and Ray has 2"):
+        plan_workers(2, 3, 1, False)
+    paths = sorted(str(p) for p in images.rglob("*.jpg"))[:32]
+    kwargs = {"model": str(model), "providers": ["cpu"], "threads": 1, "top_k": 1, "overrides": {},
+              "model_sha256": "-", "mask_dir": None, "announce_to": None}
+    ds = _pipeline(ray, paths, str(images), Predictor(model, intra_op_threads=1), 8, 2, 1, False, kwargs, None)
+    assert sum(len(b["path"]) for b in ds.iter_batches(batch_format="numpy", batch_size=None)) == len(paths)
+    assert "MapBatches(decode_batch)->MapBatches(InferenceActor)" in ds.stats()
 
 
 @ray.remote(num_cpus=0)

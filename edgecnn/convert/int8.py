@@ -33,8 +33,8 @@ from .options import INT8_POLICIES as POLICIES  # noqa: F401 - re-exported
 from .options import STATIC_METHODS as CALIBRATION_METHODS
 from .options import Int8Options
 from .bias_correction import input_means
-from .quantize import (SCALE_SUFFIX, QuantizeReport, calibrate, int8_form, preprocess_for_quantization,
-                       quantize_int8)
+from .quantize import (SCALE_SUFFIX, QuantizeReport, calibrate, int8_form, preprocess_for_quantization,  # noqa: F401
+                       quantization_twin, quantize_int8)
 from .sensitivity import (_ACTIVATIONS, SENSITIVITY_IMAGES, LayerSensitivity, _dequantized_pairs,  # noqa: F401
                           _save_with_outputs, _weight_sqnr, layer_sensitivity)
 from .speed import (SpeedGate, _count_ops, _depthwise_convs, cpu_has_vnni, explain_slow_int8,  # noqa: F401
@@ -139,8 +139,7 @@ def build_int8(fp32_path: str | Path, dst: str | Path, arrays: np.ndarray, optio
     work = Path(tempfile.mkdtemp(prefix=".int8-", dir=dst.parent))
     try:
         twin = work / "twin.onnx"
-        preprocess_for_quantization(fp32_path, twin)
-        model = onnx.load(str(twin))
+        model = quantization_twin(fp32_path)
         form = int8_form(model)
         onnx.save(model, str(twin))
 

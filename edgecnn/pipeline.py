@@ -261,7 +261,8 @@ def _load_images(card: ModelCard, options: ExportOptions, run: _Run):
             images = load_samples(card, wanted + PARITY_SAMPLES, seed=0)
             if options.int8 is not None:
                 run.warnings.append(
-                    "int8 calibrated on the default sample photographs (crops of 2 photos bundled with scikit-learn); "
+                    "int8 calibrated on the default sample photographs (crops of 5 photos bundled with scikit-learn and "
+                    "scikit-image); "
                     "calibrate on real images from your deployment domain with --calib DIR")
         calib_arrays, parity_arrays = _split(images.arrays, wanted)
     return images, calib_arrays, parity_arrays

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "edgecnn"
-BLOCKED = ("torch", "torchvision", "onnxscript", "onnxsim", "sklearn")
+BLOCKED = ("torch", "torchvision", "onnxscript", "onnxsim", "sklearn", "skimage")
 
 # Run before edgecnn is imported: the export stack behaves as if it were not installed.
 PRELUDE = f"""

@@ -195,7 +195,6 @@ def test_lite0_at_full_size_through_the_pipeline(tmp_path):
     assert m["parity"]["fp32"]["passed"] and m["crops"] >= 200
     assert all(p["same"] for p in m["photos"].values()), m["photos"]  # Predictor's top-1 = PyTorch's
     assert m["sets"]["all"]["fp16"]["top1"] >= tool.TARGET and m["ratio"] < 1  # int8 faster than fp32
-    # int8's agreement is measured and judged in docs/INT8.md (it misses the 95% target on near-ties: see there);
-    # where fp32 is decisive, int8 keeps its answer on the calibration's photographs
-    assert m["sets"]["scikit-learn"]["int8"]["decisive_top1"] >= tool.TARGET
-    assert m["calibrated"]["sets"]["unseen"]["int8"]["decisive_top1"] >= tool.TARGET
+    # int8's agreement on every set, and its verdict, are in docs/INT8.md; where fp32 is decisive, int8 keeps
+    # its answer, on the calibration's photographs and on the two it never saw
+    assert all(s["int8"]["decisive_top1"] >= tool.TARGET for s in m["sets"].values()), m["sets"]

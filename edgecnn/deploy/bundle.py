@@ -171,7 +171,7 @@ def _read_card(path: Path) -> ModelCard:
 
 
 def _golden_photos(count: int) -> list:
-    """Crops of real photographs (scikit-learn's two samples, a dependency): decisive outputs to compare."""
+    """Crops of real photographs (the default sample photographs, from dependencies): decisive outputs to compare."""
     from ..convert.calibration import sample_photos
 
     return sample_photos(count, seed=3, size=256)

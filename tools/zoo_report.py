@@ -13,7 +13,8 @@ The issue's speed checks run in the same script:
 
 * ours vs plain: our fp32 ResNet50 and MobileNetV2 within 5% (p50) of the same architecture exported the plain way
   (``torch.onnx.export`` with its defaults + ``onnxsim.simplify``, nothing of edgecnn's), in one interleaved run;
-* ours vs PyTorch eager: every fp32 artifact at least 1.5× faster (p50) than the eager model (bench's baseline).
+* ours vs PyTorch eager: how much faster each fp32 artifact is than the eager model (bench's baseline), against
+  the old 1.5× target, reported and not gated (issue 13 withdrew it: eager runs close to the matmul peak).
 
 The doc and the plot (an SVG written here: no plotting library needed) are written atomically; a ``--quick`` or
 ``--models`` run writes beside the exports unless ``--doc`` says otherwise, so the committed report is only
@@ -113,7 +114,9 @@ class Report:
 
     @property
     def passed(self) -> bool:
-        return not self.errors and all(p["passed"] for p in self.plain) and not self.torch_failures()
+        # the eager comparison is reported, not gated: issue 13 withdrew its ≥ 1.5× target (eager already runs at
+        # 58–94% of the matmul peak on dense convnets, so no engine can beat it by 1.5× in fp32 there)
+        return not self.errors and all(p["passed"] for p in self.plain)
 
 
 # ------------------------------------------------------------------------------------------- measuring
@@ -487,9 +490,10 @@ def markdown(report: Report, plot_name: str | None) -> str:
     fp32_cpu = [r for r in report.rows if r.precision == "fp32" and r.ep == "cpu" and r.speedup is not None]
     slow = report.torch_failures()
     if fp32_cpu:
-        verdict = "PASS" if not slow else "FAIL"
-        lines += [f"fp32 artifacts vs PyTorch eager (CPU, same rounds), each must be ≥ {TORCH_SPEEDUP}× faster: "
-                  f"**{verdict}** — {len(fp32_cpu) - len(slow)} of {len(fp32_cpu)} models pass; "
+        verdict = f"all ≥ {TORCH_SPEEDUP}×" if not slow else f"{len(slow)} below {TORCH_SPEEDUP}×"
+        lines += [f"fp32 artifacts vs PyTorch eager (CPU, same rounds), against the old ≥ {TORCH_SPEEDUP}× target "
+                  "(reported, not a check: issue 13 withdrew it, since eager runs close to the matmul peak on "
+                  f"dense convnets): **{verdict}** — {len(fp32_cpu) - len(slow)} of {len(fp32_cpu)} models reach it; "
                   f"lowest {min(r.speedup for r in fp32_cpu):.2f}× ({min(fp32_cpu, key=lambda r: r.speedup).model})"
                   + ("; below: " + ", ".join(f"{r.model} {r.speedup:.2f}×" for r in slow) if slow else "") + ".", ""]
         if slow:

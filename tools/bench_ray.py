@@ -130,7 +130,7 @@ def main() -> None:
     parser.add_argument("--input-size", default="224", help="comma-separated sizes, one row each")
     parser.add_argument("--cpus", type=int, default=os.cpu_count())
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=64, help="both sides (default: predict_dataset's)")
     parser.add_argument("--pause", type=float, default=2.0)
     parser.add_argument("--no-docs", action="store_true")
     args = parser.parse_args()

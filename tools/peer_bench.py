@@ -47,6 +47,7 @@ from edgecnn.core.files import write_text_atomic  # noqa: E402
 from edgecnn.core.text import text_table  # noqa: E402
 from edgecnn.runtime.bench import SETTLE_S, _Contestant, _read_card, _schedule, _time_once, machine_info  # noqa: E402
 from edgecnn.runtime.providers import make_session, node_assignment  # noqa: E402
+from edgecnn.runtime import openvino as _ov  # noqa: E402
 
 MODELS = ("resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_large", "googlenet", "alexnet")
 THREADS = 2
@@ -295,7 +296,10 @@ def markdown(results: list, meta: dict) -> str:
         "**plain int8**: `torch.onnx.export` + `onnxsim.simplify` + `quantize_static` defaults (QDQ), calibrated "
         f"on the same {CALIB_IMAGES} sample photographs, CPU provider. **OV rt**: OpenVINO's own runtime "
         "(`compile_model(path, 'CPU', {INFERENCE_PRECISION_HINT: f32, PERFORMANCE_HINT: LATENCY})`). "
-        "**OV EP**: onnxruntime's OpenVINO provider, `--ep openvino` (plugin `onnxruntime-ep-openvino`, f32 hint).",
+        "**OV EP**: edgecnn's `--ep openvino`, f32 hint, " + (
+            "on onnxruntime's OpenVINO plugin (`onnxruntime-ep-openvino`)." if meta.get("ov_backend") != "openvino runtime"
+            else "which ran on OpenVINO's own runtime here: the plugin offers no device on this CPU (Intel only), "
+                 "so OV EP and OV rt are the same engine, timed apart."),
         "- **best/OV rt plain**: the fastest int8 edgecnn offers (our int8 on the CPU provider or on `--ep "
         "openvino`) ÷ OpenVINO's own runtime on the plain int8 file (≤ 1.00: edgecnn is no slower).",
         "- **export s / plain s**: wall time of each in a fresh process (imports included); the plain path's "
@@ -347,7 +351,8 @@ def main(argv=None) -> int:
         results = [bench_model(m, work, args.seconds, args.rounds) for m in models]
     m = machine_info()
     meta = {"date": m.date, "cpu": m.cpu_model, "cores": f"{m.physical_cores or '?'} cores / {m.logical_cores} "
-            "threads", "versions": _versions(), "seconds": args.seconds, "rounds": args.rounds}
+            "threads", "versions": _versions(), "seconds": args.seconds, "rounds": args.rounds,
+            "ov_backend": _ov.backend()}
     print(text_table(list(HEADERS), rows(results)))
     if args.json:
         write_text_atomic(args.json, json.dumps({"meta": meta, "results": results}, indent=2, default=str))

@@ -468,7 +468,11 @@ def markdown(report: Report, plot_name: str | None) -> str:
         "",
     ]
     if any(r.openvino_ratio is not None for r in report.rows):
-        lines += ["³ the same artifact on `--ep openvino` (onnxruntime's OpenVINO plugin, f32 precision hint) "
+        from edgecnn.runtime import openvino as ov
+
+        engine = ("onnxruntime's OpenVINO plugin" if ov.backend() == ov.PLUGIN else
+                  "OpenVINO's own runtime, as the plugin offers no device on this CPU")
+        lines += [f"³ the same artifact on `--ep openvino` ({engine}, f32 precision hint) "
                   "÷ on the CPU provider, timed in the same rounds (< 1: OpenVINO is faster).", ""]
     if plot_name:
         lines += [f"![latency vs size, and published accuracy vs latency]({plot_name})", ""]

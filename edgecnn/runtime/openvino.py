@@ -14,6 +14,12 @@ Precision: OpenVINO runs float layers in bf16 on CPUs that have it (AVX-512 BF16
 which breaks fp32 parity (1e-1 instead of 1e-5 on MobileNetV2). The hint is f32 unless
 ``EDGECNN_OPENVINO_PRECISION`` (f32, bf16, f16) asks for another; ``EDGECNN_OPENVINO_DEVICE`` picks the
 OpenVINO device (default CPU). Only onnxruntime is imported here.
+
+Two backends, one provider: the plugin offers Intel devices only (its device filter skips any other vendor; an
+AMD CPU gets no OpenVINO device), so where it offers none, ``--ep openvino`` runs on OpenVINO's own runtime
+(``openvino.Core``, runtime/openvino_session.py), which runs on any x86-64 CPU. ``backend()`` picks: the
+plugin when it offers the device, else the runtime; ``EDGECNN_OPENVINO_BACKEND=plugin|runtime`` forces one.
+Both get the same config (precision hint, threads), and results say which ran (``backend``).
 """
 
 from __future__ import annotations
@@ -27,7 +33,10 @@ from ..core.errors import InputError, ProviderUnavailableError
 
 ORT_NAME = "OpenVINOExecutionProvider"
 INSTALL = ("pip install 'edgecnn[openvino]' (the onnxruntime-ep-openvino plugin, loaded beside the onnxruntime "
-           "edgecnn uses; do not swap onnxruntime for onnxruntime-openvino)")
+           "edgecnn uses, and OpenVINO's runtime for CPUs the plugin does not serve; do not swap onnxruntime for "
+           "onnxruntime-openvino)")
+BACKENDS = ("auto", "plugin", "runtime")
+PLUGIN, RUNTIME = "onnxruntime plugin", "openvino runtime"
 PRECISIONS = ("f32", "bf16", "f16")
 _REGISTRATION = "edgecnn_openvino"
 _state: dict = {}  # "ok": bool once registration was tried; "why": the reason it failed
@@ -50,9 +59,94 @@ def register() -> bool:
     return _state["ok"]
 
 
-def unavailable_reason() -> str:
-    """Why ``register`` failed, for the error message."""
-    return _state.get("why", "the plugin was not loaded")
+def unavailable_message() -> str:
+    """The one line for ``--ep openvino`` when neither backend can run: why each cannot, and what to do."""
+    reasons = _reasons()
+    if any("not installed" in r for r in reasons):
+        todo = INSTALL
+    elif backend_choice() == "plugin":
+        todo = "EDGECNN_OPENVINO_BACKEND=plugin allows the plugin alone: unset it to run on OpenVINO's own runtime"
+    else:
+        todo = f"set EDGECNN_OPENVINO_DEVICE to a device OpenVINO lists here (it is {device()})"
+    return f"execution provider 'openvino' cannot run here: {'; '.join(reasons) or 'the plugin was not loaded'}; {todo}"
+
+
+def backend_choice() -> str:
+    """``EDGECNN_OPENVINO_BACKEND``: ``auto`` (default), ``plugin`` or ``runtime``."""
+    choice = (os.environ.get("EDGECNN_OPENVINO_BACKEND") or "auto").strip().lower()
+    if choice not in BACKENDS:
+        raise InputError(f"EDGECNN_OPENVINO_BACKEND={choice!r} is not one of {', '.join(BACKENDS)}")
+    return choice
+
+
+def backend() -> str | None:
+    """The backend ``--ep openvino`` runs on here (``PLUGIN`` or ``RUNTIME``), or ``None`` when neither can."""
+    choice = backend_choice()
+    if choice in ("auto", "plugin") and plugin_offers_device():
+        return PLUGIN
+    if choice in ("auto", "runtime") and runtime_offers_device():
+        return RUNTIME
+    return None
+
+
+def plugin_offers_device() -> bool:
+    """The plugin is installed, loads, and lists the asked OpenVINO device on this machine."""
+    return register() and bool(_devices(ORT_NAME))
+
+
+def runtime_offers_device() -> bool:
+    """OpenVINO's own runtime is installed and lists the asked device (checked once per process and device)."""
+    key = ("runtime", device())
+    if key not in _state:
+        try:
+            import openvino as ov
+
+            found = ov.Core().available_devices
+            _state[key] = (device() in found, f"OpenVINO's runtime lists {', '.join(found) or 'no device'}, not "
+                                              f"{device()}")
+        except ImportError:
+            _state[key] = (False, "OpenVINO's runtime (the openvino package) is not installed")
+        except Exception as exc:  # a broken install: say what OpenVINO said
+            _state[key] = (False, "OpenVINO's runtime did not start: " + " ".join(str(exc).split()))
+    return _state[key][0]
+
+
+def _reasons() -> list[str]:
+    out = []
+    choice = backend_choice()
+    if choice in ("auto", "plugin"):
+        if not register():
+            out.append(_state.get("why", "the plugin was not loaded"))
+        elif not _devices(ORT_NAME):
+            vendors = sorted({d.device.vendor for d in ort.get_ep_devices() if d.device.vendor})
+            out.append(f"the plugin offers no OpenVINO {device()} device here (it serves Intel devices only; "
+                       f"this machine's: {', '.join(vendors) or 'unknown vendor'})")
+    if choice in ("auto", "runtime"):
+        runtime_offers_device()
+        why = _state[("runtime", device())][1]
+        if not _state[("runtime", device())][0]:
+            out.append(why)
+    return out
+
+
+def runtime_session(path, resolved, threads: int | None):
+    """A session on OpenVINO's own runtime for ``resolved`` (OpenVINO, optionally the CPU provider after it,
+    which the runtime never needs: it compiles the whole graph or refuses it)."""
+    from .openvino_session import CompileError, OpenVINOSession
+
+    others = [name for name, _ in resolved if name not in (ORT_NAME, "CPUExecutionProvider")]
+    if others:
+        raise ProviderUnavailableError(
+            f"OpenVINO runs here on its own runtime, which cannot share a session with {', '.join(others)}; "
+            "use --ep openvino alone, or a comma between entries to compare them (--ep openvino,cuda)")
+    config = {"INFERENCE_PRECISION_HINT": precision_hint(), "PERFORMANCE_HINT": "LATENCY"}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = str(int(threads))
+    try:
+        return OpenVINOSession(path, device=device(), config=config)
+    except CompileError as exc:
+        raise ProviderUnavailableError(
+            f"OpenVINO's runtime could not compile {os.path.basename(str(path))} for {device()}: {exc}") from exc
 
 
 def precision_hint() -> str:

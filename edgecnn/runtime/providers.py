@@ -120,9 +120,12 @@ def get_provider(name: str) -> Provider:
 
 def _build(plugins: bool = True) -> list[str]:
     """The ORT names this onnxruntime offers; with ``plugins``, after loading the OpenVINO plugin if installed."""
-    if plugins:
-        _openvino.register()
-    return ort.get_available_providers()
+    names = ort.get_available_providers()
+    if plugins and _openvino.ORT_NAME not in names:
+        # the plugin once loaded lists OpenVINO where it offers a device; elsewhere OpenVINO's own runtime may
+        if _openvino.backend() is not None:
+            names = [*names, _openvino.ORT_NAME]
+    return names
 
 
 def available() -> list[str]:
@@ -198,10 +201,10 @@ def resolve(names: str | Iterable[str], *, precision: str | None = None,
     build = _build(plugins=any(p.ort_name == _openvino.ORT_NAME for p in requested))
     for p in requested:
         if p.ort_name not in build:
-            plugin = f" ({_openvino.unavailable_reason()})" if p.ort_name == _openvino.ORT_NAME else ""
+            if p.ort_name == _openvino.ORT_NAME:  # two backends, each with its own reason
+                raise ProviderUnavailableError(_openvino.unavailable_message())
             raise ProviderUnavailableError(
-                f"execution provider {p.name!r} is not in this onnxruntime build ({', '.join(build)}){plugin}; "
-                f"{p.install}")
+                f"execution provider {p.name!r} is not in this onnxruntime build ({', '.join(build)}); {p.install}")
     out: dict[str, dict] = {}
     for p in requested:
         out.setdefault(p.ort_name, _options(p, precision, cache_dir, threads))
@@ -302,6 +305,8 @@ def make_session(path: str | os.PathLike, providers: str | Sequence[str] = ("cpu
         if "trt_engine_cache_path" in opts:
             Path(opts["trt_engine_cache_path"]).mkdir(parents=True, exist_ok=True)
     so = sess_options or session_options(threads=threads, graph_opt=graph_opt)
+    if any(name == _openvino.ORT_NAME for name, _ in resolved) and _openvino.backend() == _openvino.RUNTIME:
+        return _openvino.runtime_session(path, resolved, threads or so.intra_op_num_threads or None)
     messages: list[str] = []
     try:
         # enable_fallback=0: onnxruntime would otherwise print the error and retry on CPU behind our back.
@@ -388,8 +393,10 @@ def node_assignment(session_or_path, providers: str | Sequence[str] = ("cpu",), 
         (built without the recording API, or a session made without recording).
     """
     sess = session_or_path
-    if not isinstance(sess, ort.InferenceSession):
+    if isinstance(sess, (str, os.PathLike)):
         sess = make_session(session_or_path, providers, **session_kwargs)
+    if hasattr(sess, "node_assignment"):  # OpenVINO's own runtime: the whole graph is its (openvino_session.py)
+        return sess.node_assignment()
     getter = getattr(sess, "get_provider_graph_assignment_info", None)
     if getter is None:
         return None

@@ -23,6 +23,8 @@ def table_rows(results: Sequence[BenchResult]) -> tuple[list[str], list[list[str
         ep = "+".join(r.providers_requested)
         if r.provider_precision:  # OpenVINO's float precision hint: "openvino(f32)"
             ep += "(" + ",".join(sorted(set(r.provider_precision.values()))) + ")"
+        if r.backend != "onnxruntime":  # OpenVINO's own runtime, not onnxruntime's plugin
+            ep += " [" + r.backend + "]"
         for b in r.batches:
             lat = b.latency
             row = [name, r.precision or "?", ep, str(b.batch_size), f"{lat.p50_ms:.3f}", f"{lat.p90_ms:.3f}",

@@ -99,6 +99,7 @@ class BenchResult:
     providers: tuple  # session.get_providers(): what the session really used, in priority order
     node_assignment: dict | None  # ORT provider name -> nodes it was given at partitioning; None: unknown
     provider_precision: dict | None  # ORT provider name -> float precision hint it ran with (OpenVINO); None: none
+    backend: str  # "onnxruntime", or "openvino runtime" where --ep openvino ran on OpenVINO's own runtime
     io_binding: bool
     graph_opt: str
     session_create_ms: float
@@ -130,6 +131,9 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("provider_precision", "object or null",
      "ORT provider name → the float precision hint it ran with (OpenVINO: `f32` unless "
      "`EDGECNN_OPENVINO_PRECISION` asks for `bf16`/`f16`); null when no provider in the session takes one"),
+    ("backend", "str",
+     "what ran the session: `onnxruntime` (any provider, the OpenVINO plugin included), or `openvino runtime` "
+     "where `--ep openvino` ran on OpenVINO's own runtime because the plugin offers no device here (non-Intel CPUs)"),
     ("io_binding", "bool", "inputs/outputs bound once to the provider's device (CUDA/TensorRT) instead of per run"),
     ("graph_opt", "str", "graph optimization level: disable / basic / extended / all"),
     ("session_create_ms", "float", "wall time to create the session (load, optimize, compile/engine build)"),

@@ -216,6 +216,7 @@ def _result(s: _Staged, opts: BenchOptions, method: str, machine, max_rss: float
         providers_requested=tuple(get_provider(n).name for n in s.entry),
         providers=tuple(s.sess.get_providers()), node_assignment=s.assignment,
         provider_precision=_provider_precision(s.sess),
+        backend=getattr(s.sess, "backend", "onnxruntime"),
         io_binding=s.io_binding, graph_opt=opts.graph_opt, session_create_ms=s.create_ms, warmup=opts.warmup,
         method=method,
         threads=ThreadSettings(requested=opts.threads, intra_op_num_threads=s.intra, inter_op_num_threads=s.inter,

@@ -1,0 +1,138 @@
+"""OpenVINO's own runtime behind the session interface edgecnn uses, for machines where the plugin offers no device.
+
+onnxruntime's OpenVINO plugin (runtime/openvino.py) offers devices from Intel only: on an AMD CPU it loads,
+registers, and lists no device, so ``--ep openvino`` could not run there, although OpenVINO's CPU runtime runs
+on any x86-64 (and ARM) CPU. ``OpenVINOSession`` compiles the ONNX file with ``openvino.Core`` and answers the
+calls edgecnn makes on an ``onnxruntime.InferenceSession`` (``run``, ``get_inputs``, ``get_outputs``,
+``get_providers``, ``get_modelmeta``, ``get_provider_options``, ``get_session_options``), so predict, validate,
+selftest, bench and Ray actors run on it unchanged.
+
+What differs from the plugin, and is said where it shows: OpenVINO compiles the whole graph or refuses it — there
+is no partition with the CPU provider, so ``node_assignment`` is every operation on OpenVINO (counted in
+OpenVINO's operations, not onnxruntime's nodes), and a graph OpenVINO cannot compile is an error, never a quiet
+run elsewhere. Only ``openvino`` and numpy are imported here, when a session is made.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+BACKEND = "openvino runtime"
+ORT_NAME = "OpenVINOExecutionProvider"  # the provider's identity in results, whichever backend ran it
+
+# OpenVINO element types → onnxruntime's type strings (what edgecnn's callers compare against)
+_TYPES = {"f32": "tensor(float)", "f16": "tensor(float16)", "f64": "tensor(double)", "u8": "tensor(uint8)",
+          "i8": "tensor(int8)", "i32": "tensor(int32)", "i64": "tensor(int64)", "boolean": "tensor(bool)"}
+_NOT_COMPUTE = {"Constant", "Parameter", "Result"}
+
+
+@dataclass(frozen=True)
+class _Arg:  # onnxruntime's NodeArg, as far as edgecnn reads it
+    name: str
+    shape: list
+    type: str
+
+
+@dataclass(frozen=True)
+class _Meta:  # onnxruntime's ModelMetadata: the file's metadata_props
+    custom_metadata_map: dict
+
+
+@dataclass(frozen=True)
+class _Threads:  # onnxruntime's SessionOptions, as bench records them
+    intra_op_num_threads: int
+    inter_op_num_threads: int = 1
+
+
+def _arg(port) -> _Arg:
+    # a dynamic axis reads "?" (onnxruntime gives its symbolic name): anything but a positive int means "free"
+    shape = [d.get_length() if d.is_static else "?" for d in port.get_partial_shape()]
+    kind = port.get_element_type().get_type_name()
+    return _Arg(port.get_any_name(), shape, _TYPES.get(kind, f"tensor({kind})"))
+
+
+def _metadata(model) -> dict:
+    """The ONNX file's metadata_props: OpenVINO's ONNX reader keeps them as text under rt_info["framework"]
+    (checked equal to onnxruntime's ``custom_metadata_map`` on our files)."""
+    info = model.get_rt_info()
+    framework = info["framework"] if "framework" in info else {}
+    return {key: value.astype(str) for key, value in framework.items()}
+
+
+class CompileError(RuntimeError):
+    """OpenVINO could not read or compile the file (its own message inside)."""
+
+
+class OpenVINOSession:
+    """An ONNX file compiled by OpenVINO's runtime on ``device``, with ``config`` (precision hint, threads)."""
+
+    backend = BACKEND
+
+    def __init__(self, path: str | Path, *, device: str, config: dict) -> None:
+        import openvino as ov
+
+        core = ov.Core()
+        try:
+            model = core.read_model(str(path))
+        except RuntimeError as exc:  # OpenVINO's errors are RuntimeErrors with a long C++ trace in the text
+            raise CompileError(" ".join(str(exc).split())[:400]) from exc
+        self._inputs = [_arg(p) for p in model.inputs]
+        self._outputs = [_arg(p) for p in model.outputs]
+        self._meta = _Meta(_metadata(model))
+        self._ops = sum(1 for op in model.get_ordered_ops() if op.get_type_name() not in _NOT_COMPUTE)
+        try:
+            self._compiled = core.compile_model(model, device, {k: str(v) for k, v in config.items()})
+        except RuntimeError as exc:
+            raise CompileError(" ".join(str(exc).split())[:400]) from exc
+        self._request = self._compiled.create_infer_request()
+        self._ports = {p.get_any_name(): p for p in self._compiled.outputs}
+        # read back what OpenVINO settled on, not what was asked: these go into reports
+        used = {k: str(self._compiled.get_property(k)) for k in config}
+        if "INFERENCE_PRECISION_HINT" in used:  # "<Type: 'float32'>" style → the hint's own spelling
+            used["INFERENCE_PRECISION_HINT"] = _hint_name(self._compiled.get_property("INFERENCE_PRECISION_HINT"))
+        self._used = used
+        self._device = device
+        threads = used.get("INFERENCE_NUM_THREADS")
+        self._threads = _Threads(int(threads) if threads and threads.isdigit() else 0)
+
+    def run(self, output_names, feeds: dict, run_options=None) -> list[np.ndarray]:  # noqa: ARG002 - ORT's signature
+        results = self._request.infer({k: np.ascontiguousarray(v) for k, v in feeds.items()})  # outputs copied
+        names = list(output_names) if output_names else [o.name for o in self._outputs]
+        unknown = [n for n in names if n not in self._ports]
+        if unknown:
+            raise ValueError(f"no output named {unknown[0]!r}; outputs: {', '.join(self._ports)}")
+        return [np.asarray(results[self._ports[n]]) for n in names]
+
+    def get_inputs(self) -> list[_Arg]:
+        return list(self._inputs)
+
+    def get_outputs(self) -> list[_Arg]:
+        return list(self._outputs)
+
+    def get_providers(self) -> list[str]:
+        return [ORT_NAME]
+
+    def get_modelmeta(self) -> _Meta:
+        return self._meta
+
+    def get_provider_options(self) -> dict:
+        return {ORT_NAME: {"load_config": json.dumps({self._device: self._used}), "backend": BACKEND}}
+
+    def get_session_options(self) -> _Threads:
+        return self._threads
+
+    def node_assignment(self) -> dict:
+        """Every compute operation is OpenVINO's: its runtime compiles whole graphs, with no CPU-provider share."""
+        return {ORT_NAME: self._ops}
+
+
+def _hint_name(value) -> str:
+    text = str(value).lower()
+    for name, words in (("f32", ("f32", "float32")), ("bf16", ("bf16", "bfloat16")), ("f16", ("f16", "float16"))):
+        if any(w in text for w in words):
+            return name
+    return text

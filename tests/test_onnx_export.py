@@ -1,4 +1,5 @@
-"""The exporter's batch axis: a static trace made dynamic in the graph, proven, with the symbolic trace as fallback."""
+"""The exporter's dynamic axes (batch; height and width for U-Net): a static trace made dynamic in the graph, proven,
+with the symbolic trace as fallback."""
 
 from __future__ import annotations
 
@@ -75,3 +76,43 @@ def test_fixed_batch_stays_fixed(tmp_path):
     path = tmp_path / "fixed.onnx"
     assert E.export_onnx(Flat().eval(), path, input_shape=(3, 8, 8), batch=4) == "fixed"
     assert onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim[0].dim_value == 4
+
+
+class Skip(nn.Module):
+    """A tiny U-Net step: conv → pool → upsample by a scale → concat with the skip. Nothing in it knows the size."""
+
+    def __init__(self, fixed_size: tuple | None = None) -> None:
+        super().__init__()
+        self.conv, self.down, self.fixed = nn.Conv2d(3, 4, 3, padding=1), nn.MaxPool2d(2), fixed_size
+
+    def forward(self, x):
+        y = torch.relu(self.conv(x))
+        up = self.down(y)
+        up = (nn.functional.interpolate(up, size=self.fixed, mode="bilinear") if self.fixed else
+              nn.functional.interpolate(up, scale_factor=2.0, mode="bilinear"))
+        return torch.cat([y, up], dim=1)
+
+
+def test_static_trace_is_made_dynamic_in_height_and_width_and_matches_pytorch(tmp_path):
+    torch.manual_seed(0)
+    model = Skip().eval()
+    path = tmp_path / "skip.onnx"
+    assert E.export_onnx(model, path, input_shape=(3, 16, 16), dynamic_hw=True, size_multiple=2) == \
+        "static trace, made dynamic"
+    dims = onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param for d in dims] == ["batch", "", "height", "width"]
+    for b, h, w in ((1, 8, 24), (3, 32, 10)):
+        x = np.random.default_rng(h).standard_normal((b, 3, h, w)).astype(np.float32)
+        with torch.no_grad():
+            want = model(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(_run(path, x), want, rtol=1e-5, atol=1e-6)
+
+
+def test_a_size_in_the_graph_keeps_height_and_width_to_the_symbolic_trace(tmp_path):
+    # interpolate to a fixed size: the static graph's Resize carries sizes, so freeing H/W would be wrong
+    model = Skip(fixed_size=(16, 16)).eval()
+    path = tmp_path / "fixed.onnx"
+    E._trace(model, path, torch.zeros(2, 3, 16, 16), None, 18)
+    before = path.read_bytes()
+    assert not E.make_hw_dynamic(path, model, 2)
+    assert path.read_bytes() == before

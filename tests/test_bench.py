@@ -33,12 +33,12 @@ def _add_card(model: onnx.ModelProto, card: ModelCard) -> None:
 def tiny(tmp_path_factory) -> Path:
     """A MobileNetV2 (width 0.25, 5 classes, 64x64) exported the way edgecnn's artifacts are, with a card."""
     from edgecnn import create_model
+    from edgecnn.convert.onnx_export import export_onnx
 
     path = tmp_path_factory.mktemp("bench") / "tiny.onnx"
-    model = create_model("mobilenet_v2", num_classes=5, width_mult=0.25)
-    torch.onnx.export(model, (torch.randn(1, 3, 64, 64),), str(path), input_names=["input"],
-                      output_names=["logits"], dynamic_shapes={"x": {0: torch.export.Dim("batch")}},
-                      external_data=False)
+    model = create_model("mobilenet_v2", num_classes=5, width_mult=0.25).eval()
+    # edgecnn's exporter (static trace, batch axis made dynamic and proven): a third of the symbolic trace's time
+    assert export_onnx(model, path, input_shape=(3, 64, 64)) == "static trace, made dynamic"
     proto = onnx.load(str(path))
     _add_card(proto, ModelCard(model="mobilenet_v2", task="classification", output_name="logits",
                                input_shape=["batch", 3, 64, 64], crop=[64, 64], num_classes=5,

@@ -297,7 +297,7 @@ def markdown(results: list, meta: dict) -> str:
         f"on the same {CALIB_IMAGES} sample photographs, CPU provider. **OV rt**: OpenVINO's own runtime "
         "(`compile_model(path, 'CPU', {INFERENCE_PRECISION_HINT: f32, PERFORMANCE_HINT: LATENCY})`). "
         "**OV EP**: edgecnn's `--ep openvino`, f32 hint, " + (
-            "on onnxruntime's OpenVINO plugin (`onnxruntime-ep-openvino`)." if meta.get("ov_backend") != "openvino runtime"
+            "on onnxruntime's OpenVINO plugin (`onnxruntime-ep-openvino`)." if meta.get("ov_backend") != _ov.RUNTIME
             else "which ran on OpenVINO's own runtime here: the plugin offers no device on this CPU (Intel only), "
                  "so OV EP and OV rt are the same engine, timed apart."),
         "- **best/OV rt plain**: the fastest int8 edgecnn offers (our int8 on the CPU provider or on `--ep "

@@ -112,7 +112,6 @@ def make_batch_dynamic(path: Path, traced_batch: int) -> bool:
     """
     import numpy as np
     import onnx
-    import onnxruntime as ort
     from onnx import numpy_helper
 
     model = onnx.load(str(path))
@@ -146,12 +145,10 @@ def make_batch_dynamic(path: Path, traced_batch: int) -> bool:
     del graph.value_info[:]  # intermediate shapes were inferred at the traced batch
     dynamic_bytes = model.SerializeToString()
 
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 4  # a rejected rewrite is an expected outcome here, not an error to print
     try:
         # At the traced batch the rewritten graph computes what the trace did (a -1 or 0 there resolves to
         # the traced batch); at other batches it must agree with that row for row.
-        session = ort.InferenceSession(dynamic_bytes, opts, providers=["CPUExecutionProvider"])
+        session = _quiet_session(dynamic_bytes)
         shape = [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim[1:]]
         x = np.random.default_rng(0).standard_normal((3 * traced_batch, *shape)).astype(np.float32)
         want = np.concatenate([session.run(None, {INPUT_NAME: x[i:i + traced_batch]})[0]
@@ -181,7 +178,6 @@ def make_hw_dynamic(path: Path, model: nn.Module, size_multiple: int) -> bool:
     leaving the file as it was, when an op could depend on the size or the proof fails."""
     import numpy as np
     import onnx
-    import onnxruntime as ort
 
     onnx_model = onnx.load(str(path))
     graph = onnx_model.graph
@@ -206,10 +202,8 @@ def make_hw_dynamic(path: Path, model: nn.Module, size_multiple: int) -> bool:
     c = graph.input[0].type.tensor_type.shape.dim[1].dim_value
     m = max(1, size_multiple)
     x = np.random.default_rng(1).standard_normal((2, c, 3 * m, 5 * m)).astype(np.float32)
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 4  # a rejected rewrite is an expected outcome, not an error to print
     try:
-        got = ort.InferenceSession(dynamic_bytes, opts, providers=["CPUExecutionProvider"]).run(None, {INPUT_NAME: x})[0]
+        got = _quiet_session(dynamic_bytes).run(None, {INPUT_NAME: x})[0]
     except Exception:  # onnxruntime rejects the rewritten graph (a size baked in somewhere): trace symbolically
         return False
     with torch.no_grad():
@@ -219,6 +213,15 @@ def make_hw_dynamic(path: Path, model: nn.Module, size_multiple: int) -> bool:
         return False
     Path(path).write_bytes(dynamic_bytes)
     return True
+
+
+def _quiet_session(model_bytes: bytes):
+    """A CPU session on a rewritten graph; a rejected rewrite is an expected outcome, not an error to print."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 4
+    return ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
 
 
 def _name_dynamic_axes(path: Path, dynamic_batch: bool, dynamic_hw: bool) -> None:

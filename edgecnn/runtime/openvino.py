@@ -95,7 +95,12 @@ def plugin_offers_device() -> bool:
 
 
 def runtime_offers_device() -> bool:
-    """OpenVINO's own runtime is installed and lists the asked device (checked once per process and device)."""
+    """OpenVINO's own runtime is installed and lists the asked device."""
+    return _runtime_status()[0]
+
+
+def _runtime_status() -> tuple[bool, str]:
+    """(whether OpenVINO's runtime offers the asked device, why not), checked once per process and device."""
     key = ("runtime", device())
     if key not in _state:
         try:
@@ -108,7 +113,7 @@ def runtime_offers_device() -> bool:
             _state[key] = (False, "OpenVINO's runtime (the openvino package) is not installed")
         except Exception as exc:  # a broken install: say what OpenVINO said
             _state[key] = (False, "OpenVINO's runtime did not start: " + " ".join(str(exc).split()))
-    return _state[key][0]
+    return _state[key]
 
 
 def _reasons() -> list[str]:
@@ -122,9 +127,8 @@ def _reasons() -> list[str]:
             out.append(f"the plugin offers no OpenVINO {device()} device here (it serves Intel devices only; "
                        f"this machine's: {', '.join(vendors) or 'unknown vendor'})")
     if choice in ("auto", "runtime"):
-        runtime_offers_device()
-        why = _state[("runtime", device())][1]
-        if not _state[("runtime", device())][0]:
+        ok, why = _runtime_status()
+        if not ok:
             out.append(why)
     return out
 
@@ -139,11 +143,8 @@ def runtime_session(path, resolved, threads: int | None):
         raise ProviderUnavailableError(
             f"OpenVINO runs here on its own runtime, which cannot share a session with {', '.join(others)}; "
             "use --ep openvino alone, or a comma between entries to compare them (--ep openvino,cuda)")
-    config = {"INFERENCE_PRECISION_HINT": precision_hint(), "PERFORMANCE_HINT": "LATENCY"}
-    if threads:
-        config["INFERENCE_NUM_THREADS"] = str(int(threads))
-    try:
-        return OpenVINOSession(path, device=device(), config=config)
+    try:  # the latency hint as OpenVINO's docs set it for batch-1 use (tools/peer_bench.py's OV rt does the same)
+        return OpenVINOSession(path, device=device(), config={**config(threads), "PERFORMANCE_HINT": "LATENCY"})
     except CompileError as exc:
         raise ProviderUnavailableError(
             f"OpenVINO's runtime could not compile {os.path.basename(str(path))} for {device()}: {exc}") from exc
@@ -162,13 +163,18 @@ def device() -> str:
     return (os.environ.get("EDGECNN_OPENVINO_DEVICE") or "CPU").strip().upper()
 
 
-def options(threads: int | None) -> dict:
-    """The provider options: OpenVINO's own config for the device (precision hint, and the thread count so that
-    ``--threads`` means the same as on the CPU provider — the plugin ignores onnxruntime's intra-op setting)."""
-    config = {"INFERENCE_PRECISION_HINT": precision_hint()}
+def config(threads: int | None) -> dict:
+    """OpenVINO's own config for the device, for either backend: the precision hint, and the thread count so that
+    ``--threads`` means the same as on the CPU provider (the plugin ignores onnxruntime's intra-op setting)."""
+    out = {"INFERENCE_PRECISION_HINT": precision_hint()}
     if threads:
-        config["INFERENCE_NUM_THREADS"] = str(int(threads))
-    return {"load_config": json.dumps({device(): config})}
+        out["INFERENCE_NUM_THREADS"] = str(int(threads))
+    return out
+
+
+def options(threads: int | None) -> dict:
+    """The plugin's provider options: ``config`` for the device, as its ``load_config``."""
+    return {"load_config": json.dumps({device(): config(threads)})}
 
 
 def precision_of(opts: dict) -> str | None:

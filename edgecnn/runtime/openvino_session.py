@@ -21,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-BACKEND = "openvino runtime"
-ORT_NAME = "OpenVINOExecutionProvider"  # the provider's identity in results, whichever backend ran it
+from .openvino import ORT_NAME, RUNTIME as BACKEND  # the provider's identity in results, whichever backend ran it
 
 # OpenVINO element types → onnxruntime's type strings (what edgecnn's callers compare against)
 _TYPES = {"f32": "tensor(float)", "f16": "tensor(float16)", "f64": "tensor(double)", "u8": "tensor(uint8)",
@@ -90,10 +89,10 @@ class OpenVINOSession:
             raise CompileError(" ".join(str(exc).split())[:400]) from exc
         self._request = self._compiled.create_infer_request()
         self._ports = {p.get_any_name(): p for p in self._compiled.outputs}
-        # read back what OpenVINO settled on, not what was asked: these go into reports
-        used = {k: str(self._compiled.get_property(k)) for k in config}
-        if "INFERENCE_PRECISION_HINT" in used:  # "<Type: 'float32'>" style → the hint's own spelling
-            used["INFERENCE_PRECISION_HINT"] = _hint_name(self._compiled.get_property("INFERENCE_PRECISION_HINT"))
+        # read back what OpenVINO settled on, not what was asked: these go into reports (the precision comes back
+        # as an element type, whose short name is the hint's own spelling: f32, bf16, f16)
+        got = {k: self._compiled.get_property(k) for k in config}
+        used = {k: v.get_type_name() if hasattr(v, "get_type_name") else str(v) for k, v in got.items()}
         self._used = used
         self._device = device
         threads = used.get("INFERENCE_NUM_THREADS")
@@ -129,10 +128,3 @@ class OpenVINOSession:
         """Every compute operation is OpenVINO's: its runtime compiles whole graphs, with no CPU-provider share."""
         return {ORT_NAME: self._ops}
 
-
-def _hint_name(value) -> str:
-    text = str(value).lower()
-    for name, words in (("f32", ("f32", "float32")), ("bf16", ("bf16", "bfloat16")), ("f16", ("f16", "float16"))):
-        if any(w in text for w in words):
-            return name
-    return text

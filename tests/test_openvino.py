@@ -132,6 +132,24 @@ def test_sessions_run_on_openvino_and_agree_with_cpu(export, backend, precision)
     assert float(np.abs(got - ref).max()) <= tol * scale
 
 
+def test_runtime_compiles_a_static_copy_per_repeated_shape(export, monkeypatch):
+    """OpenVINO's static kernels beat its dynamic-shape ones (MobileNetV2 int8 2.29 → 2.06 ms here): batch 1 is
+    compiled static up front, another shape the second time it comes, and every compile gives the same numbers."""
+    monkeypatch.setenv("EDGECNN_OPENVINO_BACKEND", "runtime")
+    sess = P.make_session(export["fp32"], "openvino", threads=2)
+    assert sess.static_shapes == [(1, 3, 64, 64)]
+    x = np.random.RandomState(1).rand(2, 3, 64, 64).astype(np.float32)
+    once = sess.run(None, {"input": x})[0]  # first sight of batch 2: the dynamic compile runs it
+    assert sess.static_shapes == [(1, 3, 64, 64)]
+    again = sess.run(None, {"input": x})[0]  # second sight: compiled static for it
+    assert sess.static_shapes == [(1, 3, 64, 64), (2, 3, 64, 64)]
+    ref = P.make_session(export["fp32"], "cpu", threads=2).run(None, {"input": x})[0]
+    scale = float(np.abs(ref).max())
+    assert scale > 0
+    for got in (once, again, np.concatenate([sess.run(None, {"input": x[i:i + 1]})[0] for i in range(2)])):
+        assert float(np.abs(got - ref).max()) <= 1e-4 * scale
+
+
 def test_bench_records_openvino_and_its_precision(export, backend):
     result = runner.invoke(app, ["bench", str(export["fp32"]), str(export["int8"]), "--each-ep", "cpu,openvino",
                                  "--threads", "2", "--runs", "5", "--warmup", "1", "--json"])

@@ -227,3 +227,35 @@ def test_latency_stats_from_samples():
     s = B.LatencyStats.from_samples([1.0, 2.0, 3.0, 4.0, 100.0])
     assert (s.runs, s.min_ms, s.p50_ms, s.max_ms, s.mean_ms) == (5, 1.0, 3.0, 100.0, 22.0)
     assert s.p90_ms == pytest.approx(61.6) and [f.name for f in dataclasses.fields(s)][0] == "runs"
+
+
+def test_layer_times_pair_every_layer_and_bound_any_mix(tiny, tmp_path):
+    """bench.layer_times: fp32 and int8 per layer, and the fastest a per-layer precision mix could be."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize_static
+
+    from edgecnn.runtime.bench.layer_times import _COMPUTE, precision_bound
+
+    class Feeds(CalibrationDataReader):
+        def __init__(self):
+            rng = np.random.RandomState(0)
+            self.it = iter({"input": rng.rand(1, 3, 64, 64).astype(np.float32)} for _ in range(4))
+
+        def get_next(self):
+            return next(self.it, None)
+
+    fp32, int8 = tiny, tmp_path / "tiny.int8.onnx"
+    quantize_static(str(fp32), str(int8), Feeds(), per_channel=True, activation_type=QuantType.QUInt8)
+    b = precision_bound(fp32, int8, runs=10, chunk=5, warmup=2, settle_s=0.0)
+    convs = sum(1 for n in onnx.load(str(fp32)).graph.node if n.op_type in ("Conv", "Gemm"))
+    assert b.unpaired == 0 and len(b.layers) == convs  # every Conv/Gemm found its int8 partner
+    for f, q in b.layers:
+        assert f.op in _COMPUTE and q.op in ("QLinearConv", "QGemm", "QLinearMatMul")
+        assert f.ms > 0 and q.ms > 0
+    # the bound: each layer at its faster precision, plus the cheaper file's other operators
+    assert b.bound_ms == pytest.approx(sum(min(f.ms, q.ms) for f, q in b.layers) + min(b.other_fp32_ms, b.other_int8_ms))
+    assert b.bound_ms <= min(b.fp32_ms, b.int8_ms) + 1e-9
+    assert b.fp32_ms == pytest.approx(sum(f.ms for f, _ in b.layers) + b.other_fp32_ms)
+    assert [b.layers[i][1].ms > b.layers[i][0].ms for i in b.slower_in_int8] == [True] * len(b.slower_in_int8)
+    record = json.loads(json.dumps(b.to_dict()))
+    assert record["paired_layers"] == convs and record["bound_ratio"] == round(b.bound_ratio, 3)
+    assert "interleaved" in record["method"]

@@ -381,8 +381,10 @@ def test_cli_export_all_continues_past_a_failing_model(tmp_path, monkeypatch):
     assert "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "mobilenet_v3_large",
-                                  pytest.param("googlenet", marks=pytest.mark.slow), "unet"])  # googlenet trains longest
+# googlenet trains longest; mobilenet_v3_large's trained int8 parity is asserted by tests/test_int8.py's
+# test_trained_mobilenet_v3_int8_keeps_accuracy_without_round_trips (the same export, with the speed gate)
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", pytest.param("mobilenet_v3_large", marks=pytest.mark.slow),
+                                  pytest.param("googlenet", marks=pytest.mark.slow), "unet"])
 def test_int8_parity_on_trained_models(name, trained_checkpoint, tmp_path):
     """Issue 3: int8 parity is judged, and passes, on briefly trained models (random weights prove little)."""
     fx = trained_checkpoint(name)

@@ -152,16 +152,16 @@ def precision_bound(fp32_path: str | Path, int8_path: str | Path, *, threads: in
         arg = sessions[0].get_inputs()[0]
         shape = input_shape or tuple(d if isinstance(d, int) and d > 0 else 1 for d in arg.shape)
         x = np.random.default_rng(0).random(shape, dtype=np.float32)
-        feeds = {arg.name: x}
-        for s in sessions:
+        feeds = [{s.get_inputs()[0].name: x} for s in sessions]  # the same array, under each file's input name
+        for s, feed in zip(sessions, feeds):
             for _ in range(warmup):
-                s.run(None, feeds)
+                s.run(None, feed)
         for _ in range(max(1, runs // chunk)):
-            for s in sessions:
+            for s, feed in zip(sessions, feeds):
                 time.sleep(settle_s)
-                s.run(None, feeds)  # one untimed run after the pause wakes the thread pool
+                s.run(None, feed)  # one untimed run after the pause wakes the thread pool
                 for _ in range(chunk):
-                    s.run(None, feeds)
+                    s.run(None, feed)
         # every run is profiled: the warm-up and the untimed run of each chunk are in the medians' samples too,
         # which the median shrugs off (a few slow samples in ~70)
         fp32, int8 = (_kernel_times(s.end_profiling(), warmup) for s in sessions)

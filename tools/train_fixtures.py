@@ -59,7 +59,7 @@ class FixtureSpec:
 FIXTURES: dict[str, FixtureSpec] = {s.name: s for s in [
     FixtureSpec("resnet18", 32, steps=120, lr=1e-3),
     FixtureSpec("mobilenet_v2", 32, steps=200, lr=1e-2, arch_options={"width_mult": 0.5}),
-    FixtureSpec("mobilenet_v3_large", 32, steps=180, lr=5e-3, arch_options={"width_mult": 0.5}),
+    FixtureSpec("mobilenet_v3_large", 32, steps=300, lr=3e-3, arch_options={"width_mult": 0.5}),
     FixtureSpec("googlenet", 32, steps=120, lr=1e-3),
     FixtureSpec("unet", 32, steps=20, lr=5e-3, batch=8, dataset="shapes"),
     FixtureSpec("alexnet", 64, steps=100, lr=2e-4),

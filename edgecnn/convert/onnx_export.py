@@ -150,11 +150,11 @@ def make_batch_dynamic(path: Path, traced_batch: int) -> bool:
         # the traced batch); at other batches it must agree with that row for row.
         session = _quiet_session(dynamic_bytes)
         shape = [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim[1:]]
-        x = np.random.default_rng(0).standard_normal((3 * traced_batch, *shape)).astype(np.float32)
+        # 4 images: at the traced batch (2 + 2), and at batches 1 + 3, which no Reshape fixed to 2 could give
+        x = np.random.default_rng(0).standard_normal((2 * traced_batch, *shape)).astype(np.float32)
         want = np.concatenate([session.run(None, {INPUT_NAME: x[i:i + traced_batch]})[0]
                                for i in range(0, len(x), traced_batch)])
-        got = np.concatenate([session.run(None, {INPUT_NAME: x[:1]})[0], session.run(None, {INPUT_NAME: x[1:4]})[0],
-                              session.run(None, {INPUT_NAME: x[4:]})[0]])
+        got = np.concatenate([session.run(None, {INPUT_NAME: x[:1]})[0], session.run(None, {INPUT_NAME: x[1:]})[0]])
     except Exception:  # onnxruntime rejects the rewritten graph: keep the traced one, trace symbolically
         return False
     scale = float(np.abs(want).max()) or 1.0

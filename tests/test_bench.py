@@ -231,20 +231,13 @@ def test_latency_stats_from_samples():
 
 def test_layer_times_pair_every_layer_and_bound_any_mix(tiny, tmp_path):
     """bench.layer_times: fp32 and int8 per layer, and the fastest a per-layer precision mix could be."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize_static
+    from onnxruntime.quantization import QuantType
+    from qdq import quick_qdq
 
     from edgecnn.runtime.bench.layer_times import _COMPUTE, precision_bound
 
-    class Feeds(CalibrationDataReader):
-        def __init__(self):
-            rng = np.random.RandomState(0)
-            self.it = iter({"input": rng.rand(1, 3, 64, 64).astype(np.float32)} for _ in range(4))
-
-        def get_next(self):
-            return next(self.it, None)
-
     fp32, int8 = tiny, tmp_path / "tiny.int8.onnx"
-    quantize_static(str(fp32), str(int8), Feeds(), per_channel=True, activation_type=QuantType.QUInt8)
+    quick_qdq(fp32, int8, per_channel=True, activation_type=QuantType.QUInt8)
     b = precision_bound(fp32, int8, runs=10, chunk=5, warmup=2, settle_s=0.0)
     convs = sum(1 for n in onnx.load(str(fp32)).graph.node if n.op_type in ("Conv", "Gemm"))
     assert b.unpaired == 0 and len(b.layers) == convs  # every Conv/Gemm found its int8 partner

@@ -18,6 +18,7 @@ from edgecnn.runtime import openvino as ov
 from edgecnn.runtime import providers as P
 from edgecnn.runtime.selftest import selftest
 from edgecnn.runtime.session import run_batched
+from qdq import quick_qdq  # tests/qdq.py
 
 runner = CliRunner()
 OV = "OpenVINOExecutionProvider"
@@ -52,19 +53,7 @@ def export(tmp_path_factory):
 
 
 def _qdq(src, dst):
-    """A QDQ int8 file the quick way (the export's int8 step spends ~10 s on checks this file does not need)."""
-    from onnxruntime.quantization import CalibrationDataReader, quantize_static
-
-    class Feeds(CalibrationDataReader):
-        def __init__(self):
-            rng = np.random.RandomState(0)
-            self.it = iter({"input": rng.rand(1, 3, 64, 64).astype(np.float32)} for _ in range(4))
-
-        def get_next(self):
-            return next(self.it, None)
-
-    quantize_static(str(src), str(dst), Feeds())
-    return dst
+    return quick_qdq(src, dst)
 
 
 def _cpu_vendor() -> str:

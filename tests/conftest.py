@@ -99,10 +99,10 @@ def pytest_collection_finish(session):
     if not any("trained_checkpoint" in getattr(item, "fixturenames", ()) for item in session.items):
         return
     module = _train_fixtures_module()
-    root = module.cache_dir()
-    missing = [n for n in BACKGROUND_FIXTURES if not (root / n / "meta.json").is_file()]
+    missing = [n for n in BACKGROUND_FIXTURES if not module.is_cached(n)]
     if not missing:
         return
+    root = module.cache_dir()
     root.mkdir(parents=True, exist_ok=True)
     log = open(root / "background-training.log", "w")
     session.config._edgecnn_trainer = subprocess.Popen(

@@ -49,11 +49,7 @@ def export(tmp_path_factory):
                             arch_options={"width_mult": 0.25}, bundle=True)
     fp32 = result.out_dir / "mobilenet_v2.fp32.onnx"
     bundle = result.out_dir / result.manifest["bundle"]["folder"]
-    return {"fp32": fp32, "int8": _qdq(fp32, root / "int8.onnx"), "bundle": bundle}
-
-
-def _qdq(src, dst):
-    return quick_qdq(src, dst)
+    return {"fp32": fp32, "int8": quick_qdq(fp32, root / "int8.onnx"), "bundle": bundle}
 
 
 def _cpu_vendor() -> str:

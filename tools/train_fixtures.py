@@ -234,6 +234,11 @@ def score(outputs: np.ndarray, labels: np.ndarray, task: str) -> float:
     return float(np.mean(ious))
 
 
+def is_cached(name: str, root: Path | None = None) -> bool:
+    """Whether ``name``'s trained fixture is in the cache (an entry is moved into place whole, meta.json last)."""
+    return ((root or cache_dir()) / name / "meta.json").is_file()
+
+
 def trained_fixture(name: str, root: Path | None = None) -> Fixture:
     """The trained small ``name`` with its data: loaded from the cache, or trained and cached (atomically)."""
     from edgecnn.models import get_spec
@@ -245,7 +250,7 @@ def trained_fixture(name: str, root: Path | None = None) -> Fixture:
     folder = (root or cache_dir()) / name
     folder.parent.mkdir(parents=True, exist_ok=True)
     with _cache_lock(folder):  # parallel test workers: one trains, the others wait and load its result
-        if not (folder / "meta.json").is_file():
+        if not is_cached(name, root):
             _train_into(name, spec, task, folder)
     meta = json.loads((folder / "meta.json").read_text())
     data = np.load(folder / "heldout.npz")

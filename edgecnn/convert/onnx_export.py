@@ -150,7 +150,8 @@ def make_batch_dynamic(path: Path, traced_batch: int) -> bool:
         # the traced batch); at other batches it must agree with that row for row.
         session = _quiet_session(dynamic_bytes)
         shape = [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim[1:]]
-        # 4 images: at the traced batch (2 + 2), and at batches 1 + 3, which no Reshape fixed to 2 could give
+        # two traced batches' worth of images, run at the traced batch and again as 1 + the rest: batches no Reshape
+        # left fixed to the traced batch could give
         x = np.random.default_rng(0).standard_normal((2 * traced_batch, *shape)).astype(np.float32)
         want = np.concatenate([session.run(None, {INPUT_NAME: x[i:i + traced_batch]})[0]
                                for i in range(0, len(x), traced_batch)])

@@ -286,9 +286,10 @@ def _reference(model, parity_arrays: np.ndarray, run: _Run) -> np.ndarray:
 
     from .convert.onnx_export import channels_last, to_channels_last
 
+    # chunks of 8, not 16: eager ResNet50 runs 32 images in 1.70 s against 1.94 s (less memory traffic per chunk)
     with run.step("pytorch reference"), torch.no_grad(), channels_last(model):
-        return np.concatenate([model(to_channels_last(parity_arrays[i:i + 16])).contiguous().numpy()
-                               for i in range(0, len(parity_arrays), 16)])
+        return np.concatenate([model(to_channels_last(parity_arrays[i:i + 8])).contiguous().numpy()
+                               for i in range(0, len(parity_arrays), 8)])
 
 
 def _export_fp32(built: _Built, spec: ModelSpec, options: ExportOptions, card: ModelCard, fp32_path: Path,

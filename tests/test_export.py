@@ -233,12 +233,13 @@ def test_force_replaces_only_after_success(tmp_path):
 
 
 def test_killed_export_leaves_no_partial_file(tmp_path):
-    out = tmp_path / "exports" / "resnet18"
+    out = tmp_path / "exports" / "net"
     out.mkdir(parents=True)
     (out / "keep.txt").write_text("previous export")
     script = textwrap.dedent(f"""
         import edgecnn
-        edgecnn.export("resnet18", {str(out)!r}, input_size=64, fp16=True, int8=True, force=True, calib_count=16)
+        edgecnn.export("mobilenet_v1", {str(out)!r}, input_size=32, fp16=True, int8=True, force=True,
+                      calib_count=16, arch_options={{"width_mult": 0.25}})
     """)
     proc = subprocess.Popen([sys.executable, "-c", script])
     deadline = time.time() + 240
@@ -246,7 +247,7 @@ def test_killed_export_leaves_no_partial_file(tmp_path):
     try:
         # wait until the export is writing files, then kill it without warning
         while time.time() < deadline and proc.poll() is None:
-            staged = [p for p in out.parent.glob(".resnet18.staging-*/*") if p.suffix == ".onnx"]
+            staged = [p for p in out.parent.glob(".net.staging-*/*") if p.suffix == ".onnx"]
             if staged:
                 break
             time.sleep(0.05)
@@ -260,9 +261,9 @@ def test_killed_export_leaves_no_partial_file(tmp_path):
     assert (out / "keep.txt").read_text() == "previous export"
     # the next export clears the dead process's staging folder
     export("mobilenet_v1", tmp_path / "exports" / "other", input_size=32, calib_count=8, arch_options={"width_mult": 0.25})
-    export("resnet18", out, input_size=32, calib_count=8, force=True)
-    assert not list(out.parent.glob(".resnet18.staging-*"))
-    assert (out / "resnet18.fp32.onnx").is_file()
+    export("mobilenet_v1", out, input_size=32, calib_count=8, force=True, arch_options={"width_mult": 0.25})
+    assert not list(out.parent.glob(".net.staging-*"))
+    assert (out / "mobilenet_v1.fp32.onnx").is_file()
 
 
 # --- bad input: one clear line, non-zero exit ----------------------------------------------------------------

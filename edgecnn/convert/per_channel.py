@@ -14,7 +14,7 @@ into the per-channel one it would have written, with the same arithmetic done on
   clipped to int32; ``axis`` on both DequantizeLinear nodes.
 
 The result is tested to be identical, initializer by initializer and node by node, to onnxruntime's own
-per-channel output for the installed onnxruntime (tests/test_per_channel.py). Graphs with anything this does not
+per-channel output for the installed onnxruntime (tests/test_fast_quantize.py). Graphs with anything this does not
 cover (MatMul or normalisation weights, shared weights, options that change the weight arithmetic) return None, and
 the caller uses onnxruntime's per-channel path.
 """

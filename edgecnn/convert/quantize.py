@@ -15,8 +15,10 @@ int8 is static QDQ with per-channel S8 weights and U8 activations:
    float round trip. This is what makes MobileNetV3 int8 faster than its fp32.
 3. ``calibrate``: min/max or histograms over the calibration images, in chunks so memory stays bounded
    (onnxruntime's histogram calibrators hold every intermediate tensor of every image otherwise), written to
-   onnxruntime's calibration cache so that re-quantizing (fallback rounds) does not calibrate again.
-4. ``quantize_int8``: ``quantize_static`` from the cache, then the scale folding, then ``float_fallback`` for
+   onnxruntime's calibration cache so that re-quantizing (fallback rounds) does not calibrate again; min/max
+   runs its augmented graph optimized (``OptimizedMinMax``).
+4. ``quantize_int8``: ``quantize_static`` from the cache (per-channel weights by ``per_channel.to_per_channel``
+   from its quick per-tensor output), then the scale folding, then ``float_fallback`` for
    the nodes kept in float, bias correction (``bias_correction``: the mean shift of weight rounding taken back
    out of each int8 layer's bias) and dead-node clean-up.
 
@@ -35,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
+from onnxruntime.quantization.calibrate import MinMaxCalibrater
 
 from .bias_correction import correct_bias
 from .fp16 import Fp16Result, to_fp16, toposort  # noqa: F401 - re-exported: pipeline imports them here
@@ -316,15 +319,38 @@ def calibrate(src: str | Path, arrays: np.ndarray, cache: str | Path, *, method:
 
     extra = {"percentile": PERCENTILE} if method == "percentile" else {}
     with quiet(), tempfile.TemporaryDirectory(prefix="edgecnn-calib-") as tmp:
-        calibrator = create_calibrator(Path(src), _op_types(), augmented_model_path=str(Path(tmp) / "aug.onnx"),
-                                       calibrate_method=_method(method), providers=["CPUExecutionProvider"],
-                                       extra_options=extra)
+        aug = str(Path(tmp) / "aug.onnx")
+        if method == "minmax":
+            calibrator = OptimizedMinMax(Path(src), _op_types(), augmented_model_path=aug)
+            calibrator.augment_graph()
+            calibrator.create_inference_session()
+        else:
+            calibrator = create_calibrator(Path(src), _op_types(), augmented_model_path=aug,
+                                           calibrate_method=_method(method), providers=["CPUExecutionProvider"],
+                                           extra_options=extra)
         for i in range(0, len(arrays), chunk):
             calibrator.collect_data(BatchReader(arrays[i:i + chunk], input_name, batch))
         ranges = calibrator.compute_data()
         del calibrator
     save_tensors_data(ranges, str(cache))
     return Path(cache)
+
+
+class OptimizedMinMax(MinMaxCalibrater):
+    """onnxruntime's min/max calibrator, its augmented graph run with graph optimizations on.
+
+    onnxruntime runs that graph with every optimization off. Each calibrated tensor is read there by the
+    ReduceMin/ReduceMax it adds, so no fusion can remove one, and with optimizations the runs are 10–15% quicker
+    (ResNet50, 2 threads, interleaved: 55 against 63–66 ms an image; the 48-image calibration 3.9 against 4.4 s,
+    median of 3). The ranges differ in the float rounding of the kernels only (ResNet50: at most 1e-5 of a range).
+    """
+
+    def create_inference_session(self):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        self.infer_session = ort.InferenceSession(self.augmented_model_path, opts, providers=self.execution_providers)
 
 
 class BatchReader:

@@ -1,5 +1,7 @@
-"""Per-channel weights from onnxruntime's per-tensor output (convert/per_channel.py) are exactly onnxruntime's own
-per-channel quantization: same nodes, same initializers (dtype, shape, every value), for the installed onnxruntime."""
+"""The int8 step's two shortcuts through onnxruntime's quantizer give what onnxruntime itself gives, for the installed
+onnxruntime: per-channel weights from its per-tensor output (convert/per_channel.py) are its per-channel
+quantization exactly (same nodes, same initializers: dtype, shape, every value), and the min/max calibrator on the
+optimized graph (quantize.OptimizedMinMax) finds its ranges up to kernel rounding."""
 
 from __future__ import annotations
 
@@ -170,3 +172,24 @@ def test_quantize_int8_ships_the_per_channel_form(twins, tmp_path):
     # a no-op extra option sends quantize_int8 down onnxruntime's own per-channel path: the same file
     quantize_int8(twin, tmp_path / "ort.onnx", calibration_cache=cache, extra_options={"WeightSymmetric": True})
     _assert_same(onnx.load(str(tmp_path / "fast.onnx")), onnx.load(str(tmp_path / "ort.onnx")))
+
+
+def test_optimized_calibration_measures_onnxruntimes_ranges(twins, tmp_path):
+    """The min/max calibrator run on the optimized graph (quantize.OptimizedMinMax) finds the ranges
+    onnxruntime's own calibrator finds on the unoptimized one, up to kernel rounding."""
+    from onnxruntime.quantization.calibrate import create_calibrator, load_tensors_data
+
+    from edgecnn.convert.quantize import BatchReader, _op_types
+
+    twin, cache = twins("mobilenet_v3_small")
+    ours = load_tensors_data(cache).data  # written by calibrate(), on the same 6 images
+    images = np.random.default_rng(0).standard_normal((6, 3, 32, 32)).astype(np.float32)
+    with quiet():
+        theirs = create_calibrator(twin, _op_types(), augmented_model_path=str(tmp_path / "aug.onnx"))
+        theirs.collect_data(BatchReader(images))
+        theirs = theirs.compute_data().data
+    assert ours.keys() == theirs.keys() and len(ours) > 50
+    for name, t in theirs.items():
+        lo, hi = (float(np.ravel(v)[0]) for v in t.range_value)
+        o_lo, o_hi = (float(np.ravel(v)[0]) for v in ours[name].range_value)
+        assert abs(o_lo - lo) <= 1e-4 * (hi - lo) + 1e-7 and abs(o_hi - hi) <= 1e-4 * (hi - lo) + 1e-7, name

@@ -301,8 +301,9 @@ def _export_fp32(built: _Built, spec: ModelSpec, options: ExportOptions, card: M
 
     raw_path = fp32_path.with_name(".raw.onnx")
     with run.step("export onnx"):
-        traced = export_onnx(built.model, raw_path, input_shape=(built.in_channels, *options.input_size), batch=options.batch,
-                    dynamic_hw=spec.dynamic_hw, size_multiple=spec.size_multiple, opset=options.opset)
+        traced = export_onnx(built.model, raw_path, input_shape=(built.in_channels, *options.input_size),
+                             batch=options.batch, dynamic_hw=spec.dynamic_hw, size_multiple=spec.size_multiple,
+                             opset=options.opset)
     with run.step("simplify"):
         graph, simp = simplify_graph(onnx.load(str(raw_path)), enabled=options.simplify)
         if options.simplify and not simp.simplified:
@@ -311,7 +312,8 @@ def _export_fp32(built: _Built, spec: ModelSpec, options: ExportOptions, card: M
         write_onnx(graph, card, fp32_path)
     return _check(fp32_path, "fp32", card, parity_arrays, reference, run,
                   notes=(f"simplified: {simp.simplified}, nodes {simp.nodes_before}→{simp.nodes_after}",
-                         f"batch axis: {traced}"))
+                         f"batch axis: {traced.batch_axis}",
+                         f"BatchNorm folded into the preceding layer before tracing: {traced.folded_batchnorms}"))
 
 
 def _export_fp16(fp32_path: Path, path: Path, card: ModelCard, parity_arrays, reference, run: _Run) -> Artifact:

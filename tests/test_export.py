@@ -116,6 +116,14 @@ def test_fp16_keeps_fp32_io_and_is_half_the_size(small_export):
     assert fp16.parity["passed"] and fp16.parity["nonfinite"] == 0
 
 
+def test_fp32_notes_say_how_the_graph_was_traced(small_export):
+    notes = small_export.artifacts[0].notes
+    assert "batch axis: static trace, made dynamic" in notes
+    # MobileNetV2's 52 BatchNorms all follow a conv: folded before tracing, and the graph still passes parity
+    assert "BatchNorm folded into the preceding layer before tracing: 52" in notes
+    assert small_export.artifacts[0].parity["passed"]
+
+
 def test_int8_is_qdq_and_records_calibration(small_export):
     int8 = small_export.artifacts[2]
     ops = {n.op_type for n in onnx.load(str(small_export.out_dir / int8.file)).graph.node}

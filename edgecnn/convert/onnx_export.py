@@ -9,6 +9,10 @@ Speed: tracing with a symbolic batch costs the exporter 2× the time of a static
 at a static batch and its batch axis made dynamic in the graph afterwards (``make_batch_dynamic``); the
 result is proven by running it at two batch sizes against the static trace, and the symbolic trace is the
 fallback when that proof fails. Symbolic traces (U-Net's dynamic H/W) run with in-place activations off.
+
+The exporter's time grows with the number of operators it decomposes and translates, so each Conv→BatchNorm pair
+is folded into the conv before tracing (``fold_batchnorm``): the graph onnxsim would produce from the unfolded trace,
+in less than half the time (measured: ResNet50 2.4–2.6 s against 3.9–6.3 s, MobileNetV2 2.1–2.9 against 3.1–4.5).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import contextlib
 import io
 import logging
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -38,38 +43,68 @@ def check_opset(opset: int) -> None:
 STATIC_TRACE_BATCH = 2  # not 1: a batch of 1 lets the tracer treat the axis as broadcastable
 
 
+@dataclass(frozen=True)
+class Exported:
+    """How ``export_onnx`` made the graph."""
+
+    batch_axis: str  # "fixed", "static trace, made dynamic" or "symbolic trace"
+    folded_batchnorms: int  # BatchNorm layers folded into the convs before them, ahead of tracing
+
+
 def export_onnx(model: nn.Module, path: str | Path, *, input_shape: tuple[int, int, int], batch: int | None = None,
-                dynamic_hw: bool = False, size_multiple: int = 1, opset: int = 18) -> str:
-    """Export ``model`` (eval mode) to ``path``; returns how the batch axis was made (``"fixed"``,
-    ``"static trace, made dynamic"`` or ``"symbolic trace"``).
+                dynamic_hw: bool = False, size_multiple: int = 1, opset: int = 18, fold_bn: bool = True) -> Exported:
+    """Export ``model`` (eval mode) to ``path``; returns how the batch axis was made and what was folded.
 
     Args:
         input_shape: ``(C, H, W)`` of the example input.
         batch: a fixed batch size, or ``None`` for a dynamic batch axis named ``batch``.
         dynamic_hw: make H and W dynamic (multiples of ``size_multiple``), named ``height``/``width``.
         opset: ONNX opset of the default domain.
+        fold_bn: trace a copy with each Conv→BatchNorm pair folded (``model`` itself is left as it is).
     """
     check_opset(opset)
     c, h, w = input_shape
+    traced, folded = fold_batchnorm(model.eval()) if fold_bn else (model, 0)
     if batch is not None:
-        _trace(model, path, torch.zeros(batch, c, h, w), None, opset)
-        return "fixed"
+        _trace(traced, path, torch.zeros(batch, c, h, w), None, opset)
+        return Exported("fixed", folded)
     # A static trace made dynamic afterwards is 2.5× quicker than a symbolic trace (U-Net at 32 px: 4.5 s against
-    # 11.1 s); it is kept when the rewritten graph is proven (see make_batch_dynamic, make_hw_dynamic).
-    _trace(model, path, torch.zeros(STATIC_TRACE_BATCH, c, h, w), None, opset)
+    # 11.1 s); it is kept when the rewritten graph is proven (see make_batch_dynamic, make_hw_dynamic) — H/W against
+    # the unfolded model itself.
+    _trace(traced, path, torch.zeros(STATIC_TRACE_BATCH, c, h, w), None, opset)
     if make_batch_dynamic(Path(path), STATIC_TRACE_BATCH) and (
             not dynamic_hw or make_hw_dynamic(Path(path), model, size_multiple)):
-        return "static trace, made dynamic"
+        return Exported("static trace, made dynamic", folded)
     dims: dict[int, object] = {0: torch.export.Dim("batch", min=1, max=4096)}
     if dynamic_hw:
         # H = size_multiple × k keeps every pooling stage exact, so no shape arithmetic lands in the graph.
         dims[2] = size_multiple * torch.export.Dim("h_blocks", min=1, max=8192 // size_multiple)
         dims[3] = size_multiple * torch.export.Dim("w_blocks", min=1, max=8192 // size_multiple)
-    with _no_inplace(model):
+    with _no_inplace(traced):
         # batch 2 so the exporter cannot specialise the batch axis to 1
-        _trace(model, path, torch.zeros(2, c, h, w), (dims,), opset)
+        _trace(traced, path, torch.zeros(2, c, h, w), (dims,), opset)
     _name_dynamic_axes(Path(path), True, dynamic_hw)
-    return "symbolic trace"
+    return Exported("symbolic trace", folded)
+
+
+def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
+    """A copy of eval-mode ``model`` with every BatchNorm that directly follows a conv (or linear layer) folded
+    into it, and how many were folded: ``torch.fx``'s ``fuse`` (a BatchNorm whose conv output has other readers
+    is kept). The same function in eval mode, up to float rounding; ``model`` is left as it is. A model that
+    ``torch.fx`` cannot trace symbolically is returned as it is, with 0."""
+    from torch.fx.experimental.optimization import fuse
+
+    def count(m: nn.Module) -> int:
+        return sum(isinstance(x, nn.modules.batchnorm._BatchNorm) for x in m.modules())
+
+    before = count(model)
+    if not before:
+        return model, 0
+    try:
+        fused = fuse(model.eval())  # traces a deep copy
+    except Exception:  # data-dependent control flow and the like: trace the model itself
+        return model, 0
+    return fused.eval(), before - count(fused)
 
 
 def _trace(model: nn.Module, path, example: torch.Tensor, dynamic_shapes, opset: int) -> None:

@@ -105,15 +105,17 @@ def parse_input_size(value: str | int | tuple | None, spec: ModelSpec) -> tuple[
 
 _CONVENIENCES = frozenset({"weights", "num_classes", "input_size", "batch", "opset", "fp16", "int8", "calib",
                            "calib_count", "calib_method", "simplify", "force", "labels", "arch_options",
-                           "embed_preprocess", "bundle"})
+                           "embed_preprocess", "bundle", "int8_weight_bits"})
 
 
 def options_from_keywords(**keywords) -> ExportOptions:
-    """The keyword form of ``export`` (``int8=True/'static'/'auto'``, ``calib_method=…``) → ``ExportOptions``."""
+    """The keyword form of ``export`` (``int8=True/'static'/'auto'``, ``calib_method=…``, ``int8_weight_bits=…``)
+    → ``ExportOptions``."""
     unknown = set(keywords) - _CONVENIENCES
     if unknown:
         raise TypeError(f"export() got unexpected keyword argument(s): {', '.join(sorted(unknown))}")
-    int8 = Int8Options.from_flag(keywords.pop("int8", False), keywords.pop("calib_method", None))
+    int8 = Int8Options.from_flag(keywords.pop("int8", False), keywords.pop("calib_method", None),
+                                 keywords.pop("int8_weight_bits", None))
     size = keywords.get("input_size")
     if size is not None:
         try:

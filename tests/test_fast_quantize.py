@@ -69,9 +69,11 @@ def _twin(module: nn.Module, folder, size: int, statistics: bool = True):
     return folder / "twin.onnx", calibrate(folder / "twin.onnx", images, folder / "calib.json")
 
 
-def _ort(twin, cache, dst, per_channel: bool, exclude=()) -> onnx.ModelProto:
+def _ort(twin, cache, dst, per_channel: bool, exclude=(), reduce_range: bool = True) -> onnx.ModelProto:
+    """onnxruntime's own quantizer, as quantize_int8 calls it (7-bit weights, ``reduce_range``, by default)."""
     with quiet():
         quantize_static(str(twin), str(dst), None, quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                        reduce_range=reduce_range,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=list(exclude),
                         extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
                         calibration_cache_path=str(cache))
@@ -109,20 +111,24 @@ CASES = {  # family coverage: plain/strided/depthwise convs, residual Adds, Gemm
 }
 
 
+@pytest.mark.parametrize("bits", [7, 8])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_per_channel_rewrite_equals_onnxruntimes_own(case, twins, tmp_path):
+def test_per_channel_rewrite_equals_onnxruntimes_own(case, bits, twins, tmp_path):
     twin, cache = twins(case)
-    theirs = _ort(twin, cache, tmp_path / "pc.onnx", per_channel=True)
-    ours = _ort(twin, cache, tmp_path / "pt.onnx", per_channel=False)
-    rewritten = to_per_channel(ours, onnx.load(str(twin)))
+    theirs = _ort(twin, cache, tmp_path / "pc.onnx", per_channel=True, reduce_range=bits == 7)
+    ours = _ort(twin, cache, tmp_path / "pt.onnx", per_channel=False, reduce_range=bits == 7)
+    rewritten = to_per_channel(ours, onnx.load(str(twin)), reduce_range=bits == 7)
     int8 = {i.name for i in theirs.graph.initializer if i.data_type == onnx.TensorProto.INT8}
     assert rewritten and rewritten == sum(1 for n in theirs.graph.node if n.op_type == "DequantizeLinear" and any(
         a.name == "axis" for a in n.attribute) and n.input[0] in int8)  # every per-channel weight onnxruntime made
     _assert_same(ours, theirs)
-    if case == "big_bias":  # the adjustment really ran: some weight scales are larger than max|w|/127
+    levels = 64 if bits == 7 else 127
+    q = [numpy_helper.to_array(i) for i in ours.graph.initializer if i.data_type == onnx.TensorProto.INT8]
+    assert max(int(np.abs(a.astype(np.int32)).max()) for a in q) == levels  # the widest channel uses its range
+    if case == "big_bias":  # the adjustment really ran: some weight scales are larger than max|w|/levels
         w = numpy_helper.to_array({i.name: i for i in onnx.load(str(twin)).graph.initializer}["conv.weight"])
         s = numpy_helper.to_array({i.name: i for i in ours.graph.initializer}["conv.weight_scale"])
-        plain = np.abs(w).reshape(len(w), -1).max(1) / 127
+        plain = np.abs(w).reshape(len(w), -1).max(1) / levels
         assert (s > plain * 1.01).sum() >= 3 and np.isclose(s[0], plain[0], rtol=1e-6)
 
 
@@ -131,7 +137,7 @@ def test_nodes_kept_in_float_are_left_alone(twins, tmp_path):
     names = [n.name for n in onnx.load(str(twin)).graph.node if n.op_type == "Conv"][:2]
     theirs = _ort(twin, cache, tmp_path / "pc.onnx", per_channel=True, exclude=names)
     ours = _ort(twin, cache, tmp_path / "pt.onnx", per_channel=False, exclude=names)
-    to_per_channel(ours, onnx.load(str(twin)))
+    to_per_channel(ours, onnx.load(str(twin)), reduce_range=True)
     _assert_same(ours, theirs)
 
 
@@ -143,11 +149,12 @@ def test_shared_biases(twins, tmp_path):
     twin, cache = twins("resnet18", statistics=False)
     model = onnx.load(str(twin))
     pt = _ort(twin, cache, tmp_path / "pt.onnx", per_channel=False)
-    assert to_per_channel(pt, model)
+    assert to_per_channel(pt, model, reduce_range=True)
     _assert_same(pt, _ort(twin, cache, tmp_path / "pc.onnx", per_channel=True))
 
     first = tuple(n.name for n in model.graph.node if n.op_type == "Conv")[:1]
-    assert to_per_channel(_ort(twin, cache, tmp_path / "pt.onnx", per_channel=False, exclude=first), model) is None
+    assert to_per_channel(_ort(twin, cache, tmp_path / "pt.onnx", per_channel=False, exclude=first), model,
+                          reduce_range=True) is None
     quantize_int8(twin, tmp_path / "q.onnx", calibration_cache=cache, exclude_nodes=first)
     quantize_int8(twin, tmp_path / "ort.onnx", calibration_cache=cache, exclude_nodes=first,
                   extra_options={"WeightSymmetric": True})
@@ -159,7 +166,7 @@ def test_uncovered_graphs_use_onnxruntimes_per_channel_path(tmp_path):
     model = onnx.load(str(twin))
     assert not covered(model)
     pt = _ort(twin, cache, tmp_path / "pt.onnx", per_channel=False)
-    assert to_per_channel(pt, model) is None
+    assert to_per_channel(pt, model, reduce_range=True) is None
     quantize_int8(twin, tmp_path / "q.onnx", calibration_cache=cache)  # still per-channel, by onnxruntime
     quantize_int8(twin, tmp_path / "ort.onnx", calibration_cache=cache, extra_options={"WeightSymmetric": True})
     q = onnx.load(str(tmp_path / "q.onnx"))

@@ -137,7 +137,8 @@ def test_predictor_agrees_with_pytorch(models):
     for res, z in zip(results, numpy_logits.astype(np.float64)):
         p = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
         assert [label for label, _ in res] == [LABELS[i] for i in np.argsort(-p)[:3]]
-        np.testing.assert_allclose([prob for _, prob in res], np.sort(p)[::-1][:3], atol=1e-5)
+        # logits within 1e-4 (above) move a softmax probability by at most half that: p·|dz − Σp·dz| ≤ max|dz|/2
+        np.testing.assert_allclose([prob for _, prob in res], np.sort(p)[::-1][:3], atol=5e-5)
 
     # End to end against torch's preprocessing: Pillow and torch differ by one pixel step in <1.5% of pixels,
     # which moves this random-init net's logits by up to ~0.6 (a trained net far less); where PyTorch's top-1

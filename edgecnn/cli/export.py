@@ -54,6 +54,7 @@ def export_cmd(
     calib: Optional[Path] = typer.Option(None, "--calib", help="Folder of calibration images (jpg/png/bmp/webp). Default: bundled sample photographs."),
     calib_count: Optional[int] = typer.Option(None, "--calib-count", help="Number of calibration images to use."),
     calib_method: str = typer.Option("minmax", "--calib-method", help="minmax, entropy, percentile or auto."),
+    int8_weight_bits: int = typer.Option(7, "--int8-weight-bits", help="7 (default: correct on every CPU) or 8 (a little more accurate; only for targets with VNNI or ARM: x86 CPUs without VNNI saturate 8-bit weights)."),
     no_simplify: bool = typer.Option(False, "--no-simplify", help="Skip onnxsim."),
     out: Optional[Path] = out_option("Output folder (default: exported/NAME; with 'all', the parent folder)."),
     force: bool = force_option("Replace an existing export (only once the new one has succeeded)."),
@@ -76,7 +77,7 @@ def export_cmd(
     command = "edgecnn " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("edgecnn") else None
     options = dict(weights=weights, num_classes=num_classes, input_size=input_size, batch=batch, opset=opset,
                    fp16=fp16, int8=int8 or False, calib=calib, calib_count=calib_count, calib_method=calib_method,
-                   simplify=not no_simplify, force=force, labels=labels, embed_preprocess=embed_preprocess,
+                   int8_weight_bits=int8_weight_bits, simplify=not no_simplify, force=force, labels=labels, embed_preprocess=embed_preprocess,
                    bundle=bundle, command=command)
     failed, manifests = [], []
     for model_name in names:

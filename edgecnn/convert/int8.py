@@ -166,10 +166,11 @@ def build_int8(fp32_path: str | Path, dst: str | Path, arrays: np.ndarray, optio
             means = input_means(twin, calib, input_name=input_name, batch=batch)
         methods = CALIBRATION_METHODS if method == "auto" else (method,)
         chosen, caches, scored, report = _calibrate_methods(twin, calib, methods, work, input_name, batch, evaluate,
-                                                            say, means)
+                                                            say, means, options.weight_bits)
         best_path, best = work / f"int8.{chosen}.onnx", scored[chosen]
         form = {"hardswish_decomposed": form["HardSwish"], "hardsigmoid_decomposed": form["HardSigmoid"],
-                "scales_folded": report.scales_folded, "biases_corrected": report.biases_corrected}
+                "scales_folded": report.scales_folded, "biases_corrected": report.biases_corrected,
+                "weight_bits": options.weight_bits}
 
         # 2. per-layer sensitivity: what the fallback acts on and the report ranks, so only for judged weights
         sens = ()
@@ -180,7 +181,7 @@ def build_int8(fp32_path: str | Path, dst: str | Path, arrays: np.ndarray, optio
         # 3. forms with layers in float, until the target is met: float stems, then the most sensitive layers
         def requantize(path: Path, nodes: tuple):
             return quantize_int8(twin, path, method=chosen, calibration_cache=caches[chosen], exclude_nodes=nodes,
-                                 bias_means=means)
+                                 bias_means=means, weight_bits=options.weight_bits)
 
         # float stems first: a float prefix costs no speed (a stem convolution reads 3 channels, too few for int8
         # to pay, and there is one float→int8 boundary, not two per layer), so they are tried before scattered
@@ -232,14 +233,15 @@ def build_int8(fp32_path: str | Path, dst: str | Path, arrays: np.ndarray, optio
 
 
 def _calibrate_methods(twin: Path, calib: np.ndarray, methods: tuple, work: Path, input_name: str, batch,
-                       evaluate, say, means: dict | None) -> tuple[str, dict, dict, QuantizeReport]:
+                       evaluate, say, means: dict | None, weight_bits: int) -> tuple[str, dict, dict, QuantizeReport]:
     """Calibrate and quantize with each method; returns the best-agreeing one, the caches, scores and the
     quantizer's report (the graph rewrites are the same whatever the method)."""
     caches, scored, report = {}, {}, None
     for m in methods:
         say(f"calibrate {m}")
         caches[m] = calibrate(twin, calib, work / f"{m}.calib.json", method=m, input_name=input_name, batch=batch)
-        report = quantize_int8(twin, work / f"int8.{m}.onnx", method=m, calibration_cache=caches[m], bias_means=means)
+        report = quantize_int8(twin, work / f"int8.{m}.onnx", method=m, calibration_cache=caches[m], bias_means=means,
+                               weight_bits=weight_bits)
         scored[m] = evaluate(work / f"int8.{m}.onnx")
     return max(methods, key=lambda m: scored[m].score()), caches, scored, report
 

@@ -12,6 +12,7 @@ from ..core.sizes import parse_batch, parse_hw
 STATIC_METHODS = ("minmax", "entropy", "percentile")  # what onnxruntime's calibrators implement
 CALIBRATION_METHODS = STATIC_METHODS + ("auto",)  # auto: try each, keep the best agreement
 INT8_POLICIES = ("static", "auto")
+WEIGHT_BITS = (7, 8)
 OPSETS = range(18, 22)
 MAX_CALIB_COUNT = 10_000
 
@@ -30,6 +31,9 @@ class Int8Options:
         max_fallback: most layers the sensitivity pass may return to float (``None``: as many as needed).
         bias_correction: take the mean shift of int8 weight rounding back out of each layer's bias (trained
             weights only: see ``convert.bias_correction``).
+        weight_bits: 7 (default) runs correctly on every CPU; 8 is a little more accurate but saturates
+            onnxruntime's int16 pair sums on x86 CPUs without VNNI — for targets known to have VNNI, or ARM
+            (see ``convert.quantize``).
     """
 
     policy: str = "static"
@@ -39,6 +43,7 @@ class Int8Options:
     speed_seconds: float = 0.5
     max_fallback: int | None = None
     bias_correction: bool = True
+    weight_bits: int = 7
 
     def __post_init__(self) -> None:
         if self.policy not in INT8_POLICIES:
@@ -48,23 +53,28 @@ class Int8Options:
                              f"{', '.join(CALIBRATION_METHODS)}")
         if self.threads < 1 or self.speed_seconds <= 0:
             raise InputError("int8 speed gate needs threads ≥ 1 and a positive time per configuration")
+        if self.weight_bits not in WEIGHT_BITS:
+            raise InputError(f"--int8-weight-bits must be 7 or 8, got {self.weight_bits}")
         if self.max_fallback is not None and self.max_fallback < 0:
             raise InputError(f"max_fallback must be ≥ 0, got {self.max_fallback}")
 
     @classmethod
-    def from_flag(cls, int8: bool | str | None, calib_method: str | None = None) -> "Int8Options | None":
+    def from_flag(cls, int8: bool | str | None, calib_method: str | None = None,
+                  weight_bits: int | None = None) -> "Int8Options | None":
         """``--int8`` / ``--int8 auto`` (``True``, ``"static"``, ``"auto"``) → options; falsy → ``None``.
 
-        A calibration method without int8 is refused: it would be ignored without a word.
+        A calibration method or weight width without int8 is refused: it would be ignored without a word.
         """
         if not int8:
             if calib_method not in (None, "minmax"):
                 raise InputError(f"--calib-method {calib_method} only applies with --int8; add --int8 or drop it")
+            if weight_bits not in (None, 7):
+                raise InputError(f"--int8-weight-bits {weight_bits} only applies with --int8; add --int8 or drop it")
             return None
         policy = "static" if int8 is True or int8 == "static" else str(int8)
         if policy not in INT8_POLICIES:
             raise InputError(f"--int8 takes no value or 'auto', got {int8!r}")
-        return cls(policy=policy, calib_method=calib_method or "minmax")
+        return cls(policy=policy, calib_method=calib_method or "minmax", weight_bits=weight_bits or 7)
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ per-channel against 0.5–0.6 s per-tensor), and the int8 step quantizes once pe
 and float-stem candidate. ``to_per_channel`` takes the per-tensor QDQ model onnxruntime writes quickly and turns it
 into the per-channel one it would have written, with the same arithmetic done on whole arrays:
 
-* weight scale per channel: ``compute_scale_zp`` symmetric, ``2·max|w| / 254`` in float64, stored as float32,
-  1.0 when below float32's smallest normal; zero point 0;
+* weight scale per channel: ``compute_scale_zp`` symmetric, ``2·max|w| / 254`` in float64 (``/ 128`` for 7-bit
+  weights, onnxruntime's ``reduce_range``), stored as float32, 1.0 when below float32's smallest normal; zero point 0;
 * the int32-bias adjustment: where ``input_scale · weight_scale`` is too small for the bias to fit an int32, that
   channel's weight scale grows by the ratio (``_adjust_weight_scale_for_int32_bias``, per-channel branch);
 * weights ``round(w / s)`` in float32, clipped to int8; biases ``round(b / (input_scale · s · beta))`` in float64,
@@ -31,6 +31,7 @@ from onnx import helper, numpy_helper
 _NOT_COVERED = frozenset({"MatMul", "Einsum", "Attention", "LSTM", "GRU", "RNN", "LayerNormalization",
                           "InstanceNormalization", "BatchNormalization", "GroupNormalization"})
 _INT8_SYMMETRIC = 254.0  # qmax − qmin of symmetric int8 (−127 … 127)
+_INT8_REDUCED = 128.0  # qmax − qmin of reduce_range int8 (−64 … 64): 7-bit weights
 _INT32_RANGE = float(np.iinfo(np.int32).max) - float(np.iinfo(np.int32).min + 1)
 
 
@@ -39,10 +40,10 @@ def covered(twin: onnx.ModelProto) -> bool:
     return not any(n.op_type in _NOT_COVERED for n in twin.graph.node)
 
 
-def to_per_channel(qmodel: onnx.ModelProto, twin: onnx.ModelProto) -> int | None:
+def to_per_channel(qmodel: onnx.ModelProto, twin: onnx.ModelProto, *, reduce_range: bool = False) -> int | None:
     """Rewrite the per-tensor S8 weights (and their int32 biases) of ``qmodel``, the QDQ model onnxruntime
-    quantized from ``twin``, to per-channel, in place. Returns how many weights were rewritten, or None (``qmodel``
-    untouched) when the graph holds something this does not cover."""
+    quantized from ``twin`` (with the same ``reduce_range``), to per-channel, in place. Returns how many weights
+    were rewritten, or None (``qmodel`` untouched) when the graph holds something this does not cover."""
     if not covered(twin):
         return None
     graph = qmodel.graph
@@ -82,7 +83,7 @@ def to_per_channel(qmodel: onnx.ModelProto, twin: onnx.ModelProto) -> int | None
 
     for node, tnode, wdq, xdq, bdq, attrs, axis in plan:
         w = numpy_helper.to_array(floats[tnode.input[1]])
-        scale = _weight_scales(w, axis)
+        scale = _weight_scales(w, axis, _INT8_REDUCED if reduce_range else _INT8_SYMMETRIC)
         if bdq is not None:
             bias = numpy_helper.to_array(floats[tnode.input[2]])
             x_scale = numpy_helper.to_array(inits[xdq.input[1]]).astype(np.float32)
@@ -105,12 +106,13 @@ def to_per_channel(qmodel: onnx.ModelProto, twin: onnx.ModelProto) -> int | None
     return len(plan)
 
 
-def _weight_scales(w: np.ndarray, axis: int) -> np.ndarray:
-    """onnxruntime's symmetric int8 scale of each slice of ``w`` along ``axis`` (compute_scale_zp)."""
+def _weight_scales(w: np.ndarray, axis: int, qrange: float) -> np.ndarray:
+    """onnxruntime's symmetric int8 scale of each slice of ``w`` along ``axis`` (compute_scale_zp), for a
+    quantized range of ``qrange`` levels."""
     rows = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
     zero = np.array(0, dtype=w.dtype)
     absmax = np.maximum(np.abs(np.minimum(rows.min(axis=1), zero)), np.abs(np.maximum(rows.max(axis=1), zero)))
-    scale = (absmax.astype(np.float64) - (-absmax).astype(np.float64)) / _INT8_SYMMETRIC
+    scale = (absmax.astype(np.float64) - (-absmax).astype(np.float64)) / qrange
     stored = scale.astype(np.float32)
     stored[scale < np.finfo(np.float32).tiny] = 1.0
     return stored

@@ -14,7 +14,7 @@ from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 from torch import nn
 
 import edgecnn
-from edgecnn.convert.per_channel import covered, to_per_channel
+from edgecnn.convert.per_channel import covered, full_range_weights, to_per_channel
 from edgecnn.convert.quantize import calibrate, int8_form, quantization_twin, quantize_int8
 from edgecnn.convert.ort_tools import quiet
 from edgecnn.convert.simplify import simplify
@@ -70,12 +70,15 @@ def _twin(module: nn.Module, folder, size: int, statistics: bool = True):
 
 
 def _ort(twin, cache, dst, per_channel: bool, exclude=(), reduce_range: bool = True) -> onnx.ModelProto:
-    """onnxruntime's own quantizer, as quantize_int8 calls it (7-bit weights, ``reduce_range``, by default)."""
+    """onnxruntime's own quantizer, as quantize_int8 calls it (7-bit weights, ``reduce_range``, by default, with
+    depthwise weights kept at 8 bits by a per-tensor override)."""
+    full = full_range_weights(onnx.load(str(twin))) if reduce_range else set()
+    overrides = {"TensorQuantOverrides": {w: [{"reduce_range": False, "axis": 0}] for w in sorted(full)}} if full else {}
     with quiet():
         quantize_static(str(twin), str(dst), None, quant_format=QuantFormat.QDQ, per_channel=per_channel,
                         reduce_range=reduce_range,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=list(exclude),
-                        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+                        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True, **overrides},
                         calibration_cache_path=str(cache))
     return onnx.load(str(dst))
 
@@ -123,8 +126,12 @@ def test_per_channel_rewrite_equals_onnxruntimes_own(case, bits, twins, tmp_path
         a.name == "axis" for a in n.attribute) and n.input[0] in int8)  # every per-channel weight onnxruntime made
     _assert_same(ours, theirs)
     levels = 64 if bits == 7 else 127
-    q = [numpy_helper.to_array(i) for i in ours.graph.initializer if i.data_type == onnx.TensorProto.INT8]
-    assert max(int(np.abs(a.astype(np.int32)).max()) for a in q) == levels  # the widest channel uses its range
+    full = {f"{w}_quantized" for w in full_range_weights(onnx.load(str(twin)))} if bits == 7 else set()
+    assert bool(full) == (bits == 7 and case == "mobilenet_v3_small")  # its depthwise convolutions
+    widest = {i.name: int(np.abs(numpy_helper.to_array(i).astype(np.int32)).max())
+              for i in ours.graph.initializer if i.data_type == onnx.TensorProto.INT8}
+    assert max(v for k, v in widest.items() if k not in full) == levels  # the widest channel uses its range
+    assert all(widest[k] == 127 for k in full)  # depthwise weights keep 8 bits
     if case == "big_bias":  # the adjustment really ran: some weight scales are larger than max|w|/levels
         w = numpy_helper.to_array({i.name: i for i in onnx.load(str(twin)).graph.initializer}["conv.weight"])
         s = numpy_helper.to_array({i.name: i for i in ours.graph.initializer}["conv.weight_scale"])

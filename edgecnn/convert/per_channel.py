@@ -35,6 +35,23 @@ _INT8_REDUCED = 128.0  # qmax − qmin of reduce_range int8 (−64 … 64): 7-bi
 _INT32_RANGE = float(np.iinfo(np.int32).max) - float(np.iinfo(np.int32).min + 1)
 
 
+def full_range_weights(twin: onnx.ModelProto) -> set[str]:
+    """The weights that keep 8 bits when the rest are 7-bit (``reduce_range``): those of depthwise convolutions.
+    onnxruntime's int8 depthwise kernel accumulates each product in int32, so 8-bit weights cannot saturate it
+    (measured: ±127 weights × activations at 255, exact); only its GEMM kernels, which every other Conv and Gemm
+    runs on, add pairs in int16. Depthwise layers have 9 or 25 taps per channel and need the 8th bit most."""
+    inits = {i.name: i for i in twin.graph.initializer}
+    out = set()
+    for node in twin.graph.node:
+        if node.op_type != "Conv" or len(node.input) < 2 or node.input[1] not in inits:
+            continue
+        group = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "group"), 1)
+        dims = inits[node.input[1]].dims
+        if group > 1 and len(dims) >= 2 and dims[1] == 1 and dims[0] == group:
+            out.add(node.input[1])
+    return out
+
+
 def covered(twin: onnx.ModelProto) -> bool:
     """Whether ``to_per_channel`` can produce onnxruntime's per-channel form of ``twin`` once quantized."""
     return not any(n.op_type in _NOT_COVERED for n in twin.graph.node)
@@ -42,10 +59,12 @@ def covered(twin: onnx.ModelProto) -> bool:
 
 def to_per_channel(qmodel: onnx.ModelProto, twin: onnx.ModelProto, *, reduce_range: bool = False) -> int | None:
     """Rewrite the per-tensor S8 weights (and their int32 biases) of ``qmodel``, the QDQ model onnxruntime
-    quantized from ``twin`` (with the same ``reduce_range``), to per-channel, in place. Returns how many weights
-    were rewritten, or None (``qmodel`` untouched) when the graph holds something this does not cover."""
+    quantized from ``twin`` (with the same ``reduce_range``, and ``full_range_weights`` kept at 8 bits), to
+    per-channel, in place. Returns how many weights were rewritten, or None (``qmodel`` untouched) when the graph
+    holds something this does not cover."""
     if not covered(twin):
         return None
+    full = full_range_weights(twin) if reduce_range else set()
     graph = qmodel.graph
     inits = {i.name: i for i in graph.initializer}
     floats = {i.name: i for i in twin.graph.initializer}
@@ -83,7 +102,8 @@ def to_per_channel(qmodel: onnx.ModelProto, twin: onnx.ModelProto, *, reduce_ran
 
     for node, tnode, wdq, xdq, bdq, attrs, axis in plan:
         w = numpy_helper.to_array(floats[tnode.input[1]])
-        scale = _weight_scales(w, axis, _INT8_REDUCED if reduce_range else _INT8_SYMMETRIC)
+        reduced = reduce_range and tnode.input[1] not in full
+        scale = _weight_scales(w, axis, _INT8_REDUCED if reduced else _INT8_SYMMETRIC)
         if bdq is not None:
             bias = numpy_helper.to_array(floats[tnode.input[2]])
             x_scale = numpy_helper.to_array(inits[xdq.input[1]]).astype(np.float32)

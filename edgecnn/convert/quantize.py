@@ -7,7 +7,8 @@ onnxruntime's ``reduce_range``): x86 CPUs without VNNI (AVX2, AVX-512 without VN
 ``VPMADDUBSW``, which adds pairs of products into int16 and saturates: two weights near ±127 against activations
 near 255 overflow it and the layer's output is silently wrong (measured on a Zen 3 EPYC: a 4-class head's output
 SQNR 5.6 dB with 8-bit weights, 32.1 dB with 7-bit; VNNI CPUs and ARM accumulate in int32 and do not saturate).
-7-bit weights keep every pair within int16 on every CPU, at the same kernels and speed; 8-bit weights
+7-bit weights keep every pair within int16 on every CPU, at the same kernels and speed; depthwise convolutions keep
+8 bits (their kernel accumulates in int32: ``per_channel.full_range_weights``). 8-bit weights everywhere
 (``weight_bits=8``) are for a target known to have VNNI or to be ARM.
 
 1. ``quantization_twin``: onnxruntime's shape inference. Its graph-optimisation pass is skipped on
@@ -49,7 +50,7 @@ from .bias_correction import correct_bias
 from .fp16 import Fp16Result, to_fp16, toposort  # noqa: F401 - re-exported: pipeline imports them here
 from .options import STATIC_METHODS as CALIBRATION_METHODS
 from .ort_tools import in_folder, quiet
-from .per_channel import covered, to_per_channel
+from .per_channel import covered, full_range_weights, to_per_channel
 
 PERCENTILE = 99.999
 SCALE_SUFFIX = "_edgecnn_scale"  # marks the α multiplies that fold_scales folds into a DequantizeLinear
@@ -412,11 +413,14 @@ def quantize_int8(src: str | Path, dst: str | Path, reader=None, *, method: str 
     options = {"ActivationSymmetric": False, "WeightSymmetric": True}
     if method == "percentile":
         options["CalibPercentile"] = PERCENTILE
+    twin = onnx.load(str(src))
+    full = full_range_weights(twin) if reduce_range else set()
+    if full:  # depthwise weights keep 8 bits, per channel (axis 0): their kernel cannot saturate (full_range_weights)
+        options["TensorQuantOverrides"] = {w: [{"reduce_range": False, "axis": 0}] for w in sorted(full)}
     options.update(extra_options or {})
     dst = Path(dst)
     raw = dst.with_name(f".{dst.name}.raw")
     fast = per_channel and not extra_options and calibration_cache is not None
-    twin = onnx.load(str(src)) if exclude_nodes or bias_means or fast else None
     # per-channel weights from onnxruntime's per-tensor output (per_channel.py: the same model, 1–1.5 s sooner on
     # ResNet50), unless an option or an op outside what that module rewrites needs onnxruntime's own path; a
     # calibration cache is needed to run the quantizer again should the rewrite decline (a reader is single-use)

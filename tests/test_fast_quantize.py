@@ -14,7 +14,7 @@ from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 from torch import nn
 
 import edgecnn
-from edgecnn.convert.per_channel import covered, full_range_weights, to_per_channel
+from edgecnn.convert.per_channel import covered, full_range_overrides, full_range_weights, to_per_channel
 from edgecnn.convert.quantize import calibrate, int8_form, quantization_twin, quantize_int8
 from edgecnn.convert.ort_tools import quiet
 from edgecnn.convert.simplify import simplify
@@ -72,8 +72,7 @@ def _twin(module: nn.Module, folder, size: int, statistics: bool = True):
 def _ort(twin, cache, dst, per_channel: bool, exclude=(), reduce_range: bool = True) -> onnx.ModelProto:
     """onnxruntime's own quantizer, as quantize_int8 calls it (7-bit weights, ``reduce_range``, by default, with
     depthwise weights kept at 8 bits by a per-tensor override)."""
-    full = full_range_weights(onnx.load(str(twin))) if reduce_range else set()
-    overrides = {"TensorQuantOverrides": {w: [{"reduce_range": False, "axis": 0}] for w in sorted(full)}} if full else {}
+    overrides = full_range_overrides(onnx.load(str(twin))) if reduce_range else {}
     with quiet():
         quantize_static(str(twin), str(dst), None, quant_format=QuantFormat.QDQ, per_channel=per_channel,
                         reduce_range=reduce_range,

@@ -59,13 +59,12 @@ def render(rows: dict, repeats: int) -> str:
     import onnxruntime
     import torch
 
-    from edgecnn.convert.speed import cpu_has_vnni
+    from edgecnn.convert.speed import vnni_label
     from edgecnn.runtime.bench import machine_info
 
     m = machine_info()
-    vnni = {True: "with", False: "without"}.get(cpu_has_vnni(), "VNNI unknown,")
     lines = [START, "## The main job's wall time", "", f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by "
-             f"`tools/export_speed.py` on {m.cpu_model} ({vnni} VNNI), {m.logical_cores} threads "
+             f"`tools/export_speed.py` on {m.cpu_model} ({vnni_label()}), {m.logical_cores} threads "
              f"(edgecnn {edgecnn.__version__}, torch {torch.__version__}, onnxruntime "
              f"{onnxruntime.__version__}): median of {repeats} runs each, fresh processes, interleaved; target ours ≤ "
              f"{TARGET}× the plain path.", "",

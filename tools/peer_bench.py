@@ -49,7 +49,7 @@ from edgecnn.runtime.bench.layer_times import precision_bound  # noqa: E402
 from edgecnn.runtime.bench import SETTLE_S, _Contestant, _read_card, _schedule, _time_once, machine_info  # noqa: E402
 from edgecnn.runtime.providers import make_session, node_assignment  # noqa: E402
 from edgecnn.runtime import openvino as _ov  # noqa: E402
-from edgecnn.convert.speed import cpu_has_vnni  # noqa: E402
+from edgecnn.convert.speed import vnni_label  # noqa: E402
 
 MODELS = ("resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_large", "googlenet", "alexnet")
 THREADS = 2
@@ -373,10 +373,9 @@ def main(argv=None) -> int:
         work = args.work or Path(tmp)
         results = [bench_model(m, work, args.seconds, args.rounds) for m in models]
     m = machine_info()
-    vnni = {True: "with VNNI", False: "without VNNI: int8 dot products in three instructions, not one"}
-    meta = {"date": m.date, "cpu": f"{m.cpu_model} ({vnni.get(cpu_has_vnni(), 'VNNI unknown')})", "cores": f"{m.physical_cores or '?'} cores / {m.logical_cores} "
-            "threads", "versions": _versions(), "seconds": args.seconds, "rounds": args.rounds,
-            "ov_backend": _ov.backend()}
+    meta = {"date": m.date, "cpu": f"{m.cpu_model} ({vnni_label()})",
+            "cores": f"{m.physical_cores or '?'} cores / {m.logical_cores} threads", "versions": _versions(),
+            "seconds": args.seconds, "rounds": args.rounds, "ov_backend": _ov.backend()}
     print(text_table(list(HEADERS), rows(results)))
     if args.json:
         write_text_atomic(args.json, json.dumps({"meta": meta, "results": results}, indent=2, default=str))

@@ -77,8 +77,8 @@ def export_cmd(
     command = "edgecnn " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("edgecnn") else None
     options = dict(weights=weights, num_classes=num_classes, input_size=input_size, batch=batch, opset=opset,
                    fp16=fp16, int8=int8 or False, calib=calib, calib_count=calib_count, calib_method=calib_method,
-                   int8_weight_bits=int8_weight_bits, simplify=not no_simplify, force=force, labels=labels, embed_preprocess=embed_preprocess,
-                   bundle=bundle, command=command)
+                   int8_weight_bits=int8_weight_bits, simplify=not no_simplify, force=force, labels=labels,
+                   embed_preprocess=embed_preprocess, bundle=bundle, command=command)
     failed, manifests = [], []
     for model_name in names:
         out_dir = (out or Path("exported")) / model_name if every else out

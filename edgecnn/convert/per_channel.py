@@ -52,6 +52,13 @@ def full_range_weights(twin: onnx.ModelProto) -> set[str]:
     return out
 
 
+def full_range_overrides(twin: onnx.ModelProto) -> dict:
+    """onnxruntime ``extra_options`` that keep ``full_range_weights`` at 8 bits, per channel (axis 0), when the
+    quantizer runs with ``reduce_range``: what ``to_per_channel(reduce_range=True)`` reproduces."""
+    full = full_range_weights(twin)
+    return {"TensorQuantOverrides": {w: [{"reduce_range": False, "axis": 0}] for w in sorted(full)}} if full else {}
+
+
 def covered(twin: onnx.ModelProto) -> bool:
     """Whether ``to_per_channel`` can produce onnxruntime's per-channel form of ``twin`` once quantized."""
     return not any(n.op_type in _NOT_COVERED for n in twin.graph.node)

@@ -48,9 +48,9 @@ from onnxruntime.quantization.calibrate import MinMaxCalibrater
 
 from .bias_correction import correct_bias
 from .fp16 import Fp16Result, to_fp16, toposort  # noqa: F401 - re-exported: pipeline imports them here
-from .options import STATIC_METHODS as CALIBRATION_METHODS
+from .options import STATIC_METHODS as CALIBRATION_METHODS, WEIGHT_BITS
 from .ort_tools import in_folder, quiet
-from .per_channel import covered, full_range_weights, to_per_channel
+from .per_channel import covered, full_range_overrides, to_per_channel
 
 PERCENTILE = 99.999
 SCALE_SUFFIX = "_edgecnn_scale"  # marks the α multiplies that fold_scales folds into a DequantizeLinear
@@ -407,16 +407,15 @@ def quantize_int8(src: str | Path, dst: str | Path, reader=None, *, method: str 
     """
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
-    if weight_bits not in (7, 8):
+    if weight_bits not in WEIGHT_BITS:
         raise ValueError(f"weight_bits must be 7 or 8, got {weight_bits}")
     reduce_range = weight_bits == 7
     options = {"ActivationSymmetric": False, "WeightSymmetric": True}
     if method == "percentile":
         options["CalibPercentile"] = PERCENTILE
     twin = onnx.load(str(src))
-    full = full_range_weights(twin) if reduce_range else set()
-    if full:  # depthwise weights keep 8 bits, per channel (axis 0): their kernel cannot saturate (full_range_weights)
-        options["TensorQuantOverrides"] = {w: [{"reduce_range": False, "axis": 0}] for w in sorted(full)}
+    if reduce_range:  # depthwise weights keep 8 bits: their kernel cannot saturate (per_channel.full_range_weights)
+        options.update(full_range_overrides(twin))
     options.update(extra_options or {})
     dst = Path(dst)
     raw = dst.with_name(f".{dst.name}.raw")

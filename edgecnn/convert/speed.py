@@ -136,6 +136,11 @@ def _count_ops(path: str | Path, op_type: str) -> int:
     return sum(1 for n in model.graph.node if n.op_type == op_type)
 
 
+def vnni_label() -> str:
+    """``with VNNI`` / ``without VNNI`` / ``VNNI unknown``: for the headers of benchmark tables."""
+    return {True: "with VNNI", False: "without VNNI"}.get(cpu_has_vnni(), "VNNI unknown")
+
+
 def explain_slow_int8(islands: dict, vnni: bool | None, depthwise: int, fp32_ms: float, conv_transpose: int) -> list[str]:
     """Likely reasons an int8 graph is not faster than its fp32 on onnxruntime's CPU provider, most likely first."""
     causes = []

@@ -128,8 +128,10 @@ class OpenVINOSession:
             compiled = self._core.compile_model(model, self._device, self._config)
         except RuntimeError as exc:
             raise CompileError(" ".join(str(exc).split())[:400]) from exc
+        # A port answers to every name of its tensor: get_any_name() picks one, and on an fp16 file, whose output
+        # comes from a Cast, it picked the Cast's name over the graph's output name ("logits").
         self._compiled[key] = (compiled, compiled.create_infer_request(),
-                               {p.get_any_name(): p for p in compiled.outputs})
+                               {name: p for p in compiled.outputs for name in p.get_names()})
         return compiled
 
     def _request_for(self, feeds: dict):
@@ -161,7 +163,7 @@ class OpenVINOSession:
         names = list(output_names) if output_names else [o.name for o in self._outputs]
         unknown = [n for n in names if n not in ports]
         if unknown:
-            raise ValueError(f"no output named {unknown[0]!r}; outputs: {', '.join(ports)}")
+            raise ValueError(f"no output named {unknown[0]!r}; outputs: {', '.join(o.name for o in self._outputs)}")
         results = request.infer({k: np.ascontiguousarray(v) for k, v in feeds.items()})  # outputs copied
         return [np.asarray(results[ports[n]]) for n in names]
 

@@ -10,23 +10,11 @@ the rows; ``tools/reliability_report.py`` writes docs/RELIABILITY.md from them. 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Optional
-
 from catalogue_setups import *  # noqa: F401,F403  (the setup functions the rows name)
 from catalogue_setups import MARKER  # noqa: F401
+from catalogue_case import Case
 
 
-@dataclass(frozen=True)
-class Case:
-    id: str
-    argv: tuple
-    code: int
-    fragment: str
-    guarantee: str
-    setup: Optional[Callable] = None  # setup(ctx) makes the inputs under ctx.tmp
-    keep: tuple = ()  # paths (relative to {tmp}) whose sha256 must be the same after the command
-    marker: bool = False  # the inputs carry code that would create {tmp}/CODE_RAN
 
 
 def _export(*extra):
@@ -174,3 +162,11 @@ CASES: list[Case] = [
          bundle_pickle, marker=True),
     Case("selftest-not-a-bundle", ("selftest", "{tmp}"), 2, "bundle", "a folder without bundle.json is one line"),
 ]
+
+# --- the second catalogue (issue 28), one module per theme, each with its own setups ---------------------------
+from catalogue_ownership import CASES as _OWNERSHIP  # noqa: E402
+from catalogue_memory import CASES as _MEMORY  # noqa: E402
+from catalogue_malformed import CASES as _MALFORMED  # noqa: E402
+from catalogue_misc import CASES as _MISC  # noqa: E402
+
+CASES += _OWNERSHIP + _MEMORY + _MALFORMED + _MISC

@@ -46,7 +46,8 @@ def test_mobile_writes_fixed_onnx_ort_and_configs(v3, v3_mobile):
     names = sorted(p.name for p in res.out_dir.iterdir())
     assert names == sorted(["mobilenet_v3_small.fp32.fixed.onnx", "mobilenet_v3_small.fp32.fixed.ort",
                             "mobilenet_v3_small.fp32.fixed.with_runtime_opt.ort", "required_operators.config",
-                            "required_operators.with_runtime_opt.config", "report.json", "report.txt"])
+                            "required_operators.with_runtime_opt.config", "report.json", "report.txt",
+                            ".edgecnn-files.json"])
     fixed = onnx.load(str(res.path("onnx")))
     dims = [d.dim_value for d in fixed.graph.input[0].type.tensor_type.shape.dim]
     assert dims == [1, 3, 64, 64] and res.input_shape == (1, 3, 64, 64)

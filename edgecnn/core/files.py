@@ -14,9 +14,10 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
-from .errors import ArtifactError
+from .errors import ArtifactError, InputError
+from .owned import describe, edgecnn_subfolders, foreign_files, write_listing, writer_of
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -58,25 +59,32 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 
 
 @contextlib.contextmanager
-def staged_output(out_dir: str | os.PathLike, force: bool, notes: list | None = None) -> Iterator[Path]:
+def staged_output(out_dir: str | os.PathLike, force: bool, notes: list | None = None, *, writer: str = "export",
+                  inputs: Sequence[str | os.PathLike] = ()) -> Iterator[Path]:
     """Build an output folder in a staging folder beside it; move it into place only when the block succeeds.
 
     The folder is locked for the whole block (``output_lock``): a second writer is refused at once. A folder
-    that already holds files is refused unless ``force``; even then, the old files stay until the new ones are
-    complete, so a failed or killed run never leaves a half-written folder where a good one was. On any error
+    that already holds files is refused unless ``force``, and ``force`` replaces only what edgecnn wrote: a folder
+    holding any file no edgecnn run wrote (``core.owned``) is refused whatever the flags, and so is a folder that
+    holds one of the command's own ``inputs``. Even then, the old files stay until the new ones are complete, so
+    a failed or killed run never leaves a half-written folder where a good one was. On any error
     (``KeyboardInterrupt`` and SIGTERM included) the staging folder is removed and the error goes on. A
-    symlinked ``out_dir`` is written through: the link keeps pointing at the (new) folder.
+    symlinked ``out_dir`` is written through: the link keeps pointing at the (new) folder. The new folder gets
+    a listing of its files, signed with ``writer``, so a later ``--force`` knows them as edgecnn's.
     """
     out_dir = Path(os.path.abspath(out_dir))  # '--out .' has no name to stage beside: use the folder's own
     if out_dir.is_symlink():
         out_dir = out_dir.resolve()
+    refuse_inputs_inside(out_dir, inputs)
     with output_lock(out_dir, notes), _sigterm_as_exit():
-        staging = _prepare_staging(out_dir, force)
+        staging = _prepare_staging(out_dir, force, notes)
         try:
             yield staging
             if not force and out_dir.is_dir() and any(out_dir.iterdir()):  # appeared meanwhile, without our lock
                 raise ArtifactError(f"'{out_dir}' was filled by another process while this one ran; "
                                     "nothing was replaced (pass --force to replace it)")
+            _refuse_foreign(out_dir)  # a file dropped there while this run worked is not swapped away either
+            write_listing(staging, writer)
             _swap_in(staging, out_dir)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -105,7 +113,8 @@ def output_lock(out_dir: str | os.PathLike, notes: list | None = None) -> Iterat
     except OSError as exc:
         raise ArtifactError(f"cannot create output folder '{path.parent}' ({exc.strerror}); pass --out DIR") from None
     record = {"pid": os.getpid(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
-              "since": _dt.datetime.now().astimezone().isoformat(timespec="seconds")}
+              "since": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+              "started": process_start(os.getpid())}
     for _ in range(2):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -114,7 +123,7 @@ def output_lock(out_dir: str | os.PathLike, notes: list | None = None) -> Iterat
             if not holder and _age_s(path) < 10:  # just created by another writer, its record not yet written
                 raise ArtifactError(f"'{out_dir}' is being written by another process (lock {path.name}); "
                                     "wait for it to finish") from None
-            if holder.get("pid") and _alive(int(holder["pid"])) and int(holder["pid"]) != os.getpid():
+            if holder.get("pid") and _holder_alive(holder) and int(holder["pid"]) != os.getpid():
                 raise ArtifactError(
                     f"'{out_dir}' is being written by process {holder['pid']} ({holder.get('command') or '?'}, "
                     f"since {holder.get('since') or '?'}); wait for it to finish, or stop it") from None
@@ -153,7 +162,9 @@ def _age_s(path: Path) -> float:
 def _read_lock(path: Path) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
+        if not isinstance(data, dict) or not isinstance(data.get("pid"), int) or isinstance(data["pid"], bool):
+            return {}  # not a lock edgecnn wrote: no live writer is named in it
+        return data
     except (OSError, ValueError):
         return {}  # a lock half-written by a killed process holds no live pid: it is taken over
 
@@ -178,10 +189,38 @@ def _sigterm_as_exit() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _prepare_staging(out_dir: Path, force: bool) -> Path:
+def refuse_inputs_inside(out_dir: Path, inputs: Sequence[str | os.PathLike]) -> None:
+    """A command never replaces the folder its own input lives in (mobile over its export, web over its bundle).
+
+    ``staged_output`` checks it too; a command calls it first where work (an npm install, an export) comes before.
+    """
+    out_dir = Path(os.path.abspath(out_dir))
+    if out_dir.is_symlink():
+        out_dir = out_dir.resolve()
+    for item in inputs:
+        path = Path(os.path.abspath(item))
+        for candidate in {path, path.resolve()}:
+            if candidate == out_dir or out_dir in candidate.parents:
+                raise InputError(f"the output folder '{out_dir}' holds this command's input '{item}'; "
+                                 "write to another folder (--out DIR)")
+
+
+def _refuse_foreign(out_dir: Path) -> None:
+    foreign = foreign_files(out_dir)
+    if foreign:
+        raise ArtifactError(f"'{out_dir}' holds files edgecnn did not write ({describe(foreign)}); nothing was "
+                            "replaced: move them elsewhere or choose another --out (--force replaces only "
+                            "edgecnn's own files)")
+
+
+def _prepare_staging(out_dir: Path, force: bool, notes: list | None = None) -> Path:
     """Check ``out_dir`` may be written, clear stale staging folders, and create a fresh staging folder."""
     if out_dir.exists() and not out_dir.is_dir():
         raise ArtifactError(f"output path '{out_dir}' is a file; pass a folder with --out")
+    _refuse_foreign(out_dir)
+    if out_dir.is_dir() and force and notes is not None:
+        notes.extend(f"replaced {sub} in '{out_dir}' (written by an earlier `edgecnn {writer_of(out_dir / sub)}` "
+                     "from the files this run replaces; run it again)" for sub in edgecnn_subfolders(out_dir))
     if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
         raise ArtifactError(f"'{out_dir}' already holds files; pass --force to replace them "
                             "(the old files stay until the new ones are complete)")
@@ -210,6 +249,29 @@ def _clear_stale(parent: Path, name: str) -> None:
         pid = leftover.name.rsplit("-", 1)[-1]
         if pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(leftover, ignore_errors=True)
+
+
+def process_start(pid: int) -> str | None:
+    """When process ``pid`` started, as the kernel counts it (Linux: clock ticks since boot, with the boot's id),
+    or None where that cannot be read. A lock records it so that a pid reused by an unrelated process later is
+    seen for what it is: not the writer that took the lock."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()  # the command name in (...) may hold spaces
+    return f"{boot}:{fields[19]}"  # field 22 of stat, counted after the pid and the name
+
+
+def _holder_alive(holder: dict) -> bool:
+    """The lock's writer still runs: its pid is alive and, when the lock recorded a start time, the process with
+    that pid is the same one (a lock without one trusts its pid, as locks written before this rule do)."""
+    pid = int(holder["pid"])
+    if not _alive(pid):
+        return False
+    started = holder.get("started")
+    return not started or process_start(pid) in (None, started)
 
 
 def _alive(pid: int) -> bool:

@@ -219,3 +219,100 @@ def test_cli_eval_json_matches_the_api_and_bad_input_is_one_line(digits_folder, 
     res = CliRunner().invoke(app, ["eval", str(fp32), "--data", str(empty)])
     assert res.exit_code == 2 and "Traceback" not in res.output
     assert len([ln for ln in res.output.splitlines() if ln.startswith("error:")]) == 1
+
+
+# --------------------------------------------------------------------------- masks and CSVs read one stated way
+
+
+def test_one_bit_masks_are_classes_0_and_1(seg_model, tmp_path):
+    """Mode '1' masks hold 0/1 (Pillow's convert('I') made them 0/255, and 255 is 'ignore': accuracy read 0%)."""
+    data = _seg_data(tmp_path / "d", lambda i, cls: cls)
+    for i in range(4):  # images that predict class 1 on the left half and 0 on the right; 1-bit masks saying so
+        img = np.zeros((16, 16, 3), np.uint8)
+        img[:, :8, 1] = 200
+        img[:, 8:, 0] = 200
+        Image.fromarray(img).save(data / "images" / f"s{i}.png")
+        Image.fromarray(np.arange(16)[None, :].repeat(16, 0) < 8).save(data / "masks" / f"s{i}.png")
+    assert Image.open(data / "masks" / "s0.png").mode == "1"
+    res = evaluate([seg_model], data).models[0]
+    assert res.pixel_accuracy == 1.0 and res.miou == 1.0
+    assert res.per_class_iou["1"] == 1.0 and res.per_class_iou["2"] is None  # class 1 scored, not ignored
+
+
+def _rotated_pair(root, mask_upright: bool):
+    """A photo stored 32 wide × 16 high with EXIF orientation 6 (shown upright 16 × 32): left half class 1
+    (green), right half class 0 (red) as stored; its mask upright (as shown) or as stored."""
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    stored = np.zeros((16, 32, 3), np.uint8)
+    stored[:, :16, 1] = 200
+    stored[:, 16:, 0] = 200
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(root / "images" / "p.png", exif=exif)
+    classes = (np.arange(32)[None, :].repeat(16, 0) < 16).astype(np.uint8)  # as stored
+    mask = Image.fromarray(classes)
+    if mask_upright:
+        mask = mask.transpose(Image.Transpose.ROTATE_270)  # what EXIF orientation 6 does to the photo
+    mask.save(root / "masks" / "p.png")
+    return root
+
+
+def test_an_exif_rotated_photo_is_scored_upright_against_an_upright_mask(seg_model, tmp_path):
+    """The photo is read upright (as predict reads it); an upright mask fits it (it was refused as 16x32 vs
+    32x16); a mask at the stored size is refused, naming the rule, instead of being compared misaligned."""
+    res = evaluate([seg_model], _rotated_pair(tmp_path / "upright", mask_upright=True)).models[0]
+    assert res.pixel_accuracy == 1.0
+    with pytest.raises(InputError, match=r"is 32x16, the size p\.png is stored at, but the photo has an EXIF "
+                                         r"orientation \(6\) and is read upright at 16x32"):
+        evaluate([seg_model], _rotated_pair(tmp_path / "stored", mask_upright=False))
+
+
+def test_a_mask_with_its_own_exif_orientation_is_turned_too(seg_model, tmp_path):
+    data = _rotated_pair(tmp_path / "d", mask_upright=False)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.open(data / "masks" / "p.png").save(data / "masks" / "p.png", exif=exif)
+    assert evaluate([seg_model], data).models[0].pixel_accuracy == 1.0
+
+
+def _csv_data(tmp_path, digits_folder, text_or_bytes, n=3):
+    """A CSV next to copies of ``n`` digit images of class 1, from ``text_or_bytes`` formatted with their paths."""
+    (tmp_path / "img").mkdir()
+    names = []
+    for p in sorted((digits_folder / "1").iterdir())[:n]:
+        (tmp_path / "img" / p.name).write_bytes(p.read_bytes())
+        names.append(f"img/{p.name}")
+    path = tmp_path / "data.csv"
+    data = text_or_bytes(names)
+    path.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+    return path
+
+
+@pytest.mark.parametrize("header", ["path,label", "\ufeffpath,label", "\ufeffImage , Class", "file,target",
+                                    "# made by hand", ""])
+def test_csv_header_row_by_the_stated_rule_with_or_without_bom(digits_folder, artifacts, tmp_path, header):
+    csv_path = _csv_data(tmp_path, digits_folder, lambda names: header + "\r\n" + "".join(f"{n},1\r\n" for n in names))
+    result = evaluate([artifacts[0]], csv_path)
+    assert result.n_images == 3 and result.classes == ("1",) and result.unreadable == ()
+
+
+def test_csv_first_row_that_is_not_a_header_is_data(digits_folder, artifacts, tmp_path):
+    csv_path = _csv_data(tmp_path, digits_folder, lambda names: "".join(f"{n},1\n" for n in names))
+    assert evaluate([artifacts[0]], csv_path).n_images == 3
+
+
+def test_csv_in_another_encoding_is_one_input_error_naming_the_line(digits_folder, artifacts, tmp_path):
+    latin1 = _csv_data(tmp_path, digits_folder, lambda names: (f"path,label\n{names[0]},1\n{names[1]},caf\xe9\n")
+                       .encode("latin-1"))
+    with pytest.raises(InputError, match=r"data\.csv, line 3: not UTF-8 text \(byte 0xe9.*CSV UTF-8"):
+        evaluate([artifacts[0]], latin1)
+    latin1.write_bytes("path,label\n".encode("utf-16"))
+    with pytest.raises(InputError, match=r"data\.csv is UTF-16 text"):
+        evaluate([artifacts[0]], latin1)
+
+
+def test_csv_with_semicolons_says_so(digits_folder, artifacts, tmp_path):
+    csv_path = _csv_data(tmp_path, digits_folder, lambda names: "".join(f"{n};1\n" for n in names))
+    with pytest.raises(InputError, match=r"line 1: expected 'path,label'.*separated by ';'"):
+        evaluate([artifacts[0]], csv_path)

@@ -1,4 +1,7 @@
-"""The manifest's int8 record as text (``edgecnn int8-report``, and the export's summary)."""
+"""The manifest's int8 record as text (``edgecnn int8-report``, and the export's summary).
+
+The record is read with ``edgecnn.core.documents.int8_record``, which checks the keys and types used here.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +27,8 @@ def render_report(record: dict, top: int = 10) -> str:
         lines.append(f"calibration: {record['calibration_method']} on {record['calibration_images']} images")
     form = record.get("form") or {}
     if form.get("hardswish_decomposed") or form.get("hardsigmoid_decomposed"):
-        lines.append(f"int8 form: {form['hardswish_decomposed']} HardSwish and {form['hardsigmoid_decomposed']} "
+        lines.append(f"int8 form: {form.get('hardswish_decomposed', 0)} HardSwish and "
+                     f"{form.get('hardsigmoid_decomposed', 0)} "
                      f"HardSigmoid rewritten as int8 Add/Mul, {form.get('scales_folded', 0)} scales folded")
     if form.get("biases_corrected"):
         lines.append(f"bias correction: {form['biases_corrected']} int8 layers' biases corrected for the mean shift "
@@ -46,7 +50,9 @@ def render_report(record: dict, top: int = 10) -> str:
         lines.append("float layers shipped: " + ", ".join(fb["nodes"]))
     gate = record.get("speed_gate")
     if gate:
-        times = ", ".join(f"{n} {ms:.3f} ms ({gate['ratios'][n]:.2f}×)" for n, ms in gate["candidates_ms"].items())
+        ratio = {n: gate["ratios"].get(n, ms / gate["fp32_ms"] if gate["fp32_ms"] else float("nan"))
+                 for n, ms in gate["candidates_ms"].items()}
+        times = ", ".join(f"{n} {ms:.3f} ms ({ratio[n]:.2f}×)" for n, ms in gate["candidates_ms"].items())
         lines.append(f"speed gate: fp32 {gate['fp32_ms']:.3f} ms, {times} [{gate['threads']} threads, batch "
                      f"{gate['batch']}; VNNI {'yes' if gate['vnni'] else 'no' if gate['vnni'] is False else '?'}]")
         for name, rt in (gate.get("round_trips") or {}).items():

@@ -4,11 +4,8 @@ read or extend them without importing the pipeline."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-from .errors import ArtifactError
 
 MANIFEST = "manifest.json"
 
@@ -31,11 +28,8 @@ class Artifact:
 
 
 def read_manifest(out_dir: str | Path) -> dict:
-    """The ``manifest.json`` of an export folder; a missing or broken one is an ``ArtifactError`` saying so."""
-    path = Path(out_dir) / MANIFEST
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ArtifactError(f"no {MANIFEST} in '{out_dir}'; is it an edgecnn export folder?") from None
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{path} is not valid JSON ({exc.msg}); export again with --force") from None
+    """The ``manifest.json`` of an export folder, its types and keys checked (``core.documents``); a missing or
+    malformed one is an ``ArtifactError`` naming the file and the key."""
+    from .documents import read_export_manifest
+
+    return read_export_manifest(out_dir)

@@ -100,10 +100,17 @@ def test_catalogue_case(case, shared, tmp_path, monkeypatch):
 
 
 _LIMITED = """
-import resource, runpy, sys
+import atexit, resource, runpy, sys
 limit = int(sys.argv[1]) << 20
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-sys.argv = ["edgecnn", *sys.argv[2:]]
+peak_file = sys.argv[2]
+
+def write_peak():  # this process's own high-water mark (VmHWM starts afresh at exec)
+    with open("/proc/self/status") as status, open(peak_file, "w") as out:
+        out.write(next(line.split()[1] for line in status if line.startswith("VmHWM:")))
+
+atexit.register(write_peak)
+sys.argv = ["edgecnn", *sys.argv[3:]]
 runpy.run_module("edgecnn", run_name="__main__")
 """
 
@@ -112,7 +119,10 @@ def _run_limited(argv, address_space_mb: int, cwd: Path):
     """Run the CLI in a child process under an address-space limit: (exit code, output, peak RSS in MB).
 
     A memory regression then fails the row (MemoryError or a refused allocation in the child) instead of taking
-    the test worker down; the peak is the child's own (wait4's rusage), not that of other children of the worker.
+    the test worker down. The peak is the child's own VmHWM, written by the child as it exits: wait4's ru_maxrss
+    would also count the test worker's RSS at the fork (Linux carries the forking process's high-water mark
+    into the child's until exec), hundreds of MB once torch is imported. A child killed before it could write
+    it falls back to ru_maxrss.
     """
     import os
     import subprocess
@@ -120,9 +130,10 @@ def _run_limited(argv, address_space_mb: int, cwd: Path):
     import threading
 
     env = {**os.environ, "EDGECNN_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
-    with tempfile.TemporaryFile("w+") as log:
-        proc = subprocess.Popen([sys.executable, "-c", _LIMITED, str(address_space_mb), *argv], cwd=cwd, env=env,
-                                text=True, stdout=log, stderr=subprocess.STDOUT)
+    with tempfile.TemporaryFile("w+") as log, tempfile.TemporaryDirectory() as scratch:
+        peak_file = os.path.join(scratch, "peak_kb")
+        proc = subprocess.Popen([sys.executable, "-c", _LIMITED, str(address_space_mb), peak_file, *argv], cwd=cwd,
+                                env=env, text=True, stdout=log, stderr=subprocess.STDOUT)
         timer = threading.Timer(300, proc.kill)  # bounded: a hung row fails instead of stalling the suite
         timer.start()
         try:
@@ -131,7 +142,8 @@ def _run_limited(argv, address_space_mb: int, cwd: Path):
             timer.cancel()
         proc.returncode = os.waitstatus_to_exitcode(status)
         log.seek(0)
-        return proc.returncode, log.read(), usage.ru_maxrss / 1024  # kB on Linux
+        peak_kb = float(Path(peak_file).read_text()) if os.path.exists(peak_file) else usage.ru_maxrss  # kB
+        return proc.returncode, log.read(), peak_kb / 1024
 
 
 def test_catalogue_has_every_family_and_40_rows():

@@ -176,3 +176,163 @@ def test_every_image_mode_reads_by_value(tmp_path, mode):
     assert rgb.shape == (24, 32, 3)
     tolerance = 6 if mode == "CMYK" else 1  # JPEG is lossy
     assert np.abs(rgb.mean(axis=2) - gray8).mean() < tolerance
+
+
+# --- bounded sizes (issue 28): the crop window of a large resize, the pixel limit from the header --------------
+
+
+def _noise(width: int, height: int, seed: int) -> Image.Image:
+    """Uniform noise: the hardest case for a resampler (every weight shows in the result)."""
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8))
+
+
+# (width, height, params): shrinking and enlarging, wide and tall (Pillow 13 runs the vertical pass first when the
+# height shrinks more than twice as much as the width), grayscale, resize straight to the crop, crops past the edge.
+WINDOW_CASES = [
+    (640, 480, IMAGENET), (300, 1000, IMAGENET), (1000, 300, IMAGENET), (200, 150, IMAGENET),
+    (1500, 2, IMAGENET), (2, 900, IMAGENET), (97, 61, RECIPES["grayscale_nonsquare"]),
+    (61, 97, RECIPES["grayscale_nonsquare"]), (400, 33, RECIPES["straight_to_crop"]),
+    (30, 700, RECIPES["straight_to_crop"]), (80, 56, RECIPES["resize_below_crop"]),
+    (40, 300, RECIPES["resize_below_crop"]), (5, 3, PreprocessParams(crop=(7, 9), resize=4)),
+]
+
+
+@pytest.mark.parametrize("case", range(len(WINDOW_CASES)))
+def test_the_crop_window_of_a_resize_is_pillows_whole_resize_cropped(case, monkeypatch):
+    """Computing only the crop window (what images past FULL_RESIZE_PIXELS get) gives the very pixels of Pillow's
+    whole resize then crop: the same coefficients, pass order and fixed-point rounding."""
+    import edgecnn.runtime.preprocess as pre
+
+    width, height, params = WINDOW_CASES[case]
+    image = _noise(width, height, seed=case)
+    whole = preprocess_uint8(image, params)
+    monkeypatch.setattr(pre, "FULL_RESIZE_PIXELS", 0)  # every resize through the window
+    np.testing.assert_array_equal(preprocess_uint8(image, params), whole)
+
+
+def test_a_100000x1_image_is_resized_through_its_crop_window():
+    """The 374-byte PNG of issue 28: resized whole, its short side to 256, it would be 25.6 M pixels wide."""
+    buf = io.BytesIO()
+    Image.new("RGB", (100_000, 1), (120, 30, 200)).save(buf, format="PNG", optimize=True)
+    assert len(buf.getvalue()) < 400
+    assert resized_size(1, 100_000, 256, (224, 224)) == (256, 25_600_000)
+    pixels = preprocess_uint8(buf.getvalue(), IMAGENET)
+    assert pixels.shape == (224, 224, 3) and (pixels == (120, 30, 200)).all()
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that declares width×height pixels and holds none (a few dozen bytes)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + chunk(
+        b"IEND", b"")
+
+
+def test_an_image_over_the_pixel_limit_is_refused_from_its_header(tmp_path):
+    import warnings
+
+    path = tmp_path / "big.png"
+    path.write_bytes(_png_header(12_000, 10_000))  # 120 M pixels: over the 100 M default, under Pillow's error
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Pillow's DecompressionBombWarning would be a second line on the CLI
+        with pytest.raises(InputError, match=r"big.png: 12000x10000 is 120,000,000 pixels, over edgecnn's limit "
+                                             r"of 100,000,000; set EDGECNN_MAX_IMAGE_PIXELS"):
+            load_image(path)
+        with pytest.raises(InputError, match="EDGECNN_MAX_IMAGE_PIXELS"):
+            load_image(_png_header(40_000, 40_000))  # past twice Pillow's threshold too
+
+
+def test_the_pixel_limit_is_raised_and_lowered_by_its_variable(monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # restored after the test
+    monkeypatch.setenv("EDGECNN_MAX_IMAGE_PIXELS", "500")
+    for source in (photo(30, 20), np.zeros((20, 30, 3), np.uint8), _encoded(photo(30, 20))):
+        with pytest.raises(InputError, match="600 pixels, over edgecnn's limit of 500"):
+            load_image(source)
+    assert load_image(photo(25, 20)).size == (25, 20)
+    # raised past Pillow's own refusal (twice Image.MAX_IMAGE_PIXELS): such an image is opened, then decoded
+    monkeypatch.setenv("EDGECNN_MAX_IMAGE_PIXELS", "400_000_000")
+    with pytest.raises(InputError, match="not a readable image") as refused:
+        load_image(_png_header(20_000, 10_000))  # 200 M pixels, no data
+    assert "limit" not in str(refused.value)
+    for bad in ("abc", "0", "-5"):
+        monkeypatch.setenv("EDGECNN_MAX_IMAGE_PIXELS", bad)
+        with pytest.raises(InputError, match="EDGECNN_MAX_IMAGE_PIXELS=.* must be a positive whole number"):
+            load_image(photo(8, 8))
+
+
+def _encoded(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_16_bit_images_are_scaled_exactly_in_integers():
+    """rint(v / 257) for every 16-bit value, without float64 copies of a large image."""
+    values = np.arange(65536, dtype=np.uint16).reshape(256, 256)
+    got = np.asarray(load_image(Image.fromarray(values)))[:, :, 0]
+    np.testing.assert_array_equal(got, np.rint(values / 257.0).astype(np.uint8))
+    signed = np.array([[-70000, -129, -128, 0, 300, 65535, 70000, 2**31 - 1]], dtype=np.int32)
+    got = np.asarray(load_image(Image.fromarray(signed)))[:, :, 0]
+    np.testing.assert_array_equal(got, np.clip(np.rint(signed / 257.0), 0, 255).astype(np.uint8))
+
+
+def test_a_crop_over_the_input_limit_is_refused_before_any_image_is_made():
+    with pytest.raises(InputError, match="over edgecnn's limit of 67,108,864; set EDGECNN_MAX_INPUT_ELEMENTS"):
+        PreprocessParams(crop=(30_000, 30_000), resize=None)
+
+
+def _tiny_model(path, shape):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("GlobalAveragePool", ["x"], ["p"]),
+                               helper.make_node("Flatten", ["p"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [shape[0], shape[1]])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    onnx.save(model, str(path))
+    return path
+
+
+def test_predictor_refuses_a_huge_declared_input_and_bounds_its_batches(tmp_path, monkeypatch):
+    """Apps calling Predictor directly: a 1×3×30000×30000 input is refused at construction; a dynamic batch is cut
+    so that one onnxruntime call stays within EDGECNN_MAX_INPUT_ELEMENTS."""
+    from edgecnn.runtime.predictor import DEFAULT_BATCH, Predictor
+
+    huge = _tiny_model(tmp_path / "huge.onnx", [1, 3, 30_000, 30_000])
+    with pytest.raises(InputError, match="huge.onnx: input 'x' is 1x3x30000x30000 = 2,700,000,000 values"):
+        Predictor(huge, mean=(0.5,) * 3, std=(0.5,) * 3)
+    dynamic = _tiny_model(tmp_path / "dyn.onnx", ["N", 3, 64, 64])
+    assert Predictor(dynamic, mean=(0.5,) * 3, std=(0.5,) * 3).batch_size == DEFAULT_BATCH
+    monkeypatch.setenv("EDGECNN_MAX_INPUT_ELEMENTS", str(3 * 64 * 64 * 5))
+    predictor = Predictor(dynamic, mean=(0.5,) * 3, std=(0.5,) * 3)
+    assert predictor.batch_size == 5
+    assert len(predictor.predict([photo(70, 70, seed=i) for i in range(7)])) == 7
+    monkeypatch.setenv("EDGECNN_MAX_INPUT_ELEMENTS", "1000")
+    with pytest.raises(InputError, match="EDGECNN_MAX_INPUT_ELEMENTS"):
+        Predictor(dynamic, mean=(0.5,) * 3, std=(0.5,) * 3)
+
+
+@pytest.mark.parametrize("case", range(len(WINDOW_CASES)))
+def test_masks_are_resized_as_pillows_nearest_resize_over_the_crop_window_only(case):
+    """resize_crop_indices (segmentation eval's masks) gives the values of Pillow's NEAREST resize of the whole
+    mask then a crop padded with the fill value, without making the whole resized mask."""
+    from edgecnn.runtime.preprocess import resize_crop_indices
+
+    width, height, params = WINDOW_CASES[case]
+    indices = np.random.default_rng(case).integers(0, 21, (height, width))
+    mask = Image.fromarray(indices.astype(np.int32), mode="I")
+    size = resized_size(height, width, params.resize, params.crop)
+    if size != (height, width):
+        mask = mask.resize((size[1], size[0]), Image.Resampling.NEAREST)
+    top, left = crop_origin(size[0], size[1], params.crop)
+    canvas = Image.new("I", (params.crop[1], params.crop[0]), 255)
+    canvas.paste(mask, (-left, -top))
+    got = resize_crop_indices(indices, params, 255)
+    assert got.shape == tuple(params.crop) and got.dtype == indices.dtype
+    np.testing.assert_array_equal(got, np.asarray(canvas))

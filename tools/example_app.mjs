@@ -13,14 +13,15 @@ import { inflateSync } from 'node:zlib';
 const require = createRequire(process.env.EDGECNN_NODE_MODULES ? process.env.EDGECNN_NODE_MODULES + '/' : import.meta.url);
 const ort = require('onnxruntime-node');
 const [site, imagePath] = process.argv.slice(2);
-const { resizeCrop, toInput } = await import(new URL('../edgecnn/web/assets/preprocess.mjs', import.meta.url));
+const { checkPixels, resizeCrop, toInput } = await import(new URL('../edgecnn/web/assets/preprocess.mjs', import.meta.url));
 
-function decodePng(buf) {  // → {width, height, data: RGBA}, as a canvas's getImageData gives it
+function decodePng(buf, pre) {  // → {width, height, data: RGBA}, as a canvas's getImageData gives it
   let pos = 8, width, height, channels, idat = [];
   while (pos < buf.length) {
     const len = buf.readUInt32BE(pos), type = buf.toString('ascii', pos + 4, pos + 8), body = buf.subarray(pos + 8, pos + 8 + len);
     if (type === 'IHDR') {
       [width, height] = [body.readUInt32BE(0), body.readUInt32BE(4)];
+      checkPixels(width, height, pre);  // the card's pixel limit, from the header, before anything is inflated
       if (body[8] !== 8 || ![2, 6].includes(body[9]) || body[12]) throw new Error('only 8-bit RGB/RGBA non-interlaced PNG');
       channels = body[9] === 6 ? 4 : 3;
     } else if (type === 'IDAT') idat.push(body);
@@ -45,7 +46,7 @@ const card = JSON.parse(readFileSync(join(site, 'card.json'), 'utf8'));
 const labels = readFileSync(join(site, card.labels), 'utf8').split('\n');
 const entry = card.models[0];
 const session = await ort.InferenceSession.create(join(site, entry.file));
-const { type, data, dims } = toInput(resizeCrop(decodePng(readFileSync(imagePath)), entry.preprocess), entry);
+const { type, data, dims } = toInput(resizeCrop(decodePng(readFileSync(imagePath), entry.preprocess), entry.preprocess), entry);
 const logits = Array.from((await session.run({ [session.inputNames[0]]: new ort.Tensor(type, data, dims) }))[session.outputNames[0]].data);
 const top = Math.max(...logits), exps = logits.map((v) => Math.exp(v - top)), sum = exps.reduce((a, b) => a + b, 0);
 for (const [p, i] of exps.map((v, i) => [v / sum, i]).sort((a, b) => b[0] - a[0]).slice(0, 5)) {

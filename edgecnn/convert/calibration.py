@@ -11,7 +11,6 @@ real images from it.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,7 +60,13 @@ def image_files(folder: str | Path) -> list[Path]:
 
 
 def load_folder(folder: str | Path, card: ModelCard, limit: int | None = None) -> ImageSet:
-    """Preprocess up to ``limit`` readable images of ``folder``; broken ones are skipped and counted."""
+    """Preprocess up to ``limit`` readable images of ``folder``; broken ones are skipped and counted.
+
+    Each goes through the runtime's one bounded path (``runtime.preprocess``): its pixel count checked from the
+    header before it is decoded (``EDGECNN_MAX_IMAGE_PIXELS``), the resize computing no more than the crop needs;
+    the file is hashed in blocks, never read whole.
+    """
+    from ..core.files import sha256_file
     from ..runtime.preprocess import load_image, preprocess
 
     files = image_files(folder)
@@ -72,9 +77,8 @@ def load_folder(folder: str | Path, card: ModelCard, limit: int | None = None) -
         if limit is not None and len(arrays) >= limit:
             break
         try:
-            data = path.read_bytes()
-            arrays.append(preprocess(load_image(data), card))
-            used.append((str(path.relative_to(folder)), hashlib.sha256(data).hexdigest()))
+            arrays.append(preprocess(load_image(path), card))
+            used.append((str(path.relative_to(folder)), sha256_file(path)))
         except Exception as exc:  # any unreadable image is skipped, counted and named in the manifest
             skipped.append((str(path.relative_to(folder)), str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__))
     if not arrays:

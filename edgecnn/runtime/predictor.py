@@ -22,8 +22,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..core.card import ModelCard
+from ..core.card import ModelCard, check_classes
 from ..core.errors import ArtifactError, InputError
+from ..core.sizes import check_input_shape, max_input_elements
 from .providers import make_session
 from .session import ORT_DTYPES, run_batched
 from .preprocess import ImageLike, PreprocessParams, preprocess, preprocess_uint8
@@ -89,7 +90,7 @@ class Predictor:
         self._session = make_session(self.path, providers or ("cpu",), threads=intra_op_threads)
         self.providers = self._session.get_providers()
 
-        self.card = ModelCard.from_metadata(self._session.get_modelmeta().custom_metadata_map)
+        self.card = ModelCard.from_metadata(self._session.get_modelmeta().custom_metadata_map, self.path.name)
         self._input = self._read_input()
         self._output_name = self._read_output()
         self.embedded = self._input.dtype == np.uint8
@@ -99,8 +100,10 @@ class Predictor:
         self.params = self._read_params(mean, std, resize, crop)
         self.labels = list(labels) if labels is not None else (list(self.card.labels)
                                                                if self.card and self.card.labels else None)
-        batch = self._input.shape[0]
-        self.batch_size = batch if isinstance(batch, int) else DEFAULT_BATCH
+        # the card's class count and the names given must fit the graph's class axis (else names would be wrong)
+        check_classes(self.path.name, self.card, next(o.shape for o in self._session.get_outputs()
+                                                      if o.name == self._output_name), labels)
+        self.batch_size = self._batch_size()
 
     # --- public API ---------------------------------------------------------------------------------------
 
@@ -175,6 +178,21 @@ class Predictor:
 
     # --- internals ---------------------------------------------------------------------------------------------
 
+    def _batch_size(self) -> int:
+        """Images per onnxruntime call: a fixed batch, else ``DEFAULT_BATCH`` or fewer, so that one call's input
+        stays within ``EDGECNN_MAX_INPUT_ELEMENTS`` (a 4096×4096 model takes one image at a time)."""
+        inp = self._input
+        shape = [inp.shape[0], *([None] * 3)]
+        shape[inp.channel_axis] = self.params.channels
+        for axis, size in zip(inp.hw_axes, self.params.crop):
+            shape[axis] = int(size)
+        what = f"{self.path.name}: one batch of input '{inp.name}'"
+        if isinstance(inp.shape[0], int):
+            check_input_shape(shape, what)  # a fixed batch: every call is this big
+            return inp.shape[0]
+        per_image = check_input_shape(shape[1:], what)
+        return max(1, min(DEFAULT_BATCH, max_input_elements() // per_image))
+
     def _read_input(self) -> _Input:
         inputs = self._session.get_inputs()
         if len(inputs) != 1:
@@ -185,6 +203,8 @@ class Predictor:
             raise ArtifactError(f"{self.path.name}: input '{node.name}' is {node.type} of shape {node.shape}; "
                                 "expected a 4-D image batch")
         shape = tuple(d if isinstance(d, int) and d > 0 else None for d in node.shape)
+        # a 1 kB file may declare a 1×3×30000×30000 input: refused before any image is made that size
+        check_input_shape(shape, f"{self.path.name}: input '{node.name}'")
         dtype = ORT_DTYPES[node.type]
         if self.card is not None and self.card.layout in ("NCHW", "NHWC"):
             layout = self.card.layout

@@ -6,13 +6,21 @@ classification recipe (``Resize(resize)`` on a PIL image → ``CenterCrop(crop)`
 (``edgecnn.runtime``) feed a model what it was trained and exported with. ``edgecnn.transforms`` holds the
 same recipe in torch ops; a test keeps the two in agreement.
 
-Only numpy, Pillow and edgecnn's stdlib-only modules (card, errors) are imported here.
+Sizes from outside are bounded before they cost memory (``edgecnn.core.sizes``): an image's pixel count is
+checked from its header before it is decoded (``EDGECNN_MAX_IMAGE_PIXELS``), and the resize only computes the
+crop window when the whole resized image would be large (a 100000×1 PNG resized to 256 on its short side would
+be 25.6 M pixels wide), with Pillow's own arithmetic, so the numbers are those of the whole resize.
+
+Only numpy, Pillow and edgecnn's stdlib-only modules (card, errors, sizes) are imported here.
 """
 
 from __future__ import annotations
 
+import functools
 import io
+import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence, Union
@@ -22,11 +30,17 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..core.card import ModelCard
 from ..core.errors import InputError, first_line
+from ..core.sizes import MAX_IMAGE_PIXELS_VAR, check_image_pixels, check_input_shape, max_image_pixels
 
 #: File suffixes treated as images when a folder is expanded.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 ImageLike = Union[str, os.PathLike, bytes, bytearray, Image.Image, np.ndarray]
+
+#: Resized images up to this many pixels are made whole by Pillow and then cropped, as torchvision does. Past it
+#: (extreme aspect ratios: a 100000×1 image resized to 256 on its short side), only the crop window is computed,
+#: by ``_resize_window`` with Pillow's arithmetic, so memory follows the crop and not the image.
+FULL_RESIZE_PIXELS = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -65,6 +79,8 @@ class PreprocessParams:
                                  f"got {list(getattr(self, name))}")
         if any(float(s) == 0 for s in self.std):
             raise InputError(f"std must not contain zeros, got {list(self.std)}")
+        # every image becomes a channels × crop array: a crop from a card or an option is bounded before it is made
+        check_input_shape((self.channels, *self.crop), "the preprocessed image")
 
     @classmethod
     def from_card(cls, card: ModelCard) -> "PreprocessParams":
@@ -95,11 +111,16 @@ def load_image(source: ImageLike) -> Image.Image:
         A fully decoded RGB ``PIL.Image``.
 
     Raises:
-        InputError: the file is missing or is not a readable image (the message names it).
+        InputError: the file is missing or is not a readable image, or it declares more pixels than
+            ``EDGECNN_MAX_IMAGE_PIXELS`` allows (checked from its header, before decoding); the message names it.
     """
+    owned = True  # an image opened here may be rotated in place; a caller's is copied
     if isinstance(source, Image.Image):
-        image, name = source, "image"
+        image, name, owned = source, "image", False
+        check_image_pixels(image.width, image.height, name)  # it may not be decoded yet
     elif isinstance(source, np.ndarray):
+        if source.ndim in (2, 3):
+            check_image_pixels(source.shape[1], source.shape[0], "image array")
         return _from_array(source)
     elif isinstance(source, (bytes, bytearray)):
         image, name = _open(io.BytesIO(source), "image bytes")
@@ -113,7 +134,10 @@ def load_image(source: ImageLike) -> Image.Image:
     try:
         # Phone photos are stored sideways with an EXIF rotation tag; PyTorch data loaders that use
         # ImageOps.exif_transpose and apps that show the photo upright both expect it applied.
-        image = ImageOps.exif_transpose(image)
+        if owned:
+            ImageOps.exif_transpose(image, in_place=True)  # no second copy of a large photo
+        else:
+            image = ImageOps.exif_transpose(image)
         return to_rgb(image)
     except (OSError, SyntaxError, ValueError) as exc:  # truncated data surfaces when pixels are decoded
         raise InputError(f"{name}: not a readable image ({first_line(exc)})") from None
@@ -128,9 +152,12 @@ def to_rgb(image: Image.Image) -> Image.Image:
     and RGBA images go through Pillow's conversion (transparency dropped, as torchvision's loaders do).
     """
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        values = np.asarray(image, dtype=np.float64)
-        scale = 257.0 if image.mode.startswith("I;16") or values.max(initial=0) > 255 else 1.0
-        image = Image.fromarray(np.clip(np.rint(values / scale), 0, 255).astype(np.uint8), "L")
+        # in integers (4 or 8 bytes a pixel, not float64's 8 plus temporaries): rint(v / 257) is
+        # (2v + 257) // 514 exactly, since 257 is odd and v / 257 is never a tie
+        values = np.asarray(image).astype(np.uint32 if image.mode.startswith("I;16") else np.int64)
+        if image.mode.startswith("I;16") or values.max(initial=0) > 255:
+            values = (values * 2 + 257) // 514
+        image = Image.fromarray(np.clip(values, 0, 255).astype(np.uint8), "L")
     elif image.mode == "F":
         values = np.asarray(image, dtype=np.float64)
         scale = 255.0 if values.max(initial=0) <= 1.0 else 1.0
@@ -142,11 +169,16 @@ def resize_crop(image: Image.Image, params: PreprocessParams) -> Image.Image:
     """Resize and centre-crop as torchvision's ``Resize`` + ``CenterCrop`` do on a PIL image.
 
     The colour mode is set first (``L`` for grayscale models, else ``RGB``). Areas a crop reaches beyond the
-    image (images smaller than the crop) are zero, as torchvision pads them.
+    image (images smaller than the crop) are zero, as torchvision pads them. When the whole resized image would
+    pass ``FULL_RESIZE_PIXELS``, only the crop window is computed (same numbers, memory of the crop's size).
     """
-    image = image.convert("L" if params.channels == 1 else "RGB")
+    mode = "L" if params.channels == 1 else "RGB"
+    if image.mode != mode:
+        image = image.convert(mode)
     crop_h, crop_w = (int(v) for v in params.crop)
     size = resized_size(image.height, image.width, params.resize, (crop_h, crop_w))
+    if size != (image.height, image.width) and size[0] * size[1] > FULL_RESIZE_PIXELS:
+        return _resize_window(image, size, (crop_h, crop_w))
     if size != (image.height, image.width):
         # Pillow's BILINEAR is antialiased when shrinking (its filter support grows with the scale):
         # that is what torchvision.transforms.Resize does with PIL input.
@@ -214,6 +246,57 @@ def crop_origin(height: int, width: int, crop: Sequence[int]) -> tuple[int, int]
     return origin(height, int(crop[0])), origin(width, int(crop[1]))
 
 
+def resize_crop_indices(indices: np.ndarray, params: PreprocessParams, fill: int) -> np.ndarray:
+    """A class-index mask (H×W integers) through its image's resize and centre crop, with nearest-neighbour
+    sampling: the values of Pillow's NEAREST resize then a crop padded with ``fill``, computed only over the crop
+    window (a 100000×1 mask never becomes a 25.6 M-pixel-wide one).
+
+    Returns:
+        ``crop`` H×W of ``indices``' dtype.
+    """
+    crop = (int(params.crop[0]), int(params.crop[1]))
+    height, width = indices.shape
+    size = resized_size(height, width, params.resize, crop)
+    top, left = crop_origin(size[0], size[1], crop)
+    out = np.full(crop, fill, dtype=indices.dtype)
+    r0, r1 = max(top, 0), min(top + crop[0], size[0])
+    c0, c1 = max(left, 0), min(left + crop[1], size[1])
+    if r1 > r0 and c1 > c0:
+        rows, row_in = _nearest(height, size[0], r0, r1)
+        cols, col_in = _nearest(width, size[1], c0, c1)
+        values = indices[np.ix_(rows, cols)]
+        values[~(row_in[:, None] & col_in[None, :])] = 0  # where Pillow's sampling leaves the image: its zero fill
+        out[r0 - top:r1 - top, c0 - left:c1 - left] = values
+    return out
+
+
+#: Up to this many output positions, nearest-neighbour source indices are accumulated step by step as Pillow does;
+#: past it (only masks of extreme aspect ratios) they come from the closed form, equal but for float rounding.
+_NEAREST_EXACT_STEPS = 1 << 26
+
+
+def _nearest(in_size: int, out_size: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """Source indices (clipped) of outputs start..stop-1 of Pillow's NEAREST resize ``in_size → out_size``, and
+    whether each falls inside the source (libImaging/Geometry.c, ImagingScaleAffine)."""
+    if in_size == out_size:
+        return np.arange(start, stop), np.ones(stop - start, dtype=bool)
+    step = float(np.float32(in_size)) / out_size  # Pillow passes the box as C floats
+    if stop <= _NEAREST_EXACT_STEPS:  # xo = step / 2, then xo += step per output, in double
+        positions, carry, chunk = [], step * 0.5, 1 << 20
+        for first in range(0, stop, chunk):
+            n = min(chunk, stop - first)
+            run = np.cumsum(np.concatenate(([carry], np.full(n - 1, step))))  # sequential, like the C loop
+            carry = run[-1] + step
+            if first + n > start:
+                positions.append(run[max(start - first, 0):])
+        where = np.concatenate(positions)
+    else:
+        where = (np.arange(start, stop) + 0.5) * step
+    index = np.where(where < 0, -1, np.trunc(where)).astype(np.int64)
+    inside = (index >= 0) & (index < in_size)
+    return np.clip(index, 0, in_size - 1), inside
+
+
 def list_images(folder: str | os.PathLike) -> list[Path]:
     """Image files (by suffix) under ``folder``, recursively, sorted; hidden files and folders are skipped."""
     root = Path(folder)
@@ -226,12 +309,139 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
 
 
 def _open(fp: Any, name: str) -> tuple[Image.Image, str]:
+    limit = max_image_pixels()
+    _let_pillow_open(limit)
     try:
-        image = Image.open(fp)
-        image.load()  # decode now: a truncated file fails here, with its name, not later in a resize
+        with warnings.catch_warnings():
+            # Pillow warns of images past its own threshold as it opens them; edgecnn's limit is checked next and
+            # named in its one-line error, so Pillow's warning would only add a second, vaguer line
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(fp)  # reads the header only
+        try:
+            check_image_pixels(image.width, image.height, name)  # before a single pixel is decoded
+            image.load()  # decode now: a truncated file fails here, with its name, not later in a resize
+        except BaseException:
+            image.close()  # the file it holds open
+            raise
         return image, name
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:  # past twice Pillow's threshold, so past edgecnn's limit too
+        raise InputError(f"{name}: over edgecnn's limit of {limit:,} pixels ({first_line(exc).rstrip('.')}); set "
+                         f"{MAX_IMAGE_PIXELS_VAR} to a larger number to read it") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{name}: not a readable image ({first_line(exc)})") from None
+
+
+def _let_pillow_open(limit: int) -> None:
+    """Raise Pillow's own decompression-bomb threshold when ``EDGECNN_MAX_IMAGE_PIXELS`` was raised past it.
+
+    Pillow refuses images over twice ``Image.MAX_IMAGE_PIXELS`` (179 M pixels by default) as it opens them; a
+    user who raised edgecnn's limit above that asked for such images. It is never lowered here.
+    """
+    pillow = Image.MAX_IMAGE_PIXELS
+    if pillow is not None and 2 * pillow < limit:
+        Image.MAX_IMAGE_PIXELS = (limit + 1) // 2
+
+
+# --- the crop window of a large resize, with Pillow's arithmetic -------------------------------------------------
+#
+# Pillow's antialiased BILINEAR resize (libImaging/Resample.c) is separable: per output column a few input columns
+# with weights from ``precompute_coeffs``, rounded to 22-bit fixed point, summed in integers and rounded to uint8;
+# then the same per output row (Pillow 13 runs the vertical pass first when the height shrinks more than twice
+# as much as the width; earlier versions always the horizontal one first). Computing only the output rows and
+# columns of the crop, with the coefficients and the pass order the whole resize would use, gives the very pixels
+# Pillow's whole resize would have there (a test compares them); web/assets/preprocess.mjs does the same in
+# JavaScript.
+
+_PRECISION_BITS = 22  # Pillow's 8-bit resampling: 32 - 8 - 2
+
+
+def _coefficients(in_size: int, out_size: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """First input index and fixed-point weights (``ksize`` a row, 0 past the filter) of outputs start..stop-1."""
+    scale = float(np.float32(in_size)) / out_size  # Pillow passes the box as C floats
+    filterscale = max(scale, 1.0)
+    support = filterscale  # the bilinear filter's support is 1
+    ksize = int(math.ceil(support)) * 2 + 1
+    center = (np.arange(start, stop, dtype=np.float64) + 0.5) * scale
+    xmin = np.maximum(np.trunc(center - support + 0.5), 0).astype(np.int64)
+    count = np.minimum(np.trunc(center + support + 0.5), in_size).astype(np.int64) - xmin
+    taps = np.arange(ksize)
+    t = np.abs(((taps[None, :] + xmin[:, None]) - center[:, None] + 0.5) * (1.0 / filterscale))
+    weights = np.where((t < 1.0) & (taps[None, :] < count[:, None]), 1.0 - t, 0.0)
+    total = np.zeros(len(center))
+    for x in range(ksize):  # summed in Pillow's order
+        total += weights[:, x]
+    weights = np.divide(weights, total[:, None], out=weights, where=total[:, None] != 0)
+    return xmin, np.trunc(0.5 + weights * (1 << _PRECISION_BITS)).astype(np.int64)
+
+
+def _resample(pixels: np.ndarray, axis: int, offset: int, xmin: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """One pass along ``axis`` (0 rows, 1 columns) of H×W×C uint8 ``pixels``, whose index 0 is input ``offset``.
+
+    Sums in int32 as Pillow does (weights are non-negative and sum to about 2**22, so 255 of them stay below
+    2**31), a block of lines at a time so that the temporaries stay near 4 MB whatever the crop.
+    """
+    shape = [1, 1, 1]
+    shape[axis] = len(xmin)
+    # taps past a row's count weigh 0; their index is only kept in range
+    taps = [(np.clip(xmin + x - offset, 0, pixels.shape[axis] - 1), weights[:, x].astype(np.int32).reshape(shape))
+            for x in range(weights.shape[1])]
+    out = np.empty(pixels.shape[:axis] + (len(xmin),) + pixels.shape[axis + 1:], dtype=np.uint8)
+    other = 1 - axis
+    lines = max(1, (1 << 20) // (len(xmin) * pixels.shape[2]))
+    for start in range(0, pixels.shape[other], lines):
+        part = (slice(start, start + lines),) if other == 0 else (slice(None), slice(start, start + lines))
+        block = pixels[part]
+        acc = np.full(out[part].shape, 1 << (_PRECISION_BITS - 1), dtype=np.int32)
+        for index, weight in taps:
+            acc += np.take(block, index, axis=axis) * weight
+        out[part] = np.clip(acc >> _PRECISION_BITS, 0, 255)
+    return out
+
+
+def _window_pass(image_size: int, size: int, start: int, stop: int) -> tuple:
+    """What one axis needs: ``(first, stop)`` input indices read, and the coefficients (``None``: no pass)."""
+    if size == image_size:
+        return (start, stop), None
+    first, weights = _coefficients(image_size, size, start, stop)
+    return (int(first.min()), min(int((first + weights.shape[1]).max()), image_size)), (first, weights)
+
+
+def _resize_window(image: Image.Image, size: tuple[int, int], crop: tuple[int, int]) -> Image.Image:
+    """``crop`` of ``image`` resized to ``size`` (H, W) and centre-cropped, computing only the crop window."""
+    (height, width), (crop_h, crop_w) = size, crop
+    top, left = crop_origin(height, width, crop)
+    r0, r1 = max(top, 0), min(top + crop_h, height)  # the window, in resized coordinates
+    c0, c1 = max(left, 0), min(left + crop_w, width)
+    channels = 1 if image.mode == "L" else 3
+    out = np.zeros((crop_h, crop_w, channels), dtype=np.uint8)  # zero where the crop reaches past the image
+    if r1 > r0 and c1 > c0:
+        rows, vertical = _window_pass(image.height, height, r0, r1)
+        cols, horizontal = _window_pass(image.width, width, c0, c1)
+        pixels = np.asarray(image.crop((cols[0], rows[0], cols[1], rows[1])), dtype=np.uint8)
+        pixels = pixels.reshape(pixels.shape[0], pixels.shape[1], channels)
+        passes = [(1, cols[0], horizontal), (0, rows[0], vertical)]
+        if _vertical_first(image.height, image.width, height, width):
+            passes.reverse()
+        for axis, offset, coefficients in passes:
+            if coefficients is not None:
+                pixels = _resample(pixels, axis, offset, *coefficients)
+        out[r0 - top:r1 - top, c0 - left:c1 - left] = pixels
+    return Image.fromarray(out[:, :, 0] if channels == 1 else out, image.mode)
+
+
+def _vertical_first(in_h: int, in_w: int, out_h: int, out_w: int) -> bool:
+    """Whether this Pillow runs the vertical pass first for this resize (Pillow 13's rule, where it has it)."""
+    return _pillow_may_run_vertical_first() and (in_h - out_h) > 0 and (in_h - out_h) > (in_w - out_w) * 2
+
+
+@functools.lru_cache(maxsize=1)
+def _pillow_may_run_vertical_first() -> bool:
+    """Asked of the installed Pillow once: a 8×64 noise image resized to 6×10, where the two orders differ."""
+    probe = np.random.default_rng(0).integers(0, 256, (64, 8, 1), dtype=np.uint8)
+    pillow = np.asarray(Image.fromarray(probe[:, :, 0]).resize((6, 10), Image.Resampling.BILINEAR))
+    horizontal_first = _resample(_resample(probe, 1, 0, *_coefficients(8, 6, 0, 6)), 0, 0,
+                                 *_coefficients(64, 10, 0, 10))
+    return not np.array_equal(pillow, horizontal_first[:, :, 0])
 
 
 def _from_array(array: np.ndarray) -> Image.Image:

@@ -2,7 +2,9 @@
 
 ``require_ray`` turns a missing extra into one line (exit 2) instead of a traceback; ``connect`` joins the
 cluster at ``address`` (``ray start --head`` prints it), starts a local Ray when none is given, or reuses the one
-this process already has (tests, notebooks).
+this process already has (tests, notebooks). The size limits set in this process (``EDGECNN_MAX_IMAGE_PIXELS``,
+``EDGECNN_MAX_INPUT_ELEMENTS``) go to every worker in the job's ``runtime_env``; a Ray already initialised here
+keeps its own.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 from typing import Any
 
 from ..core.errors import EdgeCNNError
+from ..core.sizes import limit_env
 
 RAY_HINT = "Ray is not installed: pip install 'edgecnn[ray]'"
 
@@ -45,6 +48,9 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Any:
     kwargs: dict = {"include_dashboard": False, "log_to_driver": False}
     if address is None and num_cpus is not None:
         kwargs["num_cpus"] = int(num_cpus)
+    limits = limit_env()
+    if limits:  # the workers decode images and check sizes too: with the limits this process was given
+        kwargs["runtime_env"] = {"env_vars": limits}
     ray.init(address=address, **kwargs)
     return ray
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ...core.card import ModelCard
 from ...core.errors import ArtifactError, InputError, first_line
-from ...core.sizes import parse_hw
+from ...core.sizes import check_input_shape, parse_hw
 from .rewrites import decompose_hard_activations, flatten_to_reshape
 
 
@@ -48,6 +48,8 @@ def fixed_shape(model, card: ModelCard | None, batch: int, input_size) -> list[i
     if any(shape[a] % multiple for a in hw_axes) and None in (current[a] for a in hw_axes):
         raise InputError(f"this model takes height and width in multiples of {multiple}, got "
                          f"{shape[hw_axes[0]]}x{shape[hw_axes[1]]}")
+    # before the graph is fixed, simplified or fed at that shape (a 1×3×30000×30000 input would take 10 GB a copy)
+    check_input_shape(shape, f"input '{inp.name}' fixed at batch {batch}")
     return shape
 
 

@@ -2,7 +2,7 @@
 // else WASM, said on the page), preprocesses images as the card says, shows top-5 or the mask, and the latency.
 // Preprocessing (preprocess.mjs) reproduces the Python Predictor's numbers.
 import * as ort from './ort/ort.webgpu.min.mjs';
-import { resizeCrop, toInput } from './preprocess.mjs';
+import { checkPixels, resizeCrop, toInput } from './preprocess.mjs';
 
 const $ = (id) => document.getElementById(id);
 const state = { card: null, labels: [], entry: null, session: null, backend: null };
@@ -104,13 +104,31 @@ async function predict(image, name) {
   setStatus('done', `${name}: ${entry.task === 'segmentation' ? 'mask shown' : 'top-5 shown'}`);
 }
 
+// an image file's width and height: an <img> reads them from the header and decodes pixels only when drawn
+async function headerSize(file) {
+  const url = URL.createObjectURL(file), img = new Image();
+  try {
+    await new Promise((ok, fail) => { img.onload = ok; img.onerror = () => fail(new Error('unreadable')); img.src = url; });
+    return [img.naturalWidth, img.naturalHeight];
+  } finally {
+    URL.revokeObjectURL(url);
+  }
+}
+
 async function fromFile(file) {
-  let bitmap;
+  let width, height, bitmap;
   try {
     if (file.type && !file.type.startsWith('image/')) throw new Error(`its type is ${file.type}`);
-    bitmap = await createImageBitmap(file, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+    [width, height] = await headerSize(file);
   } catch (e) {
     setStatus('error', `${file.name} is not an image this browser can read (${message(e)}): choose a JPEG, PNG or WebP`);
+    return;
+  }
+  try {
+    checkPixels(width, height, state.entry && state.entry.preprocess);  // before the pixels are decoded
+    bitmap = await createImageBitmap(file, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+  } catch (e) {
+    setStatus('error', `${file.name}: ${message(e)}`);
     return;
   }
   const canvas = new OffscreenCanvas(bitmap.width, bitmap.height), ctx = canvas.getContext('2d');

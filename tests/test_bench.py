@@ -190,6 +190,31 @@ def test_bad_options(tiny, kwargs, match):
         B.benchmark(tiny, **{"warmup": 0, "runs": 1, **kwargs})
 
 
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(seconds=float("nan")), "seconds must be a finite number"),  # timed 100,000 runs before
+    (dict(seconds=float("inf")), "seconds must be a finite number"),
+    (dict(seconds=-1.0), "seconds must be a finite number"),
+    (dict(runs=float("nan")), "runs must be a whole number"),
+    (dict(runs=2.5), "runs must be a whole number"),
+    (dict(runs=True), "runs must be a whole number"),
+    (dict(warmup=float("inf")), "warmup must be a whole number"),
+    (dict(threads=0), "threads must be a whole number"),
+    (dict(rounds=0), "rounds must be a whole number"),
+    (dict(settle_s=float("nan")), "settle_s must be a finite number"),
+])
+def test_counts_are_finite_and_positive(kwargs, match):
+    """Checked when the options are made, before any model is read (no file is given here)."""
+    with pytest.raises(InputError, match=match):
+        B.BenchOptions(**kwargs)
+
+
+def test_cli_counts_are_one_line_naming_the_flag():
+    for argv, flag in ((["--seconds", "nan"], "--seconds"), (["--runs", "0"], "--runs"),
+                       (["--warmup", "-1"], "--warmup"), (["--runs", "5", "--seconds", "1"], "--runs or --seconds")):
+        res = CliRunner().invoke(app, ["bench", "nowhere.onnx", *argv])  # refused before the file is looked for
+        assert res.exit_code == 2 and res.output.count("\n") == 1 and flag in res.output, res.output
+
+
 def test_bench_options_are_checked_normalised_and_combine_with_keywords(tiny):
     opts = B.BenchOptions(providers="cpu", batch_sizes=[2, 1, 2], input_size="16x20", runs=2, warmup=0)
     assert opts.providers == (("cpu",),) and opts.batch_sizes == (2, 1) and opts.input_size == (16, 20)

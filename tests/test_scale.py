@@ -1,6 +1,8 @@
 """edgecnn.scale on a real local Ray (ray.init(num_cpus=2), once for this module): batch prediction over 500+
 crops of the sample photographs with broken files among them, resumability, an inference actor killed mid-run,
-and a sweep whose artifacts equal exporting one by one. Ray missing: one line, exit 2."""
+and a sweep whose artifacts equal exporting one by one. Ray missing: one line, exit 2. Issue 28: a run refused by
+another's lock touches nothing of it, an unreadable (0-byte, truncated) part is redone, a sweep checks its names
+before Ray starts."""
 
 from __future__ import annotations
 
@@ -357,3 +359,157 @@ except ArtifactError as exc:
     assert holder.returncode == 2, holder.stderr
     assert f"process {os.getpid()}" in holder.stdout and "being written" in holder.stdout
     assert not (out / "sweep.json").exists()
+
+
+# --- issue 28: the output's lock before anything is touched, unreadable parts, names checked before Ray -----------
+
+
+def _tiny_classifier(folder: Path) -> Path:
+    """An 8×8 RGB → 3-class ONNX without a card (mean/std/crop given as overrides): no export, no Ray."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 8, 8])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])
+    graph = helper.make_graph([helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
+                               helper.make_node("Flatten", ["pooled"], ["logits"])], "tiny", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    path = folder / "tiny.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def _no_ray_start(monkeypatch):
+    import edgecnn.scale._ray as ray_module
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("Ray was started before the checks and the lock")
+
+    monkeypatch.setattr(ray_module, "connect", refuse)
+
+
+def test_a_refused_run_deletes_nothing_of_the_live_run_holding_the_output(tmp_path, monkeypatch):
+    """Another live run holds the output's lock: exit 2 naming it, and its part in flight (.part-*.tmp) is kept —
+    the refused run touched nothing in the folder, and Ray was not started."""
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from edgecnn.cli import app
+
+    model = _tiny_classifier(tmp_path)
+    (tmp_path / "photos").mkdir()
+    Image.new("RGB", (20, 16), (10, 200, 30)).save(tmp_path / "photos" / "p.png")
+    out = tmp_path / "preds.parquet"
+    out.mkdir()
+    in_flight = out / ".part-0a1b2c3d.tmp"
+    in_flight.write_bytes(b"half of a part the other run is writing")
+    (tmp_path / ".preds.parquet.lock").write_text(json.dumps(  # a live writer: this test's parent process
+        {"pid": os.getppid(), "command": "edgecnn predict --ray", "since": "2026-01-01T00:00:00"}))
+    _no_ray_start(monkeypatch)
+    result = CliRunner().invoke(app, ["predict", str(model), str(tmp_path / "photos"), "--ray", "--output", str(out),
+                                      "--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5", "--crop", "8"])
+    assert result.exit_code == 2 and f"being written by process {os.getppid()}" in result.output, result.output
+    assert in_flight.read_bytes() == b"half of a part the other run is writing"
+    assert sorted(p.name for p in out.iterdir()) == [in_flight.name]
+
+
+def test_unreadable_parts_are_set_aside_and_their_images_redone(tmp_path):
+    """A 0-byte part is removed and a truncated one moved to a hidden name; their paths are not 'done', the good
+    part's are, and the folder reads as one table again."""
+    import pyarrow.parquet as pq
+
+    from edgecnn.scale import output as out_parts
+
+    out = out_parts.prepare(tmp_path / "o.parquet")
+    table_schema = out_parts.schema("abc", "classification")
+    writer = out_parts.PartWriter(out, table_schema, part_rows=2)
+    paths = [f"/img/{i}.jpg" for i in range(6)]
+    for start in range(0, 6, 2):  # three parts of two rows
+        writer.add(_rows_table(table_schema, paths[start:start + 2]))
+    writer.flush()
+    first, second, third = writer.parts
+    first.write_bytes(b"")  # what a machine crash can leave after the rename
+    second.write_bytes(second.read_bytes()[:40])  # truncated: no footer
+    notes: list = []
+    done = out_parts.done_paths(out, "abc", notes)
+    assert done == set(pq.read_table(third, columns=["path"]).column("path").to_pylist()) == set(paths[4:])
+    assert not first.exists() and not second.exists() and (out / f".{second.name}.unreadable").is_file()
+    assert len(notes) == 2 and "0 bytes" in notes[0] and "predicted again" in notes[1]
+    assert pq.read_table(out).num_rows == 2  # readers of the folder skip the hidden file
+
+
+def _rows_table(table_schema, paths):
+    import pyarrow as pa
+
+    rows = {name: [None] * len(paths) for name in table_schema.names}
+    rows["path"], rows["ok"] = paths, [True] * len(paths)
+    return pa.table(rows, schema=table_schema)
+
+
+def test_resume_over_a_zero_byte_part_gives_one_row_per_image(local_ray, model, images, tmp_path):
+    """The CLI case: an output holding a 0-byte and a truncated part resumes (exit 0, said on stderr), predicts
+    those parts' images again, and ends with exactly one row per image."""
+    from typer.testing import CliRunner
+
+    from edgecnn.cli import app
+    from edgecnn.scale import predict_dataset
+
+    out = tmp_path / "resume.parquet"
+    source = images / "set2"
+    first = predict_dataset(model, source, out, workers=1, batch_size=16, part_rows=40, progress=False)
+    assert len(first.parts) >= 3
+    import pyarrow.parquet as pq
+
+    lost = sum(pq.read_metadata(p).num_rows for p in first.parts[:2])
+    first.parts[0].write_bytes(b"")
+    first.parts[1].write_bytes(first.parts[1].read_bytes()[:100])
+    result = CliRunner().invoke(app, ["predict", str(model), str(source), "--ray", "--output", str(out),
+                                      "--workers", "1", "--json"])
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    record = json.loads(result.stdout)
+    assert record["inferred"] == lost and record["skipped_already_done"] == first.listed - lost
+    assert len(record["notes"]) == 2 and "note:" in result.stderr
+    rows = _rows(out)  # asserts no duplicates
+    assert sorted(rows) == sorted(str(p) for p in source.iterdir()) and all(r["ok"] for r in rows.values())
+
+
+def test_sweep_checks_names_and_options_before_ray(tmp_path, monkeypatch):
+    from edgecnn.core.errors import UnknownModelError
+    from edgecnn.scale import sweep
+
+    _no_ray_start(monkeypatch)
+    with pytest.raises(UnknownModelError, match="mobilenet_v9"):
+        sweep(["mobilenet_v2", "mobilenet_v9"], ["fp32"], tmp_path / "sw")
+    with pytest.raises(InputError, match="precisions"):
+        sweep(["mobilenet_v2"], ["fp64"], tmp_path / "sw")
+    with pytest.raises(InputError, match="export CPUs"):
+        sweep(["mobilenet_v2"], ["fp32"], tmp_path / "sw", export_cpus=0)
+    assert not list(tmp_path.iterdir())  # no folder, no lock
+
+
+def test_connect_passes_the_size_limits_on_to_ray_workers(monkeypatch):
+    """Issue 28: EDGECNN_MAX_IMAGE_PIXELS / EDGECNN_MAX_INPUT_ELEMENTS set for a run reach the workers that decode
+    its images (the job's runtime_env), on a cluster as on a local Ray; unset, Ray is started as before."""
+    import edgecnn.scale._ray as ray_module
+
+    inits = []
+
+    class FakeRay:
+        def is_initialized(self):
+            return False
+
+        def init(self, address=None, **kwargs):
+            inits.append((address, kwargs))
+
+    monkeypatch.setattr(ray_module, "require_ray", FakeRay)
+    monkeypatch.setenv("RAY_DISABLE_USAGE_STATS", "1")
+    monkeypatch.delenv("EDGECNN_MAX_IMAGE_PIXELS", raising=False)
+    monkeypatch.delenv("EDGECNN_MAX_INPUT_ELEMENTS", raising=False)
+    ray_module.connect(None)
+    assert "runtime_env" not in inits[-1][1]
+    monkeypatch.setenv("EDGECNN_MAX_IMAGE_PIXELS", "250000000")
+    ray_module.connect("ray://head:10001")
+    assert inits[-1] == ("ray://head:10001", {"include_dashboard": False, "log_to_driver": False,
+                                              "runtime_env": {"env_vars": {"EDGECNN_MAX_IMAGE_PIXELS": "250000000"}}})
+

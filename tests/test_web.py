@@ -205,3 +205,124 @@ def test_missing_node_npm_or_chromium_is_one_line_saying_what_to_install(bundles
     monkeypatch.setenv("EDGECNN_CACHE", str(tmp_path / "empty-cache"))  # nothing installed there yet
     res = runner.invoke(app, ["selftest", str(bundles["mv2"]), "--runtime", "node"])
     assert res.exit_code == 2 and "install" in res.output and ("npm" in res.output or "Node.js" in res.output)
+
+
+# --- the local server (issue 28): a real server process on 127.0.0.1, each step bounded in time -------------------
+
+
+def _server(folder, **popen):
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", "edgecnn.web.server", str(folder)], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
+
+
+def test_server_refuses_a_missing_folder_in_one_line(tmp_path):
+    import subprocess
+
+    proc = _server(tmp_path / "no" / "such" / "dir")
+    try:
+        out, err = proc.communicate(timeout=60)  # it exits at once instead of serving 404s forever
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail("the server is still serving a folder that does not exist")
+    assert proc.returncode == 2 and out == "", (out, err)
+    assert err.strip().splitlines() == [err.strip()] and err.startswith("error: ") and "no/such/dir" in err, err
+
+
+def test_server_answers_a_bad_url_400_without_a_traceback(tmp_path):
+    import http.client
+    import signal
+    import threading
+
+    (tmp_path / "index.html").write_text("<p>hello</p>")
+    proc = _server(tmp_path)
+    timer = threading.Timer(60, proc.kill)  # bounded whatever happens below
+    timer.start()
+    try:
+        line = proc.stdout.readline()
+        assert " at http://127.0.0.1:" in line, line
+        host, port = line.split("http://", 1)[1].split("/", 1)[0].split(":")
+        assert host == "127.0.0.1"
+        answers = {}
+        for url in ("/%00", "/index.html%00.png", "/index.html", "/%2e%2e/%2e%2e/etc/passwd"):
+            conn = http.client.HTTPConnection(host, int(port), timeout=10)
+            conn.request("GET", url)
+            answer = conn.getresponse()
+            answers[url] = answer.status
+            answer.read()
+            conn.close()
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C does
+        out, err = proc.communicate(timeout=30)
+    finally:
+        timer.cancel()
+        if proc.poll() is None:
+            proc.kill()
+    assert answers == {"/%00": 400, "/index.html%00.png": 400, "/index.html": 200,
+                       "/%2e%2e/%2e%2e/etc/passwd": 404}, answers
+    assert "Traceback" not in err and "Error" not in err, err
+    assert proc.returncode == 0, (out, err)
+
+
+# --- preprocess.mjs: the crop window of a resize, the pixel limit (issue 28) -------------------------------------
+
+_RESIZE_CROP_JS = """
+import { readFileSync } from 'node:fs';
+const { resizeCrop } = await import(process.argv[1]);
+const out = [];
+for (const c of JSON.parse(readFileSync(process.argv[2], 'utf8'))) {
+  const data = new Uint8ClampedArray(readFileSync(c.file));
+  try {
+    out.push({ pixels: Buffer.from(resizeCrop({ width: c.width, height: c.height, data }, c.pre)).toString('base64') });
+  } catch (e) { out.push({ error: e.message }); }
+}
+console.log(JSON.stringify(out));
+"""
+
+
+def test_preprocess_mjs_gives_pythons_pixels_from_the_crop_window_and_refuses_huge_images(tmp_path):
+    """JavaScript computes only the crop window of the resize (a 100000×1 image included, whose whole resize would
+    be 25.6 M pixels wide) and gives the Python Predictor's pixels exactly; an image over the card's pixel limit is
+    refused with a message naming it."""
+    import base64
+    import subprocess
+
+    from PIL import Image
+
+    from edgecnn.runtime.preprocess import PreprocessParams, preprocess_uint8
+    from edgecnn.web.npm import ASSETS
+
+    node = shutil.which("node")
+    if node is None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("CI must run the Node tests: node is not installed")
+        pytest.skip("node is not installed")
+    imagenet = {"resize": 256, "crop": [224, 224], "channels": 3}
+    gray = {"resize": 72, "crop": [64, 48], "channels": 1}
+    cases = [(640, 480, imagenet), (300, 1000, imagenet), (100_000, 1, imagenet), (2, 900, imagenet),
+             (97, 61, gray), (61, 97, gray), (50, 40, {"resize": 56, "crop": [64, 64], "channels": 3}),
+             (31, 17, {"resize": None, "crop": [24, 20], "channels": 3}),
+             (40, 30, {**imagenet, "max_image_pixels": 1000})]
+    rng, jobs, expected = np.random.default_rng(0), [], []
+    for i, (width, height, pre) in enumerate(cases):
+        rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        rgba = np.concatenate([rgb, np.full((height, width, 1), 255, np.uint8)], axis=2)
+        (tmp_path / f"{i}.rgba").write_bytes(rgba.tobytes())
+        jobs.append({"file": str(tmp_path / f"{i}.rgba"), "width": width, "height": height, "pre": pre})
+        channels = pre["channels"]
+        params = PreprocessParams(crop=tuple(pre["crop"]), resize=pre["resize"], channels=channels,
+                                  mean=(0.5,) * channels, std=(0.5,) * channels)
+        expected.append(None if "max_image_pixels" in pre else preprocess_uint8(rgb, params))
+    (tmp_path / "job.json").write_text(json.dumps(jobs))
+    proc = subprocess.run([node, "--input-type=module", "-e", _RESIZE_CROP_JS, (ASSETS / "preprocess.mjs").as_uri(),
+                           str(tmp_path / "job.json")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for (width, height, _), want, got in zip(cases, expected, json.loads(proc.stdout)):
+        if want is None:
+            assert "40x30 = 1,200 pixels, over edgecnn's limit of 1,000" in got["error"], got
+            continue
+        pixels = np.frombuffer(base64.b64decode(got["pixels"]), np.uint8).reshape(want.shape)
+        np.testing.assert_array_equal(pixels, want, err_msg=f"{width}x{height}")
+

@@ -38,13 +38,16 @@ def predict_with_ray(model: str, inputs: list[str], *, output: Optional[Path], a
               "workers": summary.workers, "threads_per_worker": summary.threads,
               "seconds": round(summary.seconds, 3), "images_per_s": round(summary.images_per_s, 1),
               "mask_dir": str(summary.mask_dir) if summary.mask_dir else None}
+    record["notes"] = list(summary.notes)
+    for note in summary.notes:  # an unreadable part set aside and redone: said, never silent
+        typer.echo(f"note: {note}", err=True)
     if as_json:
         typer.echo(json.dumps(record, indent=2))
     else:
+        plan = f"{summary.workers} × {summary.threads}" if summary.workers else "- (nothing to do)"
         typer.echo(text_table(["listed", "already done", "inferred", "errors", "workers × threads", "images/s"],
                               [[str(summary.listed), str(summary.skipped), str(summary.inferred),
-                                str(summary.errors), f"{summary.workers} × {summary.threads}",
-                                f"{summary.images_per_s:.1f}"]]))
+                                str(summary.errors), plan, f"{summary.images_per_s:.1f}"]]))
         typer.echo(f"wrote {summary.output}/ ({len(summary.parts)} new part(s))")
     if summary.errors:
         typer.echo(f"error: {summary.errors} image(s) could not be read (rows with ok = false in "

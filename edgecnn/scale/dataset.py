@@ -27,8 +27,9 @@ import numpy as np
 
 from ..core.errors import InputError, first_line
 from ..core.files import output_lock, sha256_file
+from ..core.paths import refuse_output_over_inputs
 from . import output as out_parts
-from .sources import list_sources, open_filesystem, read_bytes
+from .sources import list_sources, local_root, open_filesystem, read_bytes
 
 # images per decode/inference batch: each batch is a Ray task, ~10 ms of scheduling and transfer on a local Ray;
 # at 96 px (1.6 ms an image) 64 instead of 32 took the Ray run from +27% over the plain loop to +15% and +7% in two
@@ -51,6 +52,7 @@ class PredictSummary:
         parts: Parquet parts this run wrote.
         workers, threads: inference actors, and intra-op threads (= CPUs asked of Ray) per actor.
         seconds: wall time of the Ray pipeline (listing and connecting excluded).
+        workers and threads are 0 when nothing was left to do (Ray was not started).
     """
 
     output: Path
@@ -63,6 +65,7 @@ class PredictSummary:
     threads: int = 0
     seconds: float = 0.0
     mask_dir: Path | None = None
+    notes: tuple = ()  # what the run did besides predicting (an unreadable part set aside and redone)
 
     @property
     def images_per_s(self) -> float:
@@ -212,50 +215,69 @@ def predict_dataset(model: str | os.PathLike, source: str | os.PathLike, output:
 
     Raises:
         RayMissingError: the ``ray`` extra is not installed.
-        InputError / ArtifactError: no images, a bad model, an output of another model, a plan without CPUs.
+        InputError / ArtifactError: no images, a bad model, an output of another model or over an input, an
+            output another live run holds (refused before anything in it is touched), a plan without CPUs.
     """
     from ..runtime.predictor import Predictor
-    from ._ray import cluster_cpus, connect
+    from ._ray import require_ray
 
+    require_ray()  # the missing extra is the first thing said (imported, not started)
     if int(batch_size) < 1 or int(top_k) < 1:
         raise InputError(f"batch size and top-k must be at least 1, got {batch_size} and {top_k}")
-    ray = connect(address)
-    import ray.data
-
-    # A CPU session on the driver reads what the decode tasks need (preprocessing, task) and checks the model
-    # before a cluster is asked for anything.
+    # Everything that can be checked is checked before the output is locked and before Ray starts: a CPU session
+    # on the driver reads what the decode tasks need (preprocessing, task) and checks the model; the source is
+    # listed; the output may not be (or hold, or lie inside) an input.
     probe = Predictor(model, providers=["cpu"], intra_op_threads=1, **overrides)
     providers = [e.strip() for e in ep.split(",")] if isinstance(ep, str) else list(ep)
     gpu = any(str(e).lower() in ("cuda", "tensorrt") for e in providers)
-    workers, threads = plan_workers(cluster_cpus(ray), workers, threads, gpu)
-    model_sha = sha256_file(model)
     listed = list_sources(source)
-    out = out_parts.prepare(output)
-    with output_lock(out):
-        done = out_parts.done_paths(out, model_sha)
+    refuse_output_over_inputs(output, [model, *local_root(source)], "--output")
+    out = out_parts.check(output)
+    model_sha = sha256_file(model)
+    with output_lock(out):  # nothing in the output is touched before this: a refused run deletes nothing
+        out = out_parts.prepare(out)
+        notes: list = []
+        done = out_parts.done_paths(out, model_sha, notes)
         todo = [p for p in listed if p not in done]
         mask_dir = out.parent / (out.stem + ".masks") if probe.task == "segmentation" else None
-        summary = dict(output=out, listed=len(listed), skipped=len(listed) - len(todo), workers=workers,
-                       threads=threads, mask_dir=mask_dir)
-        if not todo:
+        summary = dict(output=out, listed=len(listed), skipped=len(listed) - len(todo), mask_dir=mask_dir,
+                       notes=tuple(notes))
+        if not todo:  # a finished output: Ray is not even started
             return PredictSummary(inferred=0, errors=0, **summary)
-        if mask_dir is not None:
-            mask_dir.mkdir(parents=True, exist_ok=True)
-        ray.data.DataContext.get_current().enable_progress_bars = bool(progress)
-        t0 = time.perf_counter()
-        predicted = _pipeline(ray, todo, str(source), probe, batch_size, workers, threads, gpu, {
-            "model": str(Path(model).absolute()), "providers": providers, "threads": threads, "top_k": top_k,
-            "overrides": overrides, "model_sha256": model_sha, "mask_dir": str(mask_dir) if mask_dir else None,
-            "announce_to": announce_to}, ray_remote_args)
-        writer = out_parts.PartWriter(out, out_parts.schema(model_sha, probe.task), part_rows)
-        good = bad = 0
-        for table in predicted.iter_batches(batch_format="pyarrow", batch_size=None):
-            ok = table.column("ok").to_pylist()
-            good, bad = good + sum(ok), bad + len(ok) - sum(ok)
-            writer.add(table)
-        writer.flush()
-        return PredictSummary(inferred=good, errors=bad, parts=tuple(writer.parts),
-                              seconds=time.perf_counter() - t0, **summary)
+        actor_kwargs = {"model": str(Path(model).absolute()), "providers": providers, "top_k": top_k,
+                        "overrides": overrides, "model_sha256": model_sha,
+                        "mask_dir": str(mask_dir) if mask_dir else None, "announce_to": announce_to}
+        return _run(todo, str(source), probe, summary, actor_kwargs, address=address, workers=workers,
+                    threads=threads, gpu=gpu, batch_size=batch_size, part_rows=part_rows, progress=progress,
+                    ray_remote_args=ray_remote_args)
+
+
+def _run(todo: list, source: str, probe: Any, summary: dict, actor_kwargs: dict, *, address: str | None,
+         workers: int | None, threads: int | None, gpu: bool, batch_size: int, part_rows: int, progress: bool,
+         ray_remote_args: dict | None) -> PredictSummary:
+    """Connect to Ray, plan the actors, run the pipeline and write its parts (the caller holds the lock)."""
+    from ._ray import cluster_cpus, connect
+
+    ray = connect(address)
+    import ray.data
+
+    workers, threads = plan_workers(cluster_cpus(ray), workers, threads, gpu)
+    out, mask_dir = summary["output"], summary["mask_dir"]
+    if mask_dir is not None:
+        mask_dir.mkdir(parents=True, exist_ok=True)
+    ray.data.DataContext.get_current().enable_progress_bars = bool(progress)
+    t0 = time.perf_counter()
+    predicted = _pipeline(ray, todo, source, probe, batch_size, workers, threads, gpu,
+                          {**actor_kwargs, "threads": threads}, ray_remote_args)
+    writer = out_parts.PartWriter(out, out_parts.schema(actor_kwargs["model_sha256"], probe.task), part_rows)
+    good = bad = 0
+    for table in predicted.iter_batches(batch_format="pyarrow", batch_size=None):
+        ok = table.column("ok").to_pylist()
+        good, bad = good + sum(ok), bad + len(ok) - sum(ok)
+        writer.add(table)
+    writer.flush()
+    return PredictSummary(inferred=good, errors=bad, parts=tuple(writer.parts), workers=workers, threads=threads,
+                          seconds=time.perf_counter() - t0, **summary)
 
 
 def _pipeline(ray: Any, todo: list, source: str, probe: Any, batch_size: int, workers: int, threads: int,

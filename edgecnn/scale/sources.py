@@ -60,6 +60,17 @@ def open_filesystem(source: str) -> tuple[Any, str, str]:
     return fs, (f"{path.rstrip('/')}/{pattern}" if pattern else path), f"{scheme}://"
 
 
+def local_root(source: str | os.PathLike) -> list[str]:
+    """``[folder or file]`` of a local source, what an output must stay out of; ``[]`` for a URI or a glob (a
+    glob's inputs are the files it matches, and an output over one of those is a file, refused as such)."""
+    source = str(source)
+    scheme = _scheme(source)
+    local = source[len("file://"):] if scheme == "file" else source
+    if scheme not in (None, "file") or any(c in local for c in _GLOB_CHARS):
+        return []
+    return [str(Path(local).expanduser())]
+
+
 def list_sources(source: str | os.PathLike) -> list[str]:
     """The image files of ``source`` (folder searched recursively, or a glob), sorted; hidden ones skipped.
 

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..core.errors import EdgeCNNError, InputError, first_line
+from ..core.errors import ArtifactError, EdgeCNNError, InputError, first_line
 from ..core.files import output_lock, write_text_atomic
+from ..core.owned import describe, foreign_files, write_listing
 
 PRECISIONS = ("fp32", "fp16", "int8")
 SWEEP_FILE = "sweep.json"
@@ -108,18 +109,18 @@ def sweep(models: Sequence[str], precisions: Sequence[str] = ("fp32", "int8"), o
         force: replace existing export folders (only once each new one is complete) and ``sweep.json``.
     """
     from ..convert.options import ExportOptions
-    from ..models.specs import zoo
-    from ._ray import connect
+    from ._ray import connect, require_ray
 
-    names = [spec.name for spec in zoo()] if list(models) == ["all"] else list(models)
-    bad = [p for p in precisions if p not in PRECISIONS]
-    if not names or not precisions or bad:
-        raise InputError(f"a sweep needs models and precisions of {', '.join(PRECISIONS)}; got "
-                         f"{list(models)} × {list(precisions)}")
+    names = check_sweep(models, precisions, options or ExportOptions(), export_cpus, bench)  # before Ray
+    require_ray()
     out = Path(out_dir)
     with output_lock(out):  # one sweep per folder: a second one refuses at once, naming the first
         if (out / SWEEP_FILE).exists() and not force:
             raise InputError(f"{out / SWEEP_FILE} exists; pass --force to run the sweep again over it")
+        foreign = foreign_files(out) if force else []  # --force replaces what edgecnn wrote, nothing else
+        if foreign:
+            raise ArtifactError(f"'{out}' holds files edgecnn did not write ({describe(foreign)}); nothing was "
+                                "replaced: move them elsewhere or choose another --out")
         options = (options or ExportOptions()).replace(force=force)
         ray = connect(address)
         task = ray.remote(num_cpus=export_cpus)(export_one)
@@ -129,7 +130,39 @@ def sweep(models: Sequence[str], precisions: Sequence[str] = ("fp32", "int8"), o
         benchmarks = _bench_all(ray, exports, bench) if bench else []
         result = SweepResult(out, tuple(exports), tuple(benchmarks))
         write_text_atomic(out / SWEEP_FILE, json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+        write_listing(out, "sweep", files=[SWEEP_FILE])  # the export folders carry listings of their own
     return result
+
+
+def check_sweep(models: Sequence[str], precisions: Sequence[str], options: Any, export_cpus: int,
+                bench: Any = None) -> list[str]:
+    """The model names a sweep exports (``["all"]``: the zoo; repeats dropped), each one and every option checked
+    here, before a lock is taken or Ray is started: a typo is one line and exit 2, never a cluster's worth of
+    failed tasks ending in "parity failed".
+
+    Raises:
+        InputError / UnknownModelError: an unknown model (with the closest name), an unknown precision, an input
+            size a model cannot take, a CPU count below 1, bench options that are not ``BenchOptions``.
+    """
+    from ..models.registry import get_spec
+    from ..models.specs import zoo
+    from ..pipeline import parse_input_size
+
+    names = [spec.name for spec in zoo()] if list(models) == ["all"] else list(dict.fromkeys(models))
+    bad = [p for p in precisions if p not in PRECISIONS]
+    if not names or not precisions or bad:
+        raise InputError(f"a sweep needs models and precisions of {', '.join(PRECISIONS)}; got "
+                         f"{list(models)} × {list(precisions)}")
+    for name in names:
+        parse_input_size(options.input_size, get_spec(name))  # unknown names, and sizes a model cannot take
+    if isinstance(export_cpus, bool) or not isinstance(export_cpus, int) or export_cpus < 1:
+        raise InputError(f"export CPUs must be a whole number, 1 or more, got {export_cpus!r}")
+    if bench not in (None, False, True):
+        from ..runtime.bench import BenchOptions
+
+        if not isinstance(bench, BenchOptions):
+            raise InputError(f"bench must be BenchOptions (or True), got {type(bench).__name__}")
+    return names
 
 
 def _get(ray: Any, ref: Any, row: dict) -> dict:

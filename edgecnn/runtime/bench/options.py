@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import os
 from dataclasses import dataclass
 from typing import Sequence
@@ -41,16 +43,10 @@ class BenchOptions:
     settle_s: float = SETTLE_S  # pause before each chunk (the previous contestant's threads stop spinning)
 
     def __post_init__(self) -> None:
-        if self.runs is not None and self.seconds is not None:
-            raise InputError("give either runs or seconds, not both")
-        if self.runs is not None and self.runs < 1:
-            raise InputError(f"runs must be at least 1, got {self.runs}")
-        if self.seconds is not None and self.seconds <= 0:
-            raise InputError(f"seconds must be positive, got {self.seconds}")
-        if self.settle_s < 0:
-            raise InputError(f"settle_s cannot be negative, got {self.settle_s}")
-        if self.warmup < 0:
-            raise InputError(f"warmup cannot be negative, got {self.warmup}")
+        check_counts(runs=self.runs, seconds=self.seconds, warmup=self.warmup, threads=self.threads)
+        if not _real(self.settle_s) or self.settle_s < 0:
+            raise InputError(f"settle_s must be a finite number of seconds, 0 or more, got {self.settle_s!r}")
+        _whole(self.rounds, "rounds", 1)
         batch_sizes = tuple(dict.fromkeys(int(b) for b in self.batch_sizes))
         if not batch_sizes or min(batch_sizes) < 1:
             raise InputError(f"batch sizes must be positive integers, got {list(batch_sizes)}")
@@ -79,3 +75,35 @@ class BenchOptions:
 
         est = float(np.median(warm_ms)) if warm_ms else estimate()
         return int(max(5, min(100_000, self.seconds * 1000.0 / max(est, 1e-3))))
+
+
+def _real(value: object) -> bool:
+    """A finite real number (not a bool, not NaN or ±inf)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _whole(value: object, name: str, least: int) -> None:
+    if not _real(value) or value != int(value) or value < least:
+        raise InputError(f"{name} must be a whole number, {least} or more, got {value!r}")
+
+
+def check_counts(*, runs: object = None, seconds: object = None, warmup: object = 0, threads: object = None,
+                 prefix: str = "") -> None:
+    """Check the counts of a benchmark (the API's ``BenchOptions``, the CLI before anything is loaded).
+
+    ``runs`` and ``threads`` (when given) are whole numbers of at least 1, ``warmup`` at least 0, ``seconds`` a
+    finite number above 0 — NaN and infinity are refused, not turned into the 100,000-run cap — and at most one
+    of ``runs`` and ``seconds`` is given. ``prefix`` ("--") spells the names as the CLI's flags.
+
+    Raises:
+        InputError: one line naming the value.
+    """
+    if runs is not None and seconds is not None:
+        raise InputError(f"give either {prefix}runs or {prefix}seconds, not both")
+    if runs is not None:
+        _whole(runs, f"{prefix}runs", 1)
+    if seconds is not None and (not _real(seconds) or seconds <= 0):
+        raise InputError(f"{prefix}seconds must be a finite number above 0, got {seconds!r}")
+    _whole(warmup, f"{prefix}warmup", 0)
+    if threads is not None:
+        _whole(threads, f"{prefix}threads", 1)

@@ -30,11 +30,14 @@ def eval_cmd(
     """Top-1/top-5 (or pixel accuracy and mIoU) of each artifact on labelled data, with bootstrap 95% intervals."""
     from ..core.errors import InputError
     from ..core.files import write_text_atomic
+    from ..core.paths import refuse_output_over_inputs
     from ..runtime.evaluate import evaluate
     from .options import session_providers
 
     if labels_from not in ("card", "folder"):
         raise InputError(f"--labels-from takes 'card' or 'folder', got {labels_from!r}")
+    if md_out is not None:  # never onto a model, the data folder's files, the CSV or an image it lists
+        refuse_output_over_inputs(md_out, [*models, data, *_csv_images(data, md_out)], "--md")
     refuse_existing(md_out, force, "--md")
     show = None if as_json else (lambda done, total: print(f"\r  {done}/{total} images", end="", file=sys.stderr))
     result = evaluate([str(m) for m in models], data, labels_from=labels_from, providers=session_providers(ep),
@@ -49,3 +52,22 @@ def eval_cmd(
         typer.echo(f"unreadable: {path}: {reason}", err=True)
     if md_out:
         typer.echo(f"wrote {write_text_atomic(md_out, result.to_markdown())}", err=as_json)
+
+
+def _csv_images(data: Path, output: Path) -> list[Path]:
+    """The image paths a CSV data file lists, for the check that a report does not replace one of them.
+
+    Only an existing output can be one of those files, so the CSV is read only then. The reading is lenient
+    (undecodable bytes replaced, every row's first cell taken): it names files to protect, it judges nothing;
+    ``evaluate`` reads the CSV for real.
+    """
+    import csv
+
+    if not data.is_file() or not output.exists():
+        return []
+    try:
+        with data.open(newline="", encoding="utf-8-sig", errors="replace") as fh:
+            cells = [row[0].strip() for row in csv.reader(fh) if row and row[0].strip()]
+    except (OSError, csv.Error):
+        return []  # evaluate says what is wrong with the file
+    return [p if p.is_absolute() else data.parent / p for p in map(Path, cells)]

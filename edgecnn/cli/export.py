@@ -216,9 +216,9 @@ def int8_report_cmd(
 ) -> None:
     """How an export's int8 artifact was made: calibration, agreement, per-layer sensitivity, fallback, speed gate."""
     from ..convert.int8 import render_report
-    from ..pipeline import read_manifest
+    from ..core.documents import int8_record
 
-    record = read_manifest(export_dir).get("int8")
+    record = int8_record(export_dir)  # the manifest and its int8 record, types and keys checked (one line if not)
     if not record:
         fail(f"'{export_dir}' holds no int8 record; export with --int8 (or --int8 auto) first")
     typer.echo(json.dumps(record, indent=2) if as_json else render_report(record, top=top))

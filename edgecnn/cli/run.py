@@ -94,6 +94,8 @@ def predict_cmd(
 
 def _predict_all(predictor, files: list, any_folder: bool, top_k: int, mask_plan: dict) -> tuple[list, list]:
     """Run the images in the predictor's batch size; broken ones are collected, not raised."""
+    import numpy as np
+
     from ..core.errors import InputError
     from ..runtime.preprocess import load_image
     from .predict_io import mask_entry
@@ -107,11 +109,12 @@ def _predict_all(predictor, files: list, any_folder: bool, top_k: int, mask_plan
             chunk = files[start:start + predictor.batch_size]
             loaded = []
             for path in chunk:
-                try:
-                    loaded.append((path, load_image(path)))
+                try:  # each photo decoded, made model input (crop-sized) and let go: one decoded at a time
+                    loaded.append((path, predictor.preprocess(load_image(path))))
                 except InputError as exc:  # reported after the bar, which a message mid-bar would garble
                     failed.append({"file": str(path), "error": str(exc)})
-            outputs = predictor.predict([image for _, image in loaded], top_k=top_k) if loaded else []
+            outputs = (predictor.postprocess(predictor.run(np.concatenate([x for _, x in loaded])), top_k)
+                       if loaded else [])
             for (path, _), out in zip(loaded, outputs):
                 if predictor.task == "classification":
                     results.append({"file": str(path), "predictions": [
@@ -168,9 +171,15 @@ def bench_cmd(
 ) -> None:
     """Time ONNX models: latency percentiles, throughput, memory, per provider session (--ep, or --each-ep)."""
     from ..core.files import write_text_atomic
+    from ..core.paths import refuse_output_over_inputs
     from ..core.sizes import parse_hw, parse_ints
     from ..runtime.bench import benchmark_many, report_dict, table_rows, to_markdown
+    from ..runtime.bench.options import check_counts
 
+    check_counts(runs=runs, seconds=seconds, warmup=warmup, threads=threads, prefix="--")  # both paths, first
+    for path, flag in ((json_out, "--json-out"), (md_out, "--md")):
+        if path is not None:  # a report never replaces a model it timed
+            refuse_output_over_inputs(path, models, flag)
     if ep in ("wasm", "webgpu"):  # inside headless Chromium (onnxruntime-web), not an onnxruntime provider
         from .web import browser_bench
 

@@ -46,13 +46,18 @@ def browser_bench(models: list, ep: str, *, threads, warmup: int, runs, seconds,
     """``edgecnn bench --ep wasm|webgpu``: each model timed inside headless Chromium (edgecnn.web.runners)."""
     from ..core.errors import InputError
     from ..core.files import write_text_atomic
+    from ..core.paths import refuse_output_over_inputs
     from ..core.sizes import parse_hw
     from ..core.text import text_table
+    from ..runtime.bench.options import check_counts
     from ..web.runners import bench_browser
     from .options import refuse_existing
 
     if unused:  # said, not ignored: the browser bench times batch 1 of each file in one page
         raise InputError(f"--ep {ep} times batch 1 inside the browser: {', '.join(unused)} do(es) not apply there")
+    check_counts(runs=runs, seconds=seconds, warmup=warmup, threads=threads, prefix="--")
+    if json_out is not None:  # the report never replaces a model it timed
+        refuse_output_over_inputs(json_out, models, "--json-out")
     refuse_existing(json_out, force, "--json-out")
     size = parse_hw(input_size, "--input-size") if input_size else None
     results = [bench_browser(m, ep=ep, threads=threads, warmup=warmup, runs=runs, seconds=seconds,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from ..core.card import MAX_CLASSES
 from ..core.errors import InputError
 from ..core.sizes import parse_batch, parse_hw
 
@@ -129,6 +130,8 @@ class ExportOptions:
                 set_(self, name, str(value))
         if self.num_classes is not None and self.num_classes < 1:
             raise InputError(f"--num-classes must be at least 1, got {self.num_classes}")
+        if self.num_classes is not None and self.num_classes > MAX_CLASSES:  # what a card may state (core.card)
+            raise InputError(f"--num-classes must be at most {MAX_CLASSES}, got {self.num_classes}")
         if self.opset not in OPSETS:
             raise InputError(f"opset {self.opset} is not supported; use {OPSETS[0]}–{OPSETS[-1]} "
                              "(the dynamo exporter starts at 18)")

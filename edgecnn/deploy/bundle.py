@@ -87,7 +87,7 @@ def make_bundle(export_dir: str | os.PathLike, models: Sequence[str] | None = No
     if out_dir is None:  # the pipeline's case: export_dir is its staging folder, locked by the export
         return _write_bundle(export_dir, names, _empty_folder(export_dir / "bundle"), images)
     target = _empty_folder(Path(out_dir), create=False)
-    with staged_output(target, force=False) as staging:  # a folder of its own: locked, and complete or absent
+    with staged_output(target, force=False, writer="bundle") as staging:  # a folder of its own: locked, and complete or absent
         made = _write_bundle(export_dir, names, staging, images)
     return dataclasses.replace(made, path=Path(os.path.abspath(target)))
 
@@ -164,7 +164,7 @@ def _read_card(path: Path) -> ModelCard:
     if not path.is_file():
         raise ArtifactError(f"{path}: no such model file to bundle")
     model = onnx.load(str(path), load_external_data=False)
-    card = ModelCard.from_metadata({p.key: p.value for p in model.metadata_props})
+    card = ModelCard.from_metadata({p.key: p.value for p in model.metadata_props}, path.name)
     if card is None:
         raise ArtifactError(f"{path.name} carries no edgecnn card; bundle models exported with 'edgecnn export'")
     return card

@@ -319,6 +319,8 @@ def make_session(path: str | os.PathLike, providers: str | Sequence[str] = ("cpu
             raise ProviderUnavailableError(
                 f"onnxruntime could not start {', '.join(p.name for p in wanted)} for {path.name}: {reason}") from exc
         raise ArtifactError(f"onnxruntime cannot load {path}: {reason}") from exc
+    if not sess.get_outputs():  # onnxruntime loads such a graph, then refuses every run with a traceback
+        raise ArtifactError(f"{path}: the graph has no outputs, so it computes nothing; export the model again")
     got = sess.get_providers()
     dropped = [p for p in wanted if p.ort_name not in got]
     if dropped:

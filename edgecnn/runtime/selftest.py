@@ -9,20 +9,22 @@ by precision. Every path it reads comes from ``bundle.json`` and must stay insid
 
 from __future__ import annotations
 
-import json
 import os
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from ..core.documents import BUNDLE_JSON, read_bundle_json
 from ..core.errors import ArtifactError, InputError
 from ..core.files import sha256_file
 from ..core.paths import inside
+from ..core.sizes import check_input_shape
 from .session import run_batched
 
-BUNDLE_MANIFEST = "bundle.json"
+BUNDLE_MANIFEST = BUNDLE_JSON
 
 #: How close another runtime (another CPU, another provider) must come to the golden outputs. fp32 allows
 #: different kernels and summation orders (1e-3 of the output range), not a reduced-precision mode; fp16 and int8
@@ -127,12 +129,82 @@ def selftest_with(bundle: str | os.PathLike, run_models, runtime: str) -> Selfte
 
 
 def _read_golden(root: Path, manifest: dict) -> dict[str, np.ndarray]:
+    """The golden arrays the models use, each checked from its .npy header before it is loaded."""
     path = inside(root, manifest["golden"]["file"], "golden data file")
+    headers = golden_headers(path)
+    check_golden(path.name, headers, manifest["models"])
+    needed = {k for entry in manifest["models"] for k in (entry["input"], entry["expected"])}
     try:
         with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except (OSError, ValueError, KeyError) as exc:
+            return {k: data[k] for k in sorted(needed)}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         raise ArtifactError(f"{root}: cannot read the golden data ({exc}); copy the bundle again") from None
+
+
+#: What golden arrays may hold: float inputs and outputs, uint8 pixels (nothing that needs pickle).
+_GOLDEN_DTYPES = ("float16", "float32", "float64", "uint8")
+
+
+def golden_headers(path: Path) -> dict[str, tuple[tuple, np.dtype]]:
+    """``{name: (shape, dtype)}`` of the arrays in a golden .npz, read from each member's .npy header (the data
+    is not read: a 1.5 MB file can hold a 1.5 GB array of zeros).
+
+    Raises:
+        ArtifactError: not a zip of .npy arrays, or a header numpy cannot read.
+    """
+    fix = "copy the bundle again"
+    headers = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if not info.filename.endswith(".npy"):
+                    raise ArtifactError(f"{path.name}: member {info.filename!r} is not a .npy array; {fix}")
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    read = {(1, 0): np.lib.format.read_array_header_1_0,
+                            (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                    if read is None:  # 3.0 is for structured types with unicode names: not golden data
+                        raise ArtifactError(f"{path.name}: member {info.filename!r} is a .npy of version "
+                                            f"{version[0]}.{version[1]}; {fix}")
+                    shape, _, dtype = read(member)
+                headers[info.filename[:-len(".npy")]] = (tuple(shape), dtype)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise ArtifactError(f"{path.name}: cannot read the golden data ({exc}); {fix}") from None
+    return headers
+
+
+def check_golden(name: str, headers: dict, models: Sequence[dict]) -> None:
+    """Each array the models use against its model entry and the size limit, before any is loaded.
+
+    Inputs must be 4-D, of a float or uint8 type, with the entry's fixed ``input_shape`` axes; expected outputs
+    float, one row per input row; none over ``EDGECNN_MAX_INPUT_ELEMENTS`` values.
+
+    Raises:
+        ArtifactError: naming the golden file, the array and what is wrong with it.
+    """
+    fix = "copy the bundle again"
+    for entry in models:
+        for key in (entry["input"], entry["expected"]):
+            if key not in headers:
+                raise ArtifactError(f"{name} lacks the array '{key}' that {entry['file']} needs; {fix}")
+            shape, dtype = headers[key]
+            if dtype.hasobject or dtype.name not in _GOLDEN_DTYPES:
+                raise ArtifactError(f"{name}: array '{key}' is of type {dtype} (golden data is float or uint8; it "
+                                    f"is never loaded with pickle); {fix}")
+            try:
+                check_input_shape(shape, f"{name}: array '{key}'")
+            except InputError as exc:
+                raise ArtifactError(str(exc)) from None
+        (in_shape, in_type), (out_shape, out_type) = headers[entry["input"]], headers[entry["expected"]]
+        declared = entry.get("input_shape") or [None] * 4
+        fixed = [d if isinstance(d, int) and not isinstance(d, bool) else None for d in declared]
+        if (len(in_shape) != 4 or len(fixed) != 4 or not in_shape[0]
+                or any(d is not None and d != s for d, s in zip(fixed[1:], in_shape[1:]))):
+            raise ArtifactError(f"{name}: input '{entry['input']}' has shape {list(in_shape)}, but {entry['file']} "
+                                f"takes {declared}; {fix}")
+        if out_type.kind != "f" or not out_shape or out_shape[0] != in_shape[0]:
+            raise ArtifactError(f"{name}: expected output '{entry['expected']}' is {out_type} of shape "
+                                f"{list(out_shape)}, not float with one row per input ({in_shape[0]}); {fix}")
 
 
 def _run_model(root: Path, entry: dict, golden: dict, providers) -> tuple:
@@ -192,20 +264,9 @@ def verify_files(root: Path, manifest: dict) -> int:
 
 
 def read_bundle_manifest(root: Path) -> dict:
-    """``root/bundle.json``, checked to be a version-1 bundle manifest with models."""
-    path = root / BUNDLE_MANIFEST
-    if not root.exists():
-        raise ArtifactError(f"{root}: no such bundle folder")
-    if not path.is_file():
-        raise ArtifactError(f"{root} is not an edgecnn bundle (no {BUNDLE_MANIFEST}); make one with "
-                            "'edgecnn export NAME --bundle'")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{path} is not valid JSON ({exc}); copy the bundle again") from None
-    if not isinstance(manifest, dict) or manifest.get("edgecnn_bundle") != 1 or not manifest.get("models"):
-        raise ArtifactError(f"{path} is not an edgecnn bundle manifest (version 1 with models)")
-    return manifest
+    """``root/bundle.json``, its types and keys checked (``core.documents.read_bundle_json``): a malformed one is
+    one ``ArtifactError`` naming the file and the key."""
+    return read_bundle_json(root)
 
 
 def run_golden(session, array: np.ndarray) -> np.ndarray:

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.card import ModelCard
+from ..core.documents import BUNDLE_JSON, read_bundle_json
 from ..core.errors import ArtifactError, InputError
-from ..core.files import staged_output
+from ..core.files import refuse_inputs_inside, staged_output
 from ..core.paths import inside
+from ..core.sizes import check_input_shape, max_image_pixels
 from .npm import ASSETS, node_modules, pinned_versions
 
 #: onnxruntime-web's files the page loads: the WebGPU build's entry (it also runs WASM) and its WASM binary.
@@ -99,7 +101,7 @@ def check_web(path: str | os.PathLike) -> WebCheck:
 
 def read_card(path: Path) -> ModelCard:
     props = {p.key: p.value for p in _load(path).metadata_props}
-    card = ModelCard.from_metadata(props)
+    card = ModelCard.from_metadata(props, path.name)
     if card is None:
         raise ArtifactError(f"{path.name} has no edgecnn card (metadata); export it with 'edgecnn export'")
     return card
@@ -116,7 +118,7 @@ def model_input(path: Path, input_size: tuple | None = None) -> tuple[list, str]
     if dtype is None:
         raise InputError(f"{path.name}: input '{graph_input.name}' is not float32 or uint8; the browser feeds those")
     props = {p.key: p.value for p in model.metadata_props}
-    card = ModelCard.from_metadata(props)
+    card = ModelCard.from_metadata(props, path.name)
     hw = tuple(input_size) if input_size else (tuple(card.crop) if card else None)
     dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
     nhwc = card is not None and card.layout == "NHWC"
@@ -127,6 +129,7 @@ def model_input(path: Path, input_size: tuple | None = None) -> tuple[list, str]
             dims[axis] = int(value) if value else None
     if any(d is None for d in dims):
         raise InputError(f"{path.name}: input shape has dynamic axes; give --input-size HxW")
+    check_input_shape(dims, f"{path.name}: input '{graph_input.name}'")  # what the page or the bench will allocate
     return dims, dtype
 
 
@@ -144,12 +147,14 @@ def _sources(source: Path) -> tuple[list[Path], Path | None]:
     """The model files of a .onnx, a bundle or an export folder, and a labels.txt when there is one."""
     if source.is_file() and source.suffix == ".onnx":
         return [source], None
-    if (source / "bundle.json").is_file():
-        manifest = json.loads((source / "bundle.json").read_text())
-        files = [inside(source, e["file"], "model file") for e in manifest.get("models", [])]
+    if (source / BUNDLE_JSON).is_file():
+        manifest = read_bundle_json(source)  # types and keys checked: a malformed one is one line naming the key
+        files = [inside(source, e["file"], "model file") for e in manifest["models"]]
         return files, inside(source, manifest.get("labels", {}).get("file", "labels.txt"), "labels file")
     if source.is_dir():
         files = sorted(source.glob("*.onnx"))
+        for path in files:  # a model symlinked from outside the folder is refused, never copied into the site
+            inside(source, path.name, "model file")
         if files:
             return files, None
     raise InputError(f"{source}: not an .onnx file, a bundle or an export folder with .onnx files")
@@ -162,7 +167,8 @@ def _model_entry(path: Path, card: ModelCard) -> dict:
             "preprocess_embedded": card.preprocess_embedded, "size_mb": round(path.stat().st_size / 1e6, 1),
             "preprocess": {"resize": card.resize, "crop": list(card.crop), "mean": list(card.mean),
                            "std": list(card.std), "pixel_scale": card.pixel_scale, "channels": channels,
-                           "color_order": card.color_order, "interpolation": card.interpolation}}
+                           "color_order": card.color_order, "interpolation": card.interpolation,
+                           "max_image_pixels": max_image_pixels()}}  # preprocess.mjs refuses larger images
 
 
 def make_web_app(source: str | os.PathLike, out_dir: str | os.PathLike, *, force: bool = False) -> WebApp:
@@ -172,11 +178,14 @@ def make_web_app(source: str | os.PathLike, out_dir: str | os.PathLike, *, force
         InputError: ``source`` holds no model. ArtifactError: a model without an edgecnn card, one
         onnxruntime-web cannot run, or ``out_dir`` not empty (without ``force``).
     """
+    refuse_inputs_inside(out_dir, [source])  # before anything is read or installed: never over its own source
     files, labels_file = _sources(Path(source))
     cards = {p: read_card(p) for p in files}
     # the default model: the float model at full precision, whose preprocessing the page does in JS
     files.sort(key=lambda p: (cards[p].preprocess_embedded, cards[p].precision != "fp32", p.name))
     checks = tuple(check_web(p) for p in files)
+    for p in files:  # each model's input for one image (model_input checks it against the size limit)
+        model_input(p)
     blocked = [c.line() for c in checks if not c.runs]
     if blocked:
         raise ArtifactError(blocked[0])
@@ -188,7 +197,7 @@ def make_web_app(source: str | os.PathLike, out_dir: str | os.PathLike, *, force
     card = {"edgecnn_web": 1, "model": base.model, "task": base.task, "labels": "labels.txt",
             "onnxruntime_web": version, "models": [_model_entry(p, cards[p]) for p in files],
             "checks": [c.line() for c in checks]}
-    with staged_output(out_dir, force) as staging:
+    with staged_output(out_dir, force, writer="web", inputs=[source]) as staging:
         for p in files:
             shutil.copyfile(p, staging / p.name)
         (staging / "ort").mkdir()

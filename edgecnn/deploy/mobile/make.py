@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import os
@@ -13,7 +14,8 @@ import numpy as np
 from ...core.artifact import MANIFEST as EXPORT_MANIFEST, read_manifest
 from ...core.card import ModelCard
 from ...core.errors import ArtifactError, EdgeCNNError, InputError, first_line
-from ...core.files import sha256_file, staged_output
+from ...core.files import refuse_inputs_inside, sha256_file, staged_output
+from ...core.paths import inside
 from .ort_format import convert_to_ort
 from .partitions import partition_report
 from .records import PARITY_SAMPLES, REPORT_JSON, REPORT_TEXT, MobileArtifact, MobileResult
@@ -50,14 +52,17 @@ def make_mobile(src: str | os.PathLike, out_dir: str | os.PathLike | None = None
     say = progress or (lambda step: None)
     if int(batch) < 1:
         raise InputError(f"batch must be a positive integer, got {batch}")
+    if out_dir is not None and os.path.exists(src):  # before any export or conversion: never over the source
+        refuse_inputs_inside(out_dir, [src])
     source, export_record = _resolve_source(src, batch, input_size, weights, force, say, export_fn)
     out_dir = Path(out_dir) if out_dir is not None else source.parent / "mobile"
     model = _load(source)
     card = _card_of(model)
     shape = fixed_shape(model, card, int(batch), input_size)
-    with staged_output(out_dir, force) as staging:
+    notes: list[str] = []  # what replacing the folder replaced (an earlier run's sub-folders), or a lock taken over
+    with staged_output(out_dir, force, notes, writer="mobile", inputs=[source]) as staging:
         result = _make_into(staging, out_dir, source, model, card, shape, export_record, say)
-    return result
+    return dataclasses.replace(result, warnings=(*result.warnings, *notes)) if notes else result
 
 
 def _make_into(staging: Path, out_dir: Path, source: Path, model, card: ModelCard | None, shape: list,
@@ -157,10 +162,11 @@ def _resolve_source(src, batch: int, input_size, weights, force: bool, say,
     spec = get_spec(str(src))  # raises UnknownModelError for a name that is neither a file nor a model
     folder = Path("exported") / spec.name
     if (folder / EXPORT_MANIFEST).is_file() and weights is None and input_size is None:
-        manifest = read_manifest(folder)
-        fp32 = [a["file"] for a in manifest.get("artifacts", []) if a.get("precision") == "fp32"]
-        if fp32 and (folder / fp32[0]).is_file():
-            return folder / fp32[0], {"reused": str(folder), "parity_vs_pytorch": manifest["artifacts"][0]["parity"]}
+        manifest = read_manifest(folder)  # types and keys checked: a malformed one is one line naming the key
+        fp32 = next((a for a in manifest["artifacts"] if a["precision"] == "fp32"), None)
+        # a path read from a manifest stays inside its folder (never '../../elsewhere/private.onnx')
+        if fp32 is not None and inside(folder, fp32["file"], f"{folder / EXPORT_MANIFEST}: artifact").is_file():
+            return folder / fp32["file"], {"reused": str(folder), "parity_vs_pytorch": fp32["parity"]}
     if export_fn is None:
         # Last resort, resolved only here: edgecnn.pipeline imports edgecnn.deploy, so deploy must not import
         # pipeline at module level. Callers that compose (the CLI) can pass export_fn=edgecnn.pipeline.export.
@@ -180,6 +186,8 @@ def _load(path: Path):
         raise ArtifactError(f"{path}: not a readable ONNX model ({first_line(exc)}); export it again") from None
     if not model.graph.node or len(model.graph.input) == 0:
         raise ArtifactError(f"{path}: not a readable ONNX model (no graph in the file); export it again")
+    if not model.graph.output:
+        raise ArtifactError(f"{path}: the graph has no outputs, so it computes nothing; export the model again")
     try:
         onnx.checker.check_model(model)
     except Exception as exc:

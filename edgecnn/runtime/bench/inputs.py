@@ -7,6 +7,7 @@ import onnxruntime as ort
 
 from ...core.card import ModelCard
 from ...core.errors import InputError
+from ...core.sizes import check_input_shape
 from ..session import ORT_DTYPES
 
 # The input types bench feeds (their numpy dtypes come from session.ORT_DTYPES).
@@ -14,11 +15,9 @@ _FED_TYPES = ("tensor(float)", "tensor(float16)", "tensor(double)", "tensor(uint
 _DTYPES = {t: ORT_DTYPES[t] for t in _FED_TYPES}
 
 
-def _read_card(sess: ort.InferenceSession) -> ModelCard | None:
-    try:
-        return ModelCard.from_metadata(sess.get_modelmeta().custom_metadata_map)
-    except (TypeError, ValueError):  # a card written by a newer edgecnn with unknown value types
-        return None
+def _read_card(sess: ort.InferenceSession, source: str | None = None) -> ModelCard | None:
+    # a card whose values are of the wrong type is refused in one line naming the key (ModelCard.from_metadata)
+    return ModelCard.from_metadata(sess.get_modelmeta().custom_metadata_map, source)
 
 
 def _hw_from_card(card: ModelCard | None) -> tuple[int, int] | None:
@@ -62,6 +61,7 @@ def make_inputs(sess: ort.InferenceSession, batch_size: int, *, input_size: tupl
                 raise InputError(f"input {inp.name!r} has dynamic axes {inp.shape}; give the image size "
                                  "with --input-size H,W")
             dims[free[0]], dims[free[1]] = hw
+        check_input_shape(dims, f"input {inp.name!r} at batch {batch_size}")  # before it is allocated
         if np.issubdtype(dtype, np.integer):
             info = np.iinfo(dtype)
             feeds[inp.name] = rng.integers(info.min, int(info.max) + 1, size=dims, dtype=dtype)

@@ -157,7 +157,7 @@ def _stage(path: Path, entry: tuple, opts: BenchOptions, planner: _Planner, torc
     sess = make_session(path, list(entry), threads=opts.threads, graph_opt=opts.graph_opt, precision=precision,
                         cache_dir=opts.cache_dir)
     create_ms = (time.perf_counter() - t0) * 1000.0
-    card = _read_card(sess)
+    card = _read_card(sess, path.name)
     ort_side = []
     for b in opts.batch_sizes:
         feeds = make_inputs(sess, b, input_size=opts.input_size, card=card)

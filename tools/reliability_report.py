@@ -24,6 +24,21 @@ as data (a checkpoint's or golden.npz's pickle) never runs.
 Rules behind the rows:
 
 - Nothing is written over an input or an existing file without `--force`; masks never over an input image.
+- `--force` replaces only what edgecnn wrote. Every folder edgecnn writes whole (export, mobile, web, a bundle of
+  its own, a sweep) gets a listing, `.edgecnn-files.json`: the writer and every file it put there. A folder written
+  before listings existed is recognised by the record its writer always left (`manifest.json` of an export,
+  `report.json` of mobile, `bundle.json`, a web app's `card.json`, `sweep.json`): the files that record names and
+  the fixed files that writer adds are edgecnn's. A sub-folder with a listing or record of its own (`mobile/` in an
+  export) is judged by its own. Any other file — or a folder with no record at all, such as `exported/` holding
+  other exports — is the user's: a folder holding one is refused in one line naming a few of them, whatever the
+  flags, and stays untouched (it is checked again just before the swap, so a file dropped in meanwhile is kept
+  too). Replacing an export replaces the `mobile/` folder an earlier `edgecnn mobile` wrote inside it (it was made
+  from the files being replaced) and says so.
+- No command writes its folder over its own input: mobile over its source export, web over the bundle or export
+  it reads, an export over the folder holding its checkpoint, calibration images or labels: one line, exit 2.
+- A lock records its writer's pid and the process's start time (Linux: `/proc/PID/stat` with the boot id): a lock
+  whose pid now belongs to another process is stale and taken over (said); a lock without a start time, as
+  older releases wrote, trusts its pid.
 - Every output folder (export, mobile, web, bundle, `predict --save-masks`, sweeps) is locked while written
   (`.NAME.lock`, holding pid, command and since when): a second writer exits 2 naming the first; a lock left by a
   dead process is taken over, and that is said.
@@ -31,8 +46,52 @@ Rules behind the rows:
   or `--force` run never harms the previous good export. An export whose judged parity fails exits 1: over an
   existing export (`--force`) the previous one stays and nothing is replaced; into a new folder the failing
   artifacts are written so they can be inspected.
-- Every path read from a manifest or bundle.json stays inside its folder (absolute or escaping paths refused).
+- Every path read from a manifest or bundle.json stays inside its folder (absolute or escaping paths refused); a
+  model in an export folder that is a symlink to a file outside it is refused too.
+- Reports never land on inputs: a report (`--md`, `--json-out`) or `predict --ray --output` is never written over
+  one of the command's own inputs (the model files, eval's `--data` folder or CSV and the images it lists,
+  `predict --ray`'s source folder, the bundle around a model), nor into an input folder, with or without
+  `--force`; symlinks are resolved and hard links are recognised (same device and inode).
+- One reader for each JSON document (`edgecnn.core.documents`: manifest.json, bundle.json; the card in a model's
+  metadata in `edgecnn.core.card`): UTF-8 with or without a BOM; another encoding, text that is not JSON, a wrong
+  type or a missing key is one line naming the file and the key. Card values are checked for type and range:
+  classes 1–100,000, crop sides 1–4096, resize 1–8192, mean/std 1–64 values (std > 0), `width_mult` a positive
+  number up to 16; labels, if present, one per class. A graph with no outputs is refused when it is opened.
+- Class counts must agree, or the run stops (never a warning: a mismatch puts names on the wrong classes): the
+  card's classes against the graph's class axis at load, the card's labels against its classes, `--labels`
+  against the class axis (predict, eval, Predictor) or the export's classes.
+- `eval` CSVs are `path,label` rows, paths relative to the CSV, UTF-8 with or without a BOM (Excel's "CSV UTF-8");
+  any other encoding (Excel's plain "CSV" is Windows-1252) is refused naming the line, not guessed. Blank rows and
+  rows starting with `#` are skipped. The first row is a header when its first cell is one of path, file, filename,
+  file_name, filepath, image, image_path, img and its second one of label, class, class_name, category, target (any
+  case); any other first row is data. A row separated by `;` or a tab is refused, saying so.
+- Masks hold one class index per pixel: L and P by value (a P mask's palette index), 1-bit as 0/1, 16- and 32-bit
+  integers by value; 255 means ignore. A photo is read upright with its EXIF orientation applied, as predict reads
+  it; its mask is read as stored, turned by its own EXIF orientation if it has one, and must then match the upright
+  photo's size (a mask at the stored size of a rotated photo is refused, saying so).
+- `predict --ray` touches nothing in its output folder before it holds the lock (a refused run deletes none of the
+  live run's temporary parts); Ray starts only after the model, source and output are checked. Parts are fsynced
+  before they are renamed; a part that cannot be read (0 bytes or truncated, as a crash can leave) is rewritten,
+  not skipped — one unreadable part breaks reading the whole folder — and that is said. `sweep` checks model names,
+  precisions and sizes before Ray starts.
+- Bench counts: `--runs`, `--threads` ≥ 1, `--warmup` ≥ 0, `--seconds` a finite number above 0.
+- The local web server refuses a missing folder (exit 2), listens on 127.0.0.1 only, and answers a URL no file can
+  have (a NUL byte) with 400; a failing request is one line on stderr, never a traceback.
 - Every OS error met mid-run (full disk, busy or missing path, not a directory) is one line naming the path.
+- Memory stays bounded whatever a file declares (rows with a limit run in a child process under an address-space
+  limit, and their peak RSS is checked):
+  - **Image pixels**: at most 100,000,000 per image (`EDGECNN_MAX_IMAGE_PIXELS`), checked from the file's header
+    before it is decoded, in predict, eval, calibration, `predict --ray`, `Predictor`, the web page and the Node
+    runner. The resize never makes a whole resized image of more than 16.8 M pixels: only the crop window is
+    computed, with Pillow's own arithmetic (bit-exact), so a 100000×1 image costs what a photo costs.
+  - **Model input values**: at most 67,108,864 values (4 × 4096²; `EDGECNN_MAX_INPUT_ELEMENTS`) in one declared
+    model input (dynamic axes count as 1), one batch, or one golden array, checked before anything is allocated in
+    predict, bench, mobile, validate, selftest and web; `Predictor` cuts dynamic batches to fit.
+  - **golden.npz**: each array's dtype and shape are read from its `.npy` header and checked against the bundle's
+    models and the value limit before anything is loaded.
+  - Both variables are read at each check and reach Ray workers through the job's `runtime_env`; an over-limit
+    error names the limit and its variable (exit 2; `predict` skips such an image and exits 1, as for any image it
+    cannot read).
 - Exit status: 0 success; 1 a failed check (parity, self-test, images that could not be read); 2 a problem with
   the input (file, option, output folder).
 

@@ -92,6 +92,14 @@ def test_failed_checks_are_reported_and_fail_the_run(zoo):
     assert "ceiling" not in zoo.markdown(fast, None).split("## Speed checks")[1]
 
 
+def test_eager_line_says_not_measured_when_no_row_was_timed(zoo):
+    empty = _report(zoo)
+    empty.rows.clear()  # a check that passes on nothing says nothing
+    assert zoo.eager_line(empty) == "fp32 vs torch eager ≥ 1.5×: not measured"
+    assert zoo.eager_line(_report(zoo)) == "fp32 vs torch eager ≥ 1.5×: PASS"
+    assert zoo.eager_line(_report(zoo, speedup=1.2)).startswith("fp32 vs torch eager ≥ 1.5×: FAIL: resnet50 1.20×")
+
+
 def test_svg_plot_is_valid_and_has_every_point(zoo):
     svg = zoo.svg_plot(_report(zoo))
     root = ET.fromstring(svg)

@@ -228,7 +228,7 @@ def float_fallback(qmodel: onnx.ModelProto, twin: onnx.ModelProto, nodes: tuple 
     twin_inits = {i.name: i for i in twin.graph.initializer}
     inits = {i.name for i in graph.initializer}
     producer = {o: n for n in graph.node for o in n.output}
-    rewired, added = [], []
+    rewired, added, redone = [], [], {}
     for node in graph.node:
         if node.name not in nodes or node.name not in twin_nodes:
             continue
@@ -258,17 +258,13 @@ def float_fallback(qmodel: onnx.ModelProto, twin: onnx.ModelProto, nodes: tuple 
                 if meant_by.op_type not in ("Relu", "Clip") or made_by.name != getattr(
                         twin_producer.get(meant_by.input[0]), "name", None):
                     continue  # some other rewrite sits between them: keep the dequantized input
-                act = copy.deepcopy(meant_by)  # the quantizer removed this activation: redo it in float
-                act.name = f"{meant_by.name}_float"
-                act.input[0] = source
-                del act.output[:]
-                act.output.append(f"{want}_float")
-                for extra in act.input[1:]:
-                    if extra and extra not in inits and extra in twin_inits:
-                        graph.initializer.append(copy.deepcopy(twin_inits[extra]))
-                        inits.add(extra)
-                added.append(act)
-                source = act.output[0]
+                # the quantizer removed this activation: redo it in float, once for all the float nodes that read
+                # it (a ResNet block's output feeds the next block's first conv and its shortcut: two copies named
+                # alike made an invalid graph)
+                if meant_by.name not in redone:
+                    redone[meant_by.name] = _float_activation(meant_by, source, want, twin_inits, inits, graph)
+                    added.append(redone[meant_by.name])
+                source = redone[meant_by.name].output[0]
             node.input[idx] = source
             changed = True
         if changed:
@@ -277,6 +273,21 @@ def float_fallback(qmodel: onnx.ModelProto, twin: onnx.ModelProto, nodes: tuple 
     toposort(graph)
     remove_dead(qmodel)
     return rewired
+
+
+def _float_activation(meant_by: onnx.NodeProto, source: str, want: str, twin_inits: dict, inits: set,
+                      graph: onnx.GraphProto) -> onnx.NodeProto:
+    """A float copy of the Relu/Clip ``meant_by`` reading ``source``; its constant inputs added to ``graph``."""
+    act = copy.deepcopy(meant_by)
+    act.name = f"{meant_by.name}_float"
+    act.input[0] = source
+    del act.output[:]
+    act.output.append(f"{want}_float")
+    for extra in act.input[1:]:
+        if extra and extra not in inits and extra in twin_inits:
+            graph.initializer.append(copy.deepcopy(twin_inits[extra]))
+            inits.add(extra)
+    return act
 
 
 def remove_dead(model: onnx.ModelProto) -> None:

@@ -3,7 +3,9 @@
 ``validate("exported/resnet18/resnet18.int8.onnx", providers=("cpu", "cuda"))`` rebuilds the PyTorch model the
 file was exported from — architecture, classes, builder options and input size from the file's ``ModelCard``,
 weights from the checkpoint the card records — runs both on the same images, and judges every output with the
-tolerances of the file's precision (``edgecnn.parity``): fp32 strict, fp16 looser, int8 at task level.
+rules of the file's precision (``runtime.compare``), the same as the export's: fp32 and fp16 against the error
+PyTorch itself makes at that precision (measured against the model in float64 on the first 8 images), int8 at
+task level.
 
 Where the weights come from, in order:
 
@@ -35,13 +37,14 @@ from typing import Sequence
 
 import numpy as np
 
-from ..core.card import ModelCard
+from ..core.card import ModelCard, check_classes
 from ..core.errors import ArtifactError, InputError
+from ..core.sizes import check_input_shape
 from ..runtime.compare import ParityReport, compare
-from .reference import rebuild_reference
+from .reference import rebuild_reference, torch_outputs
 
 DEFAULT_COUNT = 32  # images per validation: enough for top-1 agreement to mean something, quick on VGG
-_CHUNK = 8  # images per onnxruntime / torch call on a dynamic-batch graph
+_CHUNK = 8  # images per onnxruntime call on a dynamic-batch graph
 
 
 @dataclass(frozen=True)
@@ -144,7 +147,7 @@ def validate(path: str | os.PathLike, *, against: str | None = None, weights: st
         count: at most this many images.
         seed: which sample photographs (without ``data``).
         arch_options: builder options (``width_mult`` …) replacing the card's; needed only for files without a card.
-        tolerances: overrides of individual parity thresholds (see ``edgecnn.parity.TOLERANCES``).
+        tolerances: overrides of individual parity thresholds (see ``edgecnn.runtime.compare.TOLERANCES``).
         threads: onnxruntime intra-op threads (``None``: its default).
 
     Returns:
@@ -167,11 +170,14 @@ def validate(path: str | os.PathLike, *, against: str | None = None, weights: st
         resolve(entry)
 
     session = make_session(path, entries[0], threads=threads)
+    graph_input = session.get_inputs()[0]  # its declared size, bounded before images are made that size
+    check_input_shape(graph_input.shape, f"{path.name}: input '{graph_input.name}'")
     card, spec, notes = _identify(session, path, against, arch_options)
     model, weights_record, weight_notes = rebuild_reference(spec, card, weights, path)
     notes += weight_notes
     inputs = _load_inputs(card, data, count, seed)
-    reference = _run_torch(model, inputs.torch)
+    reference = torch_outputs(model, inputs.torch, half=card.precision == "fp16")
+    notes += list(reference.notes)
     del model  # VGG's 550 MB need not stay while the sessions run
 
     checks = []
@@ -179,13 +185,13 @@ def validate(path: str | os.PathLike, *, against: str | None = None, weights: st
         if i:
             session = make_session(path, entry, threads=threads)
         names = [o.name for o in session.get_outputs()]
-        if len(names) != len(reference):
+        if len(names) != len(reference.fp32):
             raise ArtifactError(f"{path.name} has {len(names)} outputs but the PyTorch {spec.name} has "
-                                f"{len(reference)}; is --against the right architecture?")
+                                f"{len(reference.fp32)}; is --against the right architecture?")
         outputs = _run_onnx(session, inputs.onnx, card)
         reports = tuple(OutputCheck(n, compare(ref, out, task=card.task, precision=card.precision,
-                                               tolerances=tolerances))
-                        for n, ref, out in zip(names, reference, outputs))
+                                               tolerances=tolerances, exact=reference.yardstick(card.precision, k)))
+                        for k, (n, ref, out) in enumerate(zip(names, reference.fp32, outputs)))
         checks.append(ProviderCheck(tuple(entry), tuple(session.get_providers()), reports))
         session = None  # one session at a time
     return ValidationResult(str(path), spec.name, card.task, card.precision, weights_record, inputs.record,
@@ -200,10 +206,11 @@ def _identify(session, path: Path, against: str | None, arch_options: dict | Non
     from ..models import get_spec
 
     notes: list[str] = []
-    try:
-        card = ModelCard.from_metadata(session.get_modelmeta().custom_metadata_map)
-    except (TypeError, ValueError):
-        card = None
+    # a card whose values are of the wrong type or range is refused in one line naming the key
+    card = ModelCard.from_metadata(session.get_modelmeta().custom_metadata_map, path.name)
+    if card is not None:
+        shapes = {o.name: o.shape for o in session.get_outputs()}
+        check_classes(path.name, card, shapes.get(card.output_name, session.get_outputs()[0].shape))
     if card is None and against is None:
         raise ArtifactError(f"{path.name} carries no edgecnn card, so its PyTorch source is unknown; pass "
                             "--against NAME (and --weights CKPT) to say which architecture and checkpoint it is")
@@ -284,19 +291,6 @@ def _load_inputs(card: ModelCard, data, count: int, seed: int) -> _Inputs:
     onnx_in = np.stack([preprocess_uint8(im, card) for im in images]) if embedded else torch_in
     record = {"source": source, "count": int(len(images)), "available": int(available), "skipped": skipped}
     return _Inputs(onnx_in, torch_in, record)
-
-
-def _run_torch(model, arrays: np.ndarray) -> list[np.ndarray]:
-    """The PyTorch outputs, one array per output (a model may return a tensor or a tuple)."""
-    import torch
-
-    chunks: list[list[np.ndarray]] = []
-    with torch.inference_mode():
-        for i in range(0, len(arrays), _CHUNK):
-            out = model(torch.from_numpy(np.ascontiguousarray(arrays[i:i + _CHUNK])))
-            outs = out if isinstance(out, (tuple, list)) else (out,)
-            chunks.append([o.float().numpy() for o in outs])
-    return [np.concatenate(parts) for parts in zip(*chunks)]
 
 
 _FEED_TYPES = ("tensor(float)", "tensor(float16)", "tensor(uint8)", "tensor(double)")  # image inputs validate feeds

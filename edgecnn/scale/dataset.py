@@ -17,6 +17,7 @@ rows are never emitted, so each input yields exactly one row. Ray is imported in
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -266,6 +267,9 @@ def _run(todo: list, source: str, probe: Any, summary: dict, actor_kwargs: dict,
     if mask_dir is not None:
         mask_dir.mkdir(parents=True, exist_ok=True)
     ray.data.DataContext.get_current().enable_progress_bars = bool(progress)
+    # Ray Data's INFO lines (where its own logs are) would interleave with edgecnn's summary on stderr, through a
+    # handler that keeps the stream it first met: under an in-process runner, one already closed. Warnings stay.
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     t0 = time.perf_counter()
     predicted = _pipeline(ray, todo, source, probe, batch_size, workers, threads, gpu,
                           {**actor_kwargs, "threads": threads}, ray_remote_args)

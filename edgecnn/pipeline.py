@@ -20,8 +20,17 @@ from typing import Callable
 
 import numpy as np
 
-from .convert.manifest import (MANIFEST, build_card, build_manifest, read_manifest, set_card,  # noqa: F401
-                               tool_versions, weights_record, write_manifest, write_onnx)
+from .convert.manifest import (
+    MANIFEST,
+    build_card,
+    build_manifest,
+    read_manifest,
+    set_card,  # noqa: F401
+    tool_versions,
+    weights_record,
+    write_manifest,
+    write_onnx,
+)
 from .convert.options import ExportOptions, Int8Options
 from .core.card import ModelCard
 from .core.artifact import Artifact
@@ -99,14 +108,33 @@ def parse_input_size(value: str | int | tuple | None, spec: ModelSpec) -> tuple[
     if hw[0] < mh or hw[1] < mw:
         raise InputError(f"{spec.name} needs an input of at least {mh}x{mw}, got {hw[0]}x{hw[1]}")
     if spec.size_multiple > 1 and (hw[0] % spec.size_multiple or hw[1] % spec.size_multiple):
-        raise InputError(f"{spec.name} needs height and width that are multiples of {spec.size_multiple}, "
-                         f"got {hw[0]}x{hw[1]}")
+        raise InputError(
+            f"{spec.name} needs height and width that are multiples of {spec.size_multiple}, got {hw[0]}x{hw[1]}"
+        )
     return hw
 
 
-_CONVENIENCES = frozenset({"weights", "num_classes", "input_size", "batch", "opset", "fp16", "int8", "calib",
-                           "calib_count", "calib_method", "simplify", "force", "labels", "arch_options",
-                           "embed_preprocess", "bundle", "int8_weight_bits"})
+_CONVENIENCES = frozenset(
+    {
+        "weights",
+        "num_classes",
+        "input_size",
+        "batch",
+        "opset",
+        "fp16",
+        "int8",
+        "calib",
+        "calib_count",
+        "calib_method",
+        "simplify",
+        "force",
+        "labels",
+        "arch_options",
+        "embed_preprocess",
+        "bundle",
+        "int8_weight_bits",
+    }
+)
 
 
 def options_from_keywords(**keywords) -> ExportOptions:
@@ -115,8 +143,9 @@ def options_from_keywords(**keywords) -> ExportOptions:
     unknown = set(keywords) - _CONVENIENCES
     if unknown:
         raise TypeError(f"export() got unexpected keyword argument(s): {', '.join(sorted(unknown))}")
-    int8 = Int8Options.from_flag(keywords.pop("int8", False), keywords.pop("calib_method", None),
-                                 keywords.pop("int8_weight_bits", None))
+    int8 = Int8Options.from_flag(
+        keywords.pop("int8", False), keywords.pop("calib_method", None), keywords.pop("int8_weight_bits", None)
+    )
     size = keywords.get("input_size")
     if size is not None:
         try:
@@ -128,9 +157,15 @@ def options_from_keywords(**keywords) -> ExportOptions:
     return ExportOptions(int8=int8, **keywords)
 
 
-def export(name: str, out_dir: str | Path | None = None, options: ExportOptions | None = None, *,
-           command: str | None = None, progress: Callable[[str], None] | None = None,
-           **keyword_conveniences) -> ExportResult:
+def export(
+    name: str,
+    out_dir: str | Path | None = None,
+    options: ExportOptions | None = None,
+    *,
+    command: str | None = None,
+    progress: Callable[[str], None] | None = None,
+    **keyword_conveniences,
+) -> ExportResult:
     """Export one model to ``out_dir`` (default ``exported/NAME``): fp32, and optionally fp16 and int8.
 
     Args:
@@ -156,14 +191,16 @@ def export(name: str, out_dir: str | Path | None = None, options: ExportOptions 
     label_list = _read_labels(options.labels) if options.labels is not None else None
     out_dir = Path(out_dir) if out_dir is not None else Path("exported") / spec.name
     run = _Run(progress)
-    inputs = [path for path in (options.weights, options.calib, options.labels)
-              if path is not None and os.path.exists(path)]  # "imagenet" names a checkpoint, not a path
+    inputs = [
+        path for path in (options.weights, options.calib, options.labels) if path is not None and os.path.exists(path)
+    ]  # "imagenet" names a checkpoint, not a path
     with staged_output(out_dir, options.force, run.warnings, writer="export", inputs=inputs) as staging:
         result = _export_into(staging, spec, options.replace(input_size=hw), run, label_list, command, out_dir)
         failed = [a.file for a in result.artifacts if a.parity.get("judged", True) and not a.parity["passed"]]
         if failed and out_dir.is_dir() and any(out_dir.iterdir()):  # --force: a failing run never replaces a good one
-            raise ParityError(f"parity failed for {', '.join(failed)}; the export already in '{out_dir}' was kept "
-                              "(nothing replaced)")
+            raise ParityError(
+                f"parity failed for {', '.join(failed)}; the export already in '{out_dir}' was kept (nothing replaced)"
+            )
         return result
 
 
@@ -171,7 +208,9 @@ def _read_labels(path: str | Path) -> list[str]:
     try:
         lines = [ln.strip() for ln in Path(path).read_text(encoding="utf-8").splitlines()]
     except OSError as exc:
-        raise InputError(f"cannot read labels file '{path}' ({exc.strerror}); pass a text file, one name per line") from None
+        raise InputError(
+            f"cannot read labels file '{path}' ({exc.strerror}); pass a text file, one name per line"
+        ) from None
     return [ln for ln in lines if ln]
 
 
@@ -186,8 +225,9 @@ class _Built:
     in_channels: int
 
 
-def _export_into(staging: Path, spec: ModelSpec, options: ExportOptions, run: _Run, label_list, command,
-                 out_dir: Path) -> ExportResult:
+def _export_into(
+    staging: Path, spec: ModelSpec, options: ExportOptions, run: _Run, label_list, command, out_dir: Path
+) -> ExportResult:
     built = _build_model(spec, options, run, label_list)
     images, calib_arrays, parity_arrays = _load_images(built.card, options, run)
     if options.weights is None:
@@ -195,21 +235,36 @@ def _export_into(staging: Path, spec: ModelSpec, options: ExportOptions, run: _R
     reference = _reference(built.model, parity_arrays, run, half=options.fp16)
     versions = tool_versions()
     weights = weights_record(options.weights, built.load_report, built.checkpoint)
-    card = built.card.replace(opset=options.opset, versions=versions, weights=weights,
-                              extra={"arch_options": options.arch_options} if options.arch_options else {})
+    card = built.card.replace(
+        opset=options.opset,
+        versions=versions,
+        weights=weights,
+        extra={"arch_options": options.arch_options} if options.arch_options else {},
+    )
     fp32_path = staging / f"{spec.name}.fp32.onnx"
     artifacts = [_export_fp32(built, spec, options, card, fp32_path, parity_arrays, reference, run)]
     if options.fp16:
-        artifacts.append(_export_fp16(fp32_path, staging / f"{spec.name}.fp16.onnx", card, parity_arrays,
-                                      reference, run))
+        artifacts.append(
+            _export_fp16(fp32_path, staging / f"{spec.name}.fp16.onnx", card, parity_arrays, reference, run)
+        )
     calibration = images.record()
     calibration["used_for_calibration"] = int(len(calib_arrays))
     calibration["held_out_for_parity"] = int(len(parity_arrays))
     calibration["parity_on_calibration_images"] = parity_arrays is calib_arrays
     int8_record = None
     if options.int8 is not None:
-        int8_record, artifact = _export_int8(fp32_path, staging / f"{spec.name}.int8.onnx", spec, options, card,
-                                             images.source, calib_arrays, parity_arrays, reference, run)
+        int8_record, artifact = _export_int8(
+            fp32_path,
+            staging / f"{spec.name}.int8.onnx",
+            spec,
+            options,
+            card,
+            images.source,
+            calib_arrays,
+            parity_arrays,
+            reference,
+            run,
+        )
         artifacts += [artifact] if artifact is not None else []
     if options.embed_preprocess:
         from .deploy.embed import embed_variants
@@ -217,10 +272,21 @@ def _export_into(staging: Path, spec: ModelSpec, options: ExportOptions, run: _R
         with run.step("embed preprocessing"):
             artifacts += embed_variants(staging, artifacts, run.warnings)
     bundle_record = _bundle(staging, artifacts, run) if options.bundle else None
-    manifest = build_manifest(spec=spec, options=options, card=card, command=command, weights=weights,
-                              checkpoint=built.checkpoint, calibration=calibration, int8=int8_record,
-                              artifacts=artifacts, bundle=bundle_record, versions=versions,
-                              timings=run.timings, warnings=run.warnings)
+    manifest = build_manifest(
+        spec=spec,
+        options=options,
+        card=card,
+        command=command,
+        weights=weights,
+        checkpoint=built.checkpoint,
+        calibration=calibration,
+        int8=int8_record,
+        artifacts=artifacts,
+        bundle=bundle_record,
+        versions=versions,
+        timings=run.timings,
+        warnings=run.warnings,
+    )
     write_manifest(staging, manifest)
     return ExportResult(spec.name, out_dir, tuple(artifacts), manifest, tuple(run.warnings))
 
@@ -235,8 +301,9 @@ def _build_model(spec: ModelSpec, options: ExportOptions, run: _Run, label_list)
     # so a parity verdict on random weights does not flip from run to run.
     with run.step("build model"), torch.random.fork_rng():
         torch.manual_seed(0)
-        model, load_report = create_model_with_report(spec.name, num_classes=options.num_classes, weights=weights,
-                                                      **options.arch_options)
+        model, load_report = create_model_with_report(
+            spec.name, num_classes=options.num_classes, weights=weights, **options.arch_options
+        )
         published = weights is not None and load_report and not is_checkpoint_path(weights)
         checkpoint = spec.checkpoint(weights) if published else None
         n_classes = _num_classes(model, spec, options.num_classes, checkpoint)
@@ -246,8 +313,9 @@ def _build_model(spec: ModelSpec, options: ExportOptions, run: _Run, label_list)
             labels = list(imagenet_labels())
         if labels is not None and len(labels) != n_classes:
             raise InputError(f"the labels file has {len(labels)} names but the model has {n_classes} classes")
-        card = build_card(spec, options.input_size, n_classes, checkpoint, options.batch, spec.dynamic_hw,
-                          labels, in_channels)
+        card = build_card(
+            spec, options.input_size, n_classes, checkpoint, options.batch, spec.dynamic_hw, labels, in_channels
+        )
     return _Built(model, load_report, checkpoint, card, in_channels)
 
 
@@ -268,7 +336,8 @@ def _load_images(card: ModelCard, options: ExportOptions, run: _Run):
                 run.warnings.append(
                     "int8 calibrated on the default sample photographs (crops of 5 photos bundled with scikit-learn and "
                     "scikit-image); "
-                    "calibrate on real images from your deployment domain with --calib DIR")
+                    "calibrate on real images from your deployment domain with --calib DIR"
+                )
         calib_arrays, parity_arrays = _split(images.arrays, wanted)
     return images, calib_arrays, parity_arrays
 
@@ -279,9 +348,11 @@ def _reestimate_batchnorm(model, calib_arrays: np.ndarray, run: _Run) -> None:
     with run.step("re-estimate batchnorm"), channels_last(model):
         layers = recalibrate_batchnorm(model, [to_channels_last(calib_arrays[:BATCHNORM_IMAGES])])
         if layers:
-            run.warnings.append(f"random weights: BatchNorm statistics of {layers} layers re-estimated on "
-                                f"{min(len(calib_arrays), BATCHNORM_IMAGES)} calibration images so that parity is "
-                                "judged on non-degenerate outputs")
+            run.warnings.append(
+                f"random weights: BatchNorm statistics of {layers} layers re-estimated on "
+                f"{min(len(calib_arrays), BATCHNORM_IMAGES)} calibration images so that parity is "
+                "judged on non-degenerate outputs"
+            )
         else:
             run.warnings.append("random weights (no BatchNorm to re-estimate): parity is judged on random-init outputs")
 
@@ -298,8 +369,16 @@ def _reference(model, parity_arrays: np.ndarray, run: _Run, half: bool = False):
     return outputs
 
 
-def _export_fp32(built: _Built, spec: ModelSpec, options: ExportOptions, card: ModelCard, fp32_path: Path,
-                 parity_arrays, reference, run: _Run) -> Artifact:
+def _export_fp32(
+    built: _Built,
+    spec: ModelSpec,
+    options: ExportOptions,
+    card: ModelCard,
+    fp32_path: Path,
+    parity_arrays,
+    reference,
+    run: _Run,
+) -> Artifact:
     import onnx
 
     from .convert.onnx_export import export_onnx
@@ -307,19 +386,34 @@ def _export_fp32(built: _Built, spec: ModelSpec, options: ExportOptions, card: M
 
     raw_path = fp32_path.with_name(".raw.onnx")
     with run.step("export onnx"):
-        traced = export_onnx(built.model, raw_path, input_shape=(built.in_channels, *options.input_size),
-                             batch=options.batch, dynamic_hw=spec.dynamic_hw, size_multiple=spec.size_multiple,
-                             opset=options.opset)
+        traced = export_onnx(
+            built.model,
+            raw_path,
+            input_shape=(built.in_channels, *options.input_size),
+            batch=options.batch,
+            dynamic_hw=spec.dynamic_hw,
+            size_multiple=spec.size_multiple,
+            opset=options.opset,
+        )
     with run.step("simplify"):
         graph, simp = simplify_graph(onnx.load(str(raw_path)), enabled=options.simplify)
         if options.simplify and not simp.simplified:
             run.warnings.append(simp.message)
         raw_path.unlink()
         write_onnx(graph, card, fp32_path)
-    return _check(fp32_path, "fp32", card, parity_arrays, reference, run,
-                  notes=(f"simplified: {simp.simplified}, nodes {simp.nodes_before}→{simp.nodes_after}",
-                         f"batch axis: {traced.batch_axis}",
-                         f"BatchNorm folded into the preceding layer before tracing: {traced.folded_batchnorms}"))
+    return _check(
+        fp32_path,
+        "fp32",
+        card,
+        parity_arrays,
+        reference,
+        run,
+        notes=(
+            f"simplified: {simp.simplified}, nodes {simp.nodes_before}→{simp.nodes_after}",
+            f"batch axis: {traced.batch_axis}",
+            f"BatchNorm folded into the preceding layer before tracing: {traced.folded_batchnorms}",
+        ),
+    )
 
 
 def _export_fp16(fp32_path: Path, path: Path, card: ModelCard, parity_arrays, reference, run: _Run) -> Artifact:
@@ -332,23 +426,56 @@ def _export_fp16(fp32_path: Path, path: Path, card: ModelCard, parity_arrays, re
     return _check(path, "fp16", card, parity_arrays, reference, run, notes=notes)
 
 
-def _export_int8(fp32_path: Path, path: Path, spec: ModelSpec, options: ExportOptions, card: ModelCard, source,
-                 calib_arrays, parity_arrays, reference, run: _Run) -> tuple[dict, Artifact | None]:
+def _export_int8(
+    fp32_path: Path,
+    path: Path,
+    spec: ModelSpec,
+    options: ExportOptions,
+    card: ModelCard,
+    source,
+    calib_arrays,
+    parity_arrays,
+    reference,
+    run: _Run,
+) -> tuple[dict, Artifact | None]:
     from .convert.int8 import build_int8
 
     progress = (lambda m: run.progress(f"quantize int8: {m}")) if run.progress else None
     with run.step("quantize int8"):  # calibration choice, sensitivity, fallback, speed gate: convert.int8
-        q = build_int8(fp32_path, path, calib_arrays, options.int8, task=spec.task, input_name=card.input_name,
-                       batch=options.batch, input_size=options.input_size,
-                       judge_accuracy=options.weights is not None, progress=progress)
+        q = build_int8(
+            fp32_path,
+            path,
+            calib_arrays,
+            options.int8,
+            task=spec.task,
+            input_name=card.input_name,
+            batch=options.batch,
+            input_size=options.input_size,
+            judge_accuracy=options.weights is not None,
+            progress=progress,
+        )
         run.warnings.extend(q.warnings)
         if q.path is not None:
-            set_card(path, card.replace(precision="int8", extra={**card.extra, "calibration": {
-                "source": source, "count": q.calibration_images, "method": q.method, "form": q.kept}}))
+            set_card(
+                path,
+                card.replace(
+                    precision="int8",
+                    extra={
+                        **card.extra,
+                        "calibration": {
+                            "source": source,
+                            "count": q.calibration_images,
+                            "method": q.method,
+                            "form": q.kept,
+                        },
+                    },
+                ),
+            )
     if q.path is None:
         return q.to_dict(), None
-    return q.to_dict(), _check(path, "int8", card, parity_arrays, reference, run,
-                               random_weights=options.weights is None, notes=(q.decision,))
+    return q.to_dict(), _check(
+        path, "int8", card, parity_arrays, reference, run, random_weights=options.weights is None, notes=(q.decision,)
+    )
 
 
 def _bundle(staging: Path, artifacts: list, run: _Run) -> dict:
@@ -357,8 +484,10 @@ def _bundle(staging: Path, artifacts: list, run: _Run) -> dict:
     with run.step("bundle"):
         made = make_bundle(staging, [a.file for a in artifacts])
         if not made.selftest.passed:
-            run.warnings.append("bundle self-test FAILED: " + "; ".join(
-                f"{c.file}: {', '.join(c.failures)}" for c in made.selftest.checks if not c.passed))
+            run.warnings.append(
+                "bundle self-test FAILED: "
+                + "; ".join(f"{c.file}: {', '.join(c.failures)}" for c in made.selftest.checks if not c.passed)
+            )
         return made.record(staging)
 
 
@@ -377,10 +506,10 @@ def _split(arrays: np.ndarray, calib_count: int) -> tuple[np.ndarray, np.ndarray
     """
     n = len(arrays)
     if n >= calib_count + 8:
-        return arrays[:calib_count], arrays[calib_count:calib_count + PARITY_SAMPLES]
+        return arrays[:calib_count], arrays[calib_count : calib_count + PARITY_SAMPLES]
     if n >= 16:
         k = min(PARITY_SAMPLES, n // 3)
-        return arrays[: n - k], arrays[n - k:]
+        return arrays[: n - k], arrays[n - k :]
     return arrays, arrays
 
 
@@ -400,8 +529,16 @@ def run_onnx(path: Path, arrays: np.ndarray, input_name: str | None = None) -> n
     return run_batched(session, arrays, input_name=input_name)[0]
 
 
-def _check(path: Path, precision: str, card: ModelCard, inputs: np.ndarray, reference, run: _Run,
-           notes: tuple = (), random_weights: bool = False) -> Artifact:
+def _check(
+    path: Path,
+    precision: str,
+    card: ModelCard,
+    inputs: np.ndarray,
+    reference,
+    run: _Run,
+    notes: tuple = (),
+    random_weights: bool = False,
+) -> Artifact:
     """onnx.checker, load in onnxruntime, parity against the PyTorch outputs (``TorchOutputs``: fp32 and fp16
     judged against PyTorch's own error, measured in float64)."""
     import onnx
@@ -414,11 +551,18 @@ def _check(path: Path, precision: str, card: ModelCard, inputs: np.ndarray, refe
         except onnx.checker.ValidationError as exc:
             raise ArtifactError(f"{path.name} fails onnx.checker: {str(exc).splitlines()[0][:200]}") from None
         outputs = run_onnx(path, inputs, card.input_name)
-        report = compare(reference.fp32[0], outputs, task=card.task, precision=precision,
-                         random_weights=random_weights, exact=reference.yardstick(precision))
+        report = compare(
+            reference.fp32[0],
+            outputs,
+            task=card.task,
+            precision=precision,
+            random_weights=random_weights,
+            exact=reference.yardstick(precision),
+        )
     if not report.judged:
         run.warnings.append(f"{path.name}: {report.note}")
     elif not report.passed:
         run.warnings.append(f"{path.name}: parity FAILED: " + "; ".join(report.failures))
-    return Artifact(path.name.replace(".staging", ""), precision, path.stat().st_size, sha256_file(path),
-                    report.to_dict(), notes)
+    return Artifact(
+        path.name.replace(".staging", ""), precision, path.stat().st_size, sha256_file(path), report.to_dict(), notes
+    )

@@ -35,18 +35,30 @@ def _classifier(path: Path, shape: list, card: bool = True) -> None:
 
     ints = lambda name, v: helper.make_tensor(name, TensorProto.INT64, [1], [v])  # noqa: E731
     graph = helper.make_graph(
-        [helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
-         helper.make_node("Flatten", ["pooled"], ["flat"]),
-         helper.make_node("Slice", ["flat", "start", "end", "axis"], ["logits"])], "tiny",
+        [
+            helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
+            helper.make_node("Flatten", ["pooled"], ["flat"]),
+            helper.make_node("Slice", ["flat", "start", "end", "axis"], ["logits"]),
+        ],
+        "tiny",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [shape[0], 3])],
-        initializer=[ints("start", 0), ints("end", 3), ints("axis", 1)])
+        initializer=[ints("start", 0), ints("end", 3), ints("axis", 1)],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9
     if card:
-        ModelCard(model="mobilenet_v1", task="classification", input_name="input", output_name="logits",
-                  input_shape=list(shape), resize=256, crop=[224, 224], num_classes=3,
-                  labels=["ant", "bee", "cat"]).attach(model)
+        ModelCard(
+            model="mobilenet_v1",
+            task="classification",
+            input_name="input",
+            output_name="logits",
+            input_shape=list(shape),
+            resize=256,
+            crop=[224, 224],
+            num_classes=3,
+            labels=["ant", "bee", "cat"],
+        ).attach(model)
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))
 
@@ -88,13 +100,24 @@ def _segmenter(path: Path) -> None:
     from edgecnn.core.card import ModelCard
 
     shape = ["N", 3, 224, 224]
-    graph = helper.make_graph([helper.make_node("Identity", ["input"], ["logits"])], "seg",
-                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, shape)])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["input"], ["logits"])],
+        "seg",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, shape)],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9
-    ModelCard(model="unet", task="segmentation", input_name="input", output_name="logits", input_shape=shape,
-              resize=256, crop=[224, 224], num_classes=3).attach(model)
+    ModelCard(
+        model="unet",
+        task="segmentation",
+        input_name="input",
+        output_name="logits",
+        input_shape=shape,
+        resize=256,
+        crop=[224, 224],
+        num_classes=3,
+    ).attach(model)
     onnx.save(model, str(path))
 
 
@@ -198,39 +221,110 @@ _TORCH_LIMIT = {"address_space_mb": _TORCH_MB, "max_rss_mb": _RSS_MB}
 _ELEMENTS = "EDGECNN_MAX_INPUT_ELEMENTS"
 
 CASES: list[Case] = [
-    Case("predict-png-100000x1", ("predict", "{tmp}/m.onnx", "{tmp}/wide.png"), 0, "wide.png",
-         "a 374-byte PNG of 100000×1 pixels is predicted computing only the crop window of its resize (the numbers "
-         "of the whole 25.6 M-pixel resize, whose memory it never takes): peak RSS under 1 GB", png_100000x1,
-         ("wide.png",), **_LIMIT),
-    Case("eval-png-100000x1", ("eval", "{tmp}/m.onnx", "--data", "{tmp}/data"), 0, "m.onnx",
-         "eval reads the same image through the same bounded resize: peak RSS under 1 GB", eval_png_100000x1,
-         **_LIMIT),
-    Case("eval-segmentation-100000x1", ("eval", "{tmp}/seg.onnx", "--data", "{tmp}/data"), 0, "seg.onnx",
-         "segmentation eval resizes a 100000×1 image and its mask over the crop window only (the mask with Pillow's "
-         "nearest-neighbour values): peak RSS under 1 GB", segmentation_pair_100000x1, **_LIMIT),
-    Case("predict-png-20000x1", ("predict", "{tmp}/m.onnx", "{tmp}/wide.png"), 0, "wide.png",
-         "a 142-byte PNG of 20000×1 pixels no longer peaks at 5.3 GB: peak RSS under 1 GB", png_20000x1, **_LIMIT),
-    Case("predict-png-over-pixel-limit", ("predict", "{tmp}/m.onnx", "{tmp}/big.png"), 1, "EDGECNN_MAX_IMAGE_PIXELS",
-         "an image whose header declares more than 100 M pixels is refused before it is decoded, the limit and its "
-         "variable named (skipped, exit 1, as predict skips any unreadable image)", png_header_120mp, **_LIMIT),
-    Case("predict-input-30000x30000", ("predict", "{tmp}/m.onnx", "{tmp}/photo.png", "--mean", "0.5", "--std", "0.5"),
-         2, _ELEMENTS, "a model declaring a 1×3×30000×30000 input is refused before any image is made that size: "
-         "one line naming the limit and its variable, peak RSS under 1 GB", model_30000, **_LIMIT),
-    Case("bench-input-30000x30000", ("bench", "{tmp}/m.onnx", "--runs", "1", "--warmup", "0"), 2, _ELEMENTS,
-         "bench refuses it before allocating its random input (was 'Unable to allocate 20.1 GiB')", model_30000,
-         **_LIMIT),
-    Case("mobile-input-30000x30000", ("mobile", "{tmp}/m.onnx", "--out", "{tmp}/mob"), 2, _ELEMENTS,
-         "mobile refuses it before fixing, simplifying or feeding the graph at that shape (was '161 GiB')",
-         model_30000, **_TORCH_LIMIT),
-    Case("validate-input-30000x30000", ("validate", "{tmp}/m.onnx", "--against", "mobilenet_v1", "--weights",
-                                        "{tmp}/c.pth"), 2, _ELEMENTS,
-         "validate refuses it before making images that size (was a DecompressionBombError traceback)",
-         model_30000_with_checkpoint, ("c.pth",), **_TORCH_LIMIT),
-    Case("web-input-30000x30000", ("web", "{tmp}/m.onnx", "--out", "{tmp}/site"), 2, _ELEMENTS,
-         "web refuses a model whose input the page would have to allocate at 1×3×30000×30000, before writing the "
-         "site", model_30000_with_card),
-    Case("selftest-golden-1.5gb-array", ("selftest", "{tmp}/b"), 2, _ELEMENTS,
-         "a 1.5 MB golden.npz holding a 1.5 GB array (its hash updated in bundle.json) is refused from the array's "
-         ".npy header, never loaded (was 1.55 GB, then a bad_alloc traceback)", golden_1_5_gb,
-         ("b/golden.npz",), **_LIMIT),
+    Case(
+        "predict-png-100000x1",
+        ("predict", "{tmp}/m.onnx", "{tmp}/wide.png"),
+        0,
+        "wide.png",
+        "a 374-byte PNG of 100000×1 pixels is predicted computing only the crop window of its resize (the numbers "
+        "of the whole 25.6 M-pixel resize, whose memory it never takes): peak RSS under 1 GB",
+        png_100000x1,
+        ("wide.png",),
+        **_LIMIT,
+    ),
+    Case(
+        "eval-png-100000x1",
+        ("eval", "{tmp}/m.onnx", "--data", "{tmp}/data"),
+        0,
+        "m.onnx",
+        "eval reads the same image through the same bounded resize: peak RSS under 1 GB",
+        eval_png_100000x1,
+        **_LIMIT,
+    ),
+    Case(
+        "eval-segmentation-100000x1",
+        ("eval", "{tmp}/seg.onnx", "--data", "{tmp}/data"),
+        0,
+        "seg.onnx",
+        "segmentation eval resizes a 100000×1 image and its mask over the crop window only (the mask with Pillow's "
+        "nearest-neighbour values): peak RSS under 1 GB",
+        segmentation_pair_100000x1,
+        **_LIMIT,
+    ),
+    Case(
+        "predict-png-20000x1",
+        ("predict", "{tmp}/m.onnx", "{tmp}/wide.png"),
+        0,
+        "wide.png",
+        "a 142-byte PNG of 20000×1 pixels no longer peaks at 5.3 GB: peak RSS under 1 GB",
+        png_20000x1,
+        **_LIMIT,
+    ),
+    Case(
+        "predict-png-over-pixel-limit",
+        ("predict", "{tmp}/m.onnx", "{tmp}/big.png"),
+        1,
+        "EDGECNN_MAX_IMAGE_PIXELS",
+        "an image whose header declares more than 100 M pixels is refused before it is decoded, the limit and its "
+        "variable named (skipped, exit 1, as predict skips any unreadable image)",
+        png_header_120mp,
+        **_LIMIT,
+    ),
+    Case(
+        "predict-input-30000x30000",
+        ("predict", "{tmp}/m.onnx", "{tmp}/photo.png", "--mean", "0.5", "--std", "0.5"),
+        2,
+        _ELEMENTS,
+        "a model declaring a 1×3×30000×30000 input is refused before any image is made that size: "
+        "one line naming the limit and its variable, peak RSS under 1 GB",
+        model_30000,
+        **_LIMIT,
+    ),
+    Case(
+        "bench-input-30000x30000",
+        ("bench", "{tmp}/m.onnx", "--runs", "1", "--warmup", "0"),
+        2,
+        _ELEMENTS,
+        "bench refuses it before allocating its random input (was 'Unable to allocate 20.1 GiB')",
+        model_30000,
+        **_LIMIT,
+    ),
+    Case(
+        "mobile-input-30000x30000",
+        ("mobile", "{tmp}/m.onnx", "--out", "{tmp}/mob"),
+        2,
+        _ELEMENTS,
+        "mobile refuses it before fixing, simplifying or feeding the graph at that shape (was '161 GiB')",
+        model_30000,
+        **_TORCH_LIMIT,
+    ),
+    Case(
+        "validate-input-30000x30000",
+        ("validate", "{tmp}/m.onnx", "--against", "mobilenet_v1", "--weights", "{tmp}/c.pth"),
+        2,
+        _ELEMENTS,
+        "validate refuses it before making images that size (was a DecompressionBombError traceback)",
+        model_30000_with_checkpoint,
+        ("c.pth",),
+        **_TORCH_LIMIT,
+    ),
+    Case(
+        "web-input-30000x30000",
+        ("web", "{tmp}/m.onnx", "--out", "{tmp}/site"),
+        2,
+        _ELEMENTS,
+        "web refuses a model whose input the page would have to allocate at 1×3×30000×30000, before writing the site",
+        model_30000_with_card,
+    ),
+    Case(
+        "selftest-golden-1.5gb-array",
+        ("selftest", "{tmp}/b"),
+        2,
+        _ELEMENTS,
+        "a 1.5 MB golden.npz holding a 1.5 GB array (its hash updated in bundle.json) is refused from the array's "
+        ".npy header, never loaded (was 1.55 GB, then a bad_alloc traceback)",
+        golden_1_5_gb,
+        ("b/golden.npz",),
+        **_LIMIT,
+    ),
 ]

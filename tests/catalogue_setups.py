@@ -33,9 +33,11 @@ def _photo(path: Path, mode: str = "RGB", size=(40, 30)) -> Path:
     if mode == "I;16":
         import numpy as np
 
-        Image.fromarray((np.arange(size[0] * size[1]).reshape(size[1], size[0]) * 50 % 65535).astype("uint16")).save(path)
+        Image.fromarray((np.arange(size[0] * size[1]).reshape(size[1], size[0]) * 50 % 65535).astype("uint16")).save(
+            path
+        )
     else:
-        Image.new(mode, size, 120 if mode in ("L", "P") else (200, 40, 40, 255)[:len(mode)]).save(path)
+        Image.new(mode, size, 120 if mode in ("L", "P") else (200, 40, 40, 255)[: len(mode)]).save(path)
     return path
 
 
@@ -126,16 +128,18 @@ def locked_out(ctx):
     """A lock held by a live process that is not this one (the test's parent)."""
     import json
 
-    (ctx.tmp / ".out.lock").write_text(json.dumps({"pid": os.getppid(), "command": "edgecnn export resnet18",
-                                                    "since": "2026-01-01T00:00:00+00:00"}))
+    (ctx.tmp / ".out.lock").write_text(
+        json.dumps({"pid": os.getppid(), "command": "edgecnn export resnet18", "since": "2026-01-01T00:00:00+00:00"})
+    )
 
 
 def full_disk(ctx):
     import subprocess
 
     (ctx.tmp / "full").mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(ctx.tmp / "full")],
-                          capture_output=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(ctx.tmp / "full")], capture_output=True
+    )
     if done.returncode != 0:
         ctx.skip(f"cannot mount a small tmpfs here ({done.stderr.decode().strip()})")
     ctx.cleanups.append(lambda: subprocess.run(["umount", "-l", str(ctx.tmp / "full")], capture_output=True))
@@ -170,6 +174,7 @@ def offline(ctx):
 def onnx_bytes(data: bytes):
     def setup(ctx):
         (ctx.tmp / "m.onnx").write_bytes(data)
+
     return setup
 
 
@@ -202,8 +207,9 @@ def onnx_unknown_op(ctx):
 
     x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])
     y = helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 3, 8, 8])
-    graph = helper.make_graph([helper.make_node("Frobnicate", ["input"], ["out"], domain="com.example")], "op",
-                              [x], [y])
+    graph = helper.make_graph(
+        [helper.make_node("Frobnicate", ["input"], ["out"], domain="com.example")], "op", [x], [y]
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.example", 1)])
     model.ir_version = 9
     onnx.save(model, str(ctx.tmp / "m.onnx"))
@@ -216,8 +222,15 @@ def onnx_one_channel(ctx):
 
     x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, 16, 16])
     y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 1])
-    graph = helper.make_graph([helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
-                               helper.make_node("Flatten", ["pooled"], ["logits"])], "gray", [x], [y])
+    graph = helper.make_graph(
+        [
+            helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
+            helper.make_node("Flatten", ["pooled"], ["logits"]),
+        ],
+        "gray",
+        [x],
+        [y],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9
     onnx.save(model, str(ctx.tmp / "m.onnx"))
@@ -227,6 +240,7 @@ def photos(*modes):
     def setup(ctx):
         for i, mode in enumerate(modes):
             _photo(ctx.tmp / "photos" / f"p{i}.png", mode)
+
     return setup
 
 
@@ -250,7 +264,7 @@ def photos_masks_file(ctx):
 
 
 def bench_out_exists(ctx):
-    (ctx.tmp / "r.json").write_text("{\"mine\": true}\n")
+    (ctx.tmp / "r.json").write_text('{"mine": true}\n')
 
 
 def bundle_copy(ctx):
@@ -278,6 +292,7 @@ def _edit_bundle_json(ctx, edit):
 def bundle_edited(ctx):
     def edit(m, root):
         m["files"][m["models"][0]["file"]]["sha256"] = "0" * 64
+
     _edit_bundle_json(ctx, edit)
 
 
@@ -290,7 +305,9 @@ def bundle_escape(path: str):
     def setup(ctx):
         def edit(m, root):
             m["files"][path] = {"size": 1, "sha256": "0" * 64}
+
         _edit_bundle_json(ctx, edit)
+
     return setup
 
 
@@ -303,6 +320,7 @@ def bundle_pickle(ctx):
             z.writestr("input_0.npy", _npy_object_header() + pickle.dumps(_Bomb(str(ctx.tmp / MARKER))))
         (root / "golden.npz").write_bytes(buf.getvalue())
         m["files"]["golden.npz"] = {"size": len(buf.getvalue()), "sha256": hashlib.sha256(buf.getvalue()).hexdigest()}
+
     _edit_bundle_json(ctx, edit)
 
 

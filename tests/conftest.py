@@ -121,7 +121,10 @@ def pytest_collection_finish(session):
     log = open(root / "background-training.log", "w")
     session.config._edgecnn_trainer = subprocess.Popen(
         [sys.executable, str(Path(module.__file__)), "--train-only", "--models", ",".join(missing)],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
     log.close()
 
 

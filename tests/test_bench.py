@@ -40,9 +40,18 @@ def tiny(tmp_path_factory) -> Path:
     # edgecnn's exporter (static trace, batch axis made dynamic and proven): a third of the symbolic trace's time
     assert export_onnx(model, path, input_shape=(3, 64, 64)).batch_axis == "static trace, made dynamic"
     proto = onnx.load(str(path))
-    _add_card(proto, ModelCard(model="mobilenet_v2", task="classification", output_name="logits",
-                               input_shape=["batch", 3, 64, 64], crop=[64, 64], num_classes=5,
-                               extra={"arch_options": {"width_mult": 0.25}}))
+    _add_card(
+        proto,
+        ModelCard(
+            model="mobilenet_v2",
+            task="classification",
+            output_name="logits",
+            input_shape=["batch", 3, 64, 64],
+            crop=[64, 64],
+            num_classes=5,
+            extra={"arch_options": {"width_mult": 0.25}},
+        ),
+    )
     onnx.save(proto, str(path))
     return path
 
@@ -50,10 +59,14 @@ def tiny(tmp_path_factory) -> Path:
 def _dynamic_uint8(tmp_path: Path, batch="batch", name: str = "dyn.onnx") -> Path:
     """NHWC uint8 input with dynamic height/width and no card: Cast → ReduceMean over H, W."""
     graph = helper.make_graph(
-        [helper.make_node("Cast", ["input"], ["f"], to=TensorProto.FLOAT),
-         helper.make_node("ReduceMean", ["f"], ["logits"], axes=[1, 2], keepdims=0)],
-        "dyn", [helper.make_tensor_value_info("input", TensorProto.UINT8, [batch, "height", "width", 3])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 3])])
+        [
+            helper.make_node("Cast", ["input"], ["f"], to=TensorProto.FLOAT),
+            helper.make_node("ReduceMean", ["f"], ["logits"], axes=[1, 2], keepdims=0),
+        ],
+        "dyn",
+        [helper.make_tensor_value_info("input", TensorProto.UINT8, [batch, "height", "width", 3])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 3])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     path = tmp_path / name
@@ -63,7 +76,7 @@ def _dynamic_uint8(tmp_path: Path, batch="batch", name: str = "dyn.onnx") -> Pat
 
 def _doc_table_paths() -> list[str]:
     text = DOC.read_text()
-    section = text[text.index("## Keys of one result"):]
+    section = text[text.index("## Keys of one result") :]
     return re.findall(r"^\| `([^`]+)` \|", section, flags=re.M)
 
 
@@ -75,8 +88,25 @@ def test_doc_documents_exactly_the_schema():
 
 def test_cli_json_has_exactly_the_documented_keys_and_md_table(tiny, tmp_path):
     out_json, out_md = tmp_path / "r.json", tmp_path / "r.md"
-    res = CliRunner().invoke(app, ["bench", str(tiny), "--runs", "5", "--warmup", "1", "--batch", "1,2",
-                                   "--threads", "1", "--json-out", str(out_json), "--md", str(out_md)])
+    res = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            str(tiny),
+            "--runs",
+            "5",
+            "--warmup",
+            "1",
+            "--batch",
+            "1,2",
+            "--threads",
+            "1",
+            "--json-out",
+            str(out_json),
+            "--md",
+            str(out_md),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "mobilenet_v2" in res.output and "p50 ms" in res.output
 
@@ -103,7 +133,7 @@ def test_cli_json_has_exactly_the_documented_keys_and_md_table(tiny, tmp_path):
     md = out_md.read_text().splitlines()
     header = next(i for i, line in enumerate(md) if line.startswith("| model |"))
     assert "| p50 ms |" in md[header] and md[header + 1].startswith("|---")
-    rows = [line for line in md[header + 2:] if line.startswith("| mobilenet_v2 | fp32 | cpu |")]
+    rows = [line for line in md[header + 2 :] if line.startswith("| mobilenet_v2 | fp32 | cpu |")]
     assert len(rows) == 2
 
 
@@ -167,8 +197,9 @@ def test_make_inputs_dynamic_hw_uint8_and_fixed_batch(tmp_path):
     assert x.shape == (2, 16, 20, 3) and x.dtype == np.uint8 and x.max() > x.min()
     with pytest.raises(InputError, match="--input-size"):
         B.make_inputs(sess, 1)
-    card = ModelCard(model="unet", task="segmentation", input_shape=["batch", "height", "width", 3],
-                     layout="NHWC", crop=[24, 32])
+    card = ModelCard(
+        model="unet", task="segmentation", input_shape=["batch", "height", "width", 3], layout="NHWC", crop=[24, 32]
+    )
     assert B.make_inputs(sess, 1, card=card)["input"].shape == (1, 24, 32, 3)
 
     fixed = make_session(_dynamic_uint8(tmp_path, batch=1, name="fixed.onnx"))
@@ -178,30 +209,36 @@ def test_make_inputs_dynamic_hw_uint8_and_fixed_batch(tmp_path):
     assert r.model is None and r.batches[0].input_shapes == {"input": [1, 8, 8, 3]}
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(runs=5, seconds=1.0), "either runs or seconds"),
-    (dict(runs=0), "runs must be"),
-    (dict(batch_sizes=(0,)), "batch sizes"),
-    (dict(warmup=-1), "warmup"),
-    (dict(io_binding="maybe"), "io_binding"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(runs=5, seconds=1.0), "either runs or seconds"),
+        (dict(runs=0), "runs must be"),
+        (dict(batch_sizes=(0,)), "batch sizes"),
+        (dict(warmup=-1), "warmup"),
+        (dict(io_binding="maybe"), "io_binding"),
+    ],
+)
 def test_bad_options(tiny, kwargs, match):
     with pytest.raises(InputError, match=match):
         B.benchmark(tiny, **{"warmup": 0, "runs": 1, **kwargs})
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(seconds=float("nan")), "seconds must be a finite number"),  # timed 100,000 runs before
-    (dict(seconds=float("inf")), "seconds must be a finite number"),
-    (dict(seconds=-1.0), "seconds must be a finite number"),
-    (dict(runs=float("nan")), "runs must be a whole number"),
-    (dict(runs=2.5), "runs must be a whole number"),
-    (dict(runs=True), "runs must be a whole number"),
-    (dict(warmup=float("inf")), "warmup must be a whole number"),
-    (dict(threads=0), "threads must be a whole number"),
-    (dict(rounds=0), "rounds must be a whole number"),
-    (dict(settle_s=float("nan")), "settle_s must be a finite number"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(seconds=float("nan")), "seconds must be a finite number"),  # timed 100,000 runs before
+        (dict(seconds=float("inf")), "seconds must be a finite number"),
+        (dict(seconds=-1.0), "seconds must be a finite number"),
+        (dict(runs=float("nan")), "runs must be a whole number"),
+        (dict(runs=2.5), "runs must be a whole number"),
+        (dict(runs=True), "runs must be a whole number"),
+        (dict(warmup=float("inf")), "warmup must be a whole number"),
+        (dict(threads=0), "threads must be a whole number"),
+        (dict(rounds=0), "rounds must be a whole number"),
+        (dict(settle_s=float("nan")), "settle_s must be a finite number"),
+    ],
+)
 def test_counts_are_finite_and_positive(kwargs, match):
     """Checked when the options are made, before any model is read (no file is given here)."""
     with pytest.raises(InputError, match=match):
@@ -209,8 +246,12 @@ def test_counts_are_finite_and_positive(kwargs, match):
 
 
 def test_cli_counts_are_one_line_naming_the_flag():
-    for argv, flag in ((["--seconds", "nan"], "--seconds"), (["--runs", "0"], "--runs"),
-                       (["--warmup", "-1"], "--warmup"), (["--runs", "5", "--seconds", "1"], "--runs or --seconds")):
+    for argv, flag in (
+        (["--seconds", "nan"], "--seconds"),
+        (["--runs", "0"], "--runs"),
+        (["--warmup", "-1"], "--warmup"),
+        (["--runs", "5", "--seconds", "1"], "--runs or --seconds"),
+    ):
         res = CliRunner().invoke(app, ["bench", "nowhere.onnx", *argv])  # refused before the file is looked for
         assert res.exit_code == 2 and res.output.count("\n") == 1 and flag in res.output, res.output
 
@@ -220,8 +261,12 @@ def test_bench_options_are_checked_normalised_and_combine_with_keywords(tiny):
     assert opts.providers == (("cpu",),) and opts.batch_sizes == (2, 1) and opts.input_size == (16, 20)
     with pytest.raises(dataclasses.FrozenInstanceError):
         opts.runs = 3
-    for bad, match in ((dict(runs=1, seconds=1.0), "either runs or seconds"), (dict(providers=[]), "provider"),
-                       (dict(io_binding="maybe"), "io_binding"), (dict(input_size="0x3"), "input size")):
+    for bad, match in (
+        (dict(runs=1, seconds=1.0), "either runs or seconds"),
+        (dict(providers=[]), "provider"),
+        (dict(io_binding="maybe"), "io_binding"),
+        (dict(input_size="0x3"), "input size"),
+    ):
         with pytest.raises(InputError, match=match):
             B.BenchOptions(**bad)
     [r] = B.benchmark_many([tiny], B.BenchOptions(runs=2, warmup=0), batch_sizes=[2])  # keywords on top
@@ -270,7 +315,9 @@ def test_layer_times_pair_every_layer_and_bound_any_mix(tiny, tmp_path):
         assert f.op in _COMPUTE and q.op in ("QLinearConv", "QGemm", "QLinearMatMul")
         assert f.ms > 0 and q.ms > 0
     # the bound: each layer at its faster precision, plus the cheaper file's other operators
-    assert b.bound_ms == pytest.approx(sum(min(f.ms, q.ms) for f, q in b.layers) + min(b.other_fp32_ms, b.other_int8_ms))
+    assert b.bound_ms == pytest.approx(
+        sum(min(f.ms, q.ms) for f, q in b.layers) + min(b.other_fp32_ms, b.other_int8_ms)
+    )
     assert b.bound_ms <= min(b.fp32_ms, b.int8_ms) + 1e-9
     assert b.fp32_ms == pytest.approx(sum(f.ms for f, _ in b.layers) + b.other_fp32_ms)
     assert [b.layers[i][1].ms > b.layers[i][0].ms for i in b.slower_in_int8] == [True] * len(b.slower_in_int8)

@@ -30,8 +30,9 @@ app(prog_name="edgecnn", args=sys.argv[1:])
 
 
 def edgecnn_without_torch(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", PRELUDE, *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-c", PRELUDE, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +42,7 @@ def device_files(tmp_path_factory):
     from PIL import Image
 
     root = tmp_path_factory.mktemp("device")
-    result = edgecnn.export("mobilenet_v2", root / "m", input_size=32, arch_options={"width_mult": 0.25},
-                            bundle=True)
+    result = edgecnn.export("mobilenet_v2", root / "m", input_size=32, arch_options={"width_mult": 0.25}, bundle=True)
     onnx_file = next(p for p in sorted(result.out_dir.glob("*.onnx")) if "fp32" in p.name)
     bundle = result.out_dir / result.manifest["bundle"]["folder"]
     image = root / "cat.png"
@@ -50,8 +50,17 @@ def device_files(tmp_path_factory):
     return {"root": root, "onnx": onnx_file, "bundle": bundle, "image": image}
 
 
-@pytest.mark.parametrize("args", [("list",), ("list", "--json"), ("info", "mobilenet"), ("info", "unet", "--json"),
-                                  ("providers",), ("providers", "--json")])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("list",),
+        ("list", "--json"),
+        ("info", "mobilenet"),
+        ("info", "unet", "--json"),
+        ("providers",),
+        ("providers", "--json"),
+    ],
+)
 def test_registry_and_provider_commands_run_without_torch(args, tmp_path):
     proc = edgecnn_without_torch(*args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -80,7 +89,7 @@ def test_export_stack_commands_say_the_extra_in_one_line(args, device_files):
     assert proc.returncode == 2, proc.stdout + proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    assert lines[0].startswith("error: ") and 'needs the export stack' in lines[0]
+    assert lines[0].startswith("error: ") and "needs the export stack" in lines[0]
     assert 'pip install "edgecnn[export]"' in lines[0]
 
 
@@ -145,7 +154,7 @@ def _room_cycles(graph) -> list[list[str]]:
     def walk(node, trail):
         for nxt in sorted(edges[node]):
             if nxt in trail:
-                cycle = trail[trail.index(nxt):]
+                cycle = trail[trail.index(nxt) :]
                 key = frozenset(cycle)
                 if key not in seen:
                     seen.add(key)
@@ -159,15 +168,21 @@ def _room_cycles(graph) -> list[list[str]]:
 
 
 def _room_edges_detail(graph, a: str, b: str) -> list[str]:
-    return [f"{m}:{line} -> {t}" for m, ts in graph.items() if _room(m) == a
-            for t, line in ts if _room(t) == b and (t in graph or t.rpartition(".")[0] in graph)]
+    return [
+        f"{m}:{line} -> {t}"
+        for m, ts in graph.items()
+        if _room(m) == a
+        for t, line in ts
+        if _room(t) == b and (t in graph or t.rpartition(".")[0] in graph)
+    ]
 
 
 def test_no_import_cycle_between_rooms():
     graph = _graph()
     cycles = _room_cycles(graph)
-    detail = [" -> ".join(c) + ": " + "; ".join(_room_edges_detail(graph, x, y) for x, y in zip(c, c[1:]))
-              for c in cycles]
+    detail = [
+        " -> ".join(c) + ": " + "; ".join(_room_edges_detail(graph, x, y) for x, y in zip(c, c[1:])) for c in cycles
+    ]
     assert not cycles, "\n".join(detail)
 
 
@@ -178,9 +193,11 @@ def test_runtime_and_core_stay_torch_free():
             continue
         for target, line in targets:
             top = target.split(".")[0]
-            internal = (target.startswith(FORBIDDEN_INTERNAL)
-                        and not target.startswith(ALLOWED_INTERNAL)
-                        and target not in ("edgecnn.models",))  # the package a `from ..models.specs` passes
+            internal = (
+                target.startswith(FORBIDDEN_INTERNAL)
+                and not target.startswith(ALLOWED_INTERNAL)
+                and target not in ("edgecnn.models",)
+            )  # the package a `from ..models.specs` passes
             if (top in BLOCKED or internal) and (module, target) not in KNOWN_DEVICE_VIOLATIONS:
                 bad.append(f"{module}:{line} imports {target}")
     assert not bad, "\n".join(bad)

@@ -25,8 +25,16 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     out = tmp_path_factory.mktemp("bundle") / "mv2"
-    return export("mobilenet_v2", out, input_size=64, arch_options={"width_mult": 0.25}, calib_count=16,
-                  int8=True, embed_preprocess=True, bundle=True)
+    return export(
+        "mobilenet_v2",
+        out,
+        input_size=64,
+        arch_options={"width_mult": 0.25},
+        calib_count=16,
+        int8=True,
+        embed_preprocess=True,
+        bundle=True,
+    )
 
 
 @pytest.fixture
@@ -91,8 +99,10 @@ def test_selftest_fails_when_the_runtime_gives_other_numbers(bundle):
     fp32 = next(e for e in m["models"] if e["file"] == "mobilenet_v2.fp32.onnx")
     data[fp32["expected"]] = data[fp32["expected"]] + np.float32(0.05) * np.abs(data[fp32["expected"]]).max()
     np.savez(bundle / "golden.npz", **data)
-    m["files"]["golden.npz"] = {"size": (bundle / "golden.npz").stat().st_size,
-                                "sha256": sha256_file(bundle / "golden.npz")}
+    m["files"]["golden.npz"] = {
+        "size": (bundle / "golden.npz").stat().st_size,
+        "sha256": sha256_file(bundle / "golden.npz"),
+    }
     (bundle / BUNDLE_MANIFEST).write_text(json.dumps(m))
     result = selftest(bundle)
     assert not result.passed
@@ -133,9 +143,11 @@ def test_damaged_bundle_is_one_clear_error(bundle, damage):
 
 
 def test_selftest_imports_neither_torch_nor_pillow(bundle):
-    code = ("import sys\nfrom edgecnn.deploy.bundle import selftest\nr = selftest(sys.argv[1])\n"
-            "bad = [m for m in ('torch', 'PIL') if m in sys.modules]\n"
-            "print(r.passed, bad)\nsys.exit(0 if r.passed and not bad else 1)\n")
+    code = (
+        "import sys\nfrom edgecnn.deploy.bundle import selftest\nr = selftest(sys.argv[1])\n"
+        "bad = [m for m in ('torch', 'PIL') if m in sys.modules]\n"
+        "print(r.passed, bad)\nsys.exit(0 if r.passed and not bad else 1)\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code, str(bundle)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.strip() == "True []"
@@ -164,8 +176,21 @@ def test_make_bundle_refuses_models_without_a_card_or_a_full_folder(exported, tm
 
 def test_cli_export_with_bundle_and_embed_preprocess(tmp_path):
     out = tmp_path / "exp"
-    result = runner.invoke(app, ["export", "mobilenet_v1", "--input-size", "64", "--calib-count", "8",
-                                 "--embed-preprocess", "--bundle", "--out", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "export",
+            "mobilenet_v1",
+            "--input-size",
+            "64",
+            "--calib-count",
+            "8",
+            "--embed-preprocess",
+            "--bundle",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "nhwc_uint8" in result.stdout and "self-test passed" in result.stdout
     assert (out / "bundle" / BUNDLE_MANIFEST).is_file()

@@ -33,23 +33,37 @@ def shared(tmp_path_factory):
     from edgecnn.pipeline import export
 
     root = tmp_path_factory.mktemp("catalogue")
-    result = export("mobilenet_v1", root / "ex", input_size=32, calib_count=8, bundle=True,
-                    arch_options={"width_mult": 0.25})
+    result = export(
+        "mobilenet_v1", root / "ex", input_size=32, calib_count=8, bundle=True, arch_options={"width_mult": 0.25}
+    )
     onnx_path = root / "ex" / "mobilenet_v1.fp32.onnx"
     card = ModelCard.from_metadata({p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props})
     x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 32, 32])
     y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3, 32, 32])
-    seg = helper.make_model(helper.make_graph([helper.make_node("Identity", ["input"], ["logits"])], "seg", [x], [y]),
-                            opset_imports=[helper.make_opsetid("", 18)])
+    seg = helper.make_model(
+        helper.make_graph([helper.make_node("Identity", ["input"], ["logits"])], "seg", [x], [y]),
+        opset_imports=[helper.make_opsetid("", 18)],
+    )
     seg.ir_version = 9
-    card.replace(task="segmentation", model="unet", output_name="logits", num_classes=3, labels=None,
-                 input_shape=["N", 3, 32, 32]).attach(seg)
+    card.replace(
+        task="segmentation",
+        model="unet",
+        output_name="logits",
+        num_classes=3,
+        labels=None,
+        input_shape=["N", 3, 32, 32],
+    ).attach(seg)
     onnx.save(seg, str(root / "seg.onnx"))
     from PIL import Image
 
     Image.new("RGB", (40, 30), (200, 60, 20)).save(root / "photo.png")
-    return {"export": root / "ex", "onnx": onnx_path, "bundle": root / "ex" / result.manifest["bundle"]["folder"],
-            "seg": root / "seg.onnx", "img": root / "photo.png"}
+    return {
+        "export": root / "ex",
+        "onnx": onnx_path,
+        "bundle": root / "ex" / result.manifest["bundle"]["folder"],
+        "seg": root / "seg.onnx",
+        "img": root / "photo.png",
+    }
 
 
 class Ctx:
@@ -87,7 +101,8 @@ def test_catalogue_case(case, shared, tmp_path, monkeypatch):
             exit_code, output = result.exit_code, result.output  # stdout and stderr together
             # any exception but the CLI's own exit is a bug, even when the runner turned it into exit 1
             assert result.exception is None or isinstance(result.exception, SystemExit), (
-                f"{type(result.exception).__name__}: {result.exception}\n{output}")
+                f"{type(result.exception).__name__}: {result.exception}\n{output}"
+            )
         assert "Traceback" not in output, output
         assert exit_code == case.code, f"exit {exit_code}, expected {case.code}:\n{output}"
         assert case.fragment.lower() in output.lower(), output
@@ -132,8 +147,14 @@ def _run_limited(argv, address_space_mb: int, cwd: Path):
     env = {**os.environ, "EDGECNN_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
     with tempfile.TemporaryFile("w+") as log, tempfile.TemporaryDirectory() as scratch:
         peak_file = os.path.join(scratch, "peak_kb")
-        proc = subprocess.Popen([sys.executable, "-c", _LIMITED, str(address_space_mb), peak_file, *argv], cwd=cwd,
-                                env=env, text=True, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _LIMITED, str(address_space_mb), peak_file, *argv],
+            cwd=cwd,
+            env=env,
+            text=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         timer = threading.Timer(300, proc.kill)  # bounded: a hung row fails instead of stalling the suite
         timer.start()
         try:
@@ -158,7 +179,8 @@ def test_reliability_doc_is_generated_from_the_catalogue():
     import reliability_report
 
     assert (ROOT / "docs" / "RELIABILITY.md").read_text(encoding="utf-8") == reliability_report.render(CASES), (
-        "docs/RELIABILITY.md is out of date: run .venv/bin/python tools/reliability_report.py")
+        "docs/RELIABILITY.md is out of date: run .venv/bin/python tools/reliability_report.py"
+    )
 
 
 # --- the cases that need real processes: two writers at once, kill -9 mid-export ---------------------------------
@@ -169,8 +191,14 @@ def _cli(*args, cwd):
     import subprocess
 
     env = {**os.environ, "EDGECNN_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "edgecnn", *map(str, args)], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "edgecnn", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
 TINY = ("export", "mobilenet_v1", "--input-size", "32", "--calib-count", "8")
@@ -215,8 +243,9 @@ def test_kill_9_mid_export_keeps_the_old_export_and_the_next_run_clears_staging(
     assert list(tmp_path.glob(".ex.staging-*")), "the export was not caught mid-run"
     assert _hashes(tmp_path / "ex", keep) == before
     (tmp_path / "cal").mkdir()  # the next run fails early, after clearing what the killed one left
-    result = CliRunner().invoke(app, [*TINY, "--int8", "--calib", str(tmp_path / "cal"), "--out",
-                                      str(tmp_path / "ex"), "--force"])
+    result = CliRunner().invoke(
+        app, [*TINY, "--int8", "--calib", str(tmp_path / "cal"), "--out", str(tmp_path / "ex"), "--force"]
+    )
     assert result.exit_code == 2 and "cal" in result.output, result.output
     assert not (tmp_path / ".ex.lock").exists(), "the dead process's lock was not taken over and released"
     assert _hashes(tmp_path / "ex", keep) == before

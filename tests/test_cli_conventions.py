@@ -30,8 +30,15 @@ def bare_onnx(tmp_path_factory):
     root = tmp_path_factory.mktemp("bare")
     x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, "H", "W"])
     y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])
-    graph = helper.make_graph([helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
-                               helper.make_node("Flatten", ["pooled"], ["logits"])], "bare", [x], [y])
+    graph = helper.make_graph(
+        [
+            helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
+            helper.make_node("Flatten", ["pooled"], ["logits"]),
+        ],
+        "bare",
+        [x],
+        [y],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9
     path = root / "bare.onnx"
@@ -88,8 +95,10 @@ def test_bench_each_ep_runs_each_entry_and_refuses_both_spellings(bare_onnx):
     assert res.exit_code == 2 and res.output.startswith("error: ") and "not both" in res.output
 
 
-@pytest.mark.parametrize("args", [["bench", "x.onnx", "--runs", "many"], ["predict"], ["list", "--nope"],
-                                  ["info", "resnet18", "--json", "extra"]])
+@pytest.mark.parametrize(
+    "args",
+    [["bench", "x.onnx", "--runs", "many"], ["predict"], ["list", "--nope"], ["info", "resnet18", "--json", "extra"]],
+)
 def test_bad_option_values_are_one_line(args):
     res = runner.invoke(app, args)
     assert res.exit_code == 2
@@ -101,8 +110,25 @@ def test_predict_preprocessing_options_for_a_file_without_metadata(bare_onnx):
     d = bare_onnx
     res = runner.invoke(app, ["predict", str(d["model"]), str(d["image"]), "--json"])
     assert res.exit_code == 2 and res.output.startswith("error: ") and "no edgecnn metadata" in res.output
-    res = runner.invoke(app, ["predict", str(d["model"]), str(d["image"]), "--json", "--mean", "0,0,0",
-                              "--std", "0.1,0.1,0.1", "--crop", "8x8", "--labels", str(d["labels"]), "--top-k", "3"])
+    res = runner.invoke(
+        app,
+        [
+            "predict",
+            str(d["model"]),
+            str(d["image"]),
+            "--json",
+            "--mean",
+            "0,0,0",
+            "--std",
+            "0.1,0.1,0.1",
+            "--crop",
+            "8x8",
+            "--labels",
+            str(d["labels"]),
+            "--top-k",
+            "3",
+        ],
+    )
     assert res.exit_code == 0, res.output
     (result,) = json.loads(res.stdout)["results"]
     ranked = [p["label"] for p in result["predictions"]]
@@ -111,8 +137,15 @@ def test_predict_preprocessing_options_for_a_file_without_metadata(bare_onnx):
     assert probs.sum() == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("args, needle", [(["--mean", "a,b,c"], "--mean"), (["--std", "0,1,1"], "--std"),
-                                          (["--crop", "0"], "--crop"), (["--labels", "missing.txt"], "--labels")])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--mean", "a,b,c"], "--mean"),
+        (["--std", "0,1,1"], "--std"),
+        (["--crop", "0"], "--crop"),
+        (["--labels", "missing.txt"], "--labels"),
+    ],
+)
 def test_predict_bad_preprocessing_options_are_one_line(bare_onnx, args, needle):
     res = runner.invoke(app, ["predict", str(bare_onnx["model"]), str(bare_onnx["image"]), *args])
     assert res.exit_code == 2 and res.output.startswith("error: ") and needle in res.output, res.output
@@ -129,7 +162,7 @@ def test_a_missing_export_stack_module_is_one_line_naming_the_extra(module, caps
         needs_it()
     assert exc.value.exit_code == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and 'needs the export stack' in err and 'pip install "edgecnn[export]"' in err
+    assert err.count("\n") == 1 and "needs the export stack" in err and 'pip install "edgecnn[export]"' in err
 
 
 def test_another_missing_module_is_not_hidden():

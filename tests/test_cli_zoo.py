@@ -25,8 +25,14 @@ def test_list_table_has_every_model_and_the_columns():
     assert set(rule) == {"-", " "}
     assert [r.split()[0] for r in rows] == list_models()
     by_name = {r.split()[0]: r.split(None, 5) for r in rows}
-    assert by_name["resnet50"] == ["resnet50", "classification", "25.6M", "4.09", "224x224",
-                                   "imagenet1k_v2, imagenet1k_v1"]
+    assert by_name["resnet50"] == [
+        "resnet50",
+        "classification",
+        "25.6M",
+        "4.09",
+        "224x224",
+        "imagenet1k_v2, imagenet1k_v1",
+    ]
     assert by_name["unet"] == ["unet", "segmentation", "31.0M", "48.17", "256x256", "-"]
     assert by_name["mobilenet_v1"][-1] == "-"
 

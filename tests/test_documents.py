@@ -8,45 +8,136 @@ import json
 import pytest
 
 from edgecnn.core.card import ModelCard, check_card_values, check_classes
-from edgecnn.core.documents import (Choice, MapOf, Mismatch, Opt, Where, check, int8_record, read_bundle_json,
-                                    read_export_manifest)
+from edgecnn.core.documents import (
+    Choice,
+    MapOf,
+    Mismatch,
+    Opt,
+    Where,
+    check,
+    int8_record,
+    read_bundle_json,
+    read_export_manifest,
+)
 from edgecnn.core.errors import ArtifactError, InputError
 
-PARITY = {"passed": True, "precision": "fp32", "task": "classification", "samples": 32, "max_abs": 2.7e-05,
-          "max_rel": 7.5e-06, "cosine": 0.99999, "top1_agreement": 1.0, "tolerances": {"max_rel": 1e-4},
-          "failures": [], "nonfinite": 0, "judged": True, "note": ""}
-INT8 = {"kept": "int8", "candidate": "int8", "policy": "static", "calibration_method": "minmax",
-        "target": {"top1": 0.97}, "judged": False,
-        "agreement": {"task": "classification", "samples": 8, "sqnr_db": -0.49, "cosine": 0.51, "top1": 0.0,
-                      "kl": 0.0078},
-        "calibration_candidates": {"minmax": {"task": "classification", "samples": 8, "sqnr_db": -0.49,
-                                              "cosine": 0.51, "top1": 0.0, "kl": 0.0078}},
-        "calibration_images": 8, "selection_images": 8,
-        "form": {"hardswish_decomposed": 0, "hardsigmoid_decomposed": 0, "scales_folded": 0, "biases_corrected": 0,
-                 "weight_bits": 7},
-        "sensitivity": {"layers": 1, "most_sensitive": [{"node": "conv_1", "op_type": "Conv", "sqnr_db": 30.1,
-                                                         "input_sqnr_db": 40.0, "loss_db": 9.9,
-                                                         "weight_sqnr_db": None}]},
-        "fallback": {"nodes": [], "rounds": [{"nodes": 1, "float_nodes": ["conv_1"],
-                                              "agreement": {"task": "classification", "samples": 8,
-                                                            "sqnr_db": float("inf"), "cosine": 1.0, "top1": 1.0}}]},
-        "speed_gate": {"fp32_ms": 0.16, "candidates_ms": {"int8": 0.099}, "ratios": {"int8": 0.615}, "threads": 2,
-                       "batch": 1, "method": "bench", "round_trips": {"int8": {"count": 0, "ops": {}}}, "vnni": True,
-                       "depthwise_convs": 13, "causes": []},
-        "decision": "static policy: int8 shipped", "warnings": [], "notes": ["only 8 calibration images"]}
+PARITY = {
+    "passed": True,
+    "precision": "fp32",
+    "task": "classification",
+    "samples": 32,
+    "max_abs": 2.7e-05,
+    "max_rel": 7.5e-06,
+    "cosine": 0.99999,
+    "top1_agreement": 1.0,
+    "tolerances": {"max_rel": 1e-4},
+    "failures": [],
+    "nonfinite": 0,
+    "judged": True,
+    "note": "",
+}
+INT8 = {
+    "kept": "int8",
+    "candidate": "int8",
+    "policy": "static",
+    "calibration_method": "minmax",
+    "target": {"top1": 0.97},
+    "judged": False,
+    "agreement": {"task": "classification", "samples": 8, "sqnr_db": -0.49, "cosine": 0.51, "top1": 0.0, "kl": 0.0078},
+    "calibration_candidates": {
+        "minmax": {"task": "classification", "samples": 8, "sqnr_db": -0.49, "cosine": 0.51, "top1": 0.0, "kl": 0.0078}
+    },
+    "calibration_images": 8,
+    "selection_images": 8,
+    "form": {
+        "hardswish_decomposed": 0,
+        "hardsigmoid_decomposed": 0,
+        "scales_folded": 0,
+        "biases_corrected": 0,
+        "weight_bits": 7,
+    },
+    "sensitivity": {
+        "layers": 1,
+        "most_sensitive": [
+            {
+                "node": "conv_1",
+                "op_type": "Conv",
+                "sqnr_db": 30.1,
+                "input_sqnr_db": 40.0,
+                "loss_db": 9.9,
+                "weight_sqnr_db": None,
+            }
+        ],
+    },
+    "fallback": {
+        "nodes": [],
+        "rounds": [
+            {
+                "nodes": 1,
+                "float_nodes": ["conv_1"],
+                "agreement": {
+                    "task": "classification",
+                    "samples": 8,
+                    "sqnr_db": float("inf"),
+                    "cosine": 1.0,
+                    "top1": 1.0,
+                },
+            }
+        ],
+    },
+    "speed_gate": {
+        "fp32_ms": 0.16,
+        "candidates_ms": {"int8": 0.099},
+        "ratios": {"int8": 0.615},
+        "threads": 2,
+        "batch": 1,
+        "method": "bench",
+        "round_trips": {"int8": {"count": 0, "ops": {}}},
+        "vnni": True,
+        "depthwise_convs": 13,
+        "causes": [],
+    },
+    "decision": "static policy: int8 shipped",
+    "warnings": [],
+    "notes": ["only 8 calibration images"],
+}
 
 
 def manifest(**changes) -> dict:
     """A manifest shaped as convert/manifest.py's build_manifest writes it (the current release)."""
-    doc = {"edgecnn_manifest": 1, "model": "mobilenet_v1", "task": "classification", "created": "2026-01-01",
-           "command": "edgecnn export mobilenet_v1", "options": {"arch_options": {"width_mult": 0.25}},
-           "weights": {"source": "random", "sha256": None}, "card": {"crop": [32, 32]}, "labels": None,
-           "calibration": {}, "int8": INT8,
-           "artifacts": [{"file": "mobilenet_v1.fp32.onnx", "precision": "fp32", "size_bytes": 10, "sha256": "ab",
-                          "parity": PARITY, "notes": ["simplified: True"]}],
-           "bundle": {"folder": "bundle", "models": ["mobilenet_v1.fp32.onnx"], "files": 6, "selftest_passed": True,
-                      "manifest": "bundle.json"},
-           "versions": {"edgecnn": "0.1.0"}, "timings_s": {"export onnx": 3.3}, "warnings": []}
+    doc = {
+        "edgecnn_manifest": 1,
+        "model": "mobilenet_v1",
+        "task": "classification",
+        "created": "2026-01-01",
+        "command": "edgecnn export mobilenet_v1",
+        "options": {"arch_options": {"width_mult": 0.25}},
+        "weights": {"source": "random", "sha256": None},
+        "card": {"crop": [32, 32]},
+        "labels": None,
+        "calibration": {},
+        "int8": INT8,
+        "artifacts": [
+            {
+                "file": "mobilenet_v1.fp32.onnx",
+                "precision": "fp32",
+                "size_bytes": 10,
+                "sha256": "ab",
+                "parity": PARITY,
+                "notes": ["simplified: True"],
+            }
+        ],
+        "bundle": {
+            "folder": "bundle",
+            "models": ["mobilenet_v1.fp32.onnx"],
+            "files": 6,
+            "selftest_passed": True,
+            "manifest": "bundle.json",
+        },
+        "versions": {"edgecnn": "0.1.0"},
+        "timings_s": {"export onnx": 3.3},
+        "warnings": [],
+    }
     doc.update(changes)
     return doc
 
@@ -64,15 +155,20 @@ def test_a_manifest_as_the_release_writes_it_reads(tmp_path):
     assert int8_record(_write(tmp_path / "no8", "manifest.json", manifest(int8=None))) is None
 
 
-@pytest.mark.parametrize("doc, needle", [
-    ([], "not an edgecnn export manifest (a JSON object), got an empty list"),
-    (manifest(edgecnn_manifest=2), "key 'edgecnn_manifest' must be 1, got 2"),
-    (manifest(artifacts={}), "key 'artifacts' must be a list of objects, got an object"),
-    (manifest(artifacts=[{"file": "m.onnx", "precision": "fp32"}]), "key 'artifacts[0].parity' is missing"),
-    (manifest(artifacts=[{"file": 5, "precision": "fp32", "parity": PARITY}]),
-     "key 'artifacts[0].file' must be a file name, got 5"),
-    (manifest(bundle={"folder": ["b"]}), "key 'bundle.folder' must be a file name, got a list"),
-])
+@pytest.mark.parametrize(
+    "doc, needle",
+    [
+        ([], "not an edgecnn export manifest (a JSON object), got an empty list"),
+        (manifest(edgecnn_manifest=2), "key 'edgecnn_manifest' must be 1, got 2"),
+        (manifest(artifacts={}), "key 'artifacts' must be a list of objects, got an object"),
+        (manifest(artifacts=[{"file": "m.onnx", "precision": "fp32"}]), "key 'artifacts[0].parity' is missing"),
+        (
+            manifest(artifacts=[{"file": 5, "precision": "fp32", "parity": PARITY}]),
+            "key 'artifacts[0].file' must be a file name, got 5",
+        ),
+        (manifest(bundle={"folder": ["b"]}), "key 'bundle.folder' must be a file name, got a list"),
+    ],
+)
 def test_a_malformed_manifest_is_one_line_naming_the_file_and_key(tmp_path, doc, needle):
     folder = _write(tmp_path / "ex", "manifest.json", doc)
     with pytest.raises(ArtifactError) as err:
@@ -81,13 +177,18 @@ def test_a_malformed_manifest_is_one_line_naming_the_file_and_key(tmp_path, doc,
     assert "\n" not in str(err.value) and str(err.value).endswith("export again with --force")
 
 
-@pytest.mark.parametrize("change, needle", [
-    (lambda r: r.pop("kept"), "key 'int8.kept' is missing"),
-    (lambda r: r.update(agreement={"samples": 8}), "key 'int8.agreement.sqnr_db' is missing"),
-    (lambda r: r["speed_gate"].update(vnni="yes"), "key 'int8.speed_gate.vnni' must be true or false or null"),
-    (lambda r: r["sensitivity"]["most_sensitive"][0].update(loss_db="x"),
-     "key 'int8.sensitivity.most_sensitive[0].loss_db' must be a number, got 'x'"),
-])
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        (lambda r: r.pop("kept"), "key 'int8.kept' is missing"),
+        (lambda r: r.update(agreement={"samples": 8}), "key 'int8.agreement.sqnr_db' is missing"),
+        (lambda r: r["speed_gate"].update(vnni="yes"), "key 'int8.speed_gate.vnni' must be true or false or null"),
+        (
+            lambda r: r["sensitivity"]["most_sensitive"][0].update(loss_db="x"),
+            "key 'int8.sensitivity.most_sensitive[0].loss_db' must be a number, got 'x'",
+        ),
+    ],
+)
 def test_a_malformed_int8_record_names_its_key(tmp_path, change, needle):
     record = json.loads(json.dumps(INT8))
     change(record)
@@ -114,24 +215,41 @@ def test_encodings_utf8_with_bom_reads_utf16_and_latin1_are_named(tmp_path):
 
 
 def bundle(**changes) -> dict:
-    doc = {"edgecnn_bundle": 1, "model": "mobilenet_v1", "task": "classification",
-           "labels": {"file": "labels.txt", "names": False},
-           "golden": {"file": "golden.npz", "images": ["golden_0.png"], "preprocessing": {"resize": 37}},
-           "models": [{"file": "m.onnx", "precision": "fp32", "task": "classification", "input": "input",
-                       "expected": "expected_0", "input_shape": ["batch", 3, 32, 32], "layout": "NCHW",
-                       "tolerance": {"max_rel": 1e-3, "cosine": 0.9999}}],
-           "files": {"m.onnx": {"size": 10, "sha256": "ab"}}, "selftest": "edgecnn selftest <this folder>"}
+    doc = {
+        "edgecnn_bundle": 1,
+        "model": "mobilenet_v1",
+        "task": "classification",
+        "labels": {"file": "labels.txt", "names": False},
+        "golden": {"file": "golden.npz", "images": ["golden_0.png"], "preprocessing": {"resize": 37}},
+        "models": [
+            {
+                "file": "m.onnx",
+                "precision": "fp32",
+                "task": "classification",
+                "input": "input",
+                "expected": "expected_0",
+                "input_shape": ["batch", 3, 32, 32],
+                "layout": "NCHW",
+                "tolerance": {"max_rel": 1e-3, "cosine": 0.9999},
+            }
+        ],
+        "files": {"m.onnx": {"size": 10, "sha256": "ab"}},
+        "selftest": "edgecnn selftest <this folder>",
+    }
     doc.update(changes)
     return doc
 
 
-@pytest.mark.parametrize("doc, needle", [
-    ({"models": []}, "not an edgecnn bundle manifest"),
-    (bundle(models=[]), "key 'models' must be a non-empty list of models, got an empty list"),
-    (bundle(files=["m.onnx"]), "key 'files' must be an object, got a list"),
-    (bundle(files={"m.onnx": {"size": "10", "sha256": "ab"}}), "key 'files.m.onnx.size' must be an integer"),
-    (bundle(golden={}), "key 'golden.file' is missing"),
-])
+@pytest.mark.parametrize(
+    "doc, needle",
+    [
+        ({"models": []}, "not an edgecnn bundle manifest"),
+        (bundle(models=[]), "key 'models' must be a non-empty list of models, got an empty list"),
+        (bundle(files=["m.onnx"]), "key 'files' must be an object, got a list"),
+        (bundle(files={"m.onnx": {"size": "10", "sha256": "ab"}}), "key 'files.m.onnx.size' must be an integer"),
+        (bundle(golden={}), "key 'golden.file' is missing"),
+    ],
+)
 def test_a_malformed_bundle_json_names_the_key(tmp_path, doc, needle):
     assert read_bundle_json(_write(tmp_path / "ok", "bundle.json", bundle()))["models"][0]["input"] == "input"
     with pytest.raises(ArtifactError) as err:
@@ -140,8 +258,13 @@ def test_a_malformed_bundle_json_names_the_key(tmp_path, doc, needle):
 
 
 def test_schema_language():
-    spec = {"a": int, "b": Opt((None, [float])), "c": MapOf(bool), "d": Choice("x", "y"),
-            "e": Where(int, lambda v: v > 0, "a positive integer")}
+    spec = {
+        "a": int,
+        "b": Opt((None, [float])),
+        "c": MapOf(bool),
+        "d": Choice("x", "y"),
+        "e": Where(int, lambda v: v > 0, "a positive integer"),
+    }
     check({"a": 1, "b": [1, 2.5], "c": {"k": True}, "d": "x", "e": 3}, spec)
     check({"a": 1, "b": None, "c": {}, "d": "y", "e": 1}, spec)
     for bad, key in (({"a": True}, "a"), ({"a": 1, "b": ["1"]}, "b[0]"), ({"a": 1, "c": {"k": 1}}, "c.k")):
@@ -155,32 +278,55 @@ def test_schema_language():
 # --- card values -------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("made", [
-    ModelCard(model="mobilenet_v1", task="classification", labels=[f"c{i}" for i in range(1000)]),
-    ModelCard(model="unet", task="segmentation", input_shape=["batch", 3, "height", "width"], num_classes=1,
-              labels=["background", "object"], extra={"size_multiple": 16, "arch_options": {"bilinear": True}}),
-    ModelCard(model="mobilenet_v2", task="classification", layout="NHWC", input_dtype="uint8",
-              input_shape=["batch", 224, 224, 3], preprocess_embedded=True, resize=None, num_classes=10,
-              extra={"arch_options": {"width_mult": 0.25, "dropout": 0.2}}),
-])
+@pytest.mark.parametrize(
+    "made",
+    [
+        ModelCard(model="mobilenet_v1", task="classification", labels=[f"c{i}" for i in range(1000)]),
+        ModelCard(
+            model="unet",
+            task="segmentation",
+            input_shape=["batch", 3, "height", "width"],
+            num_classes=1,
+            labels=["background", "object"],
+            extra={"size_multiple": 16, "arch_options": {"bilinear": True}},
+        ),
+        ModelCard(
+            model="mobilenet_v2",
+            task="classification",
+            layout="NHWC",
+            input_dtype="uint8",
+            input_shape=["batch", 224, 224, 3],
+            preprocess_embedded=True,
+            resize=None,
+            num_classes=10,
+            extra={"arch_options": {"width_mult": 0.25, "dropout": 0.2}},
+        ),
+    ],
+)
 def test_cards_as_the_release_writes_them_read_back(made):
     assert ModelCard.from_metadata(made.to_metadata()) == made
 
 
-@pytest.mark.parametrize("key, raw, needle", [
-    ("mean", '"abc"', "card key edgecnn.mean must be a list of 1 to 64 numbers (one per channel), got 'abc'"),
-    ("mean", "abc", "card key edgecnn.mean must be a list of 1 to 64 numbers (one per channel), got 'abc'"),
-    ("labels", "5", "card key edgecnn.labels must be null or a list of strings, got 5"),
-    ("num_classes", str(10**12), "card key edgecnn.num_classes must be an integer from 1 to 100000"),
-    ("num_classes", "true", "card key edgecnn.num_classes must be an integer from 1 to 100000, got true"),
-    ("std", "[0.2, 0, 0.2]", "card key edgecnn.std must be a list of 1 to 64 positive numbers"),
-    ("std", "[1.0]", "card key edgecnn.std has 1 values but edgecnn.mean 3"),
-    ("crop", "[224, 100000]", "card key edgecnn.crop must be [height, width], each an integer from 1 to 4096"),
-    ("task", '"detection"', 'card key edgecnn.task must be "classification" or "segmentation"'),
-    ("extra", '{"arch_options": {"width_mult": "wide"}}',
-     "card key edgecnn.extra.arch_options.width_mult must be a positive number (at most 16), got 'wide'"),
-    ("labels", '["a", "b"]', "card key edgecnn.labels holds 2 names but edgecnn.num_classes is 1000"),
-])
+@pytest.mark.parametrize(
+    "key, raw, needle",
+    [
+        ("mean", '"abc"', "card key edgecnn.mean must be a list of 1 to 64 numbers (one per channel), got 'abc'"),
+        ("mean", "abc", "card key edgecnn.mean must be a list of 1 to 64 numbers (one per channel), got 'abc'"),
+        ("labels", "5", "card key edgecnn.labels must be null or a list of strings, got 5"),
+        ("num_classes", str(10**12), "card key edgecnn.num_classes must be an integer from 1 to 100000"),
+        ("num_classes", "true", "card key edgecnn.num_classes must be an integer from 1 to 100000, got true"),
+        ("std", "[0.2, 0, 0.2]", "card key edgecnn.std must be a list of 1 to 64 positive numbers"),
+        ("std", "[1.0]", "card key edgecnn.std has 1 values but edgecnn.mean 3"),
+        ("crop", "[224, 100000]", "card key edgecnn.crop must be [height, width], each an integer from 1 to 4096"),
+        ("task", '"detection"', 'card key edgecnn.task must be "classification" or "segmentation"'),
+        (
+            "extra",
+            '{"arch_options": {"width_mult": "wide"}}',
+            "card key edgecnn.extra.arch_options.width_mult must be a positive number (at most 16), got 'wide'",
+        ),
+        ("labels", '["a", "b"]', "card key edgecnn.labels holds 2 names but edgecnn.num_classes is 1000"),
+    ],
+)
 def test_a_card_value_of_the_wrong_type_or_range_names_the_file_and_key(key, raw, needle):
     props = ModelCard(model="mobilenet_v1", task="classification").to_metadata()
     props["edgecnn." + key] = raw

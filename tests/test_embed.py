@@ -24,8 +24,16 @@ from edgecnn.runtime.predictor import Predictor
 def exported(tmp_path_factory):
     """A tiny MobileNetV2 export with fp16 and int8, and their embedded-preprocessing twins."""
     out = tmp_path_factory.mktemp("embed") / "mv2"
-    return export("mobilenet_v2", out, input_size=64, arch_options={"width_mult": 0.25}, calib_count=16,
-                  fp16=True, int8=True, embed_preprocess=True)
+    return export(
+        "mobilenet_v2",
+        out,
+        input_size=64,
+        arch_options={"width_mult": 0.25},
+        calib_count=16,
+        fp16=True,
+        int8=True,
+        embed_preprocess=True,
+    )
 
 
 def _card(path: Path) -> ModelCard:
@@ -107,8 +115,17 @@ def test_graph_arithmetic_is_the_runtime_preprocessing_for_one_channel():
     two = helper.make_tensor("two", TensorProto.FLOAT, [], [2.0])
     graph = helper.make_graph([helper.make_node("Mul", ["input", "two"], ["logits"])], "g", [x], [y], [two])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    card = ModelCard(model="toy", task="segmentation", input_name="input", output_name="logits",
-                     input_shape=["batch", 1, 4, 5], mean=[0.5], std=[0.25], resize=None, crop=[4, 5])
+    card = ModelCard(
+        model="toy",
+        task="segmentation",
+        input_name="input",
+        output_name="logits",
+        input_shape=["batch", 1, 4, 5],
+        mean=[0.5],
+        std=[0.25],
+        resize=None,
+        crop=[4, 5],
+    )
     twin, twin_card = embed_preprocessing(model, card)
     assert twin_card.input_shape == ["batch", 4, 5, 1] and twin_card.layout == "NHWC"
     assert model.graph.input[0].type.tensor_type.elem_type == TensorProto.FLOAT  # the original is untouched

@@ -31,7 +31,8 @@ def digits_folder(tmp_path_factory):
         for j, idx in enumerate(np.flatnonzero(digits.target == cls)[:N_PER_CLASS]):
             pixels = (digits.images[idx] * (255 / 16)).astype(np.uint8)
             Image.fromarray(pixels).resize((32, 32), Image.Resampling.NEAREST).convert("RGB").save(
-                root / str(cls) / f"d{idx:04d}.png")
+                root / str(cls) / f"d{idx:04d}.png"
+            )
     return root
 
 
@@ -39,8 +40,9 @@ def digits_folder(tmp_path_factory):
 def artifacts(tmp_path_factory):
     """fp32 and int8 of one small random-weight classifier with 10 classes."""
     out = tmp_path_factory.mktemp("export") / "mnv2"
-    result = edgecnn.export("mobilenet_v2", out, input_size=32, num_classes=10, arch_options={"width_mult": 0.25},
-                            int8=True)
+    result = edgecnn.export(
+        "mobilenet_v2", out, input_size=32, num_classes=10, arch_options={"width_mult": 0.25}, int8=True
+    )
     files = {a.precision: out / a.file for a in result.artifacts}
     return files["fp32"], files["int8"]
 
@@ -146,13 +148,25 @@ def test_unknown_label_is_one_input_error(digits_folder, artifacts, tmp_path):
 def seg_model(tmp_path_factory):
     """A tiny 3-class segmentation graph (1×1 conv) carrying an edgecnn card: predicts the brightest channel."""
     w = numpy_helper.from_array(np.eye(3, dtype=np.float32).reshape(3, 3, 1, 1), "w")
-    graph = helper.make_graph([helper.make_node("Conv", ["input", "w"], ["output"])], "seg",
-                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 16, 16])],
-                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 3, 16, 16])], [w])
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["input", "w"], ["output"])],
+        "seg",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 16, 16])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 3, 16, 16])],
+        [w],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9
-    ModelCard(model="tiny_seg", task="segmentation", input_shape=["batch", 3, 16, 16], mean=[0, 0, 0], std=[1, 1, 1],
-              resize=None, crop=[16, 16], num_classes=3).attach(model)
+    ModelCard(
+        model="tiny_seg",
+        task="segmentation",
+        input_shape=["batch", 3, 16, 16],
+        mean=[0, 0, 0],
+        std=[1, 1, 1],
+        resize=None,
+        crop=[16, 16],
+        num_classes=3,
+    ).attach(model)
     path = tmp_path_factory.mktemp("seg") / "seg.onnx"
     onnx.save(model, path)
     return path
@@ -194,7 +208,10 @@ def test_evaluate_does_not_import_torch():
     import sys
 
     code = "import sys, edgecnn.runtime.evaluate; print('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )
 
 
 def test_cli_eval_json_matches_the_api_and_bad_input_is_one_line(digits_folder, artifacts, tmp_path):
@@ -263,8 +280,11 @@ def test_an_exif_rotated_photo_is_scored_upright_against_an_upright_mask(seg_mod
     32x16); a mask at the stored size is refused, naming the rule, instead of being compared misaligned."""
     res = evaluate([seg_model], _rotated_pair(tmp_path / "upright", mask_upright=True)).models[0]
     assert res.pixel_accuracy == 1.0
-    with pytest.raises(InputError, match=r"is 32x16, the size p\.png is stored at, but the photo has an EXIF "
-                                         r"orientation \(6\) and is read upright at 16x32"):
+    with pytest.raises(
+        InputError,
+        match=r"is 32x16, the size p\.png is stored at, but the photo has an EXIF "
+        r"orientation \(6\) and is read upright at 16x32",
+    ):
         evaluate([seg_model], _rotated_pair(tmp_path / "stored", mask_upright=False))
 
 
@@ -289,8 +309,9 @@ def _csv_data(tmp_path, digits_folder, text_or_bytes, n=3):
     return path
 
 
-@pytest.mark.parametrize("header", ["path,label", "\ufeffpath,label", "\ufeffImage , Class", "file,target",
-                                    "# made by hand", ""])
+@pytest.mark.parametrize(
+    "header", ["path,label", "\ufeffpath,label", "\ufeffImage , Class", "file,target", "# made by hand", ""]
+)
 def test_csv_header_row_by_the_stated_rule_with_or_without_bom(digits_folder, artifacts, tmp_path, header):
     csv_path = _csv_data(tmp_path, digits_folder, lambda names: header + "\r\n" + "".join(f"{n},1\r\n" for n in names))
     result = evaluate([artifacts[0]], csv_path)
@@ -303,8 +324,9 @@ def test_csv_first_row_that_is_not_a_header_is_data(digits_folder, artifacts, tm
 
 
 def test_csv_in_another_encoding_is_one_input_error_naming_the_line(digits_folder, artifacts, tmp_path):
-    latin1 = _csv_data(tmp_path, digits_folder, lambda names: (f"path,label\n{names[0]},1\n{names[1]},caf\xe9\n")
-                       .encode("latin-1"))
+    latin1 = _csv_data(
+        tmp_path, digits_folder, lambda names: (f"path,label\n{names[0]},1\n{names[1]},caf\xe9\n").encode("latin-1")
+    )
     with pytest.raises(InputError, match=r"data\.csv, line 3: not UTF-8 text \(byte 0xe9.*CSV UTF-8"):
         evaluate([artifacts[0]], latin1)
     latin1.write_bytes("path,label\n".encode("utf-16"))

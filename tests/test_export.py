@@ -30,20 +30,40 @@ from edgecnn.pipeline import export, options_from_keywords, read_manifest
 # Small inputs keep the default run fast; the architectures are unchanged.
 SMALL_SIZE = {"alexnet": 64, "unet": 32, "unet_bilinear": 32}
 # Full-size checkpoints of these are hundreds of MB: their parity runs with `pytest -m slow`.
-HEAVY = {"alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
-         "resnet101", "resnet152"}
+HEAVY = {
+    "alexnet",
+    "vgg11",
+    "vgg11_bn",
+    "vgg13",
+    "vgg13_bn",
+    "vgg16",
+    "vgg16_bn",
+    "vgg19",
+    "vgg19_bn",
+    "resnet101",
+    "resnet152",
+}
 
 
 # Same blocks as a model the default run exports (resnet18/50, mobilenet_v3_small, efficientnet_lite0) with
 # another table of widths and depths: exhaustive, so with `pytest -m slow`. unet_bilinear's default-run parity
 # check is test_unet_dynamic_hw_in_multiples_of_16's (with a checkpoint, at three sizes).
-SAME_BLOCKS = {"resnet34", "mobilenet_v3_large", "efficientnet_lite1", "efficientnet_lite2", "efficientnet_lite3",
-               "efficientnet_lite4", "unet_bilinear"}
+SAME_BLOCKS = {
+    "resnet34",
+    "mobilenet_v3_large",
+    "efficientnet_lite1",
+    "efficientnet_lite2",
+    "efficientnet_lite3",
+    "efficientnet_lite4",
+    "unet_bilinear",
+}
 
 
 def _params():
-    return [pytest.param(name, marks=[pytest.mark.slow] if name in HEAVY | SAME_BLOCKS else [], id=name)
-            for name in edgecnn.list_models()]
+    return [
+        pytest.param(name, marks=[pytest.mark.slow] if name in HEAVY | SAME_BLOCKS else [], id=name)
+        for name in edgecnn.list_models()
+    ]
 
 
 def _metadata(path: Path) -> dict:
@@ -81,8 +101,16 @@ def small_export(tmp_path_factory):
     # Random weights come from torch's global generator: seed it, or the model (and how close this tiny
     # network's fp16 outputs come to the tolerance) depends on which tests ran before.
     torch.manual_seed(0)
-    result = export("mobilenet_v2", out, input_size=64, fp16=True, int8=True, calib_count=16,
-                    arch_options={"width_mult": 0.25}, num_classes=10)
+    result = export(
+        "mobilenet_v2",
+        out,
+        input_size=64,
+        fp16=True,
+        int8=True,
+        calib_count=16,
+        arch_options={"width_mult": 0.25},
+        num_classes=10,
+    )
     return result
 
 
@@ -153,7 +181,8 @@ def test_manifest_records_files_parity_versions_timings(small_export):
     assert manifest["command"]
     # only the artifacts and the manifest: no temporary files left behind
     assert sorted(p.name for p in small_export.out_dir.iterdir()) == sorted(
-        [a["file"] for a in manifest["artifacts"]] + ["manifest.json", LISTING])
+        [a["file"] for a in manifest["artifacts"]] + ["manifest.json", LISTING]
+    )
 
 
 def test_portable_ops_in_graph(small_export):
@@ -206,8 +235,16 @@ def test_checkpoint_weights_parity_and_hash(tmp_path):
 def test_fixed_batch_and_labels(tmp_path):
     labels = tmp_path / "labels.txt"
     labels.write_text("\n".join(f"class {i}" for i in range(4)) + "\n")
-    result = export("mobilenet_v3_small", tmp_path / "o", input_size=32, batch=2, num_classes=4, labels=labels,
-                    calib_count=8, arch_options={"width_mult": 0.5})
+    result = export(
+        "mobilenet_v3_small",
+        tmp_path / "o",
+        input_size=32,
+        batch=2,
+        num_classes=4,
+        labels=labels,
+        calib_count=8,
+        arch_options={"width_mult": 0.5},
+    )
     meta = _metadata(result.path("fp32"))
     assert meta["edgecnn.input_shape"] == [2, 3, 32, 32]
     assert meta["edgecnn.labels"] == ["class 0", "class 1", "class 2", "class 3"]
@@ -234,8 +271,15 @@ def test_force_replaces_only_after_success(tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        export("mobilenet_v1", out, input_size=32, calib_count=8, force=True, arch_options={"width_mult": 0.25},
-               progress=interrupt)
+        export(
+            "mobilenet_v1",
+            out,
+            input_size=32,
+            calib_count=8,
+            force=True,
+            arch_options={"width_mult": 0.25},
+            progress=interrupt,
+        )
     assert _digest(out) == before
     assert not list(tmp_path.glob(".m.staging-*"))  # the staging folder was cleaned up
     result = export("mobilenet_v1", out, input_size=48, calib_count=8, force=True, arch_options={"width_mult": 0.25})
@@ -271,7 +315,9 @@ def test_killed_export_leaves_no_partial_file(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [LISTING, "keep.txt"]
     assert (out / "keep.txt").read_text() == "previous export"
     # the next export clears the dead process's staging folder
-    export("mobilenet_v1", tmp_path / "exports" / "other", input_size=32, calib_count=8, arch_options={"width_mult": 0.25})
+    export(
+        "mobilenet_v1", tmp_path / "exports" / "other", input_size=32, calib_count=8, arch_options={"width_mult": 0.25}
+    )
     export("mobilenet_v1", out, input_size=32, calib_count=8, force=True, arch_options={"width_mult": 0.25})
     assert not list(out.parent.glob(".net.staging-*"))
     assert (out / "mobilenet_v1.fp32.onnx").is_file()
@@ -311,14 +357,16 @@ def test_cli_bad_weights(tmp_path):
     wrong = tmp_path / "wrong.pth"
     torch.save(edgecnn.create_model("resnet18", num_classes=10).state_dict(), wrong)
     _one_line_error(_cli("export", "resnet18", "--weights", str(wrong), cwd=tmp_path), "num_classes=10")
-    _one_line_error(_cli("export", "resnet18", "--weights", str(tmp_path / "missing.pth"), cwd=tmp_path),
-                    "does not exist")
+    _one_line_error(
+        _cli("export", "resnet18", "--weights", str(tmp_path / "missing.pth"), cwd=tmp_path), "does not exist"
+    )
     assert not (tmp_path / "exported" / "resnet18").exists()
 
 
 def test_cli_calibration_folder_errors(tmp_path):
-    _one_line_error(_cli("export", "resnet18", "--int8", "--calib", str(tmp_path / "nope"), cwd=tmp_path),
-                    "does not exist")
+    _one_line_error(
+        _cli("export", "resnet18", "--int8", "--calib", str(tmp_path / "nope"), cwd=tmp_path), "does not exist"
+    )
     empty = tmp_path / "empty"
     empty.mkdir()
     _one_line_error(_cli("export", "resnet18", "--int8", "--calib", str(empty), cwd=tmp_path), "has no images")
@@ -326,8 +374,7 @@ def test_cli_calibration_folder_errors(tmp_path):
     broken.mkdir()
     for i in range(3):
         (broken / f"{i}.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
-    _one_line_error(_cli("export", "resnet18", "--int8", "--calib", str(broken), cwd=tmp_path),
-                    "none of the 3 images")
+    _one_line_error(_cli("export", "resnet18", "--int8", "--calib", str(broken), cwd=tmp_path), "none of the 3 images")
 
 
 def test_broken_calibration_images_are_skipped_and_counted(tmp_path):
@@ -337,8 +384,9 @@ def test_broken_calibration_images_are_skipped_and_counted(tmp_path):
     for i in range(12):
         Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(folder / f"img{i:02d}.png")
     (folder / "zz_broken.jpg").write_bytes(b"garbage")
-    result = export("mobilenet_v2", tmp_path / "o", input_size=32, int8=True, calib=folder,
-                    arch_options={"width_mult": 0.25})
+    result = export(
+        "mobilenet_v2", tmp_path / "o", input_size=32, int8=True, calib=folder, arch_options={"width_mult": 0.25}
+    )
     calib = result.manifest["calibration"]
     assert calib["count"] == 12 and len(calib["files"]) == 12
     assert [s["name"] for s in calib["skipped"]] == ["zz_broken.jpg"]
@@ -346,12 +394,15 @@ def test_broken_calibration_images_are_skipped_and_counted(tmp_path):
     assert any("skipped 1 unreadable" in w for w in result.warnings)
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--input-size", "32"], "at least 63x63"),
-    (["--input-size", "abc"], "not a number"),
-    (["--opset", "13"], "opset 13 is not supported"),
-    (["--batch", "0"], "positive integer"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--input-size", "32"], "at least 63x63"),
+        (["--input-size", "abc"], "not a number"),
+        (["--opset", "13"], "opset 13 is not supported"),
+        (["--batch", "0"], "positive integer"),
+    ],
+)
 def test_cli_bad_options(tmp_path, args, needle):
     _one_line_error(_cli("export", "alexnet", *args, cwd=tmp_path), needle)
 
@@ -363,8 +414,9 @@ def test_cli_unet_size_must_be_multiple_of_16(tmp_path):
 def test_cli_output_not_writable(tmp_path):
     blocker = tmp_path / "afile"
     blocker.write_text("I am a file")
-    _one_line_error(_cli("export", "resnet18", "--out", str(blocker / "sub" / "dir"), cwd=tmp_path),
-                    "cannot create output folder")
+    _one_line_error(
+        _cli("export", "resnet18", "--out", str(blocker / "sub" / "dir"), cwd=tmp_path), "cannot create output folder"
+    )
     _one_line_error(_cli("export", "resnet18", "--out", str(blocker), cwd=tmp_path), "is a file")
 
 
@@ -395,13 +447,28 @@ def test_cli_export_all_continues_past_a_failing_model(tmp_path, monkeypatch):
 
 # googlenet trains longest; mobilenet_v3_large's trained int8 parity is asserted by tests/test_int8.py's
 # test_trained_mobilenet_v3_int8_keeps_accuracy_without_round_trips (the same export, with the speed gate)
-@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", pytest.param("mobilenet_v3_large", marks=pytest.mark.slow),
-                                  pytest.param("googlenet", marks=pytest.mark.slow), "unet"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "resnet18",
+        "mobilenet_v2",
+        pytest.param("mobilenet_v3_large", marks=pytest.mark.slow),
+        pytest.param("googlenet", marks=pytest.mark.slow),
+        "unet",
+    ],
+)
 def test_int8_parity_on_trained_models(name, trained_checkpoint, tmp_path):
     """Issue 3: int8 parity is judged, and passes, on briefly trained models (random weights prove little)."""
     fx = trained_checkpoint(name)
-    options = options_from_keywords(weights=str(fx.checkpoint), num_classes=fx.num_classes, input_size=fx.input_size,
-                                    arch_options=fx.arch_options, calib=fx.calib_dir, calib_count=64, int8=True)
+    options = options_from_keywords(
+        weights=str(fx.checkpoint),
+        num_classes=fx.num_classes,
+        input_size=fx.input_size,
+        arch_options=fx.arch_options,
+        calib=fx.calib_dir,
+        calib_count=64,
+        int8=True,
+    )
     # parity is what is judged here: the speed gate (timed in tests/test_int8.py) would add ~2 s a model
     options = dataclasses.replace(options, int8=dataclasses.replace(options.int8, speed=False))
     result = export(name, tmp_path / name, options)
@@ -422,8 +489,13 @@ def test_batchnorm_reestimation_keeps_momentum_and_matches_update_bn():
     from edgecnn.convert.onnx_export import recalibrate_batchnorm
 
     torch.manual_seed(0)
-    make = lambda: nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, momentum=0.01), nn.ReLU(),  # noqa: E731
-                                 nn.Conv2d(4, 4, 3), nn.BatchNorm2d(4))
+    make = lambda: nn.Sequential(
+        nn.Conv2d(3, 4, 3),
+        nn.BatchNorm2d(4, momentum=0.01),
+        nn.ReLU(),  # noqa: E731
+        nn.Conv2d(4, 4, 3),
+        nn.BatchNorm2d(4),
+    )
     ours, theirs = make(), make()
     theirs.load_state_dict(ours.state_dict())
     batches = [torch.randn(5, 3, 12, 12) for _ in range(3)]

@@ -58,8 +58,15 @@ def _twin(module: nn.Module, folder, size: int, statistics: bool = True):
                 nn.init.normal_(m.bias, 0, 0.1)
     path = folder / "fp32.onnx"
     with torch.no_grad():
-        torch.onnx.export(module.eval(), (torch.randn(1, 3, size, size),), str(path), input_names=["input"],
-                          output_names=["logits"], dynamo=False, opset_version=17)
+        torch.onnx.export(
+            module.eval(),
+            (torch.randn(1, 3, size, size),),
+            str(path),
+            input_names=["input"],
+            output_names=["logits"],
+            dynamo=False,
+            opset_version=17,
+        )
     simplified, _ = simplify(onnx.load(str(path)))  # BatchNorms folded, as the export leaves them
     onnx.save(simplified, str(path))
     twin = quantization_twin(path)
@@ -74,11 +81,19 @@ def _ort(twin, cache, dst, per_channel: bool, exclude=(), reduce_range: bool = T
     depthwise weights kept at 8 bits by a per-tensor override)."""
     overrides = full_range_overrides(onnx.load(str(twin))) if reduce_range else {}
     with quiet():
-        quantize_static(str(twin), str(dst), None, quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                        reduce_range=reduce_range,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=list(exclude),
-                        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True, **overrides},
-                        calibration_cache_path=str(cache))
+        quantize_static(
+            str(twin),
+            str(dst),
+            None,
+            quant_format=QuantFormat.QDQ,
+            per_channel=per_channel,
+            reduce_range=reduce_range,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=list(exclude),
+            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True, **overrides},
+            calibration_cache_path=str(cache),
+        )
     return onnx.load(str(dst))
 
 
@@ -103,6 +118,7 @@ def twins(tmp_path_factory):
             torch.manual_seed(0)  # the same random weights every run
             made[case, statistics] = _twin(make(), tmp_path_factory.mktemp(case), size, statistics)
         return made[case, statistics]
+
     return get
 
 
@@ -121,14 +137,20 @@ def test_per_channel_rewrite_equals_onnxruntimes_own(case, bits, twins, tmp_path
     ours = _ort(twin, cache, tmp_path / "pt.onnx", per_channel=False, reduce_range=bits == 7)
     rewritten = to_per_channel(ours, onnx.load(str(twin)), reduce_range=bits == 7)
     int8 = {i.name for i in theirs.graph.initializer if i.data_type == onnx.TensorProto.INT8}
-    assert rewritten and rewritten == sum(1 for n in theirs.graph.node if n.op_type == "DequantizeLinear" and any(
-        a.name == "axis" for a in n.attribute) and n.input[0] in int8)  # every per-channel weight onnxruntime made
+    assert rewritten and rewritten == sum(
+        1
+        for n in theirs.graph.node
+        if n.op_type == "DequantizeLinear" and any(a.name == "axis" for a in n.attribute) and n.input[0] in int8
+    )  # every per-channel weight onnxruntime made
     _assert_same(ours, theirs)
     levels = 64 if bits == 7 else 127
     full = {f"{w}_quantized" for w in full_range_weights(onnx.load(str(twin)))} if bits == 7 else set()
     assert bool(full) == (bits == 7 and case == "mobilenet_v3_small")  # its depthwise convolutions
-    widest = {i.name: int(np.abs(numpy_helper.to_array(i).astype(np.int32)).max())
-              for i in ours.graph.initializer if i.data_type == onnx.TensorProto.INT8}
+    widest = {
+        i.name: int(np.abs(numpy_helper.to_array(i).astype(np.int32)).max())
+        for i in ours.graph.initializer
+        if i.data_type == onnx.TensorProto.INT8
+    }
     assert max(v for k, v in widest.items() if k not in full) == levels  # the widest channel uses its range
     assert all(widest[k] == 127 for k in full)  # depthwise weights keep 8 bits
     if case == "big_bias":  # the adjustment really ran: some weight scales are larger than max|w|/levels
@@ -159,11 +181,20 @@ def test_shared_biases(twins, tmp_path):
     _assert_same(pt, _ort(twin, cache, tmp_path / "pc.onnx", per_channel=True))
 
     first = tuple(n.name for n in model.graph.node if n.op_type == "Conv")[:1]
-    assert to_per_channel(_ort(twin, cache, tmp_path / "pt.onnx", per_channel=False, exclude=first), model,
-                          reduce_range=True) is None
+    assert (
+        to_per_channel(
+            _ort(twin, cache, tmp_path / "pt.onnx", per_channel=False, exclude=first), model, reduce_range=True
+        )
+        is None
+    )
     quantize_int8(twin, tmp_path / "q.onnx", calibration_cache=cache, exclude_nodes=first)
-    quantize_int8(twin, tmp_path / "ort.onnx", calibration_cache=cache, exclude_nodes=first,
-                  extra_options={"WeightSymmetric": True})
+    quantize_int8(
+        twin,
+        tmp_path / "ort.onnx",
+        calibration_cache=cache,
+        exclude_nodes=first,
+        extra_options={"WeightSymmetric": True},
+    )
     _assert_same(onnx.load(str(tmp_path / "q.onnx")), onnx.load(str(tmp_path / "ort.onnx")))
 
 

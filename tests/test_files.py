@@ -103,11 +103,13 @@ def test_an_older_folder_is_recognised_by_its_record(tmp_path):
 
     ex = tmp_path / "ex"
     (ex / "bundle").mkdir(parents=True)
-    (ex / "manifest.json").write_text(json.dumps({"edgecnn_manifest": 1, "artifacts": [{"file": "m.onnx"},
-                                                                                       {"file": "../../x"}]}))
+    (ex / "manifest.json").write_text(
+        json.dumps({"edgecnn_manifest": 1, "artifacts": [{"file": "m.onnx"}, {"file": "../../x"}]})
+    )
     (ex / "m.onnx").write_bytes(b"x")
-    (ex / "bundle" / "bundle.json").write_text(json.dumps({"edgecnn_bundle": 1, "files": {"golden.npz": {}},
-                                                           "models": [{"file": "m.onnx"}]}))
+    (ex / "bundle" / "bundle.json").write_text(
+        json.dumps({"edgecnn_bundle": 1, "files": {"golden.npz": {}}, "models": [{"file": "m.onnx"}]})
+    )
     (ex / "bundle" / "m.onnx").write_bytes(b"x")
     assert foreign_files(ex) == []
     (ex / "bundle" / "mine.txt").write_text("x")
@@ -122,22 +124,32 @@ def test_process_start_tells_a_reused_pid_from_the_lock_holder(tmp_path):
     import json
 
     assert process_start(os.getpid()) == process_start(os.getpid()) is not None
-    (tmp_path / ".out.lock").write_text(json.dumps({"pid": os.getppid(), "command": "edgecnn export x",
-                                                    "since": "then", "started": "not-this-one"}))
+    (tmp_path / ".out.lock").write_text(
+        json.dumps({"pid": os.getppid(), "command": "edgecnn export x", "since": "then", "started": "not-this-one"})
+    )
     notes = []
     with staged_output(tmp_path / "out", force=False, notes=notes):
         pass
     assert "took over the lock" in notes[0]
-    (tmp_path / ".out2.lock").write_text(json.dumps({"pid": os.getppid(), "command": "edgecnn export x",
-                                                     "since": "then", "started": process_start(os.getppid())}))
+    (tmp_path / ".out2.lock").write_text(
+        json.dumps(
+            {
+                "pid": os.getppid(),
+                "command": "edgecnn export x",
+                "since": "then",
+                "started": process_start(os.getppid()),
+            }
+        )
+    )
     with pytest.raises(ArtifactError, match="being written by process"):
         with staged_output(tmp_path / "out2", force=False):
             pass
 
 
 def test_staged_output_clears_a_dead_process_staging_folder(tmp_path):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     leftover = tmp_path / f".out.staging-{dead}"
     leftover.mkdir()
     (leftover / "junk.onnx").write_bytes(b"x")
@@ -194,8 +206,9 @@ def test_a_second_writer_is_refused_at_once_naming_the_first(tmp_path):
 def test_a_dead_writers_lock_is_taken_over_and_said(tmp_path):
     out = tmp_path / "out"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    (tmp_path / ".out.lock").write_text('{"pid": %d, "command": "edgecnn export x", "since": "then"}'
-                                        % int(dead.stdout))
+    (tmp_path / ".out.lock").write_text(
+        '{"pid": %d, "command": "edgecnn export x", "since": "then"}' % int(dead.stdout)
+    )
     notes = []
     with staged_output(out, force=False, notes=notes) as staging:
         (staging / "a.txt").write_text("new")

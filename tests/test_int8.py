@@ -20,8 +20,14 @@ from edgecnn.convert import int8 as q8
 from edgecnn.core.errors import InputError
 from edgecnn.convert.int8 import Agreement, SpeedGate, agreement, build_int8, layer_sensitivity, run_model
 from edgecnn.models.blocks import SqueezeExcite
-from edgecnn.convert.quantize import (BatchReader, calibrate, fold_scales, int8_form, preprocess_for_quantization,
-                              quantize_int8)
+from edgecnn.convert.quantize import (
+    BatchReader,
+    calibrate,
+    fold_scales,
+    int8_form,
+    preprocess_for_quantization,
+    quantize_int8,
+)
 
 
 class TinyV3(nn.Module):
@@ -65,9 +71,16 @@ def _export(module: nn.Module, path, size: int = 16) -> None:
         if isinstance(m, nn.Linear):
             nn.init.normal_(m.weight, 0, 1)
     with torch.no_grad():
-        torch.onnx.export(module, (torch.randn(1, 3, size, size),), str(path), input_names=["input"],
-                          output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-                          dynamo=False, opset_version=17)
+        torch.onnx.export(
+            module,
+            (torch.randn(1, 3, size, size),),
+            str(path),
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+            dynamo=False,
+            opset_version=17,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +99,7 @@ def _ops(path) -> list[str]:
 
 
 def _sqnr(ref, out) -> float:
-    return float(10 * np.log10((ref ** 2).sum() / max(float(((ref - out) ** 2).sum()), 1e-30)))
+    return float(10 * np.log10((ref**2).sum() / max(float(((ref - out) ** 2).sum()), 1e-30)))
 
 
 # ------------------------------------------------------------------------------------------------ graph form
@@ -116,8 +129,15 @@ def test_int8_form_leaves_no_float_islands(tiny, tmp_path):
 
     _, pre, images = tiny
     plain = tmp_path / "plain.int8.onnx"
-    quantize_static(str(pre), str(plain), BatchReader(images), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    quantize_static(
+        str(pre),
+        str(plain),
+        BatchReader(images),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+    )
     islands = q8.float_islands(plain)
     assert islands["count"] >= 2 and ({"HardSwish", "HardSigmoid"} & set(islands["ops"]))
 
@@ -143,8 +163,15 @@ def test_fold_scales_matches_the_unfolded_graph(tiny, tmp_path):
     twin = tmp_path / "twin.onnx"
     onnx.save(model, str(twin))
     unfolded = tmp_path / "unfolded.onnx"
-    quantize_static(str(twin), str(unfolded), BatchReader(images), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    quantize_static(
+        str(twin),
+        str(unfolded),
+        BatchReader(images),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+    )
     qmodel = onnx.load(str(unfolded))
     muls = sum(n.op_type == "Mul" for n in qmodel.graph.node)
     assert fold_scales(qmodel) == 2
@@ -199,8 +226,12 @@ def test_float_fallback_makes_the_node_float_and_fixes_it(outlier, tmp_path):
 def _weight_levels(path) -> int:
     """The largest |q| of the int8 weights (the S8 initializers) in a QDQ file."""
     from onnx import numpy_helper
-    return max(int(np.abs(numpy_helper.to_array(i).astype(np.int32)).max())
-               for i in onnx.load(str(path)).graph.initializer if i.data_type == onnx.TensorProto.INT8)
+
+    return max(
+        int(np.abs(numpy_helper.to_array(i).astype(np.int32)).max())
+        for i in onnx.load(str(path)).graph.initializer
+        if i.data_type == onnx.TensorProto.INT8
+    )
 
 
 def test_int8_weights_are_7_bit_so_no_cpu_saturates_their_pair_sums(outlier, tmp_path):
@@ -300,8 +331,16 @@ def test_resnet50_from_a_checkpoint_with_calib_falls_back_in_valid_graphs(traine
         return report
 
     monkeypatch.setattr(q8, "quantize_int8", checked)
-    result = export("resnet50", tmp_path / "r50", weights=str(fx.checkpoint), num_classes=fx.num_classes,
-                    input_size=fx.input_size, int8=True, calib=str(fx.calib_dir), calib_count=16)
+    result = export(
+        "resnet50",
+        tmp_path / "r50",
+        weights=str(fx.checkpoint),
+        num_classes=fx.num_classes,
+        input_size=fx.input_size,
+        int8=True,
+        calib=str(fx.calib_dir),
+        calib_count=16,
+    )
     rounds = result.manifest["int8"]["fallback"]["rounds"]
     assert [r["nodes"] for r in rounds][:5] == [1, 2, 4, 8, 16] and max(written) >= 16
     assert result.manifest["int8"]["kept"] == "mixed"
@@ -315,8 +354,14 @@ def test_build_int8_falls_back_until_the_target_or_says_it_was_not_met(outlier, 
     met = build_int8(fp32, dst, np.concatenate([images, images]), target={"top1": 1.0}, speed=False)
     assert met.kept in ("int8", "mixed") and met.path == dst and dst.is_file()
     # An unreachable target: rounds of 1, 2 nodes, then a plain warning.
-    result = build_int8(fp32, tmp_path / "x.onnx", np.concatenate([images, images]), target={"sqnr_db": 98.0},
-                        speed=False, max_fallback=2)
+    result = build_int8(
+        fp32,
+        tmp_path / "x.onnx",
+        np.concatenate([images, images]),
+        target={"sqnr_db": 98.0},
+        speed=False,
+        max_fallback=2,
+    )
     assert [r["nodes"] for r in result.fallback_rounds] == [1, 2]
     assert result.kept == "mixed" and result.fallback_nodes
     assert any("not met" in w for w in result.warnings)
@@ -349,8 +394,13 @@ def test_auto_calibration_tries_each_method_and_keeps_the_best(tiny, tmp_path):
     assert result.calibration[result.method].score() == best.score()
     assert result.selection_images == 10 and result.calibration_images == 30  # a held-out quarter judges
     # random weights: nothing to keep accurate, so no bias correction (it costs a pass over the images)
-    assert result.form == {"hardswish_decomposed": 1, "hardsigmoid_decomposed": 1, "scales_folded": 2,
-                           "biases_corrected": 0, "weight_bits": 7}
+    assert result.form == {
+        "hardswish_decomposed": 1,
+        "hardsigmoid_decomposed": 1,
+        "scales_folded": 2,
+        "biases_corrected": 0,
+        "weight_bits": 7,
+    }
 
 
 def test_unknown_options_are_refused_early():
@@ -367,6 +417,7 @@ def _fake_gate(ratio: float, *names):
         islands = {n: {"count": 3, "ops": {"HardSigmoid": 3}} for n in candidates}
         causes = tuple(q8.explain_slow_int8(islands[next(iter(candidates))], False, 4, 2.0, 0)) if ratio >= 1 else ()
         return SpeedGate(2.0, ms, {n: ratio for n in candidates}, 2, 1, "stand-in", islands, False, 4, causes)
+
     return gate
 
 
@@ -424,9 +475,16 @@ def test_speed_gate_times_side_by_side(tiny, tmp_path):
 def _export_trained(fixture, out, **kwargs):
     from edgecnn.pipeline import export
 
-    return export(fixture.name, out, weights=str(fixture.checkpoint), num_classes=fixture.num_classes,
-                  input_size=fixture.input_size, calib=fixture.calib_dir, arch_options=fixture.arch_options,
-                  **kwargs)
+    return export(
+        fixture.name,
+        out,
+        weights=str(fixture.checkpoint),
+        num_classes=fixture.num_classes,
+        input_size=fixture.input_size,
+        calib=fixture.calib_dir,
+        arch_options=fixture.arch_options,
+        **kwargs,
+    )
 
 
 def heldout_score(path, fixture) -> float:
@@ -462,9 +520,27 @@ def test_cli_int8_auto_and_report(trained_checkpoint, tmp_path):
     fx = trained_checkpoint("resnet18")
     out = tmp_path / "r18"
     runner = CliRunner()
-    res = runner.invoke(app, ["export", "resnet18", "--weights", str(fx.checkpoint), "--num-classes", "10",
-                              "--input-size", "32", "--calib", str(fx.calib_dir), "--int8", "auto",
-                              "--calib-method", "auto", "--out", str(out)])
+    res = runner.invoke(
+        app,
+        [
+            "export",
+            "resnet18",
+            "--weights",
+            str(fx.checkpoint),
+            "--num-classes",
+            "10",
+            "--input-size",
+            "32",
+            "--calib",
+            str(fx.calib_dir),
+            "--int8",
+            "auto",
+            "--calib-method",
+            "auto",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     manifest = json.loads((out / "manifest.json").read_text())
     record = manifest["int8"]
@@ -484,8 +560,15 @@ def test_fixed_batch_graphs_are_calibrated_and_timed_in_their_batch(tmp_path):
     model = TinyV3().eval()
     fp32 = tmp_path / "b2.onnx"
     with torch.no_grad():
-        torch.onnx.export(model, (torch.randn(2, 3, 16, 16),), str(fp32), input_names=["input"],
-                          output_names=["logits"], dynamo=False, opset_version=17)
+        torch.onnx.export(
+            model,
+            (torch.randn(2, 3, 16, 16),),
+            str(fp32),
+            input_names=["input"],
+            output_names=["logits"],
+            dynamo=False,
+            opset_version=17,
+        )
     images = np.random.default_rng(0).standard_normal((21, 3, 16, 16)).astype(np.float32)  # odd: last batch padded
     result = build_int8(fp32, tmp_path / "b2.int8.onnx", images, batch=2, judge_accuracy=False, speed_seconds=0.05)
     assert result.path.is_file() and result.speed.batch == 2
@@ -502,8 +585,12 @@ class Chain(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU())
-        self.blocks = nn.ModuleList(nn.Sequential(nn.Conv2d(8, 16, 1), nn.ReLU(), nn.Conv2d(16, 16, 3, 1, 1, groups=16),
-                                                  nn.ReLU(), nn.Conv2d(16, 8, 1)) for _ in range(3))
+        self.blocks = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv2d(8, 16, 1), nn.ReLU(), nn.Conv2d(16, 16, 3, 1, 1, groups=16), nn.ReLU(), nn.Conv2d(16, 8, 1)
+            )
+            for _ in range(3)
+        )
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5))
 
     def forward(self, x):
@@ -614,9 +701,16 @@ def test_bias_correction_removes_the_mean_shift_of_weight_rounding(tmp_path):
     fp32, pre = tmp_path / "shift.onnx", tmp_path / "shift.pre.onnx"
     module = Shifted().eval()
     with torch.no_grad():
-        torch.onnx.export(module, (torch.randn(1, 3, 12, 12),), str(fp32), input_names=["input"],
-                          output_names=["out"], dynamic_axes={"input": {0: "batch"}, "out": {0: "batch"}},
-                          dynamo=False, opset_version=17)
+        torch.onnx.export(
+            module,
+            (torch.randn(1, 3, 12, 12),),
+            str(fp32),
+            input_names=["input"],
+            output_names=["out"],
+            dynamic_axes={"input": {0: "batch"}, "out": {0: "batch"}},
+            dynamo=False,
+            opset_version=17,
+        )
     preprocess_for_quantization(fp32, pre)
     rng = np.random.default_rng(0)
     calib, fresh = (rng.standard_normal((n, 3, 12, 12)).astype(np.float32) for n in (32, 16))
@@ -648,20 +742,32 @@ def test_static_policy_prefers_cheap_float_forms_and_never_ships_one_slower_than
     def gate(**ms):
         return SpeedGate(2.0, ms, {n: v / 2.0 for n, v in ms.items()}, 2, 1, "stand-in", {}, True, 3, ())
 
-    cands = {"int8": ("a", poor), "stem:5": ("b", ag(1.0, 0.004)), "stem:3": ("c", good), "mixed": ("d", ag(1.0, 0.002))}
+    cands = {
+        "int8": ("a", poor),
+        "stem:5": ("b", ag(1.0, 0.004)),
+        "stem:3": ("c", good),
+        "mixed": ("d", ag(1.0, 0.002)),
+    }
     accurate = {n: c for n, c in cands.items() if c[1].meets({"top1": 0.97})}
     # int8 misses the target: the most accurate form that is still faster than fp32 (mixed, the closest, is not)
-    name, why = q8._decide_static(cands, accurate, gate(int8=1.0, **{"stem:5": 1.1, "stem:3": 1.2, "mixed": 2.5}),
-                                  {"top1": 0.97}, timing)
+    name, why = q8._decide_static(
+        cands, accurate, gate(int8=1.0, **{"stem:5": 1.1, "stem:3": 1.2, "mixed": 2.5}), {"top1": 0.97}, timing
+    )
     assert name == "stem:5" and "first 5 nodes in float" in why and "most accurate" in why
     # int8 that meets the target ships as it is, whatever else agrees better
-    assert q8._decide_static({**cands, "int8": ("a", good)}, {**accurate, "int8": ("a", good)},
-                             gate(int8=1.0, **{"stem:5": 1.1, "stem:3": 1.2, "mixed": 1.5}), {"top1": 0.97},
-                             timing)[0] == "int8"
+    assert (
+        q8._decide_static(
+            {**cands, "int8": ("a", good)},
+            {**accurate, "int8": ("a", good)},
+            gate(int8=1.0, **{"stem:5": 1.1, "stem:3": 1.2, "mixed": 1.5}),
+            {"top1": 0.97},
+            timing,
+        )[0]
+        == "int8"
+    )
     # mixed meets the target but is slower than fp32 while int8 is faster: int8 ships, and says so
     cands = {"int8": ("a", poor), "mixed": ("d", good)}
-    name, why = q8._decide_static(cands, {"mixed": cands["mixed"]}, gate(int8=1.0, mixed=5.6), {"top1": 0.97},
-                                  timing)
+    name, why = q8._decide_static(cands, {"mixed": cands["mixed"]}, gate(int8=1.0, mixed=5.6), {"top1": 0.97}, timing)
     assert name == "int8" and "no form met" in why
     # without a speed gate, the accurate mixed form ships
     assert q8._decide_static(cands, {"mixed": cands["mixed"]}, None, {"top1": 0.97}, timing)[0] == "mixed"

@@ -44,10 +44,18 @@ def test_mobile_writes_fixed_onnx_ort_and_configs(v3, v3_mobile):
     res = v3_mobile
     assert res.out_dir == v3.parent / "mobile"
     names = sorted(p.name for p in res.out_dir.iterdir())
-    assert names == sorted(["mobilenet_v3_small.fp32.fixed.onnx", "mobilenet_v3_small.fp32.fixed.ort",
-                            "mobilenet_v3_small.fp32.fixed.with_runtime_opt.ort", "required_operators.config",
-                            "required_operators.with_runtime_opt.config", "report.json", "report.txt",
-                            ".edgecnn-files.json"])
+    assert names == sorted(
+        [
+            "mobilenet_v3_small.fp32.fixed.onnx",
+            "mobilenet_v3_small.fp32.fixed.ort",
+            "mobilenet_v3_small.fp32.fixed.with_runtime_opt.ort",
+            "required_operators.config",
+            "required_operators.with_runtime_opt.config",
+            "report.json",
+            "report.txt",
+            ".edgecnn-files.json",
+        ]
+    )
     fixed = onnx.load(str(res.path("onnx")))
     dims = [d.dim_value for d in fixed.graph.input[0].type.tensor_type.shape.dim]
     assert dims == [1, 3, 64, 64] and res.input_shape == (1, 3, 64, 64)
@@ -92,9 +100,11 @@ def test_hard_activations_become_portable_and_nnapi_takes_one_partition(v3, v3_m
 
 def test_decomposition_matches_the_onnx_operators():
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 50])
-    nodes = [helper.make_node("HardSwish", ["x"], ["a"], name="hs"),
-             helper.make_node("HardSigmoid", ["x"], ["b"], alpha=1 / 6, beta=0.5, name="hsig"),
-             helper.make_node("HardSigmoid", ["x"], ["c"], name="other")]  # ONNX default alpha 0.2: left alone
+    nodes = [
+        helper.make_node("HardSwish", ["x"], ["a"], name="hs"),
+        helper.make_node("HardSigmoid", ["x"], ["b"], alpha=1 / 6, beta=0.5, name="hsig"),
+        helper.make_node("HardSigmoid", ["x"], ["c"], name="other"),
+    ]  # ONNX default alpha 0.2: left alone
     outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [2, 50]) for n in "abc"]
     model = helper.make_model(helper.make_graph(nodes, "g", [x], outs), opset_imports=[helper.make_opsetid("", 18)])
     before = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -209,12 +219,22 @@ def test_partition_report_checks_the_conditions_our_models_meet(tmp_path):
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 16, 16])
     inits = [helper.make_tensor(n, TensorProto.FLOAT, [], [v]) for n, v in (("zero", 0.0), ("one", 1.0), ("six", 6.0))]
     inits.append(helper.make_tensor("scales", TensorProto.FLOAT, [4], [1, 1, 2, 2]))
-    nodes = [helper.make_node("Clip", ["x", "zero", "six"], ["a"], name="relu6"),
-             helper.make_node("Clip", ["a", "zero", "one"], ["b"], name="clip01"),
-             helper.make_node("Resize", ["b", "", "scales"], ["c"], mode="linear", name="up",
-                              coordinate_transformation_mode="align_corners"),
-             helper.make_node("Relu", ["c"], ["y"], name="relu")]
-    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y], inits), opset_imports=[helper.make_opsetid("", 18)])
+    nodes = [
+        helper.make_node("Clip", ["x", "zero", "six"], ["a"], name="relu6"),
+        helper.make_node("Clip", ["a", "zero", "one"], ["b"], name="clip01"),
+        helper.make_node(
+            "Resize",
+            ["b", "", "scales"],
+            ["c"],
+            mode="linear",
+            name="up",
+            coordinate_transformation_mode="align_corners",
+        ),
+        helper.make_node("Relu", ["c"], ["y"], name="relu"),
+    ]
+    model = helper.make_model(
+        helper.make_graph(nodes, "g", [x], [y], inits), opset_imports=[helper.make_opsetid("", 18)]
+    )
     path = tmp_path / "toy.onnx"
     onnx.save(model, str(path))
     report = {p.provider: p for p in partition_report(path)}

@@ -63,8 +63,15 @@ def n_params(model: nn.Module) -> int:
 
 
 def test_zoo_has_every_family():
-    assert {get_spec(n).family for n in MODELS} == {"alexnet", "vgg", "googlenet", "mobilenet", "resnet", "unet",
-                                                    "efficientnet"}
+    assert {get_spec(n).family for n in MODELS} == {
+        "alexnet",
+        "vgg",
+        "googlenet",
+        "mobilenet",
+        "resnet",
+        "unet",
+        "efficientnet",
+    }
     assert len(MODELS) == len(set(MODELS)) == 26
 
 

@@ -88,8 +88,11 @@ class Skip(nn.Module):
     def forward(self, x):
         y = torch.relu(self.conv(x))
         up = self.down(y)
-        up = (nn.functional.interpolate(up, size=self.fixed, mode="bilinear") if self.fixed else
-              nn.functional.interpolate(up, scale_factor=2.0, mode="bilinear"))
+        up = (
+            nn.functional.interpolate(up, size=self.fixed, mode="bilinear")
+            if self.fixed
+            else nn.functional.interpolate(up, scale_factor=2.0, mode="bilinear")
+        )
         return torch.cat([y, up], dim=1)
 
 
@@ -97,8 +100,10 @@ def test_static_trace_is_made_dynamic_in_height_and_width_and_matches_pytorch(tm
     torch.manual_seed(0)
     model = Skip().eval()
     path = tmp_path / "skip.onnx"
-    assert E.export_onnx(model, path, input_shape=(3, 16, 16), dynamic_hw=True, size_multiple=2).batch_axis == \
-        "static trace, made dynamic"
+    assert (
+        E.export_onnx(model, path, input_shape=(3, 16, 16), dynamic_hw=True, size_multiple=2).batch_axis
+        == "static trace, made dynamic"
+    )
     dims = onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_param for d in dims] == ["batch", "", "height", "width"]
     for b, h, w in ((1, 8, 24), (3, 32, 10)):

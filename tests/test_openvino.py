@@ -45,8 +45,9 @@ def export(tmp_path_factory):
     torch.manual_seed(0)
     ckpt = root / "ckpt.pth"
     torch.save(edgecnn.create_model("mobilenet_v2", width_mult=0.25).state_dict(), ckpt)
-    result = edgecnn.export("mobilenet_v2", root / "m", weights=str(ckpt), input_size=64,
-                            arch_options={"width_mult": 0.25}, bundle=True)
+    result = edgecnn.export(
+        "mobilenet_v2", root / "m", weights=str(ckpt), input_size=64, arch_options={"width_mult": 0.25}, bundle=True
+    )
     fp32 = result.out_dir / "mobilenet_v2.fp32.onnx"
     bundle = result.out_dir / result.manifest["bundle"]["folder"]
     return {"fp32": fp32, "int8": quick_qdq(fp32, root / "int8.onnx"), "bundle": bundle}
@@ -152,13 +153,28 @@ def test_runtime_compiles_a_static_copy_per_repeated_shape(export, monkeypatch):
     ref = P.make_session(export["fp32"], "cpu", threads=2).run(None, {"input": x})[0]
     scale = float(np.abs(ref).max())
     assert scale > 0
-    for got in (once, again, np.concatenate([sess.run(None, {"input": x[i:i + 1]})[0] for i in range(2)])):
+    for got in (once, again, np.concatenate([sess.run(None, {"input": x[i : i + 1]})[0] for i in range(2)])):
         assert float(np.abs(got - ref).max()) <= 1e-4 * scale
 
 
 def test_bench_records_openvino_and_its_precision(export, backend):
-    result = runner.invoke(app, ["bench", str(export["fp32"]), str(export["int8"]), "--each-ep", "cpu,openvino",
-                                 "--threads", "2", "--runs", "5", "--warmup", "1", "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "bench",
+            str(export["fp32"]),
+            str(export["int8"]),
+            "--each-ep",
+            "cpu,openvino",
+            "--threads",
+            "2",
+            "--runs",
+            "5",
+            "--warmup",
+            "1",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)["results"]
     kind = {str(export["fp32"]): "fp32", str(export["int8"]): "int8"}
@@ -191,8 +207,9 @@ def test_predict_on_openvino_matches_cpu(export, backend):
 
 
 def test_validate_on_openvino_against_pytorch(export, backend):
-    result = runner.invoke(app, ["validate", str(export["fp32"]), "--each-ep", "cpu,openvino", "--count", "8",
-                                 "--json"])
+    result = runner.invoke(
+        app, ["validate", str(export["fp32"]), "--each-ep", "cpu,openvino", "--count", "8", "--json"]
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     checks = {tuple(c["providers"])[0]: c for c in data["checks"]}
@@ -216,9 +233,14 @@ def test_not_installed_is_one_line_naming_the_extra(export):
         "            raise ModuleNotFoundError('blocked by the test', name=name)\n"
         "sys.meta_path.insert(0, _Block())\n"
         "from edgecnn.cli import app\n"
-        "app(prog_name='edgecnn', args=sys.argv[1:])\n")
-    done = subprocess.run([sys.executable, "-c", prelude, "bench", str(export["fp32"]), "--ep", "openvino"],
-                          capture_output=True, text=True, timeout=120)
+        "app(prog_name='edgecnn', args=sys.argv[1:])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", prelude, "bench", str(export["fp32"]), "--ep", "openvino"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2 and done.stdout == ""
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("error: ") and "'openvino'" in line and "pip install 'edgecnn[openvino]'" in line

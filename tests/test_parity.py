@@ -41,8 +41,10 @@ def test_an_artifact_as_accurate_as_pytorch_passes_whatever_its_relative_error()
     # the same figures without a float64 reference: judged by the fixed relative rule (artifact vs artifact)
     # several PyTorch runs: its error is the largest of theirs
     runs = (exact + 1e-3, own, exact - 1e-3)
-    assert compare(own, out, task="classification", precision="fp32",
-                   exact=ExactReference(exact, runs)).torch_max_abs == report.torch_max_abs
+    assert (
+        compare(own, out, task="classification", precision="fp32", exact=ExactReference(exact, runs)).torch_max_abs
+        == report.torch_max_abs
+    )
     fixed = compare(own, out, task="classification", precision="fp32")
     assert not fixed.passed and fixed.exact_max_abs is None
     assert any(f.startswith("max relative error") for f in fixed.failures)
@@ -65,8 +67,9 @@ def test_the_floor_keeps_a_zero_own_error_from_demanding_exactness():
     report = compare(exact, one_ulp, task="classification", precision="fp32", exact=ExactReference(exact, exact))
     assert report.passed and report.torch_max_abs == 0
     assert report.error_bound == pytest.approx(FLOOR_UNITS * UNIT_ROUNDOFF["fp32"] * scale)
-    off = compare(exact, exact + 1e-5 * scale, task="classification", precision="fp32",
-                  exact=ExactReference(exact, exact))
+    off = compare(
+        exact, exact + 1e-5 * scale, task="classification", precision="fp32", exact=ExactReference(exact, exact)
+    )
     assert not off.passed
 
 
@@ -74,17 +77,19 @@ def test_fp16_is_judged_by_pytorch_in_float16_and_falls_back_without_a_finite_on
     exact = _logits(5)
     half = exact + np.random.default_rng(6).uniform(-0.1, 0.1, exact.shape)
     within = exact + 0.3
-    assert compare(exact, within, task="classification", precision="fp16",
-                   exact=ExactReference(exact, half)).passed
-    assert not compare(exact, exact + 1.0, task="classification", precision="fp16",
-                       exact=ExactReference(exact, half)).passed
+    assert compare(exact, within, task="classification", precision="fp16", exact=ExactReference(exact, half)).passed
+    assert not compare(
+        exact, exact + 1.0, task="classification", precision="fp16", exact=ExactReference(exact, half)
+    ).passed
     overflowed = half.copy()
     overflowed[0, 0] = np.inf  # PyTorch's own fp16 run overflowed: nothing to measure against
     report = compare(exact, within, task="classification", precision="fp16", exact=ExactReference(exact, overflowed))
     assert report.exact_max_abs is None and report.max_rel <= TOLERANCES["fp16"]["max_rel"] and report.passed
     # int8 is judged at task level, with or without a float64 reference
-    assert compare(exact, within, task="classification", precision="int8",
-                   exact=ExactReference(exact, half)).exact_max_abs is None
+    assert (
+        compare(exact, within, task="classification", precision="int8", exact=ExactReference(exact, half)).exact_max_abs
+        is None
+    )
 
 
 # ------------------------------------------------------------------------------------ the reference runs
@@ -93,12 +98,18 @@ def test_fp16_is_judged_by_pytorch_in_float16_and_falls_back_without_a_finite_on
 class _Tiny(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                                  nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5))
+        self.body = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(8, 5),
+        )
 
     def forward(self, x):
         if x.dtype == torch.float16 and getattr(self, "refuse_half", False):
-            raise RuntimeError('"slow_conv2d_cpu" not implemented for \'Half\'')
+            raise RuntimeError("\"slow_conv2d_cpu\" not implemented for 'Half'")
         return self.body(x)
 
 

@@ -10,8 +10,15 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from edgecnn.core.card import ModelCard
 from edgecnn.core.errors import InputError
-from edgecnn.runtime.preprocess import (PreprocessParams, crop_origin, list_images, load_image, preprocess,
-                                preprocess_uint8, resized_size)
+from edgecnn.runtime.preprocess import (
+    PreprocessParams,
+    crop_origin,
+    list_images,
+    load_image,
+    preprocess,
+    preprocess_uint8,
+    resized_size,
+)
 from edgecnn.convert.transforms import torch_preprocess
 
 
@@ -97,8 +104,15 @@ def test_uint8_variant_is_the_float_one_before_normalising():
 
 
 def test_params_from_card():
-    card = ModelCard(model="m", task="classification", input_shape=["batch", 1, 32, 40], crop=[32, 40],
-                     resize=36, mean=[0.5], std=[0.2])
+    card = ModelCard(
+        model="m",
+        task="classification",
+        input_shape=["batch", 1, 32, 40],
+        crop=[32, 40],
+        resize=36,
+        mean=[0.5],
+        std=[0.2],
+    )
     params = PreprocessParams.from_card(card)
     assert params == PreprocessParams(crop=(32, 40), resize=36, mean=(0.5,), std=(0.2,), channels=1)
     assert preprocess(photo(50, 50), card).shape == (1, 32, 40)
@@ -189,11 +203,19 @@ def _noise(width: int, height: int, seed: int) -> Image.Image:
 # (width, height, params): shrinking and enlarging, wide and tall (Pillow 13 runs the vertical pass first when the
 # height shrinks more than twice as much as the width), grayscale, resize straight to the crop, crops past the edge.
 WINDOW_CASES = [
-    (640, 480, IMAGENET), (300, 1000, IMAGENET), (1000, 300, IMAGENET), (200, 150, IMAGENET),
-    (1500, 2, IMAGENET), (2, 900, IMAGENET), (97, 61, RECIPES["grayscale_nonsquare"]),
-    (61, 97, RECIPES["grayscale_nonsquare"]), (400, 33, RECIPES["straight_to_crop"]),
-    (30, 700, RECIPES["straight_to_crop"]), (80, 56, RECIPES["resize_below_crop"]),
-    (40, 300, RECIPES["resize_below_crop"]), (5, 3, PreprocessParams(crop=(7, 9), resize=4)),
+    (640, 480, IMAGENET),
+    (300, 1000, IMAGENET),
+    (1000, 300, IMAGENET),
+    (200, 150, IMAGENET),
+    (1500, 2, IMAGENET),
+    (2, 900, IMAGENET),
+    (97, 61, RECIPES["grayscale_nonsquare"]),
+    (61, 97, RECIPES["grayscale_nonsquare"]),
+    (400, 33, RECIPES["straight_to_crop"]),
+    (30, 700, RECIPES["straight_to_crop"]),
+    (80, 56, RECIPES["resize_below_crop"]),
+    (40, 300, RECIPES["resize_below_crop"]),
+    (5, 3, PreprocessParams(crop=(7, 9), resize=4)),
 ]
 
 
@@ -228,8 +250,11 @@ def _png_header(width: int, height: int) -> bytes:
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + chunk(
-        b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_an_image_over_the_pixel_limit_is_refused_from_its_header(tmp_path):
@@ -239,8 +264,11 @@ def test_an_image_over_the_pixel_limit_is_refused_from_its_header(tmp_path):
     path.write_bytes(_png_header(12_000, 10_000))  # 120 M pixels: over the 100 M default, under Pillow's error
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # Pillow's DecompressionBombWarning would be a second line on the CLI
-        with pytest.raises(InputError, match=r"big.png: 12000x10000 is 120,000,000 pixels, over edgecnn's limit "
-                                             r"of 100,000,000; set EDGECNN_MAX_IMAGE_PIXELS"):
+        with pytest.raises(
+            InputError,
+            match=r"big.png: 12000x10000 is 120,000,000 pixels, over edgecnn's limit "
+            r"of 100,000,000; set EDGECNN_MAX_IMAGE_PIXELS",
+        ):
             load_image(path)
         with pytest.raises(InputError, match="EDGECNN_MAX_IMAGE_PIXELS"):
             load_image(_png_header(40_000, 40_000))  # past twice Pillow's threshold too
@@ -289,10 +317,12 @@ def _tiny_model(path, shape):
     import onnx
     from onnx import TensorProto, helper
 
-    graph = helper.make_graph([helper.make_node("GlobalAveragePool", ["x"], ["p"]),
-                               helper.make_node("Flatten", ["p"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [shape[0], shape[1]])])
+    graph = helper.make_graph(
+        [helper.make_node("GlobalAveragePool", ["x"], ["p"]), helper.make_node("Flatten", ["p"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [shape[0], shape[1]])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9
     onnx.save(model, str(path))

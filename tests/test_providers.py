@@ -21,11 +21,16 @@ def conv_model(tmp_path_factory):
     """Conv → Relu → GlobalAveragePool, batch axis dynamic: 3 nodes, no torch needed."""
     w = helper.make_tensor("w", TensorProto.FLOAT, [4, 3, 3, 3], np.random.default_rng(0).standard_normal(108).tolist())
     graph = helper.make_graph(
-        [helper.make_node("Conv", ["input", "w"], ["c"], pads=[1, 1, 1, 1]),
-         helper.make_node("Relu", ["c"], ["r"]),
-         helper.make_node("GlobalAveragePool", ["r"], ["logits"])],
-        "tiny", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 8, 8])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4, 1, 1])], [w])
+        [
+            helper.make_node("Conv", ["input", "w"], ["c"], pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["c"], ["r"]),
+            helper.make_node("GlobalAveragePool", ["r"], ["logits"]),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4, 1, 1])],
+        [w],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     path = tmp_path_factory.mktemp("prov") / "tiny.onnx"
@@ -37,8 +42,21 @@ def test_table_names_are_unique_and_cpu_is_always_there():
     assert len({p.ort_name for p in P.PROVIDERS.values()}) == len(P.PROVIDERS)
     assert P.available()[0] == "cpu"
     assert P.is_available("cpu") and P.is_available("CPUExecutionProvider")
-    for short in ("cpu", "cuda", "tensorrt", "openvino", "dnnl", "xnnpack", "nnapi", "coreml", "qnn", "rocm",
-                  "migraphx", "directml", "azure"):
+    for short in (
+        "cpu",
+        "cuda",
+        "tensorrt",
+        "openvino",
+        "dnnl",
+        "xnnpack",
+        "nnapi",
+        "coreml",
+        "qnn",
+        "rocm",
+        "migraphx",
+        "directml",
+        "azure",
+    ):
         assert P.get_provider(short).name == short
 
 
@@ -68,8 +86,11 @@ def test_unknown_provider_lists_known_ones():
 
 def test_tensorrt_options_and_fallback_order(monkeypatch, tmp_path):
     """With a GPU build, TensorRT gets its engine cache and precision flags, then CUDA, then CPU."""
-    monkeypatch.setattr(P.ort, "get_available_providers",
-                        lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(
+        P.ort,
+        "get_available_providers",
+        lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+    )
     resolved = P.resolve("tensorrt", precision="fp16", cache_dir=tmp_path)
     assert [n for n, _ in resolved] == ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
     trt = resolved[0][1]

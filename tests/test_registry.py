@@ -67,14 +67,28 @@ def scratch_registry(monkeypatch):
 
 
 def _fields(name, **extra):
-    return dict(name=name, family="test", task="classification", input_size=(32, 32), min_input_size=(1, 1),
-                num_classes=10, num_params=1, gflops=0.001, paper="-", **extra)
+    return dict(
+        name=name,
+        family="test",
+        task="classification",
+        input_size=(32, 32),
+        min_input_size=(1, 1),
+        num_classes=10,
+        num_params=1,
+        gflops=0.001,
+        paper="-",
+        **extra,
+    )
 
 
 @pytest.mark.parametrize(
     "fields",
-    [_fields("resnet18"), _fields("mobilenet"), _fields("brand_new", aliases=("vgg",)),
-     _fields("brand_new", aliases=("googlenet",))],
+    [
+        _fields("resnet18"),
+        _fields("mobilenet"),
+        _fields("brand_new", aliases=("vgg",)),
+        _fields("brand_new", aliases=("googlenet",)),
+    ],
     ids=["name-taken", "name-is-an-alias", "alias-taken", "alias-is-a-name"],
 )
 def test_duplicate_registration_is_refused(scratch_registry, fields):
@@ -94,12 +108,19 @@ def test_new_registration_is_listed(scratch_registry):
 
 # torchvision's `Weights.DEFAULT` of each architecture (the newest recipe where there are two).
 TORCHVISION_DEFAULT = {
-    "alexnet": "imagenet1k_v1", "googlenet": "imagenet1k_v1",
-    **{v: "imagenet1k_v1" for v in ("vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19",
-                                    "vgg19_bn")},
-    "mobilenet_v2": "imagenet1k_v2", "mobilenet_v3_small": "imagenet1k_v1", "mobilenet_v3_large": "imagenet1k_v2",
-    "resnet18": "imagenet1k_v1", "resnet34": "imagenet1k_v1",
-    "resnet50": "imagenet1k_v2", "resnet101": "imagenet1k_v2", "resnet152": "imagenet1k_v2",
+    "alexnet": "imagenet1k_v1",
+    "googlenet": "imagenet1k_v1",
+    **{
+        v: "imagenet1k_v1" for v in ("vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn")
+    },
+    "mobilenet_v2": "imagenet1k_v2",
+    "mobilenet_v3_small": "imagenet1k_v1",
+    "mobilenet_v3_large": "imagenet1k_v2",
+    "resnet18": "imagenet1k_v1",
+    "resnet34": "imagenet1k_v1",
+    "resnet50": "imagenet1k_v2",
+    "resnet101": "imagenet1k_v2",
+    "resnet152": "imagenet1k_v2",
 }
 
 
@@ -141,12 +162,20 @@ def test_checkpoints_mirror_the_table(name):
         if acc1 == acc1:  # not NaN
             assert (ckpt.acc1, ckpt.acc5) == (acc1, entry["metrics"]["ImageNet-1K"]["acc@5"])
             assert ckpt.labels == "imagenet"
-            assert ckpt.mean == pytest.approx((0.485, 0.456, 0.406)) and ckpt.std == pytest.approx((0.229, 0.224, 0.225))
+            assert ckpt.mean == pytest.approx((0.485, 0.456, 0.406)) and ckpt.std == pytest.approx(
+                (0.229, 0.224, 0.225)
+            )
 
 
 def test_resnet50_checkpoints_in_detail():
     v2, v1 = get_spec("resnet50").checkpoints
-    assert (v2.name, v2.sha256_prefix, v2.acc1, v2.acc5, v2.resize) == ("imagenet1k_v2", "11ad3fa6", 80.858, 95.434, 232)
+    assert (v2.name, v2.sha256_prefix, v2.acc1, v2.acc5, v2.resize) == (
+        "imagenet1k_v2",
+        "11ad3fa6",
+        80.858,
+        95.434,
+        232,
+    )
     assert v2.url == "https://download.pytorch.org/models/resnet50-11ad3fa6.pth"
     assert (v1.name, v1.sha256_prefix, v1.acc1, v1.resize) == ("imagenet1k_v1", "0676ba61", 76.13, 256)
 
@@ -183,8 +212,13 @@ def test_imagenet_labels():
 
 @pytest.mark.parametrize(
     "name, option",
-    [("resnet18", "width_mult"), ("mobilenet_v2", "zero_init_residual"), ("unet", "dropout"),
-     ("googlenet", "bilinear"), ("vgg11", "num_class")],
+    [
+        ("resnet18", "width_mult"),
+        ("mobilenet_v2", "zero_init_residual"),
+        ("unet", "dropout"),
+        ("googlenet", "bilinear"),
+        ("vgg11", "num_class"),
+    ],
 )
 def test_unknown_arch_option_is_refused(name, option):
     with pytest.raises(EdgeCNNError, match=rf"{get_spec(name).name} has no option '{option}'; options: "):
@@ -302,15 +336,24 @@ def test_spec_data_matches_the_builder(name):
     params = inspect.signature(spec.resolve_builder()).parameters
     assert spec.builder_options == {n: p.default for n, p in params.items() if n != "num_classes"}
     assert set(spec.arch_options) <= set(spec.builder_options)
-    assert spec.family == spec.builder.split(":")[0] and spec.family in {"alexnet", "vgg", "googlenet", "mobilenet",
-                                                                         "resnet", "unet", "efficientnet"}
+    assert spec.family == spec.builder.split(":")[0] and spec.family in {
+        "alexnet",
+        "vgg",
+        "googlenet",
+        "mobilenet",
+        "resnet",
+        "unet",
+        "efficientnet",
+    }
 
 
 def test_registry_lookups_do_not_import_torch():
     import subprocess
     import sys
 
-    code = ("import sys; import edgecnn.models as m; m.list_models(); m.get_spec('resnet50').checkpoint('imagenet'); "
-            "m.registry.builder_options(m.get_spec('unet')); print(sorted(k for k in ('torch', 'onnx') if k in sys.modules))")
+    code = (
+        "import sys; import edgecnn.models as m; m.list_models(); m.get_spec('resnet50').checkpoint('imagenet'); "
+        "m.registry.builder_options(m.get_spec('unet')); print(sorted(k for k in ('torch', 'onnx') if k in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"

@@ -51,13 +51,22 @@ def recalibrate(model: torch.nn.Module, shape: tuple) -> torch.nn.Module:
     return model.eval()
 
 
-def export(model: torch.nn.Module, path: Path, card: ModelCard | None, example: torch.Tensor,
-           dynamic: dict | None) -> Path:
+def export(
+    model: torch.nn.Module, path: Path, card: ModelCard | None, example: torch.Tensor, dynamic: dict | None
+) -> Path:
     """Export the quick way (TorchScript exporter; the tests are about the runtime, not the exporter)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (example,), str(path), dynamo=False, input_names=["input"],
-                          output_names=["logits"], dynamic_axes=dynamic, opset_version=17)
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            dynamo=False,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes=dynamic,
+            opset_version=17,
+        )
     proto = onnx.load(str(path))
     if card is not None:
         for key, value in card.to_metadata().items():
@@ -83,8 +92,15 @@ class EmbeddedPreprocess(torch.nn.Module):
 def tiny_segmenter() -> torch.nn.Module:
     """Fully convolutional: any H/W divisible by 2 in, N×3×H×W logits out."""
     nn = torch.nn
-    return nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3, 1, 1),
-                         nn.BatchNorm2d(8), nn.ReLU(), nn.ConvTranspose2d(8, 3, 2, 2))
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, 2, 1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, 1, 1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.ConvTranspose2d(8, 3, 2, 2),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +108,16 @@ def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
     torch.manual_seed(0)
     net = recalibrate(edgecnn.create_model("mobilenet_v2", num_classes=5, width_mult=0.25), (3, 64, 64))
-    card = ModelCard(model="mobilenet_v2", task="classification", output_name="logits",
-                     input_shape=["batch", 3, 64, 64], resize=72, crop=[64, 64], num_classes=5, labels=LABELS)
+    card = ModelCard(
+        model="mobilenet_v2",
+        task="classification",
+        output_name="logits",
+        input_shape=["batch", 3, 64, 64],
+        resize=72,
+        crop=[64, 64],
+        num_classes=5,
+        labels=LABELS,
+    )
     x = torch.randn(2, 3, 64, 64)
     batch = {"input": {0: "batch"}, "logits": {0: "batch"}}
     paths = {
@@ -103,16 +127,30 @@ def models(tmp_path_factory):
     }
     embedded = EmbeddedPreprocess(net, card.mean, card.std).eval()
     paths["embedded"] = export(
-        embedded, root / "embedded.onnx",
+        embedded,
+        root / "embedded.onnx",
         card.replace(input_shape=["batch", 64, 64, 3], layout="NHWC", input_dtype="uint8", preprocess_embedded=True),
-        torch.zeros(2, 64, 64, 3, dtype=torch.uint8), batch)
+        torch.zeros(2, 64, 64, 3, dtype=torch.uint8),
+        batch,
+    )
     seg = recalibrate(tiny_segmenter(), (3, 48, 64))
-    seg_card = ModelCard(model="tiny_seg", task="segmentation", output_name="logits",
-                         input_shape=["batch", 3, "height", "width"], resize=None, crop=[48, 64], num_classes=3,
-                         labels=["background", "thing", "stuff"])
-    paths["segmenter"] = export(seg, root / "seg.onnx", seg_card, torch.randn(1, 3, 48, 64),
-                                {"input": {0: "batch", 2: "height", 3: "width"},
-                                 "logits": {0: "batch", 2: "height", 3: "width"}})
+    seg_card = ModelCard(
+        model="tiny_seg",
+        task="segmentation",
+        output_name="logits",
+        input_shape=["batch", 3, "height", "width"],
+        resize=None,
+        crop=[48, 64],
+        num_classes=3,
+        labels=["background", "thing", "stuff"],
+    )
+    paths["segmenter"] = export(
+        seg,
+        root / "seg.onnx",
+        seg_card,
+        torch.randn(1, 3, 48, 64),
+        {"input": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch", 2: "height", 3: "width"}},
+    )
     return {"paths": paths, "net": net, "card": card, "seg": seg, "seg_card": seg_card}
 
 
@@ -284,8 +322,12 @@ def test_example_app_prints_top5(models, tmp_path):
     image = tmp_path / "photo.jpg"
     images(1)[0].save(image)
     app_path = Path(__file__).parent.parent / "tools" / "example_app.py"
-    done = subprocess.run([sys.executable, str(app_path), str(models["paths"]["classifier"]), str(image)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(app_path), str(models["paths"]["classifier"]), str(image)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 5 and all(line.split()[-1] in LABELS for line in lines)
@@ -306,8 +348,9 @@ def folder(tmp_path):
 
 
 def test_cli_predict_folder_json_with_a_broken_image(models, folder):
-    result = CliRunner().invoke(app, ["predict", str(models["paths"]["classifier"]), str(folder), "--json",
-                                      "--top-k", "2"])
+    result = CliRunner().invoke(
+        app, ["predict", str(models["paths"]["classifier"]), str(folder), "--json", "--top-k", "2"]
+    )
     assert result.exit_code == 1, result.output
     data = json.loads(result.stdout)
     assert [Path(r["file"]).name for r in data["results"]] == ["img0.jpg", "img1.png", "img2.webp"]
@@ -315,10 +358,12 @@ def test_cli_predict_folder_json_with_a_broken_image(models, folder):
     assert "broken.jpg" in result.stderr and "1 of 4 images" in result.stderr
     assert data["providers"] == ["CPUExecutionProvider"]
     expected = Predictor(models["paths"]["classifier"]).predict(
-        [folder / "img0.jpg", folder / "img1.png", folder / "sub" / "img2.webp"], top_k=2)
+        [folder / "img0.jpg", folder / "img1.png", folder / "sub" / "img2.webp"], top_k=2
+    )
     for row, exp in zip(data["results"], expected):
-        assert [(p["label"], round(p["probability"], 6)) for p in row["predictions"]] == \
-            [(label, round(prob, 6)) for label, prob in exp]
+        assert [(p["label"], round(p["probability"], 6)) for p in row["predictions"]] == [
+            (label, round(prob, 6)) for label, prob in exp
+        ]
 
 
 def test_cli_predict_table_and_masks(models, folder, tmp_path):
@@ -330,8 +375,9 @@ def test_cli_predict_table_and_masks(models, folder, tmp_path):
     assert any(label in result.stdout for label in LABELS)
 
     masks_dir = tmp_path / "masks"
-    result = runner.invoke(app, ["predict", str(models["paths"]["segmenter"]), *good, "--save-masks",
-                                 str(masks_dir), "--ep", "cpu"])
+    result = runner.invoke(
+        app, ["predict", str(models["paths"]["segmenter"]), *good, "--save-masks", str(masks_dir), "--ep", "cpu"]
+    )
     assert result.exit_code == 0, result.output
     saved = sorted(p.name for p in masks_dir.iterdir())
     assert saved == ["img0.png", "img1.png"]
@@ -340,8 +386,7 @@ def test_cli_predict_table_and_masks(models, folder, tmp_path):
         png = Image.open(masks_dir / name)
         assert png.mode == "P" and np.array_equal(np.array(png), mask)
 
-    result = runner.invoke(app, ["predict", str(models["paths"]["classifier"]), *good, "--save-masks",
-                                 str(masks_dir)])
+    result = runner.invoke(app, ["predict", str(models["paths"]["classifier"]), *good, "--save-masks", str(masks_dir)])
     assert result.exit_code != 0 and "segmentation" in result.output and "Traceback" not in result.output
     result = runner.invoke(app, ["predict", str(models["paths"]["classifier"]), *good, "--ep", "warpdrive"])
     assert result.exit_code != 0 and "error:" in result.output and "Traceback" not in result.output

@@ -30,7 +30,7 @@ SWEEP_OPTIONS = dict(input_size=32, arch_options={"width_mult": 0.5})
 @pytest.fixture(scope="module")
 def local_ray():
     os.environ["RAY_DISABLE_USAGE_STATS"] = "1"
-    ray.init(num_cpus=2, object_store_memory=200 * 1024 ** 2, include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=2, object_store_memory=200 * 1024**2, include_dashboard=False, log_to_driver=False)
     # The helper actor below lives in this test module: ship it by value (workers cannot import tests/).
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     yield ray
@@ -52,7 +52,9 @@ def images(tmp_path_factory) -> Path:
         y, x = int(rng.integers(0, photo.shape[0] - size)), int(rng.integers(0, photo.shape[1] - size))
         folder = root / f"set{i % 4}"
         folder.mkdir(exist_ok=True)
-        Image.fromarray(photo[y:y + size, x:x + size]).save(folder / f"crop{i:04d}.{'png' if i % 5 == 0 else 'jpg'}")
+        Image.fromarray(photo[y : y + size, x : x + size]).save(
+            folder / f"crop{i:04d}.{'png' if i % 5 == 0 else 'jpg'}"
+        )
     (root / "empty.jpg").write_bytes(b"")
     (root / "text.jpg").write_text("this is not a JPEG")
     whole = (root / "set1" / "crop0001.jpg").read_bytes()
@@ -71,8 +73,9 @@ def _seeded_export(out_dir: Path, int8: bool):
     torch.set_num_threads(1)  # as the sweep's tasks (export_cpus=1): BatchNorm re-estimation sums alike
     torch.manual_seed(0)
     try:
-        return export(SWEEP_MODEL, out_dir, ExportOptions(**SWEEP_OPTIONS,
-                                                          int8=Int8Options(speed=False) if int8 else None))
+        return export(
+            SWEEP_MODEL, out_dir, ExportOptions(**SWEEP_OPTIONS, int8=Int8Options(speed=False) if int8 else None)
+        )
     finally:
         torch.set_num_threads(threads)
 
@@ -85,9 +88,13 @@ def swept(local_ray, tmp_path_factory):
     from edgecnn.scale import sweep
 
     out = tmp_path_factory.mktemp("sweep")
-    result = sweep([SWEEP_MODEL], ["fp32", "int8"], out,
-                   options=ExportOptions(**SWEEP_OPTIONS, int8=Int8Options(speed=False)),
-                   bench=BenchOptions(runs=5, warmup=1))
+    result = sweep(
+        [SWEEP_MODEL],
+        ["fp32", "int8"],
+        out,
+        options=ExportOptions(**SWEEP_OPTIONS, int8=Int8Options(speed=False)),
+        bench=BenchOptions(runs=5, warmup=1),
+    )
     return result
 
 
@@ -145,8 +152,16 @@ def test_cpu_plan_is_one_single_thread_actor_per_cpu_with_decoding_fused_in(loca
     with pytest.raises(InputError, match="need 3 CPUs and Ray has 2"):
         plan_workers(2, 3, 1, False)
     paths = sorted(str(p) for p in images.rglob("*.jpg"))[:32]
-    kwargs = {"model": str(model), "providers": ["cpu"], "threads": 1, "top_k": 1, "overrides": {},
-              "model_sha256": "-", "mask_dir": None, "announce_to": None}
+    kwargs = {
+        "model": str(model),
+        "providers": ["cpu"],
+        "threads": 1,
+        "top_k": 1,
+        "overrides": {},
+        "model_sha256": "-",
+        "mask_dir": None,
+        "announce_to": None,
+    }
     ds = _pipeline(ray, paths, str(images), Predictor(model, intra_op_threads=1), 8, 2, 1, False, kwargs, None)
     assert sum(len(b["path"]) for b in ds.iter_batches(batch_format="numpy", batch_size=None)) == len(paths)
     assert "MapBatches(decode_batch)->MapBatches(InferenceActor)" in ds.stats()
@@ -185,8 +200,13 @@ def test_killed_actor_still_writes_every_row_once(local_ray, model, images, tmp_
     spy = Announcements.options(name="spy-kill").remote()
     out = tmp_path / "killed.parquet"
     done: dict = {}
-    run = threading.Thread(target=lambda: done.update(summary=predict_dataset(
-        model, images, out, workers=1, batch_size=8, part_rows=40, announce_to="spy-kill", progress=False)))
+    run = threading.Thread(
+        target=lambda: done.update(
+            summary=predict_dataset(
+                model, images, out, workers=1, batch_size=8, part_rows=40, announce_to="spy-kill", progress=False
+            )
+        )
+    )
     run.start()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not list(out.glob("part-*.parquet")):
@@ -221,8 +241,10 @@ def test_sweep_matches_one_by_one_exports(swept, tmp_path):
         weights_b = {t.name: onnx.numpy_helper.to_array(t) for t in b.graph.initializer}
         assert weights_a.keys() == weights_b.keys()
         unequal = [k for k in weights_a if not np.array_equal(weights_a[k], weights_b[k])]
-        assert not unequal, f"{row['precision']}: {len(unequal)} of {len(weights_a)} initializers differ, e.g. " + \
-            ", ".join(f"{k} by {np.abs(weights_a[k].astype(float) - weights_b[k]).max():.2e}" for k in unequal[:3])
+        assert not unequal, (
+            f"{row['precision']}: {len(unequal)} of {len(weights_a)} initializers differ, e.g. "
+            + ", ".join(f"{k} by {np.abs(weights_a[k].astype(float) - weights_b[k]).max():.2e}" for k in unequal[:3])
+        )
         assert row["node_id"] and row["hostname"]
 
 
@@ -242,8 +264,22 @@ def test_cli_predict_ray_writes_parquet(local_ray, model, images, tmp_path):
     from edgecnn.cli import app
 
     out = tmp_path / "cli.parquet"
-    result = CliRunner().invoke(app, ["predict", str(model), str(images / "set2"), "--ray", "--output", str(out),
-                                      "--workers", "1", "--batch-size", "16", "--json"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            str(model),
+            str(images / "set2"),
+            "--ray",
+            "--output",
+            str(out),
+            "--workers",
+            "1",
+            "--batch-size",
+            "16",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
     assert record["inferred"] == len(list((images / "set2").iterdir())) == len(_rows(out))
@@ -284,8 +320,13 @@ from edgecnn.cli import app
 app(prog_name="edgecnn", args=sys.argv[1:])
 """
     (tmp_path / "m.onnx").write_bytes(b"")
-    proc = subprocess.run([sys.executable, "-c", prelude, "predict", "m.onnx", ".", "--ray", "--output", "o.parquet"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", prelude, "predict", "m.onnx", ".", "--ray", "--output", "o.parquet"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert proc.stderr.strip() == "error: Ray is not installed: pip install 'edgecnn[ray]'"
 
@@ -317,8 +358,10 @@ def test_sweep_three_models_matches_one_by_one(local_ray, tmp_path):
                 assert art["parity"]["passed"] == theirs.parity["passed"], (name, row["precision"])
                 a, b = onnx.load(Path(row["folder"]) / art["file"]), onnx.load(one.out_dir / theirs.file)
                 assert [n.op_type for n in a.graph.node] == [n.op_type for n in b.graph.node]
-                assert all(np.array_equal(onnx.numpy_helper.to_array(x), onnx.numpy_helper.to_array(y))
-                           for x, y in zip(a.graph.initializer, b.graph.initializer))
+                assert all(
+                    np.array_equal(onnx.numpy_helper.to_array(x), onnx.numpy_helper.to_array(y))
+                    for x, y in zip(a.graph.initializer, b.graph.initializer)
+                )
     finally:
         torch.set_num_threads(threads)
 
@@ -347,7 +390,11 @@ def test_a_second_sweep_into_the_same_folder_is_refused_naming_the_first(tmp_pat
 
     out = tmp_path / "sweep"
     with output_lock(out):  # stands for a first sweep, still running, in this process's own record
-        holder = subprocess.run([sys.executable, "-c", f"""
+        holder = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"""
 import sys
 from edgecnn.core.errors import ArtifactError
 from edgecnn.scale import sweep
@@ -355,7 +402,12 @@ try:
     sweep(["mobilenet_v2"], ["fp32"], {str(out)!r})
 except ArtifactError as exc:
     print(exc); sys.exit(2)
-"""], capture_output=True, text=True, timeout=120)
+""",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert holder.returncode == 2, holder.stderr
     assert f"process {os.getpid()}" in holder.stdout and "being written" in holder.stdout
     assert not (out / "sweep.json").exists()
@@ -371,8 +423,15 @@ def _tiny_classifier(folder: Path) -> Path:
 
     x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 8, 8])
     y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])
-    graph = helper.make_graph([helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
-                               helper.make_node("Flatten", ["pooled"], ["logits"])], "tiny", [x], [y])
+    graph = helper.make_graph(
+        [
+            helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
+            helper.make_node("Flatten", ["pooled"], ["logits"]),
+        ],
+        "tiny",
+        [x],
+        [y],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9
     path = folder / "tiny.onnx"
@@ -404,11 +463,29 @@ def test_a_refused_run_deletes_nothing_of_the_live_run_holding_the_output(tmp_pa
     out.mkdir()
     in_flight = out / ".part-0a1b2c3d.tmp"
     in_flight.write_bytes(b"half of a part the other run is writing")
-    (tmp_path / ".preds.parquet.lock").write_text(json.dumps(  # a live writer: this test's parent process
-        {"pid": os.getppid(), "command": "edgecnn predict --ray", "since": "2026-01-01T00:00:00"}))
+    (tmp_path / ".preds.parquet.lock").write_text(
+        json.dumps(  # a live writer: this test's parent process
+            {"pid": os.getppid(), "command": "edgecnn predict --ray", "since": "2026-01-01T00:00:00"}
+        )
+    )
     _no_ray_start(monkeypatch)
-    result = CliRunner().invoke(app, ["predict", str(model), str(tmp_path / "photos"), "--ray", "--output", str(out),
-                                      "--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5", "--crop", "8"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            str(model),
+            str(tmp_path / "photos"),
+            "--ray",
+            "--output",
+            str(out),
+            "--mean",
+            "0.5,0.5,0.5",
+            "--std",
+            "0.5,0.5,0.5",
+            "--crop",
+            "8",
+        ],
+    )
     assert result.exit_code == 2 and f"being written by process {os.getppid()}" in result.output, result.output
     assert in_flight.read_bytes() == b"half of a part the other run is writing"
     assert sorted(p.name for p in out.iterdir()) == [in_flight.name]
@@ -426,7 +503,7 @@ def test_unreadable_parts_are_set_aside_and_their_images_redone(tmp_path):
     writer = out_parts.PartWriter(out, table_schema, part_rows=2)
     paths = [f"/img/{i}.jpg" for i in range(6)]
     for start in range(0, 6, 2):  # three parts of two rows
-        writer.add(_rows_table(table_schema, paths[start:start + 2]))
+        writer.add(_rows_table(table_schema, paths[start : start + 2]))
     writer.flush()
     first, second, third = writer.parts
     first.write_bytes(b"")  # what a machine crash can leave after the rename
@@ -464,8 +541,9 @@ def test_resume_over_a_zero_byte_part_gives_one_row_per_image(local_ray, model, 
     lost = sum(pq.read_metadata(p).num_rows for p in first.parts[:2])
     first.parts[0].write_bytes(b"")
     first.parts[1].write_bytes(first.parts[1].read_bytes()[:100])
-    result = CliRunner().invoke(app, ["predict", str(model), str(source), "--ray", "--output", str(out),
-                                      "--workers", "1", "--json"])
+    result = CliRunner().invoke(
+        app, ["predict", str(model), str(source), "--ray", "--output", str(out), "--workers", "1", "--json"]
+    )
     assert result.exit_code == 0 and "Traceback" not in result.output, result.output
     record = json.loads(result.stdout)
     assert record["inferred"] == lost and record["skipped_already_done"] == first.listed - lost
@@ -510,6 +588,11 @@ def test_connect_passes_the_size_limits_on_to_ray_workers(monkeypatch):
     assert "runtime_env" not in inits[-1][1]
     monkeypatch.setenv("EDGECNN_MAX_IMAGE_PIXELS", "250000000")
     ray_module.connect("ray://head:10001")
-    assert inits[-1] == ("ray://head:10001", {"include_dashboard": False, "log_to_driver": False,
-                                              "runtime_env": {"env_vars": {"EDGECNN_MAX_IMAGE_PIXELS": "250000000"}}})
-
+    assert inits[-1] == (
+        "ray://head:10001",
+        {
+            "include_dashboard": False,
+            "log_to_driver": False,
+            "runtime_env": {"env_vars": {"EDGECNN_MAX_IMAGE_PIXELS": "250000000"}},
+        },
+    )

@@ -43,8 +43,15 @@ def exported(tmp_path_factory) -> dict:
     recalibrate_batchnorm(model, [x[:16], x[16:]])
     ckpt = root / "tiny.pth"
     torch.save(model.state_dict(), ckpt)
-    result = export("mobilenet_v2", root / "out", weights=str(ckpt), num_classes=CLASSES, input_size=SIZE,
-                    fp16=True, arch_options=ARCH)
+    result = export(
+        "mobilenet_v2",
+        root / "out",
+        weights=str(ckpt),
+        num_classes=CLASSES,
+        input_size=SIZE,
+        fp16=True,
+        arch_options=ARCH,
+    )
     assert result.passed
     return {"root": root, "ckpt": ckpt, "fp32": result.path("fp32"), "fp16": result.path("fp16")}
 
@@ -55,9 +62,10 @@ def _copy(src: Path, dst: Path, *, perturb: float = 0.0, card: dict | None = Non
     model = onnx.load(str(src))
     if perturb:
         # the largest float tensor (the classifier or a pointwise conv), and nothing else
-        init = max((t for t in model.graph.initializer
-                    if t.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)),
-                   key=lambda t: int(np.prod(t.dims)))
+        init = max(
+            (t for t in model.graph.initializer if t.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)),
+            key=lambda t: int(np.prod(t.dims)),
+        )
         w = numpy_helper.to_array(init).astype(np.float32)
         noisy = w + perturb * w.std() * np.random.default_rng(0).standard_normal(w.shape).astype(np.float32)
         init.CopyFrom(numpy_helper.from_array(noisy.astype(numpy_helper.to_array(init).dtype), init.name))
@@ -122,7 +130,9 @@ def test_cli_json(exported, tmp_path):
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["passed"] is True and data["precision"] == "fp16" and data["model"] == "mobilenet_v2"
-    assert data["inputs"]["count"] == 8 and data["weights"]["sha256"] == _card_field(exported["fp16"], "weights")["sha256"]
+    assert (
+        data["inputs"]["count"] == 8 and data["weights"]["sha256"] == _card_field(exported["fp16"], "weights")["sha256"]
+    )
     [check] = data["checks"]
     assert check["providers"] == ["CPUExecutionProvider"] and check["passed"] is True
     assert check["outputs"][0]["name"] == "logits" and check["outputs"][0]["tolerances"] == TOLERANCES["fp16"]
@@ -169,8 +179,11 @@ def test_moved_or_changed_checkpoint(exported, tmp_path):
     state = torch.load(exported["ckpt"], weights_only=True)
     state["classifier.1.bias"] = state["classifier.1.bias"] + 1.0
     torch.save(state, changed)
-    art2 = _copy(exported["fp32"], tmp_path / "changed.onnx",
-                 card={"weights": dict(_card_field(exported["fp32"], "weights"), path=str(changed))})
+    art2 = _copy(
+        exported["fp32"],
+        tmp_path / "changed.onnx",
+        card={"weights": dict(_card_field(exported["fp32"], "weights"), path=str(changed))},
+    )
     with pytest.raises(CheckpointError, match="has changed since"):
         validate(art2, count=2)
     # passed explicitly, the other checkpoint is used, flagged, and the comparison fails
@@ -224,7 +237,14 @@ def test_json_is_strict_even_with_unlimited_tolerances():
     ref = np.random.default_rng(0).standard_normal((4, 10))
     report = compare(ref, ref + 0.01, task="classification", precision="int8")
     assert report.tolerances["max_rel"] == float("inf")
-    result = ValidationResult("m.onnx", "resnet18", "classification", "int8", {}, {"skipped": []},
-                              (ProviderCheck(("cpu",), ("CPUExecutionProvider",), (OutputCheck("logits", report),)),))
+    result = ValidationResult(
+        "m.onnx",
+        "resnet18",
+        "classification",
+        "int8",
+        {},
+        {"skipped": []},
+        (ProviderCheck(("cpu",), ("CPUExecutionProvider",), (OutputCheck("logits", report),)),),
+    )
     data = json.loads(json.dumps(result.to_dict(), allow_nan=False))
     assert data["checks"][0]["outputs"][0]["tolerances"]["max_rel"] is None and data["passed"] is True

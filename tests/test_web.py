@@ -46,8 +46,16 @@ def bundles(tmp_path_factory, js_side):
 
     root = tmp_path_factory.mktemp("web")
     # small and unsimplified, to stay quick: the JavaScript runtimes are under test here, not the export
-    mv2 = export("mobilenet_v2", root / "mv2", input_size=32, arch_options={"width_mult": 0.25}, calib_count=8,
-                 int8=True, bundle=True, simplify=False)
+    mv2 = export(
+        "mobilenet_v2",
+        root / "mv2",
+        input_size=32,
+        arch_options={"width_mult": 0.25},
+        calib_count=8,
+        int8=True,
+        bundle=True,
+        simplify=False,
+    )
     unet = export("unet_bilinear", root / "unet", input_size=32, bundle=True)
     return {"mv2": mv2.out_dir / "bundle", "unet": unet.out_dir / "bundle", "root": root}
 
@@ -78,7 +86,8 @@ def test_selftest_in_node_and_browser_passes_and_catches_altered_weights(bundles
         assert res.exit_code == 0, res.output
         report = json.loads(res.stdout)
         assert report["passed"] and report["onnxruntime"].startswith(
-            "onnxruntime-node" if runtime == "node" else "onnxruntime-web")
+            "onnxruntime-node" if runtime == "node" else "onnxruntime-web"
+        )
         precisions = sorted(m["precision"] for m in report["models"])
         assert precisions == (["fp32", "int8"] if name == "mv2" else ["fp32"])
         fp32 = next(m for m in report["models"] if m["precision"] == "fp32")
@@ -121,12 +130,16 @@ def test_web_app_classifies_a_photo_like_the_python_predictor(bundles, tmp_path)
     unet_site = tmp_path / "unet_site"
     assert runner.invoke(app, ["web", str(bundles["unet"]), "--out", str(unet_site)]).exit_code == 0
     twin = "/?ep=wasm&model=mobilenet_v2.fp32.nhwc_uint8.onnx"
-    pages = run_pages([{"url": "/?ep=wasm", "kind": "app", "file": str(photo), "screenshot": str(shot)},
-                       {"url": "/", "kind": "app", "file": str(text)},
-                       {"url": "/broken/?ep=wasm", "kind": "app"},
-                       {"url": twin, "kind": "app", "file": str(photo)},
-                       {"url": "/unet/", "kind": "app", "file": str(photo)}],
-                      {"/": out, "/broken/": broken, "/broken/ort/": out / "ort", "/unet/": unet_site})["pages"]
+    pages = run_pages(
+        [
+            {"url": "/?ep=wasm", "kind": "app", "file": str(photo), "screenshot": str(shot)},
+            {"url": "/", "kind": "app", "file": str(text)},
+            {"url": "/broken/?ep=wasm", "kind": "app"},
+            {"url": twin, "kind": "app", "file": str(photo)},
+            {"url": "/unet/", "kind": "app", "file": str(photo)},
+        ],
+        {"/": out, "/broken/": broken, "/broken/ort/": out / "ort", "/unet/": unet_site},
+    )["pages"]
     page, bad, failed, twin_page, mask_page = pages
     assert failed["state"] == "error" and "could not load mobilenet_v2.fp32.onnx" in failed["status"], failed
     # the uint8 NHWC twin: JS only resizes and crops, the graph normalises; the same answer
@@ -167,8 +180,12 @@ def test_check_web_names_what_onnxruntime_web_cannot_run(tmp_path, js_side):
 
     node = helper.make_node("Relu", ["x"], ["y"])
     custom = helper.make_node("MyOp", ["y"], ["z"], domain="com.example")
-    graph = helper.make_graph([node, custom], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1])])
+    graph = helper.make_graph(
+        [node, custom],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.example", 1)])
     onnx.save(model, str(tmp_path / "m.onnx"))
     check = check_web(tmp_path / "m.onnx")
@@ -186,8 +203,13 @@ def test_node_example_app_prints_the_top5_of_the_python_predictor(bundles, tmp_p
     assert runner.invoke(app, ["web", str(bundles["mv2"]), "--out", str(site)]).exit_code == 0
     tool = Path(__file__).resolve().parents[1] / "tools" / "example_app.mjs"
     image = bundles["mv2"] / "golden_0.png"  # a photo crop, before resizing
-    proc = subprocess.run(["node", str(tool), str(site), str(image)], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "EDGECNN_NODE_MODULES": str(node_modules())})
+    proc = subprocess.run(
+        ["node", str(tool), str(site), str(image)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "EDGECNN_NODE_MODULES": str(node_modules())},
+    )
     assert proc.returncode == 0, proc.stderr
     lines = [ln.split() for ln in proc.stdout.splitlines() if ln.strip()]
     expected = Predictor(site / "mobilenet_v2.fp32.onnx").predict(image, top_k=5)[0]
@@ -214,8 +236,13 @@ def _server(folder, **popen):
     import subprocess
     import sys
 
-    return subprocess.Popen([sys.executable, "-m", "edgecnn.web.server", str(folder)], text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
+    return subprocess.Popen(
+        [sys.executable, "-m", "edgecnn.web.server", str(folder)],
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **popen,
+    )
 
 
 def test_server_refuses_a_missing_folder_in_one_line(tmp_path):
@@ -260,8 +287,9 @@ def test_server_answers_a_bad_url_400_without_a_traceback(tmp_path):
         timer.cancel()
         if proc.poll() is None:
             proc.kill()
-    assert answers == {"/%00": 400, "/index.html%00.png": 400, "/index.html": 200,
-                       "/%2e%2e/%2e%2e/etc/passwd": 404}, answers
+    assert answers == {"/%00": 400, "/index.html%00.png": 400, "/index.html": 200, "/%2e%2e/%2e%2e/etc/passwd": 404}, (
+        answers
+    )
     assert "Traceback" not in err and "Error" not in err, err
     assert proc.returncode == 0, (out, err)
 
@@ -301,10 +329,17 @@ def test_preprocess_mjs_gives_pythons_pixels_from_the_crop_window_and_refuses_hu
         pytest.skip("node is not installed")
     imagenet = {"resize": 256, "crop": [224, 224], "channels": 3}
     gray = {"resize": 72, "crop": [64, 48], "channels": 1}
-    cases = [(640, 480, imagenet), (300, 1000, imagenet), (100_000, 1, imagenet), (2, 900, imagenet),
-             (97, 61, gray), (61, 97, gray), (50, 40, {"resize": 56, "crop": [64, 64], "channels": 3}),
-             (31, 17, {"resize": None, "crop": [24, 20], "channels": 3}),
-             (40, 30, {**imagenet, "max_image_pixels": 1000})]
+    cases = [
+        (640, 480, imagenet),
+        (300, 1000, imagenet),
+        (100_000, 1, imagenet),
+        (2, 900, imagenet),
+        (97, 61, gray),
+        (61, 97, gray),
+        (50, 40, {"resize": 56, "crop": [64, 64], "channels": 3}),
+        (31, 17, {"resize": None, "crop": [24, 20], "channels": 3}),
+        (40, 30, {**imagenet, "max_image_pixels": 1000}),
+    ]
     rng, jobs, expected = np.random.default_rng(0), [], []
     for i, (width, height, pre) in enumerate(cases):
         rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
@@ -312,12 +347,28 @@ def test_preprocess_mjs_gives_pythons_pixels_from_the_crop_window_and_refuses_hu
         (tmp_path / f"{i}.rgba").write_bytes(rgba.tobytes())
         jobs.append({"file": str(tmp_path / f"{i}.rgba"), "width": width, "height": height, "pre": pre})
         channels = pre["channels"]
-        params = PreprocessParams(crop=tuple(pre["crop"]), resize=pre["resize"], channels=channels,
-                                  mean=(0.5,) * channels, std=(0.5,) * channels)
+        params = PreprocessParams(
+            crop=tuple(pre["crop"]),
+            resize=pre["resize"],
+            channels=channels,
+            mean=(0.5,) * channels,
+            std=(0.5,) * channels,
+        )
         expected.append(None if "max_image_pixels" in pre else preprocess_uint8(rgb, params))
     (tmp_path / "job.json").write_text(json.dumps(jobs))
-    proc = subprocess.run([node, "--input-type=module", "-e", _RESIZE_CROP_JS, (ASSETS / "preprocess.mjs").as_uri(),
-                           str(tmp_path / "job.json")], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            node,
+            "--input-type=module",
+            "-e",
+            _RESIZE_CROP_JS,
+            (ASSETS / "preprocess.mjs").as_uri(),
+            str(tmp_path / "job.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     for (width, height, _), want, got in zip(cases, expected, json.loads(proc.stdout)):
         if want is None:
@@ -325,4 +376,3 @@ def test_preprocess_mjs_gives_pythons_pixels_from_the_crop_window_and_refuses_hu
             continue
         pixels = np.frombuffer(base64.b64decode(got["pixels"]), np.uint8).reshape(want.shape)
         np.testing.assert_array_equal(pixels, want, err_msg=f"{width}x{height}")
-

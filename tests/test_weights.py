@@ -215,11 +215,22 @@ def test_wrong_width_is_not_mistaken_for_a_class_count(tmp_path):
 
 @pytest.mark.parametrize(
     "name, head",
-    [("mobilenet_v2", {"classifier.1.weight": [10, 1280], "classifier.1.bias": [10]}),
-     ("resnet18", {"fc.weight": [10, 512], "fc.bias": [10]}),
-     ("googlenet", {"fc.weight": [10, 1024], "fc.bias": [10], "aux1.fc2.weight": [10, 1024], "aux1.fc2.bias": [10],
-                    "aux2.fc2.weight": [10, 1024], "aux2.fc2.bias": [10]}),
-     ("unet_bilinear", {"outc.conv.weight": [10, 64, 1, 1], "outc.conv.bias": [10]})],
+    [
+        ("mobilenet_v2", {"classifier.1.weight": [10, 1280], "classifier.1.bias": [10]}),
+        ("resnet18", {"fc.weight": [10, 512], "fc.bias": [10]}),
+        (
+            "googlenet",
+            {
+                "fc.weight": [10, 1024],
+                "fc.bias": [10],
+                "aux1.fc2.weight": [10, 1024],
+                "aux1.fc2.bias": [10],
+                "aux2.fc2.weight": [10, 1024],
+                "aux2.fc2.bias": [10],
+            },
+        ),
+        ("unet_bilinear", {"outc.conv.weight": [10, 64, 1, 1], "outc.conv.bias": [10]}),
+    ],
 )
 def test_wrong_class_count_suggests_num_classes(tmp_path, reference, name, head):
     path = save(reference_state(reference, name, **head), tmp_path / "ten.pth")
@@ -264,16 +275,18 @@ def _png(tmp_path):
 
 
 def _random(tmp_path):
-    (tmp_path / "bad.pth").write_bytes(torch.randint(0, 256, (4096,), generator=torch.Generator().manual_seed(1),
-                                                     dtype=torch.uint8).numpy().tobytes())
+    (tmp_path / "bad.pth").write_bytes(
+        torch.randint(0, 256, (4096,), generator=torch.Generator().manual_seed(1), dtype=torch.uint8).numpy().tobytes()
+    )
 
 
 def _empty(tmp_path):
     (tmp_path / "bad.pth").write_bytes(b"")
 
 
-@pytest.mark.parametrize("make", [_truncated, _text, _png, _random, _empty],
-                         ids=["truncated", "text", "png", "random-bytes", "empty"])
+@pytest.mark.parametrize(
+    "make", [_truncated, _text, _png, _random, _empty], ids=["truncated", "text", "png", "random-bytes", "empty"]
+)
 def test_unreadable_files(tmp_path, make):
     make(tmp_path)
     path = str(tmp_path / "bad.pth")
@@ -286,8 +299,11 @@ def test_unreadable_files(tmp_path, make):
 
 @pytest.mark.parametrize(
     "content, says",
-    [(torch.zeros(3), "holds a Tensor, not a state_dict"), ([torch.zeros(3)], "holds a list, not a state_dict"),
-     ({"epoch": 3, "note": "no weights"}, "holds no tensors")],
+    [
+        (torch.zeros(3), "holds a Tensor, not a state_dict"),
+        ([torch.zeros(3)], "holds a list, not a state_dict"),
+        ({"epoch": 3, "note": "no weights"}, "holds no tensors"),
+    ],
 )
 def test_files_without_a_state_dict(tmp_path, content, says):
     path = save(content, tmp_path / "odd.pth")
@@ -332,8 +348,11 @@ def _raw_pickle(payload, path):  # not torch's zip format: torch.load's legacy p
         pickle.dump(payload, fh, protocol=2)
 
 
-PAYLOADS = [pytest.param(cls, how, id=f"{cls.__name__}-{how.__name__.strip('_')}")
-            for cls in (RunsShell, RunsPython) for how in (_in_state_dict, _alone, _raw_pickle)]
+PAYLOADS = [
+    pytest.param(cls, how, id=f"{cls.__name__}-{how.__name__.strip('_')}")
+    for cls in (RunsShell, RunsPython)
+    for how in (_in_state_dict, _alone, _raw_pickle)
+]
 
 
 @pytest.mark.parametrize("payload, write", PAYLOADS)
@@ -373,7 +392,9 @@ def publish(monkeypatch, name: str, state: dict, tmp_path) -> tuple:
     spec = get_spec(name)
     real = spec.checkpoints[0]
     fake = dataclasses.replace(real, url=real.url.rsplit("-", 1)[0] + f"-{digest[:8]}.pth", sha256_prefix=digest[:8])
-    monkeypatch.setitem(registry._REGISTRY, spec.name, dataclasses.replace(spec, checkpoints=(fake, *spec.checkpoints[1:])))
+    monkeypatch.setitem(
+        registry._REGISTRY, spec.name, dataclasses.replace(spec, checkpoints=(fake, *spec.checkpoints[1:]))
+    )
     return fake, data_path, digest
 
 

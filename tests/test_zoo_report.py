@@ -32,24 +32,53 @@ def zoo():
 
 
 def _report(zoo, speedup=3.0, plain_ratio=1.01):
-    report = zoo.Report(models=["resnet50", "unet"], providers=["cpu"], quick=False,
-                        peak={"gflops": 100.0, "n": 2048, "threads": 2, "library": "torch.mm"},
-                        machine={"cpu": "Test CPU", "cores": 2, "threads": 2, "platform": "Linux", "python": "3.11",
-                                 "gpu": None, "date": "2026-01-01T00:00:00+00:00"},
-                        versions={"edgecnn": "0.1.0", "onnxruntime": "1.32.0"}, method="interleaved")
+    report = zoo.Report(
+        models=["resnet50", "unet"],
+        providers=["cpu"],
+        quick=False,
+        peak={"gflops": 100.0, "n": 2048, "threads": 2, "library": "torch.mm"},
+        machine={
+            "cpu": "Test CPU",
+            "cores": 2,
+            "threads": 2,
+            "platform": "Linux",
+            "python": "3.11",
+            "gpu": None,
+            "date": "2026-01-01T00:00:00+00:00",
+        },
+        versions={"edgecnn": "0.1.0", "onnxruntime": "1.32.0"},
+        method="interleaved",
+    )
     for model, base_ms, acc in (("resnet50", 20.0, 80.858), ("unet", 400.0, None)):
         for i, precision in enumerate(zoo.PRECISIONS):
             ms = base_ms / (1 + i)
-            report.rows.append(zoo.Row(
-                model=model, precision=precision, ep="cpu", size_mb=100.0 / (1 + i), p50_ms=ms, p90_ms=ms * 1.1,
-                torch_p50_ms=base_ms * speedup, speedup=base_ms * speedup / ms,
-                parity="n/a¹" if precision == "int8" else "pass",
-                gflops=8.18 / (ms / 1000) if precision == "fp32" else None,
-                peak_share=8.18 / (ms / 1000) / 100.0 if precision == "fp32" else None,
-                torch_gflops=8.18 / (base_ms * speedup / 1000) if precision == "fp32" else None,
-                acc1=acc if precision == "fp32" else None))
-    report.plain.append({"model": "resnet50", "ours_ms": 20.0 * plain_ratio, "plain_ms": 20.0, "ratio": plain_ratio,
-                         "runs": 100, "passed": plain_ratio <= zoo.PLAIN_TOLERANCE})
+            report.rows.append(
+                zoo.Row(
+                    model=model,
+                    precision=precision,
+                    ep="cpu",
+                    size_mb=100.0 / (1 + i),
+                    p50_ms=ms,
+                    p90_ms=ms * 1.1,
+                    torch_p50_ms=base_ms * speedup,
+                    speedup=base_ms * speedup / ms,
+                    parity="n/a¹" if precision == "int8" else "pass",
+                    gflops=8.18 / (ms / 1000) if precision == "fp32" else None,
+                    peak_share=8.18 / (ms / 1000) / 100.0 if precision == "fp32" else None,
+                    torch_gflops=8.18 / (base_ms * speedup / 1000) if precision == "fp32" else None,
+                    acc1=acc if precision == "fp32" else None,
+                )
+            )
+    report.plain.append(
+        {
+            "model": "resnet50",
+            "ours_ms": 20.0 * plain_ratio,
+            "plain_ms": 20.0,
+            "ratio": plain_ratio,
+            "runs": 100,
+            "passed": plain_ratio <= zoo.PLAIN_TOLERANCE,
+        }
+    )
     report.exports = {"resnet50": "reused", "unet": "exported in 30 s"}
     return report
 
@@ -120,13 +149,33 @@ def _fake_export(zoo, folder: Path, name: str) -> None:
     for p in zoo.PRECISIONS:
         data = f"{name} {p}".encode()
         (folder / f"{name}.{p}.onnx").write_bytes(data)
-        arts.append({"file": f"{name}.{p}.onnx", "precision": p, "size_bytes": len(data),
-                     "sha256": hashlib.sha256(data).hexdigest(), "parity": {"passed": True}})
-    manifest = {"edgecnn_manifest": 1, "model": name, "weights": {"source": "random"},
-                "options": {"input_size": list(spec.input_size), "batch": "dynamic", "opset": 18, "fp16": True,
-                            "int8": "static", "calib_method": "minmax", "simplify": True,
-                            "num_classes": spec.num_classes, "arch_options": {}},
-                "artifacts": arts, "versions": zoo.tool_versions()}
+        arts.append(
+            {
+                "file": f"{name}.{p}.onnx",
+                "precision": p,
+                "size_bytes": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "parity": {"passed": True},
+            }
+        )
+    manifest = {
+        "edgecnn_manifest": 1,
+        "model": name,
+        "weights": {"source": "random"},
+        "options": {
+            "input_size": list(spec.input_size),
+            "batch": "dynamic",
+            "opset": 18,
+            "fp16": True,
+            "int8": "static",
+            "calib_method": "minmax",
+            "simplify": True,
+            "num_classes": spec.num_classes,
+            "arch_options": {},
+        },
+        "artifacts": arts,
+        "versions": zoo.tool_versions(),
+    }
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
 
@@ -168,8 +217,10 @@ def test_refusals_exit_2_before_measuring(zoo, tmp_path, capsys):
 def test_cross_provider_parity_on_cpu(zoo, tmp_path):
     graph = helper.make_graph(
         [helper.make_node("GlobalAveragePool", ["input"], ["p"]), helper.make_node("Flatten", ["p"], ["logits"])],
-        "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [2, 3, 8, 8])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [2, 3])])
+        "g",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [2, 3, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [2, 3])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9
     path = tmp_path / "pool.onnx"
@@ -181,20 +232,51 @@ def test_cross_provider_parity_on_cpu(zoo, tmp_path):
 def test_quick_run_on_one_small_model(tmp_path):
     """The whole tool, as a user runs it: export, benchmark, checks, doc + plot + JSON into a tmp folder."""
     doc, js = tmp_path / "B.md", tmp_path / "r.json"
-    done = subprocess.run([sys.executable, str(TOOL), "--models", "mobilenet_v3_small", "--quick",
-                           "--exports", str(tmp_path / "exp"), "--doc", str(doc), "--json", str(js)],
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(TOOL),
+            "--models",
+            "mobilenet_v3_small",
+            "--quick",
+            "--exports",
+            str(tmp_path / "exp"),
+            "--doc",
+            str(doc),
+            "--json",
+            str(js),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     data = json.loads(js.read_text())
     assert done.returncode == (0 if data["passed"] else 1), done.stderr
     assert [(r["model"], r["precision"], r["ep"]) for r in data["rows"]] == [
-        ("mobilenet_v3_small", p, "cpu") for p in ("fp32", "fp16", "int8")]
+        ("mobilenet_v3_small", p, "cpu") for p in ("fp32", "fp16", "int8")
+    ]
     assert data["rows"][0]["gflops"] > 0 and data["rows"][0]["acc1"] == pytest.approx(67.668, abs=0.01)
     text = doc.read_text()
     assert "| mobilenet_v3_small | int8 | cpu |" in text and "quick run" in text
     ET.fromstring((tmp_path / "B.svg").read_text())
     assert (tmp_path / "exp" / "mobilenet_v3_small" / "manifest.json").is_file()
     # a second run reuses the export instead of making it again
-    again = subprocess.run([sys.executable, str(TOOL), "--models", "mobilenet_v3_small", "--quick",
-                            "--exports", str(tmp_path / "exp"), "--doc", str(doc), "--json", str(js)],
-                           capture_output=True, text=True, timeout=900)
+    again = subprocess.run(
+        [
+            sys.executable,
+            str(TOOL),
+            "--models",
+            "mobilenet_v3_small",
+            "--quick",
+            "--exports",
+            str(tmp_path / "exp"),
+            "--doc",
+            str(doc),
+            "--json",
+            str(js),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert json.loads(js.read_text())["exports"] == {"mobilenet_v3_small": "reused"}, again.stderr

@@ -42,7 +42,7 @@ def make_images(folder: Path, count: int) -> Path:
         photo = photos[i % 2]
         size = int(rng.integers(120, 400))
         y, x = int(rng.integers(0, photo.shape[0] - size)), int(rng.integers(0, photo.shape[1] - size))
-        Image.fromarray(photo[y:y + size, x:x + size]).save(folder / f"crop{i:05d}.jpg", quality=90)
+        Image.fromarray(photo[y : y + size, x : x + size]).save(folder / f"crop{i:05d}.jpg", quality=90)
     return folder
 
 
@@ -59,7 +59,7 @@ def plain_loop(model: Path, paths: list, cpus: int, batch: int) -> float:
     t0 = time.perf_counter()
     predictor = Predictor(model, intra_op_threads=cpus)
     for start in range(0, len(paths), batch):
-        predictor.predict(paths[start:start + batch], top_k=5)
+        predictor.predict(paths[start : start + batch], top_k=5)
     return time.perf_counter() - t0
 
 
@@ -83,7 +83,7 @@ def measure(model: Path, folder: Path, cpus: int, repeats: int, batch: int, paus
     ray_run(model, warm, work / f"warm_{model.parent.name}.parquet", batch)
     times: dict = {"plain": [], "ray": []}
     for r in range(repeats):
-        for method in (("plain", "ray") if r % 2 == 0 else ("ray", "plain")):
+        for method in ("plain", "ray") if r % 2 == 0 else ("ray", "plain"):
             time.sleep(pause)
             if method == "plain":
                 times["plain"].append(plain_loop(model, paths, cpus, batch))
@@ -94,12 +94,16 @@ def measure(model: Path, folder: Path, cpus: int, repeats: int, batch: int, paus
 
 
 def table(rows: list, images: int, cpus: int) -> str:
-    lines = ["| model | input | images | cores | plain loop images/s | Ray images/s | Ray per core | "
-             "Ray overhead |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | input | images | cores | plain loop images/s | Ray images/s | Ray per core | Ray overhead |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         plain, ray_ = images / r["plain"], images / r["ray"]
-        lines.append(f"| mobilenet_v2 fp32 | {r['size']} | {images} | {cpus} | {plain:.1f} | {ray_:.1f} | "
-                     f"{ray_ / cpus:.1f} | {(r['ray'] / r['plain'] - 1) * 100:+.0f}% |")
+        lines.append(
+            f"| mobilenet_v2 fp32 | {r['size']} | {images} | {cpus} | {plain:.1f} | {ray_:.1f} | "
+            f"{ray_ / cpus:.1f} | {(r['ray'] / r['plain'] - 1) * 100:+.0f}% |"
+        )
     return "\n".join(lines)
 
 
@@ -142,23 +146,29 @@ def main() -> None:
         work = Path(tmp)
         folder = make_images(work / "images", args.images)
         models = {int(s): export_model(int(s), work) for s in args.input_size.split(",")}
-        ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False,
-                 object_store_memory=512 * 1024 ** 2)
+        ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, object_store_memory=512 * 1024**2)
         rows = []
         for size, model in models.items():
             print(f"input {size}:", file=sys.stderr)
-            rows.append({"size": size, **measure(model, folder, args.cpus, args.repeats, args.batch_size,
-                                                 args.pause, work)})
+            rows.append(
+                {"size": size, **measure(model, folder, args.cpus, args.repeats, args.batch_size, args.pause, work)}
+            )
         ray.shutdown()
     load = os.getloadavg()
-    text = (table(rows, args.images, args.cpus) + "\n\n"
-            f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `tools/bench_ray.py --images "
-            f"{args.images} --input-size {args.input_size} --repeats {args.repeats}` on {_cpu_name()}, "
-            f"{args.cpus} cores (load average {load[0]:.1f} at the end; the machine was shared with other jobs), "
-            f"Ray {ray.__version__}; median of {args.repeats} interleaved repeats, Ray timed end to end "
-            "(actor start and Parquet writes included, `ray.init` excluded). Seconds per repeat: "
-            + "; ".join(f"{r['size']}: plain {', '.join(f'{t:.1f}' for t in r['all']['plain'])}, "
-                        f"Ray {', '.join(f'{t:.1f}' for t in r['all']['ray'])}" for r in rows) + ".")
+    text = (
+        table(rows, args.images, args.cpus) + "\n\n"
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `tools/bench_ray.py --images "
+        f"{args.images} --input-size {args.input_size} --repeats {args.repeats}` on {_cpu_name()}, "
+        f"{args.cpus} cores (load average {load[0]:.1f} at the end; the machine was shared with other jobs), "
+        f"Ray {ray.__version__}; median of {args.repeats} interleaved repeats, Ray timed end to end "
+        "(actor start and Parquet writes included, `ray.init` excluded). Seconds per repeat: "
+        + "; ".join(
+            f"{r['size']}: plain {', '.join(f'{t:.1f}' for t in r['all']['plain'])}, "
+            f"Ray {', '.join(f'{t:.1f}' for t in r['all']['ray'])}"
+            for r in rows
+        )
+        + "."
+    )
     print(text)
     if not args.no_docs:
         write_docs(text)

@@ -15,7 +15,7 @@ def write_section(doc: Path, text: str, start: str, end: str, heading: str = "")
     """``text`` must begin with ``start`` and end with ``end``."""
     old = doc.read_text() if doc.is_file() else ""
     if start in old and end in old:
-        new = old[:old.index(start)] + text + old[old.index(end) + len(end):]
+        new = old[: old.index(start)] + text + old[old.index(end) + len(end) :]
     else:
         new = old.rstrip() + "\n\n" + (f"{heading}\n\n" if heading else "") + text + "\n"
     write_text_atomic(doc, new)

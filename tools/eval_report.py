@@ -41,25 +41,39 @@ def measure(name: str, work: Path) -> dict:
     from edgecnn.runtime.evaluate import evaluate
 
     fx = train_fixtures.trained_fixture(name)
-    result = pipeline.export(name, work / name, weights=str(fx.checkpoint), num_classes=fx.num_classes,
-                             input_size=fx.input_size, int8=True, calib=fx.calib_dir, arch_options=fx.arch_options,
-                             force=True)
+    result = pipeline.export(
+        name,
+        work / name,
+        weights=str(fx.checkpoint),
+        num_classes=fx.num_classes,
+        input_size=fx.input_size,
+        int8=True,
+        calib=fx.calib_dir,
+        arch_options=fx.arch_options,
+        force=True,
+    )
     data = image_folder(name, work / f"{name}-heldout")
     return evaluate([result.path("fp32"), result.path("int8")], data, labels_from="folder").to_dict()
 
 
 def render(rows: dict) -> str:
-    lines = [START, f"`edgecnn eval` on each digits fixture's held-out split as an ImageFolder (measured "
-             f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by `tools/eval_report.py`); "
-             "Δ = int8 − fp32 top-1 with its paired-bootstrap 95% interval.", "",
-             "| model | images | fp32 top-1 | int8 top-1 | Δ (pp) | 95% interval (pp) | within 1 point |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        START,
+        f"`edgecnn eval` on each digits fixture's held-out split as an ImageFolder (measured "
+        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by `tools/eval_report.py`); "
+        "Δ = int8 − fp32 top-1 with its paired-bootstrap 95% interval.",
+        "",
+        "| model | images | fp32 top-1 | int8 top-1 | Δ (pp) | 95% interval (pp) | within 1 point |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, r in rows.items():
         fp32, int8 = r["models"]
         c = r["comparisons"][0]
         inside = "yes" if c["low"] >= -0.01 else ("no" if c["high"] < -0.01 else "undecided")
-        lines.append(f"| {name} | {r['n_images']} | {100 * fp32['top1']:.2f}% | {100 * int8['top1']:.2f}% | "
-                     f"{100 * c['difference']:+.2f} | [{100 * c['low']:+.2f}, {100 * c['high']:+.2f}] | {inside} |")
+        lines.append(
+            f"| {name} | {r['n_images']} | {100 * fp32['top1']:.2f}% | {100 * int8['top1']:.2f}% | "
+            f"{100 * c['difference']:+.2f} | [{100 * c['low']:+.2f}, {100 * c['high']:+.2f}] | {inside} |"
+        )
     lines.append(END)
     return "\n".join(lines)
 

@@ -20,8 +20,19 @@ from pathlib import Path
 import edgecnn
 from edgecnn.pipeline import read_manifest
 
-STEPS = ["build model", "load images", "re-estimate batchnorm", "pytorch reference", "export onnx", "simplify",
-         "check fp32", "convert fp16", "check fp16", "quantize int8", "check int8"]
+STEPS = [
+    "build model",
+    "load images",
+    "re-estimate batchnorm",
+    "pytorch reference",
+    "export onnx",
+    "simplify",
+    "check fp32",
+    "convert fp16",
+    "check fp16",
+    "quantize int8",
+    "check int8",
+]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="also write the collected manifests here")
     args = ap.parse_args(argv)
 
-    names = edgecnn.list_models() if args.models == "all" else [edgecnn.get_spec(n).name for n in args.models.split(",")]
+    names = (
+        edgecnn.list_models() if args.models == "all" else [edgecnn.get_spec(n).name for n in args.models.split(",")]
+    )
     manifests = []
     for name in names:
         out = args.out / name
@@ -46,9 +59,16 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         print(f"exporting {name} ...", file=sys.stderr, flush=True)
         try:
-            result = edgecnn.export(name, out, input_size=args.input_size, fp16=not args.no_fp16,
-                                    int8=not args.no_int8, calib_count=args.calib_count, force=True,
-                                    command="tools/export_report.py")
+            result = edgecnn.export(
+                name,
+                out,
+                input_size=args.input_size,
+                fp16=not args.no_fp16,
+                int8=not args.no_int8,
+                calib_count=args.calib_count,
+                force=True,
+                command="tools/export_report.py",
+            )
         except edgecnn.EdgeCNNError as exc:
             print(f"  {name}: {exc}", file=sys.stderr)
             continue
@@ -58,8 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     print(render(manifests))
     if args.json:
         args.json.write_text(json.dumps(manifests, indent=2))
-    failed = [m["model"] for m in manifests
-              if any(a["parity"].get("judged", True) and not a["parity"]["passed"] for a in m["artifacts"])]
+    failed = [
+        m["model"]
+        for m in manifests
+        if any(a["parity"].get("judged", True) and not a["parity"]["passed"] for a in m["artifacts"])
+    ]
     if failed:
         print(f"parity failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
@@ -69,18 +92,34 @@ def render(manifests: list[dict]) -> str:
     lines = ["Step times (s)", _row(["model"] + STEPS + ["total"])]
     for m in manifests:
         t = m["timings_s"]
-        lines.append(_row([m["model"]] + [f"{t[s]:.1f}" if s in t else "-" for s in STEPS] + [f"{sum(t.values()):.1f}"]))
-    lines += ["", "Artifacts", _row(["model", "precision", "size MB", "max abs", "max rel", "cosine", "top1 / mIoU",
-                                     "top5", "parity"])]
+        lines.append(
+            _row([m["model"]] + [f"{t[s]:.1f}" if s in t else "-" for s in STEPS] + [f"{sum(t.values()):.1f}"])
+        )
+    lines += [
+        "",
+        "Artifacts",
+        _row(["model", "precision", "size MB", "max abs", "max rel", "cosine", "top1 / mIoU", "top5", "parity"]),
+    ]
     for m in manifests:
         for a in m["artifacts"]:
             p = a["parity"]
             agree = p["top1_agreement"] if p.get("top1_agreement") is not None else p.get("mean_iou")
             verdict = ("pass" if p["passed"] else "FAIL") if p.get("judged", True) else "n/a (random weights)"
-            lines.append(_row([m["model"], a["precision"], f"{a['size_bytes'] / 1e6:.1f}", f"{p['max_abs']:.2e}",
-                               f"{p['max_rel']:.2e}", f"{p['cosine']:.5f}", f"{agree:.3f}",
-                               f"{p['top5_agreement']:.3f}" if p.get("top5_agreement") is not None else "-",
-                               verdict]))
+            lines.append(
+                _row(
+                    [
+                        m["model"],
+                        a["precision"],
+                        f"{a['size_bytes'] / 1e6:.1f}",
+                        f"{p['max_abs']:.2e}",
+                        f"{p['max_rel']:.2e}",
+                        f"{p['cosine']:.5f}",
+                        f"{agree:.3f}",
+                        f"{p['top5_agreement']:.3f}" if p.get("top5_agreement") is not None else "-",
+                        verdict,
+                    ]
+                )
+            )
     return "\n".join(lines)
 
 

@@ -35,7 +35,7 @@ def measure(name: str, repeats: int, work: Path) -> dict:
     ours, plain, steps = [], [], []
     calib = None
     for r in range(repeats):
-        for side in (("ours", "plain") if r % 2 == 0 else ("plain", "ours")):
+        for side in ("ours", "plain") if r % 2 == 0 else ("plain", "ours"):
             if side == "ours":
                 run = peer_bench.export_ours(name, work / name / "ours")
                 ours.append(run["wall_s"])
@@ -50,8 +50,12 @@ def measure(name: str, repeats: int, work: Path) -> dict:
     if len(plain) < repeats:  # the first round's plain run waited for the calibration images
         plain.append(peer_bench.export_plain(name, work / name / "plain", calib)["wall_s"])
     step_medians = {k: statistics.median(s[k] for s in steps) for k in steps[0]}
-    return {"ours": statistics.median(ours), "plain": statistics.median(plain), "steps": step_medians,
-            "runs": (ours, plain)}
+    return {
+        "ours": statistics.median(ours),
+        "plain": statistics.median(plain),
+        "steps": step_medians,
+        "runs": (ours, plain),
+    }
 
 
 def render(rows: dict, repeats: int) -> str:
@@ -63,18 +67,26 @@ def render(rows: dict, repeats: int) -> str:
     from edgecnn.runtime.bench import machine_info
 
     m = machine_info()
-    lines = [START, "## The main job's wall time", "", f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by "
-             f"`tools/export_speed.py` on {m.cpu_model} ({vnni_label()}), {m.logical_cores} threads "
-             f"(edgecnn {edgecnn.__version__}, torch {torch.__version__}, onnxruntime "
-             f"{onnxruntime.__version__}): median of {repeats} runs each, fresh processes, interleaved; target ours ≤ "
-             f"{TARGET}× the plain path.", "",
-             "| model | `edgecnn export --int8` s | plain path s | ratio | verdict | where ours goes (median s) |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        START,
+        "## The main job's wall time",
+        "",
+        f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by "
+        f"`tools/export_speed.py` on {m.cpu_model} ({vnni_label()}), {m.logical_cores} threads "
+        f"(edgecnn {edgecnn.__version__}, torch {torch.__version__}, onnxruntime "
+        f"{onnxruntime.__version__}): median of {repeats} runs each, fresh processes, interleaved; target ours ≤ "
+        f"{TARGET}× the plain path.",
+        "",
+        "| model | `edgecnn export --int8` s | plain path s | ratio | verdict | where ours goes (median s) |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, m in rows.items():
         ratio = m["ours"] / m["plain"]
         steps = ", ".join(f"{k} {v:.1f}" for k, v in sorted(m["steps"].items(), key=lambda kv: -kv[1]) if v >= 0.3)
-        lines.append(f"| {name} | {m['ours']:.1f} | {m['plain']:.1f} | {ratio:.2f} | "
-                     f"{'meets' if ratio <= TARGET else 'MISSES'} | {steps} |")
+        lines.append(
+            f"| {name} | {m['ours']:.1f} | {m['plain']:.1f} | {ratio:.2f} | "
+            f"{'meets' if ratio <= TARGET else 'MISSES'} | {steps} |"
+        )
     lines.append(END)
     return "\n".join(lines)
 

@@ -40,8 +40,13 @@ def measure(out: Path, crops: int = 256, seconds: float = 3.0) -> dict:
     import torch
 
     from edgecnn import create_model
-    from edgecnn.convert.calibration import (SKIMAGE_HELD_OUT, default_photo_files, more_photo_files,
-                                             sample_photo_files, sample_photos)
+    from edgecnn.convert.calibration import (
+        SKIMAGE_HELD_OUT,
+        default_photo_files,
+        more_photo_files,
+        sample_photo_files,
+        sample_photos,
+    )
     from edgecnn.pipeline import export
     from edgecnn.runtime.bench import benchmark_many
     from edgecnn.runtime.predictor import Predictor
@@ -58,26 +63,44 @@ def measure(out: Path, crops: int = 256, seconds: float = 3.0) -> dict:
         with torch.no_grad():
             torch_top1 = int(model(torch.from_numpy(pixels)).argmax(1)[0])
         label, prob = predictor.predict(str(path), top_k=1)[0][0]
-        photos[path.name] = {"onnx": label, "probability": float(prob), "torch": predictor.labels[torch_top1],
-                             "same": label == predictor.labels[torch_top1]}
+        photos[path.name] = {
+            "onnx": label,
+            "probability": float(prob),
+            "torch": predictor.labels[torch_top1],
+            "same": label == predictor.labels[torch_top1],
+        }
     # judged sets: other crops (another seed) of the calibration's own photographs, and crops of the two
     # photographs the default calibration leaves out
     sets = {"seen": sample_photos(crops, seed=7, files=default_photo_files())}
     if more_photo_files(SKIMAGE_HELD_OUT):
         sets["unseen"] = sample_photos(crops, seed=7, files=more_photo_files(SKIMAGE_HELD_OUT))
     sessions = {p: ort.InferenceSession(str(f), providers=["CPUExecutionProvider"]) for p, f in paths.items()}
-    outputs = {name: {p: run_batched(s, np.stack([preprocess(im, predictor.params) for im in images]))[0]
-                      for p, s in sessions.items()} for name, images in sets.items()}
+    outputs = {
+        name: {
+            p: run_batched(s, np.stack([preprocess(im, predictor.params) for im in images]))[0]
+            for p, s in sessions.items()
+        }
+        for name, images in sets.items()
+    }
     outputs["all"] = {p: np.concatenate([o[p] for o in outputs.values()]) for p in paths}
     judged = {name: _judge(o) for name, o in outputs.items()}
-    timed = benchmark_many([paths["fp32"], paths["int8"]], threads=2, batch_sizes=(1,), warmup=10, seconds=seconds,
-                           rounds=10)
+    timed = benchmark_many(
+        [paths["fp32"], paths["int8"]], threads=2, batch_sizes=(1,), warmup=10, seconds=seconds, rounds=10
+    )
     p50 = [r.batches[0].latency.p50_ms for r in timed]
     parity = {a.precision: a.parity for a in result.artifacts}
-    return {"parity": parity, "photos": photos, "crops": crops, "sets": judged, "fp32_ms": p50[0], "int8_ms": p50[1],
-            "ratio": p50[1] / p50[0], "int8_record": result.manifest["int8"],
-            "calibration_photos": [f.name for f in default_photo_files()],
-            "unseen_photos": [f.name for f in more_photo_files(SKIMAGE_HELD_OUT)]}
+    return {
+        "parity": parity,
+        "photos": photos,
+        "crops": crops,
+        "sets": judged,
+        "fp32_ms": p50[0],
+        "int8_ms": p50[1],
+        "ratio": p50[1] / p50[0],
+        "int8_record": result.manifest["int8"],
+        "calibration_photos": [f.name for f in default_photo_files()],
+        "unseen_photos": [f.name for f in more_photo_files(SKIMAGE_HELD_OUT)],
+    }
 
 
 def _judge(outputs: dict) -> dict:
@@ -100,11 +123,16 @@ def _judge(outputs: dict) -> dict:
 
 
 def render(m: dict) -> str:
-    photos = "; ".join(f"{n}: {v['onnx']} ({v['probability']:.0%}), PyTorch {v['torch']}" for n, v in m["photos"].items())
+    photos = "; ".join(
+        f"{n}: {v['onnx']} ({v['probability']:.0%}), PyTorch {v['torch']}" for n, v in m["photos"].items()
+    )
     form = m["int8_record"]
     every = m["sets"]["all"]
-    names = {"seen": f"other crops of the {len(m['calibration_photos'])} calibration photographs",
-             "unseen": f"{', '.join(m['unseen_photos'])} (never seen by calibration)", "all": "all of them"}
+    names = {
+        "seen": f"other crops of the {len(m['calibration_photos'])} calibration photographs",
+        "unseen": f"{', '.join(m['unseen_photos'])} (never seen by calibration)",
+        "all": "all of them",
+    }
     lines = [
         START,
         f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by `tools/lite0_report.py`: "
@@ -121,23 +149,34 @@ def render(m: dict) -> str:
     ]
     for p in ("fp16", "int8"):
         a = every[p]
-        speed = (f"{m['int8_ms']:.2f} ms ({m['ratio']:.2f}× fp32)" if p == "int8" else "–")
+        speed = f"{m['int8_ms']:.2f} ms ({m['ratio']:.2f}× fp32)" if p == "int8" else "–"
         verdict = f"{'meets' if a['top1'] >= TARGET else 'MISSES'} ≥ {TARGET:.0%}"
         if p == "int8":
             verdict += ", faster" if m["ratio"] < 1 else ", NOT faster"
         lines.append(f"| {p} | – | {a['top1']:.3f} | {a['sqnr_db']:.1f} | {speed} | {verdict} |")
-    lines += ["", "| judged set | crops | decisive | int8 top-1 agreement | on decisive | int8 verdict | fp16 | on decisive |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| judged set | crops | decisive | int8 top-1 agreement | on decisive | int8 verdict | fp16 | on decisive |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, res in m["sets"].items():
         d8, d16 = res["int8"]["decisive_top1"], res["fp16"]["decisive_top1"]
         verdict = f"{'meets' if res['int8']['top1'] >= TARGET else 'MISSES'} ≥ {TARGET:.0%}"
-        lines.append(f"| {names.get(name, name)} | {res['images']} | {res['decisive']} | {res['int8']['top1']:.3f} | "
-                     f"{'–' if d8 is None else f'{d8:.3f}'} | {verdict} | {res['fp16']['top1']:.3f} | "
-                     f"{'–' if d16 is None else f'{d16:.3f}'} |")
-    lines += ["", "Decisive: fp32's top-1 leads its runner-up by ≥ 0.1 in probability; the verdict is on all crops, "
-              "near-ties included."]
-    lines += ["",
-              f"Predictor (onnxruntime, the card's preprocessing) against PyTorch on the same pixels: {photos}.", END]
+        lines.append(
+            f"| {names.get(name, name)} | {res['images']} | {res['decisive']} | {res['int8']['top1']:.3f} | "
+            f"{'–' if d8 is None else f'{d8:.3f}'} | {verdict} | {res['fp16']['top1']:.3f} | "
+            f"{'–' if d16 is None else f'{d16:.3f}'} |"
+        )
+    lines += [
+        "",
+        "Decisive: fp32's top-1 leads its runner-up by ≥ 0.1 in probability; the verdict is on all crops, "
+        "near-ties included.",
+    ]
+    lines += [
+        "",
+        f"Predictor (onnxruntime, the card's preprocessing) against PyTorch on the same pixels: {photos}.",
+        END,
+    ]
     return "\n".join(lines)
 
 

@@ -58,7 +58,7 @@ START, END = "<!-- peer_bench:start -->", "<!-- peer_bench:end -->"
 
 # The plain path, run as its own process: argv = name, calibration .npy, output folder. The lines between
 # "plain path" and "end" are all a user writes; the rest is timing and the random-weight preparation.
-PLAIN = r'''
+PLAIN = r"""
 import json, sys, time
 t_start = time.perf_counter()
 import numpy as np, onnx, onnxsim, torch
@@ -87,7 +87,7 @@ onnx.save(onnxsim.simplify(onnx.load(f"{out}/plain.raw.onnx"))[0], f"{out}/plain
 input_name = onnx.load(f"{out}/plain.fp32.onnx").graph.input[0].name
 quantize_static(f"{out}/plain.fp32.onnx", f"{out}/plain.int8.onnx", Images(input_name))  # end
 print(json.dumps({"wall_s": time.perf_counter() - t_start - prep_s, "prep_s": prep_s}))
-'''
+"""
 
 
 def _versions() -> dict:
@@ -110,8 +110,13 @@ def export_ours(name: str, folder: Path) -> dict:
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed: {done.stderr.strip().splitlines()[-1:]}")
     manifest = json.loads((folder / "manifest.json").read_text())
-    return {"wall_s": wall, "timings_s": manifest.get("timings_s"), "fp32": folder / f"{name}.fp32.onnx",
-            "int8": folder / f"{name}.int8.onnx", "int8_notes": _int8_notes(manifest)}
+    return {
+        "wall_s": wall,
+        "timings_s": manifest.get("timings_s"),
+        "fp32": folder / f"{name}.fp32.onnx",
+        "int8": folder / f"{name}.int8.onnx",
+        "int8_notes": _int8_notes(manifest),
+    }
 
 
 def _int8_notes(manifest: dict) -> list:
@@ -126,8 +131,12 @@ def export_plain(name: str, folder: Path, calib: np.ndarray) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     np.save(folder / "calib.npy", calib)
     t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", PLAIN, name, str(folder / "calib.npy"), str(folder)],
-                          capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", PLAIN, name, str(folder / "calib.npy"), str(folder)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     process_s = time.perf_counter() - t0
     if done.returncode != 0:
         raise RuntimeError(f"plain path for {name} failed: {done.stderr.strip().splitlines()[-3:]}")
@@ -172,8 +181,11 @@ def _openvino_runtime(path: Path, x: np.ndarray):
     """OpenVINO's own runtime, set up as its docs say for latency, with the f32 hint (bf16 by default here)."""
     import openvino as ov
 
-    compiled = ov.Core().compile_model(str(path), "CPU", {
-        "INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": THREADS, "PERFORMANCE_HINT": "LATENCY"})
+    compiled = ov.Core().compile_model(
+        str(path),
+        "CPU",
+        {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": THREADS, "PERFORMANCE_HINT": "LATENCY"},
+    )
     request = compiled.create_infer_request()
     return (lambda: request.infer({0: x})), (compiled, request)
 
@@ -195,6 +207,7 @@ def _eager(name: str, x: np.ndarray):
     def run():
         with torch.inference_mode():
             return model(t)
+
     return run, model
 
 
@@ -207,9 +220,13 @@ def time_model(name: str, ours: dict, plain: dict, seconds: float, rounds: int) 
     x = np.random.RandomState(0).standard_normal((1, 3, h, w)).astype(np.float32)
     contest = Contest(seconds, warmup=10)
     fallback = {}
-    for key, path, ep in (("ours_fp32", ours["fp32"], "cpu"), ("ours_int8", ours["int8"], "cpu"),
-                          ("plain_int8", plain["int8"], "cpu"), ("ovep_plain_int8", plain["int8"], "openvino"),
-                          ("ovep_ours_int8", ours["int8"], "openvino")):
+    for key, path, ep in (
+        ("ours_fp32", ours["fp32"], "cpu"),
+        ("ours_int8", ours["int8"], "cpu"),
+        ("plain_int8", plain["int8"], "cpu"),
+        ("ovep_plain_int8", plain["int8"], "openvino"),
+        ("ovep_ours_int8", ours["int8"], "openvino"),
+    ):
         run, sess = _ort(path, ep, x)
         contest.add(key, run, sess)
         if ep == "openvino":
@@ -226,41 +243,83 @@ def bench_model(name: str, work: Path, seconds: float, rounds: int) -> dict:
     ours = export_ours(name, work / name / "ours")
     print(f"[{name}]   {ours['wall_s']:.1f} s; plain path …", flush=True)
     plain = export_plain(name, work / name / "plain", calibration_images(ours["fp32"]))
-    print(f"[{name}]   {plain['wall_s']:.1f} s (+{plain['prep_s']:.1f} s random-weight preparation); timing …",
-          flush=True)
+    print(
+        f"[{name}]   {plain['wall_s']:.1f} s (+{plain['prep_s']:.1f} s random-weight preparation); timing …", flush=True
+    )
     p50, fallback = time_model(name, ours, plain, seconds, rounds)
     print(f"[{name}]   per-layer profile of our fp32 and int8 …", flush=True)
     bound = precision_bound(ours["fp32"], ours["int8"], threads=THREADS)
     plain_layers = precision_bound(ours["fp32"], plain["int8"], threads=THREADS)  # the plain int8, same method
     best = min(p50["ours_int8"], p50["ovep_ours_int8"])
-    return {"model": name, "p50_ms": p50, "ovep_cpu_nodes": fallback, "layer_bound": bound.to_dict(),
-            "plain_layer_profile": plain_layers.to_dict(),
-            "export_s": {"ours": ours["wall_s"], "plain": plain["wall_s"], "plain_prep": plain["prep_s"]},
-            "ours_timings_s": ours["timings_s"], "int8_notes": ours["int8_notes"],
-            "ratios": {"int8_ours_plain": p50["ours_int8"] / p50["plain_int8"],
-                       "int8_fp32": p50["ours_int8"] / p50["ours_fp32"],
-                       "bound_int8_fp32": bound.bound_ratio,
-                       "best_vs_ovrt_plain": best / p50["ovrt_plain_int8"],
-                       "ovrt_plain_vs_ort_plain": p50["ovrt_plain_int8"] / p50["plain_int8"],
-                       "export_ours_plain": ours["wall_s"] / plain["wall_s"]}}
+    return {
+        "model": name,
+        "p50_ms": p50,
+        "ovep_cpu_nodes": fallback,
+        "layer_bound": bound.to_dict(),
+        "plain_layer_profile": plain_layers.to_dict(),
+        "export_s": {"ours": ours["wall_s"], "plain": plain["wall_s"], "plain_prep": plain["prep_s"]},
+        "ours_timings_s": ours["timings_s"],
+        "int8_notes": ours["int8_notes"],
+        "ratios": {
+            "int8_ours_plain": p50["ours_int8"] / p50["plain_int8"],
+            "int8_fp32": p50["ours_int8"] / p50["ours_fp32"],
+            "bound_int8_fp32": bound.bound_ratio,
+            "best_vs_ovrt_plain": best / p50["ovrt_plain_int8"],
+            "ovrt_plain_vs_ort_plain": p50["ovrt_plain_int8"] / p50["plain_int8"],
+            "export_ours_plain": ours["wall_s"] / plain["wall_s"],
+        },
+    }
 
 
-HEADERS = ("model", "fp32 ms", "int8 ms", "plain int8 ms", "eager ms", "OV rt plain int8", "OV rt ours int8",
-           "OV EP plain int8", "OV EP ours int8", "int8 ours/plain", "int8/fp32", "layer bound",
-           "best/OV rt plain",
-           "export s", "plain s", "export/plain")
+HEADERS = (
+    "model",
+    "fp32 ms",
+    "int8 ms",
+    "plain int8 ms",
+    "eager ms",
+    "OV rt plain int8",
+    "OV rt ours int8",
+    "OV EP plain int8",
+    "OV EP ours int8",
+    "int8 ours/plain",
+    "int8/fp32",
+    "layer bound",
+    "best/OV rt plain",
+    "export s",
+    "plain s",
+    "export/plain",
+)
 
 
 def rows(results: list) -> list:
     out = []
     for r in results:
         p, q, e = r["p50_ms"], r["ratios"], r["export_s"]
-        out.append([r["model"], *(f"{p[k]:.2f}" for k in ("ours_fp32", "ours_int8", "plain_int8", "eager_fp32",
-                                                          "ovrt_plain_int8", "ovrt_ours_int8", "ovep_plain_int8",
-                                                          "ovep_ours_int8")),
-                    f"{q['int8_ours_plain']:.2f}", f"{q['int8_fp32']:.2f}", f"{q['bound_int8_fp32']:.2f}",
-                    f"{q['best_vs_ovrt_plain']:.2f}",
-                    f"{e['ours']:.0f}", f"{e['plain']:.0f}", f"{q['export_ours_plain']:.2f}"])
+        out.append(
+            [
+                r["model"],
+                *(
+                    f"{p[k]:.2f}"
+                    for k in (
+                        "ours_fp32",
+                        "ours_int8",
+                        "plain_int8",
+                        "eager_fp32",
+                        "ovrt_plain_int8",
+                        "ovrt_ours_int8",
+                        "ovep_plain_int8",
+                        "ovep_ours_int8",
+                    )
+                ),
+                f"{q['int8_ours_plain']:.2f}",
+                f"{q['int8_fp32']:.2f}",
+                f"{q['bound_int8_fp32']:.2f}",
+                f"{q['best_vs_ovrt_plain']:.2f}",
+                f"{e['ours']:.0f}",
+                f"{e['plain']:.0f}",
+                f"{q['export_ours_plain']:.2f}",
+            ]
+        )
     return out
 
 
@@ -270,8 +329,12 @@ TARGETS = (
     ("int8_fp32", 0.38, ("mobilenet_v2",), "int8/fp32 ≤ 0.38"),
     ("int8_fp32", 0.29, ("resnet50",), "int8/fp32 ≤ 0.29"),
     ("int8_fp32", 0.70, ("mobilenet_v3_large",), "int8/fp32 ≤ 0.70"),
-    ("best_vs_ovrt_plain", 1.00, ("mobilenet_v2", "resnet50"),
-     "fastest edgecnn int8 no slower than OpenVINO's runtime on the plain int8 file"),
+    (
+        "best_vs_ovrt_plain",
+        1.00,
+        ("mobilenet_v2", "resnet50"),
+        "fastest edgecnn int8 no slower than OpenVINO's runtime on the plain int8 file",
+    ),
     ("export_ours_plain", 1.50, ("mobilenet_v2", "resnet50"), "`edgecnn export --int8` wall ≤ 1.5× the plain path"),
 )
 
@@ -286,14 +349,18 @@ def checks(results: list) -> list:
                 line = f"- {r['model']}: {what}: {value:.2f} — {'PASS' if value <= limit else 'FAIL'}"
                 if key == "int8_fp32" and value > limit and bound is not None and bound > limit:
                     profiled = r["layer_bound"]["int8_ratio"]
-                    line += (f"; no per-layer precision mix can meet it on this provider: in the layer profile "
-                             f"int8/fp32 is {profiled:.2f} and the bound (each layer at its faster precision, "
-                             f"precision changes free) {bound:.2f}")
+                    line += (
+                        f"; no per-layer precision mix can meet it on this provider: in the layer profile "
+                        f"int8/fp32 is {profiled:.2f} and the bound (each layer at its faster precision, "
+                        f"precision changes free) {bound:.2f}"
+                    )
                 if key == "int8_ours_plain" and value > limit:
                     a, b = r["layer_bound"], r["plain_layer_profile"]
-                    line += (f"; in the layer profile ours is {a['int8_ms']:.2f} ms and the plain int8 "
-                             f"{b['int8_ms']:.2f} ms ({a['int8_ms'] / b['int8_ms']:.2f}×), and no per-layer mix of "
-                             f"ours can go below {a['bound_ms']:.2f} ms")
+                    line += (
+                        f"; in the layer profile ours is {a['int8_ms']:.2f} ms and the plain int8 "
+                        f"{b['int8_ms']:.2f} ms ({a['int8_ms'] / b['int8_ms']:.2f}×), and no per-layer mix of "
+                        f"ours can go below {a['bound_ms']:.2f} ms"
+                    )
                 out.append(line)
     return out
 
@@ -301,8 +368,12 @@ def checks(results: list) -> list:
 def markdown(results: list, meta: dict) -> str:
     v = meta["versions"]
     lines = [
-        START, "", "## Peers: edgecnn beside the plain path, OpenVINO and eager (`tools/peer_bench.py`)", "",
-        "Generated by `python tools/peer_bench.py` — do not edit by hand; run the tool again.", "",
+        START,
+        "",
+        "## Peers: edgecnn beside the plain path, OpenVINO and eager (`tools/peer_bench.py`)",
+        "",
+        "Generated by `python tools/peer_bench.py` — do not edit by hand; run the tool again.",
+        "",
         f"- **Date**: {meta['date']}; models: {', '.join(r['model'] for r in results)}",
         f"- **Machine**: {meta['cpu']}, {meta['cores']}; shared with other work while it ran, so absolute times "
         "drift — the ratios come from one interleaved run per model and are the numbers to read.",
@@ -316,10 +387,13 @@ def markdown(results: list, meta: dict) -> str:
         "**plain int8**: `torch.onnx.export` + `onnxsim.simplify` + `quantize_static` defaults (QDQ), calibrated "
         f"on the same {CALIB_IMAGES} sample photographs, CPU provider. **OV rt**: OpenVINO's own runtime "
         "(`compile_model(path, 'CPU', {INFERENCE_PRECISION_HINT: f32, PERFORMANCE_HINT: LATENCY})`). "
-        "**OV EP**: edgecnn's `--ep openvino`, f32 hint, " + (
-            "on onnxruntime's OpenVINO plugin (`onnxruntime-ep-openvino`)." if meta.get("ov_backend") != _ov.RUNTIME
+        "**OV EP**: edgecnn's `--ep openvino`, f32 hint, "
+        + (
+            "on onnxruntime's OpenVINO plugin (`onnxruntime-ep-openvino`)."
+            if meta.get("ov_backend") != _ov.RUNTIME
             else "which ran on OpenVINO's own runtime here: the plugin offers no device on this CPU (Intel only), "
-                 "so OV EP and OV rt are the same engine, timed apart."),
+            "so OV EP and OV rt are the same engine, timed apart."
+        ),
         "- **layer bound**: the fastest any per-layer mix of our fp32 and int8 could be on the CPU provider, ÷ our "
         "fp32 (`edgecnn.runtime.bench.layer_times.precision_bound`: onnxruntime's profiler, each Conv/Gemm at "
         "its faster precision and the cheaper file's other operators, precision changes free — a lower bound).",
@@ -327,7 +401,9 @@ def markdown(results: list, meta: dict) -> str:
         "openvino`) ÷ OpenVINO's own runtime on the plain int8 file (≤ 1.00: edgecnn is no slower).",
         "- **export s / plain s**: wall time of each in a fresh process (imports included); the plain path's "
         "random-weight BatchNorm preparation is left out of its time, ours (on photographs) is counted.",
-        "", "| " + " | ".join(HEADERS) + " |", "|---|" + "---:|" * (len(HEADERS) - 1),
+        "",
+        "| " + " | ".join(HEADERS) + " |",
+        "|---|" + "---:|" * (len(HEADERS) - 1),
     ]
     lines += ["| " + " | ".join(row) + " |" for row in rows(results)]
     lines += ["", "Issue 13's targets, as measured in this run:", "", *checks(results)]
@@ -335,10 +411,17 @@ def markdown(results: list, meta: dict) -> str:
     for r in results:
         t = r["ours_timings_s"] or {}
         lines.append(f"- {r['model']}: " + ", ".join(f"{k} {s:.1f}" for k, s in t.items()))
-    falls = [f"{r['model']} {k.split('_', 1)[1]}: {n} nodes on CPU" for r in results
-             for k, n in r["ovep_cpu_nodes"].items() if n]
-    lines += ["", "OpenVINO provider node fallback: " + ("; ".join(falls) if falls else
-                                                          "none — every node ran on OpenVINO in every session.")]
+    falls = [
+        f"{r['model']} {k.split('_', 1)[1]}: {n} nodes on CPU"
+        for r in results
+        for k, n in r["ovep_cpu_nodes"].items()
+        if n
+    ]
+    lines += [
+        "",
+        "OpenVINO provider node fallback: "
+        + ("; ".join(falls) if falls else "none — every node ran on OpenVINO in every session."),
+    ]
     return "\n".join(lines + ["", END]) + "\n"
 
 
@@ -366,16 +449,24 @@ def main(argv=None) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     missing = [pkg for pkg, v in _versions().items() if v is None and pkg != "edgecnn"]
     if missing:  # refuse before minutes of exports: every column is needed for the side-by-side table
-        print(f"error: {', '.join(missing)} not installed; pip install openvino 'edgecnn[openvino,export]'",
-              file=sys.stderr)
+        print(
+            f"error: {', '.join(missing)} not installed; pip install openvino 'edgecnn[openvino,export]'",
+            file=sys.stderr,
+        )
         return 2
     with tempfile.TemporaryDirectory(prefix="peer_bench_") as tmp:
         work = args.work or Path(tmp)
         results = [bench_model(m, work, args.seconds, args.rounds) for m in models]
     m = machine_info()
-    meta = {"date": m.date, "cpu": f"{m.cpu_model} ({vnni_label()})",
-            "cores": f"{m.physical_cores or '?'} cores / {m.logical_cores} threads", "versions": _versions(),
-            "seconds": args.seconds, "rounds": args.rounds, "ov_backend": _ov.backend()}
+    meta = {
+        "date": m.date,
+        "cpu": f"{m.cpu_model} ({vnni_label()})",
+        "cores": f"{m.physical_cores or '?'} cores / {m.logical_cores} threads",
+        "versions": _versions(),
+        "seconds": args.seconds,
+        "rounds": args.rounds,
+        "ov_backend": _ov.backend(),
+    }
     print(text_table(list(HEADERS), rows(results)))
     if args.json:
         write_text_atomic(args.json, json.dumps({"meta": meta, "results": results}, indent=2, default=str))

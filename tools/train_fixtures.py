@@ -56,16 +56,19 @@ class FixtureSpec:
 
 
 # Steps and rates were chosen to reach ≥ 90% held-out accuracy (mIoU ≥ 0.8 for U-Net) in the fewest steps.
-FIXTURES: dict[str, FixtureSpec] = {s.name: s for s in [
-    FixtureSpec("resnet18", 32, steps=120, lr=1e-3),
-    FixtureSpec("mobilenet_v2", 32, steps=200, lr=1e-2, arch_options={"width_mult": 0.5}),
-    FixtureSpec("mobilenet_v3_large", 32, steps=300, lr=3e-3, arch_options={"width_mult": 0.5}),
-    FixtureSpec("googlenet", 32, steps=120, lr=1e-3),
-    FixtureSpec("unet", 32, steps=20, lr=5e-3, batch=8, dataset="shapes"),
-    FixtureSpec("alexnet", 64, steps=100, lr=2e-4),
-    FixtureSpec("vgg11_bn", 32, steps=60, lr=2e-4),
-    FixtureSpec("resnet50", 32, steps=150, lr=1e-3),
-]}
+FIXTURES: dict[str, FixtureSpec] = {
+    s.name: s
+    for s in [
+        FixtureSpec("resnet18", 32, steps=120, lr=1e-3),
+        FixtureSpec("mobilenet_v2", 32, steps=200, lr=1e-2, arch_options={"width_mult": 0.5}),
+        FixtureSpec("mobilenet_v3_large", 32, steps=300, lr=3e-3, arch_options={"width_mult": 0.5}),
+        FixtureSpec("googlenet", 32, steps=120, lr=1e-3),
+        FixtureSpec("unet", 32, steps=20, lr=5e-3, batch=8, dataset="shapes"),
+        FixtureSpec("alexnet", 64, steps=100, lr=2e-4),
+        FixtureSpec("vgg11_bn", 32, steps=60, lr=2e-4),
+        FixtureSpec("resnet50", 32, steps=150, lr=1e-3),
+    ]
+}
 TEST_MODELS = ("resnet18", "mobilenet_v2", "mobilenet_v3_large", "googlenet", "unet")  # the cached test fixture's
 
 
@@ -171,7 +174,7 @@ def _splits(spec: FixtureSpec):
     order = np.random.default_rng(SEED).permutation(len(images))
     n_train, n_calib = SPLIT
     pick = lambda idx: [images[i] for i in idx]  # noqa: E731
-    tr, ca, te = order[:n_train], order[n_train:n_train + n_calib], order[n_train + n_calib:]
+    tr, ca, te = order[:n_train], order[n_train : n_train + n_calib], order[n_train + n_calib :]
     return (pick(tr), labels[tr]), pick(ca), (pick(te), labels[te]), 10
 
 
@@ -207,7 +210,7 @@ def train(spec: FixtureSpec, images: list, labels: np.ndarray, card) -> tuple[di
         for _ in range(spec.steps):
             if pos + spec.batch > len(order):
                 order, pos = torch.randperm(len(x), generator=gen), 0
-            idx = order[pos:pos + spec.batch]
+            idx = order[pos : pos + spec.batch]
             pos += spec.batch
             loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
             opt.zero_grad(set_to_none=True)
@@ -217,7 +220,7 @@ def train(spec: FixtureSpec, images: list, labels: np.ndarray, card) -> tuple[di
         # Short training leaves BatchNorm running averages behind the weights (MobileNetV3's momentum is 0.01):
         # re-estimate them on training images so the eval-mode model is the one that was trained.
         model.eval()
-        recalibrate_batchnorm(model, [x[i:i + 64] for i in range(0, min(len(x), 512), 64)])
+        recalibrate_batchnorm(model, [x[i : i + 64] for i in range(0, min(len(x), 512), 64)])
         return {k: v.detach().clone() for k, v in model.state_dict().items()}, time.perf_counter() - t0
     finally:
         torch.set_num_threads(threads)
@@ -257,8 +260,19 @@ def trained_fixture(name: str, root: Path | None = None) -> Fixture:
             _train_into(name, spec, task, folder)
     meta = json.loads((folder / "meta.json").read_text())
     data = np.load(folder / "heldout.npz")
-    return Fixture(name, folder / "model.pth", meta["num_classes"], meta["input_size"], meta["arch_options"],
-                   folder / "calib", data["x"], data["y"], meta["task"], meta["train_seconds"], meta["torch_accuracy"])
+    return Fixture(
+        name,
+        folder / "model.pth",
+        meta["num_classes"],
+        meta["input_size"],
+        meta["arch_options"],
+        folder / "calib",
+        data["x"],
+        data["y"],
+        meta["task"],
+        meta["train_seconds"],
+        meta["torch_accuracy"],
+    )
 
 
 @contextlib.contextmanager
@@ -286,8 +300,9 @@ def _train_into(name: str, spec: FixtureSpec, task: str, folder: Path) -> None:
     model = create_model(name, num_classes=n_classes, **spec.arch_options)
     model.load_state_dict(state)
     with torch.no_grad():
-        outs = np.concatenate([model(torch.from_numpy(heldout[i:i + 64])).numpy()
-                               for i in range(0, len(heldout), 64)])
+        outs = np.concatenate(
+            [model(torch.from_numpy(heldout[i : i + 64])).numpy() for i in range(0, len(heldout), 64)]
+        )
     acc = score(outs, test_labels, task)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=folder.parent))
@@ -297,9 +312,15 @@ def _train_into(name: str, spec: FixtureSpec, task: str, folder: Path) -> None:
         for i, im in enumerate(calib):
             im.save(tmp / "calib" / f"{i:04d}.png")
         np.savez_compressed(tmp / "heldout.npz", x=heldout, y=test_labels)
-        meta = {"name": name, "num_classes": n_classes, "input_size": spec.input_size,
-                "arch_options": spec.arch_options, "task": task, "train_seconds": round(seconds, 2),
-                "torch_accuracy": acc}
+        meta = {
+            "name": name,
+            "num_classes": n_classes,
+            "input_size": spec.input_size,
+            "arch_options": spec.arch_options,
+            "task": task,
+            "train_seconds": round(seconds, 2),
+            "torch_accuracy": acc,
+        }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
         try:
             os.replace(tmp, folder)
@@ -326,13 +347,28 @@ def export_and_score(fixture: Fixture, out_dir: Path, *, int8="static", calib_me
 
     t0 = time.perf_counter()
     result = pipeline.export(
-        fixture.name, out_dir / fixture.name, weights=str(fixture.checkpoint), num_classes=fixture.num_classes,
-        input_size=fixture.input_size, fp16=True, int8=int8, calib=fixture.calib_dir, calib_method=calib_method,
-        arch_options=fixture.arch_options, force=True)
-    row = {"model": fixture.name, "task": fixture.task, "input_size": fixture.input_size,
-           "arch_options": fixture.arch_options, "train_seconds": fixture.train_seconds,
-           "export_seconds": round(time.perf_counter() - t0, 1), "heldout": len(fixture.heldout),
-           "torch": fixture.torch_accuracy}
+        fixture.name,
+        out_dir / fixture.name,
+        weights=str(fixture.checkpoint),
+        num_classes=fixture.num_classes,
+        input_size=fixture.input_size,
+        fp16=True,
+        int8=int8,
+        calib=fixture.calib_dir,
+        calib_method=calib_method,
+        arch_options=fixture.arch_options,
+        force=True,
+    )
+    row = {
+        "model": fixture.name,
+        "task": fixture.task,
+        "input_size": fixture.input_size,
+        "arch_options": fixture.arch_options,
+        "train_seconds": fixture.train_seconds,
+        "export_seconds": round(time.perf_counter() - t0, 1),
+        "heldout": len(fixture.heldout),
+        "torch": fixture.torch_accuracy,
+    }
     for artifact in result.artifacts:
         row[artifact.precision] = evaluate(result.out_dir / artifact.file, fixture)
         row[f"{artifact.precision}_parity"] = artifact.parity.get("passed")
@@ -359,9 +395,13 @@ def main(argv: list | None = None) -> int:
     for name in names:
         t0 = time.perf_counter()
         fixture = trained_fixture(name)
-        print(f"{name}: trained ({fixture.train_seconds:.0f} s, cached in {fixture.checkpoint.parent}), "
-              f"held-out {'mIoU' if fixture.task == 'segmentation' else 'accuracy'} {fixture.torch_accuracy:.3f} "
-              f"[{time.perf_counter() - t0:.0f} s]", file=sys.stderr, flush=True)
+        print(
+            f"{name}: trained ({fixture.train_seconds:.0f} s, cached in {fixture.checkpoint.parent}), "
+            f"held-out {'mIoU' if fixture.task == 'segmentation' else 'accuracy'} {fixture.torch_accuracy:.3f} "
+            f"[{time.perf_counter() - t0:.0f} s]",
+            file=sys.stderr,
+            flush=True,
+        )
         if args.train_only:
             continue
         rows.append(export_and_score(fixture, out, int8=args.int8, calib_method=args.calib_method))
@@ -382,9 +422,17 @@ def render(rows: list) -> str:
         form = r.get("int8_kept") or "—"
         if r.get("int8_fallback"):
             form += f" ({r['int8_fallback']} float)"
-        cells = [r["model"], str(r["input_size"]), metric, f"{100 * r['torch']:.1f}", f"{100 * r['fp32']:.1f}",
-                 f"{100 * r['fp16']:.1f}" if "fp16" in r else "—", f"{100 * int8:.1f}" if int8 is not None else "—",
-                 delta, form]
+        cells = [
+            r["model"],
+            str(r["input_size"]),
+            metric,
+            f"{100 * r['torch']:.1f}",
+            f"{100 * r['fp32']:.1f}",
+            f"{100 * r['fp16']:.1f}" if "fp16" in r else "—",
+            f"{100 * int8:.1f}" if int8 is not None else "—",
+            delta,
+            form,
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

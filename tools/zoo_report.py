@@ -105,12 +105,16 @@ class Report:
         return self.peak["gflops"] / row.torch_gflops
 
     def speedup_of(self, model: str, precision: str) -> float | None:
-        return next((r.speedup for r in self.rows if r.model == model and r.precision == precision
-                     and r.ep == "cpu"), None)
+        return next(
+            (r.speedup for r in self.rows if r.model == model and r.precision == precision and r.ep == "cpu"), None
+        )
 
     def torch_failures(self) -> list:
-        return [r for r in self.rows if r.precision == "fp32" and r.ep == "cpu" and r.speedup is not None
-                and r.speedup < TORCH_SPEEDUP]
+        return [
+            r
+            for r in self.rows
+            if r.precision == "fp32" and r.ep == "cpu" and r.speedup is not None and r.speedup < TORCH_SPEEDUP
+        ]
 
     @property
     def passed(self) -> bool:
@@ -144,7 +148,7 @@ def matmul_peak(threads: int, quick: bool) -> dict:
                 t0 = time.perf_counter()
                 torch.mm(a, b, out=c)
                 times.append(time.perf_counter() - t0)
-            rate = 2 * n ** 3 / min(times) / 1e9
+            rate = 2 * n**3 / min(times) / 1e9
             if rate > best["gflops"]:
                 best = {"gflops": rate, "n": n}
     finally:
@@ -170,8 +174,15 @@ def manifest_mismatch(folder: Path, name: str, versions: dict) -> str | None:
         return "no readable manifest.json"
     spec = get_spec(name)
     o = m.get("options") or {}
-    wanted = {"input_size": list(spec.input_size), "batch": "dynamic", "fp16": True, "opset": 18,
-              "simplify": True, "arch_options": {}, "num_classes": spec.num_classes}
+    wanted = {
+        "input_size": list(spec.input_size),
+        "batch": "dynamic",
+        "fp16": True,
+        "opset": 18,
+        "simplify": True,
+        "arch_options": {},
+        "num_classes": spec.num_classes,
+    }
     for key, value in wanted.items():
         if o.get(key) != value:
             return f"option {key} is {o.get(key)!r}, not {value!r}"
@@ -220,9 +231,17 @@ def ensure_export(name: str, exports: Path, force: bool, reusable: set) -> tuple
         return json.loads((folder / "manifest.json").read_text()), "reused"
     t0 = time.perf_counter()
     weights = "imagenet" if _offline_checkpoint(get_spec(name)) else None
-    result = export(name, folder, fp16=True, int8=True, force=force, weights=weights,
-                    command=f"tools/zoo_report.py (edgecnn.export({name!r}, fp16=True, int8=True"
-                            + (", weights='imagenet'" if weights else "") + "))")
+    result = export(
+        name,
+        folder,
+        fp16=True,
+        int8=True,
+        force=force,
+        weights=weights,
+        command=f"tools/zoo_report.py (edgecnn.export({name!r}, fp16=True, int8=True"
+        + (", weights='imagenet'" if weights else "")
+        + "))",
+    )
     return result.manifest, f"exported in {time.perf_counter() - t0:.0f} s"
 
 
@@ -301,20 +320,35 @@ def bench_model(name: str, manifest: dict, folder: Path, providers: list, opts: 
     paths = [files[p] for p in PRECISIONS if p in files]
     # OpenVINO (when its plugin is here) is timed in the same rounds and shown as one column of the CPU rows.
     side = ["openvino"] if OPENVINO_COLUMN and "cpu" in providers and "openvino" not in providers else []
-    results = benchmark_many(paths, providers=[[ep] for ep in providers + side], threads=THREADS,
-                             batch_sizes=[1], warmup=opts["warmup"], runs=opts["runs"], rounds=opts["rounds"],
-                             torch_baseline=True)
+    results = benchmark_many(
+        paths,
+        providers=[[ep] for ep in providers + side],
+        threads=THREADS,
+        batch_sizes=[1],
+        warmup=opts["warmup"],
+        runs=opts["runs"],
+        rounds=opts["rounds"],
+        torch_baseline=True,
+    )
     ov = {r.precision: r.batches[0].latency.p50_ms for r in results if r.providers_requested[0] in side}
     results = [r for r in results if r.providers_requested[0] not in side]
     acc1 = spec.checkpoints[0].acc1 if spec.checkpoints else None
     for r in results:
         b = r.batches[0]
         ep = r.providers_requested[0]
-        row = Row(model=name, precision=r.precision, ep=ep, size_mb=r.file_mb, p50_ms=b.latency.p50_ms,
-                  p90_ms=b.latency.p90_ms, torch_p50_ms=b.torch_latency.p50_ms if b.torch_latency else None,
-                  speedup=b.torch_speedup,
-                  parity=export_parity(manifest, r.precision) if ep == "cpu"
-                  else cross_provider_parity(Path(r.model_path), ep, spec.task, r.precision))
+        row = Row(
+            model=name,
+            precision=r.precision,
+            ep=ep,
+            size_mb=r.file_mb,
+            p50_ms=b.latency.p50_ms,
+            p90_ms=b.latency.p90_ms,
+            torch_p50_ms=b.torch_latency.p50_ms if b.torch_latency else None,
+            speedup=b.torch_speedup,
+            parity=export_parity(manifest, r.precision)
+            if ep == "cpu"
+            else cross_provider_parity(Path(r.model_path), ep, spec.task, r.precision),
+        )
         if ep == "cpu" and r.precision in ov:
             row.openvino_ratio = ov[r.precision] / b.latency.p50_ms
         if r.precision == "fp32":
@@ -327,8 +361,15 @@ def bench_model(name: str, manifest: dict, folder: Path, providers: list, opts: 
         report.rows.append(row)
     if not report.machine:
         m = results[0].machine
-        report.machine = {"cpu": m.cpu_model, "cores": m.physical_cores, "threads": m.logical_cores,
-                          "platform": m.platform, "python": m.python, "gpu": m.gpu, "date": m.date}
+        report.machine = {
+            "cpu": m.cpu_model,
+            "cores": m.physical_cores,
+            "threads": m.logical_cores,
+            "platform": m.platform,
+            "python": m.python,
+            "gpu": m.gpu,
+            "date": m.date,
+        }
         report.method = results[0].method
 
 
@@ -336,11 +377,24 @@ def plain_check(name: str, manifest: dict, folder: Path, plain_dir: Path, versio
     """Our fp32 artifact and the plain export, timed in one interleaved run (CPU, 2 threads, batch 1)."""
     ours = folder / next(a["file"] for a in manifest["artifacts"] if a["precision"] == "fp32")
     plain = plain_export(name, plain_dir, versions)
-    a, b = benchmark_many([ours, plain], providers=[["cpu"]], threads=THREADS, batch_sizes=[1],
-                          warmup=opts["warmup"], seconds=opts["plain_seconds"], rounds=opts["rounds"])
+    a, b = benchmark_many(
+        [ours, plain],
+        providers=[["cpu"]],
+        threads=THREADS,
+        batch_sizes=[1],
+        warmup=opts["warmup"],
+        seconds=opts["plain_seconds"],
+        rounds=opts["rounds"],
+    )
     ours_ms, plain_ms = a.batches[0].latency.p50_ms, b.batches[0].latency.p50_ms
-    return {"model": name, "ours_ms": ours_ms, "plain_ms": plain_ms, "ratio": ours_ms / plain_ms,
-            "runs": a.batches[0].latency.runs, "passed": ours_ms <= PLAIN_TOLERANCE * plain_ms}
+    return {
+        "model": name,
+        "ours_ms": ours_ms,
+        "plain_ms": plain_ms,
+        "ratio": ours_ms / plain_ms,
+        "runs": a.batches[0].latency.runs,
+        "passed": ours_ms <= PLAIN_TOLERANCE * plain_ms,
+    }
 
 
 def existing_exports(models: list, exports: Path, versions: dict) -> dict:
@@ -353,8 +407,18 @@ def existing_exports(models: list, exports: Path, versions: dict) -> dict:
     return out
 
 
-def run(models: list, providers: list, exports: Path, *, quick: bool = False, force: bool = False,
-        partial: bool = False, reusable: set | None = None, rounds: int = 20, log=print) -> Report:
+def run(
+    models: list,
+    providers: list,
+    exports: Path,
+    *,
+    quick: bool = False,
+    force: bool = False,
+    partial: bool = False,
+    reusable: set | None = None,
+    rounds: int = 20,
+    log=print,
+) -> Report:
     """Measure everything, one model group at a time; ``reusable`` names the exports to keep."""
     versions = tool_versions()
     if reusable is None:
@@ -362,12 +426,16 @@ def run(models: list, providers: list, exports: Path, *, quick: bool = False, fo
     # Many short rounds: on a shared or virtual machine the speed of the cores drifts in steps that last
     # seconds (seen here: the same MobileNet run at 4 ms and at 7 ms minutes apart), so each contestant
     # must sample every step alike for the ratios to be fair.
-    opts = ({"warmup": 3, "runs": 10, "plain_seconds": 1.0, "rounds": 5} if quick
-            else {"warmup": 10, "runs": 60, "plain_seconds": 8.0, "rounds": rounds})
+    opts = (
+        {"warmup": 3, "runs": 10, "plain_seconds": 1.0, "rounds": 5}
+        if quick
+        else {"warmup": 10, "runs": 60, "plain_seconds": 8.0, "rounds": rounds}
+    )
     log(f"measuring the fp32 matmul peak at {THREADS} threads")
     shown = os.path.relpath(exports, ROOT) if exports.resolve().is_relative_to(ROOT) else str(exports)
-    report = Report(models, providers, quick, matmul_peak(THREADS, quick), versions=versions, partial=partial,
-                    exports_dir=shown)
+    report = Report(
+        models, providers, quick, matmul_peak(THREADS, quick), versions=versions, partial=partial, exports_dir=shown
+    )
     log(f"  {report.peak['gflops']:.1f} GFLOP/s (n={report.peak['n']})")
     peak_at_start = report.peak["gflops"]
     for name in models:
@@ -393,8 +461,11 @@ def run(models: list, providers: list, exports: Path, *, quick: bool = False, fo
     log("measuring the matmul peak again")
     again = matmul_peak(THREADS, quick)
     log(f"  {again['gflops']:.1f} GFLOP/s (n={again['n']})")
-    report.peak = {**max(report.peak, again, key=lambda p: p["gflops"]),
-                   "start_gflops": peak_at_start, "end_gflops": again["gflops"]}
+    report.peak = {
+        **max(report.peak, again, key=lambda p: p["gflops"]),
+        "start_gflops": peak_at_start,
+        "end_gflops": again["gflops"],
+    }
     for row in report.rows:  # shares against the final (higher) peak
         if row.gflops is not None:
             row.peak_share = row.gflops / report.peak["gflops"]
@@ -414,12 +485,39 @@ def _f(x, fmt="{:.2f}", none="-"):
 
 
 def table(report: Report) -> tuple[list, list]:
-    headers = ["model", "precision", "ep", "size MB", "p50 ms", "p90 ms", "GFLOP/s", "% of peak",
-               "torch p50 ms", "torch % of peak", "× torch", "parity", "ImageNet top-1²"]
-    rows = [[r.model, r.precision, r.ep, f"{r.size_mb:.1f}", f"{r.p50_ms:.2f}", f"{r.p90_ms:.2f}",
-             _f(r.gflops, "{:.1f}"), _f(r.peak_share, "{:.0%}"), _f(r.torch_p50_ms),
-             _f(r.torch_gflops and r.torch_gflops / report.peak["gflops"], "{:.0%}"), _f(r.speedup, "{:.2f}×"),
-             r.parity, _f(r.acc1, "{:.1f}%")] for r in report.rows]
+    headers = [
+        "model",
+        "precision",
+        "ep",
+        "size MB",
+        "p50 ms",
+        "p90 ms",
+        "GFLOP/s",
+        "% of peak",
+        "torch p50 ms",
+        "torch % of peak",
+        "× torch",
+        "parity",
+        "ImageNet top-1²",
+    ]
+    rows = [
+        [
+            r.model,
+            r.precision,
+            r.ep,
+            f"{r.size_mb:.1f}",
+            f"{r.p50_ms:.2f}",
+            f"{r.p90_ms:.2f}",
+            _f(r.gflops, "{:.1f}"),
+            _f(r.peak_share, "{:.0%}"),
+            _f(r.torch_p50_ms),
+            _f(r.torch_gflops and r.torch_gflops / report.peak["gflops"], "{:.0%}"),
+            _f(r.speedup, "{:.2f}×"),
+            r.parity,
+            _f(r.acc1, "{:.1f}%"),
+        ]
+        for r in report.rows
+    ]
     if any(r.openvino_ratio is not None for r in report.rows):  # before parity: the last columns stay last
         headers.insert(11, "openvino ÷ cpu³")
         for row, r in zip(rows, report.rows):
@@ -436,18 +534,25 @@ def markdown(report: Report, plot_name: str | None) -> str:
         "",
         "Generated by `tools/zoo_report.py` — do not edit by hand; run the tool again.",
         "",
-        f"- **Date**: {m.get('date', '-')}; {scope}" + ("; **quick run** (few timed runs: indicative only)"
-                                                         if report.quick else ""),
+        f"- **Date**: {m.get('date', '-')}; {scope}"
+        + ("; **quick run** (few timed runs: indicative only)" if report.quick else ""),
         f"- **Machine**: {m.get('cpu', '?')}, {m.get('cores') or '?'} cores / {m.get('threads', '?')} threads"
-        + (f", GPU {m['gpu']}" if m.get("gpu") else "") + f"; {m.get('platform', '')}",
-        "- **Versions**: " + ", ".join(f"{k} {val}" for k, val in v.items() if val) + f", Python {m.get('python', '?')}",
+        + (f", GPU {m['gpu']}" if m.get("gpu") else "")
+        + f"; {m.get('platform', '')}",
+        "- **Versions**: "
+        + ", ".join(f"{k} {val}" for k, val in v.items() if val)
+        + f", Python {m.get('python', '?')}",
         f"- **Providers**: {', '.join(report.providers)}; **threads** {THREADS} (onnxruntime intra-op and torch), "
         "**batch** 1, input at each model's default size; latency of one run in ms (p50 = median).",
         f"- **Method**: {report.method}. The PyTorch eager model (`torch p50`) is timed in the same rounds.",
         f"- **Matmul peak**: {peak['gflops']:.1f} GFLOP/s ({peak['library']}, {peak['n']}×{peak['n']}, "
         f"{peak['threads']} threads, best of repeated runs), measured in this run"
-        + (f" at its start ({peak['start_gflops']:.1f}) and end ({peak['end_gflops']:.1f}), the higher kept"
-           if "end_gflops" in peak else "") + ". `GFLOP/s` is "
+        + (
+            f" at its start ({peak['start_gflops']:.1f}) and end ({peak['end_gflops']:.1f}), the higher kept"
+            if "end_gflops" in peak
+            else ""
+        )
+        + ". `GFLOP/s` is "
         "2 × the model's multiply-accumulates ÷ the fp32 p50; `% of peak` is its share of the matmul peak, and "
         "`torch % of peak` the same for the eager model.",
         "",
@@ -471,10 +576,16 @@ def markdown(report: Report, plot_name: str | None) -> str:
     if any(r.openvino_ratio is not None for r in report.rows):
         from edgecnn.runtime import openvino as ov
 
-        engine = ("onnxruntime's OpenVINO plugin" if ov.backend() == ov.PLUGIN else
-                  "OpenVINO's own runtime, as the plugin offers no device on this CPU")
-        lines += [f"³ the same artifact on `--ep openvino` ({engine}, f32 precision hint) "
-                  "÷ on the CPU provider, timed in the same rounds (< 1: OpenVINO is faster).", ""]
+        engine = (
+            "onnxruntime's OpenVINO plugin"
+            if ov.backend() == ov.PLUGIN
+            else "OpenVINO's own runtime, as the plugin offers no device on this CPU"
+        )
+        lines += [
+            f"³ the same artifact on `--ep openvino` ({engine}, f32 precision hint) "
+            "÷ on the CPU provider, timed in the same rounds (< 1: OpenVINO is faster).",
+            "",
+        ]
     if plot_name:
         lines += [f"![latency vs size, and published accuracy vs latency]({plot_name})", ""]
     lines += ["## Speed checks", ""]
@@ -486,8 +597,11 @@ def markdown(report: Report, plot_name: str | None) -> str:
             "",
             "| model | ours p50 ms | plain p50 ms | ours / plain | runs each | check |",
             "|---|---:|---:|---:|---:|---|",
-            *(f"| {p['model']} | {p['ours_ms']:.3f} | {p['plain_ms']:.3f} | {p['ratio']:.3f} | {p['runs']} | "
-              f"{'PASS' if p['passed'] else 'FAIL'} |" for p in report.plain),
+            *(
+                f"| {p['model']} | {p['ours_ms']:.3f} | {p['plain_ms']:.3f} | {p['ratio']:.3f} | {p['runs']} | "
+                f"{'PASS' if p['passed'] else 'FAIL'} |"
+                for p in report.plain
+            ),
             "",
         ]
     else:
@@ -496,28 +610,43 @@ def markdown(report: Report, plot_name: str | None) -> str:
     slow = report.torch_failures()
     if fp32_cpu:
         verdict = f"all ≥ {TORCH_SPEEDUP}×" if not slow else f"{len(slow)} below {TORCH_SPEEDUP}×"
-        lines += [f"fp32 artifacts vs PyTorch eager (CPU, same rounds), against the old ≥ {TORCH_SPEEDUP}× target "
-                  "(reported, not a check: issue 13 withdrew it, since eager runs close to the matmul peak on "
-                  f"dense convnets): **{verdict}** — {len(fp32_cpu) - len(slow)} of {len(fp32_cpu)} models reach it; "
-                  f"lowest {min(r.speedup for r in fp32_cpu):.2f}× ({min(fp32_cpu, key=lambda r: r.speedup).model})"
-                  + ("; below: " + ", ".join(f"{r.model} {r.speedup:.2f}×" for r in slow) if slow else "") + ".", ""]
+        lines += [
+            f"fp32 artifacts vs PyTorch eager (CPU, same rounds), against the old ≥ {TORCH_SPEEDUP}× target "
+            "(reported, not a check: issue 13 withdrew it, since eager runs close to the matmul peak on "
+            f"dense convnets): **{verdict}** — {len(fp32_cpu) - len(slow)} of {len(fp32_cpu)} models reach it; "
+            f"lowest {min(r.speedup for r in fp32_cpu):.2f}× ({min(fp32_cpu, key=lambda r: r.speedup).model})"
+            + ("; below: " + ", ".join(f"{r.model} {r.speedup:.2f}×" for r in slow) if slow else "")
+            + ".",
+            "",
+        ]
         if slow:
             lines += [
                 "Below the target, by how far each is from this machine's compute ceiling (a model at 100% of "
                 "the matmul peak cannot run faster in fp32; the *ceiling* is the matmul peak ÷ the eager "
                 "model's rate, the most any engine at the peak could beat eager by; given for artifacts at "
-                f"{COMPUTE_BOUND:.0%} of the peak or more, \"-\" for one held back by something else, such as "
-                "memory bandwidth), and what the int8 artifact of the same model gives:", "",
+                f'{COMPUTE_BOUND:.0%} of the peak or more, "-" for one held back by something else, such as '
+                "memory bandwidth), and what the int8 artifact of the same model gives:",
+                "",
                 "| model | × torch | onnxruntime % of peak | torch % of peak | fp32 ceiling | int8 × torch |",
                 "|---|---:|---:|---:|---:|---:|",
-                *(f"| {r.model} | {r.speedup:.2f}× | {_f(r.peak_share, '{:.0%}')} | "
-                  f"{_f(r.torch_gflops and r.torch_gflops / report.peak['gflops'], '{:.0%}')} | "
-                  f"{_f(report.ceiling(r), '{:.2f}×')} | {_f(report.speedup_of(r.model, 'int8'), '{:.2f}×')} |"
-                  for r in slow), ""]
+                *(
+                    f"| {r.model} | {r.speedup:.2f}× | {_f(r.peak_share, '{:.0%}')} | "
+                    f"{_f(r.torch_gflops and r.torch_gflops / report.peak['gflops'], '{:.0%}')} | "
+                    f"{_f(report.ceiling(r), '{:.2f}×')} | {_f(report.speedup_of(r.model, 'int8'), '{:.2f}×')} |"
+                    for r in slow
+                ),
+                "",
+            ]
     if report.errors:
         lines += ["## Errors", "", *(f"- {e}" for e in report.errors), ""]
-    lines += ["## Exports", "", f"Artifacts under `{report.exports_dir}/NAME/` (" + "; ".join(
-        f"{k}: {val}" for k, val in report.exports.items()) + ").", ""]
+    lines += [
+        "## Exports",
+        "",
+        f"Artifacts under `{report.exports_dir}/NAME/` ("
+        + "; ".join(f"{k}: {val}" for k, val in report.exports.items())
+        + ").",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -539,30 +668,40 @@ class _Axes:
         return self.x0 + fx * self.w, self.y0 + self.h - fy * self.h
 
     def frame(self, xlabel, ylabel, title) -> list:
-        out = [f'<rect x="{self.x0}" y="{self.y0}" width="{self.w}" height="{self.h}" fill="none" stroke="#333"/>',
-               f'<text x="{self.x0 + self.w / 2}" y="{self.y0 - 10}" text-anchor="middle" font-size="13" '
-               f'font-weight="bold">{html.escape(title)}</text>',
-               f'<text x="{self.x0 + self.w / 2}" y="{self.y0 + self.h + 36}" text-anchor="middle" '
-               f'font-size="12">{html.escape(xlabel)}</text>',
-               f'<text transform="translate({self.x0 - 44},{self.y0 + self.h / 2}) rotate(-90)" '
-               f'text-anchor="middle" font-size="12">{html.escape(ylabel)}</text>']
-        for v in _log_ticks(*(10 ** e for e in self.xr)):
+        out = [
+            f'<rect x="{self.x0}" y="{self.y0}" width="{self.w}" height="{self.h}" fill="none" stroke="#333"/>',
+            f'<text x="{self.x0 + self.w / 2}" y="{self.y0 - 10}" text-anchor="middle" font-size="13" '
+            f'font-weight="bold">{html.escape(title)}</text>',
+            f'<text x="{self.x0 + self.w / 2}" y="{self.y0 + self.h + 36}" text-anchor="middle" '
+            f'font-size="12">{html.escape(xlabel)}</text>',
+            f'<text transform="translate({self.x0 - 44},{self.y0 + self.h / 2}) rotate(-90)" '
+            f'text-anchor="middle" font-size="12">{html.escape(ylabel)}</text>',
+        ]
+        for v in _log_ticks(*(10**e for e in self.xr)):
             x, _ = self.px(v, 10 ** self.yr[0] if self.ylog else self.yr[0])
-            out += [f'<line x1="{x:.1f}" y1="{self.y0}" x2="{x:.1f}" y2="{self.y0 + self.h}" stroke="#ddd"/>',
-                    f'<text x="{x:.1f}" y="{self.y0 + self.h + 16}" text-anchor="middle" font-size="11">{v:g}</text>']
-        yticks = _log_ticks(*(10 ** e for e in self.yr)) if self.ylog else _lin_ticks(*self.yr)
+            out += [
+                f'<line x1="{x:.1f}" y1="{self.y0}" x2="{x:.1f}" y2="{self.y0 + self.h}" stroke="#ddd"/>',
+                f'<text x="{x:.1f}" y="{self.y0 + self.h + 16}" text-anchor="middle" font-size="11">{v:g}</text>',
+            ]
+        yticks = _log_ticks(*(10**e for e in self.yr)) if self.ylog else _lin_ticks(*self.yr)
         for v in yticks:
             _, y = self.px(10 ** self.xr[0], v)
-            out += [f'<line x1="{self.x0}" y1="{y:.1f}" x2="{self.x0 + self.w}" y2="{y:.1f}" stroke="#ddd"/>',
-                    f'<text x="{self.x0 - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11">{v:g}</text>']
+            out += [
+                f'<line x1="{self.x0}" y1="{y:.1f}" x2="{self.x0 + self.w}" y2="{y:.1f}" stroke="#ddd"/>',
+                f'<text x="{self.x0 - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11">{v:g}</text>',
+            ]
         return out
 
 
 def _log_ticks(lo, hi) -> list:
     """1-2-5 ticks per decade; every integer multiple when the span is too narrow for three of those."""
     for mults in ((1, 2, 5), (1, 2, 3, 4, 5, 6, 7, 8, 9)):
-        ticks = [float(f"{m * 10.0 ** e:.6g}") for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
-                 for m in mults if lo <= m * 10.0 ** e <= hi]
+        ticks = [
+            float(f"{m * 10.0**e:.6g}")
+            for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+            for m in mults
+            if lo <= m * 10.0**e <= hi
+        ]
         if len(ticks) >= 3:
             break
     return ticks
@@ -586,46 +725,69 @@ def svg_plot(report: Report) -> str | None:
         return None
     W, H = 1100, 480
     left = _Axes(70, 40, 440, 360, _span([r.size_mb for r in rows]), _span([r.p50_ms for r in rows]))
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
-           'font-family="sans-serif">', f'<rect width="{W}" height="{H}" fill="white"/>']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
+        'font-family="sans-serif">',
+        f'<rect width="{W}" height="{H}" fill="white"/>',
+    ]
     ep = rows[0].ep
-    out += left.frame("file size (MiB, log)", "latency p50 (ms, log)",
-                      f"latency vs size — {ep}, {THREADS} threads, batch 1")
+    out += left.frame(
+        "file size (MiB, log)", "latency p50 (ms, log)", f"latency vs size — {ep}, {THREADS} threads, batch 1"
+    )
     by_model: dict = {}
     for r in rows:
         by_model.setdefault(r.model, {})[r.precision] = r
     for model, prec in by_model.items():
         pts = [left.px(prec[p].size_mb, prec[p].p50_ms) for p in PRECISIONS if p in prec]
         if len(pts) > 1:
-            out.append('<polyline fill="none" stroke="#bbb" stroke-width="1" points="'
-                       + " ".join(f"{x:.1f},{y:.1f}" for x, y in pts) + '"/>')
+            out.append(
+                '<polyline fill="none" stroke="#bbb" stroke-width="1" points="'
+                + " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
+                + '"/>'
+            )
         for p in PRECISIONS:
             if p in prec:
                 x, y = left.px(prec[p].size_mb, prec[p].p50_ms)
-                out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{_COLORS[p]}">'
-                           f'<title>{html.escape(model)} {p}: {prec[p].size_mb:.1f} MiB, '
-                           f'{prec[p].p50_ms:.2f} ms</title></circle>')
+                out.append(
+                    f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{_COLORS[p]}">'
+                    f"<title>{html.escape(model)} {p}: {prec[p].size_mb:.1f} MiB, "
+                    f"{prec[p].p50_ms:.2f} ms</title></circle>"
+                )
         if "fp32" in prec:
             x, y = left.px(prec["fp32"].size_mb, prec["fp32"].p50_ms)
             out.append(f'<text x="{x + 6:.1f}" y="{y - 5:.1f}" font-size="9" fill="#333">{html.escape(model)}</text>')
     for i, p in enumerate(PRECISIONS):
-        out += [f'<circle cx="{left.x0 + 14}" cy="{left.y0 + 14 + 16 * i}" r="4" fill="{_COLORS[p]}"/>',
-                f'<text x="{left.x0 + 24}" y="{left.y0 + 18 + 16 * i}" font-size="11">{p}</text>']
+        out += [
+            f'<circle cx="{left.x0 + 14}" cy="{left.y0 + 14 + 16 * i}" r="4" fill="{_COLORS[p]}"/>',
+            f'<text x="{left.x0 + 24}" y="{left.y0 + 18 + 16 * i}" font-size="11">{p}</text>',
+        ]
 
     acc = [r for r in rows if r.precision == "fp32" and r.acc1 is not None]
     if acc:
-        right = _Axes(640, 40, 420, 360, _span([r.p50_ms for r in acc]),
-                      (math.floor(min(r.acc1 for r in acc)) - 2, math.ceil(max(r.acc1 for r in acc)) + 2), ylog=False)
-        out += right.frame("fp32 latency p50 (ms, log)", "ImageNet top-1 (%)",
-                           "published top-1 vs fp32 latency")
+        right = _Axes(
+            640,
+            40,
+            420,
+            360,
+            _span([r.p50_ms for r in acc]),
+            (math.floor(min(r.acc1 for r in acc)) - 2, math.ceil(max(r.acc1 for r in acc)) + 2),
+            ylog=False,
+        )
+        out += right.frame("fp32 latency p50 (ms, log)", "ImageNet top-1 (%)", "published top-1 vs fp32 latency")
         for r in acc:
             x, y = right.px(r.p50_ms, r.acc1)
-            out += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{_COLORS["fp32"]}"/>',
-                    f'<text x="{x + 6:.1f}" y="{y - 5:.1f}" font-size="9" fill="#333">{html.escape(r.model)}</text>']
-        out.append(f'<text x="{right.x0}" y="{right.y0 + right.h + 56}" font-size="10" fill="#555">top-1 of '
-                   "torchvision's published checkpoints (registry), not measured here</text>")
-    out.append(f'<text x="10" y="{H - 8}" font-size="10" fill="#555">tools/zoo_report.py, '
-               f'{html.escape(report.machine.get("date", ""))}</text>')
+            out += [
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{_COLORS["fp32"]}"/>',
+                f'<text x="{x + 6:.1f}" y="{y - 5:.1f}" font-size="9" fill="#333">{html.escape(r.model)}</text>',
+            ]
+        out.append(
+            f'<text x="{right.x0}" y="{right.y0 + right.h + 56}" font-size="10" fill="#555">top-1 of '
+            "torchvision's published checkpoints (registry), not measured here</text>"
+        )
+    out.append(
+        f'<text x="10" y="{H - 8}" font-size="10" fill="#555">tools/zoo_report.py, '
+        f"{html.escape(report.machine.get('date', ''))}</text>"
+    )
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
@@ -650,31 +812,40 @@ def eager_line(report: Report) -> str:
     has an eager time (a check that passes on nothing says nothing)."""
     measured = [r for r in report.rows if r.precision == "fp32" and r.ep == "cpu" and r.speedup is not None]
     slow = report.torch_failures()
-    verdict = ("not measured" if not measured else "PASS" if not slow else
-               "FAIL: " + ", ".join(f"{r.model} {r.speedup:.2f}× (ceiling {_f(report.ceiling(r), '{:.2f}×')})"
-                                    for r in slow))
+    verdict = (
+        "not measured"
+        if not measured
+        else "PASS"
+        if not slow
+        else "FAIL: "
+        + ", ".join(f"{r.model} {r.speedup:.2f}× (ceiling {_f(report.ceiling(r), '{:.2f}×')})" for r in slow)
+    )
     return f"fp32 vs torch eager ≥ {TORCH_SPEEDUP}×: {verdict}"
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--models", help="comma-separated model names (default: every model)")
     ap.add_argument("--quick", action="store_true", help="few timed runs: to try the tool, not to quote")
     ap.add_argument("--exports", type=Path, default=ROOT / "exported", help="folder of exports (default: exported/)")
-    ap.add_argument("--doc", type=Path, help="markdown report (default: docs/BENCHMARKS.md for a full run, "
-                    "EXPORTS/BENCHMARKS.quick.md otherwise)")
+    ap.add_argument(
+        "--doc",
+        type=Path,
+        help="markdown report (default: docs/BENCHMARKS.md for a full run, EXPORTS/BENCHMARKS.quick.md otherwise)",
+    )
     ap.add_argument("--plot", type=Path, help="SVG plot (default: the doc's name with .svg)")
     ap.add_argument("--json", type=Path, help="also write the rows and checks as JSON")
     ap.add_argument("--ep", help="providers, comma-separated (default: every local one this onnxruntime has)")
-    ap.add_argument("--rounds", type=int, default=20,
-                    help="rounds the timed runs are interleaved in (default 20; --quick uses 5)")
-    ap.add_argument("--force", action="store_true",
-                    help="replace an exports/NAME folder that holds a different export")
+    ap.add_argument(
+        "--rounds", type=int, default=20, help="rounds the timed runs are interleaved in (default 20; --quick uses 5)"
+    )
+    ap.add_argument("--force", action="store_true", help="replace an exports/NAME folder that holds a different export")
     args = ap.parse_args(argv)
 
     try:
-        models = ([get_spec(n).name for n in args.models.split(",") if n.strip()] if args.models else list_models())
+        models = [get_spec(n).name for n in args.models.split(",") if n.strip()] if args.models else list_models()
         if args.ep:
             providers = [get_provider(n).name for n in args.ep.split(",") if n.strip()]
             missing = [p for p in providers if p not in available()]
@@ -691,28 +862,51 @@ def main(argv=None) -> int:
     existing = existing_exports(models, args.exports, tool_versions())
     clash = [(n, why) for n, why in existing.items() if why is not None]
     if clash and not args.force:
-        print(f"error: {args.exports / clash[0][0]} holds another export ({clash[0][1]}); pass --force to "
-              f"replace it, or --exports DIR" + (f" ({len(clash)} such folders)" if len(clash) > 1 else ""),
-              file=sys.stderr)
+        print(
+            f"error: {args.exports / clash[0][0]} holds another export ({clash[0][1]}); pass --force to "
+            f"replace it, or --exports DIR" + (f" ({len(clash)} such folders)" if len(clash) > 1 else ""),
+            file=sys.stderr,
+        )
         return 2
 
-    report = run(models, providers, args.exports, quick=args.quick, force=args.force, partial=bool(args.models),
-                 reusable={n for n, why in existing.items() if why is None}, rounds=max(1, args.rounds),
-                 log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    report = run(
+        models,
+        providers,
+        args.exports,
+        quick=args.quick,
+        force=args.force,
+        partial=bool(args.models),
+        reusable={n for n, why in existing.items() if why is None},
+        rounds=max(1, args.rounds),
+        log=lambda msg: print(msg, file=sys.stderr, flush=True),
+    )
     svg = svg_plot(report)
     if svg:
         write_text_atomic(plot, svg)
-    write_text_atomic(doc, markdown(report, os.path.relpath(plot, doc.parent) if svg else None)
-                      + _kept_section(doc))
+    write_text_atomic(doc, markdown(report, os.path.relpath(plot, doc.parent) if svg else None) + _kept_section(doc))
     if args.json:
-        write_text_atomic(args.json, json.dumps({"rows": [r.__dict__ for r in report.rows], "plain": report.plain,
-                                            "peak": report.peak, "machine": report.machine,
-                                            "versions": report.versions, "exports": report.exports,
-                                            "errors": report.errors, "passed": report.passed}, indent=2))
+        write_text_atomic(
+            args.json,
+            json.dumps(
+                {
+                    "rows": [r.__dict__ for r in report.rows],
+                    "plain": report.plain,
+                    "peak": report.peak,
+                    "machine": report.machine,
+                    "versions": report.versions,
+                    "exports": report.exports,
+                    "errors": report.errors,
+                    "passed": report.passed,
+                },
+                indent=2,
+            ),
+        )
     print(text_table(*table(report)))
     for p in report.plain:
-        print(f"ours vs plain {p['model']}: {p['ours_ms']:.3f} / {p['plain_ms']:.3f} ms = {p['ratio']:.3f} "
-              f"({'PASS' if p['passed'] else 'FAIL'}, limit {PLAIN_TOLERANCE})")
+        print(
+            f"ours vs plain {p['model']}: {p['ours_ms']:.3f} / {p['plain_ms']:.3f} ms = {p['ratio']:.3f} "
+            f"({'PASS' if p['passed'] else 'FAIL'}, limit {PLAIN_TOLERANCE})"
+        )
     print(eager_line(report))
     for e in report.errors:
         print(f"error: {e}", file=sys.stderr)

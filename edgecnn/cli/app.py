@@ -30,8 +30,7 @@ class OneLineGroup(typer.core.TyperGroup):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
-            rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
-                              standalone_mode=False, **extra)
+            rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
         except _click.exceptions.NoArgsIsHelpError as exc:
             typer.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message(), err=True)
             rv = 2
@@ -52,10 +51,10 @@ app = typer.Typer(
     name="edgecnn",
     cls=OneLineGroup,
     help="Classic CNNs from PyTorch to the edge: export to ONNX (fp32/fp16/int8), validate, benchmark, deploy.\n\n"
-         "Conventions, the same in every command: --ep is a comma list of execution providers in priority order "
-         "for ONE session (cuda,cpu); --each-ep (bench, validate) runs each entry on its own (cpu,cuda; join with "
-         "+ for a priority list: cpu,tensorrt+cuda); --json prints JSON on stdout; --force replaces what exists. "
-         'Exporting needs the export stack: pip install "edgecnn[export]".',
+    "Conventions, the same in every command: --ep is a comma list of execution providers in priority order "
+    "for ONE session (cuda,cpu); --each-ep (bench, validate) runs each entry on its own (cpu,cuda; join with "
+    "+ for a priority list: cpu,tensorrt+cuda); --json prints JSON on stdout; --force replaces what exists. "
+    'Exporting needs the export stack: pip install "edgecnn[export]".',
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

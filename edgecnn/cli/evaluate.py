@@ -17,11 +17,20 @@ from .options import ep_option, force_option, json_option, refuse_existing
 @app.command("eval")
 @handle_errors
 def eval_cmd(
-    models: list[Path] = typer.Argument(..., help="Exported .onnx files; the first is the baseline of the differences."),
-    data: Path = typer.Option(..., "--data", help="An ImageFolder (one subfolder per class, named by label or index), "
-                              "a CSV of path,label, or a folder with images/ and masks/ (segmentation)."),
-    labels_from: str = typer.Option("card", "--labels-from", help="card: match folder names to the model's labels; "
-                                    "folder: classes are the sorted folder names."),
+    models: list[Path] = typer.Argument(
+        ..., help="Exported .onnx files; the first is the baseline of the differences."
+    ),
+    data: Path = typer.Option(
+        ...,
+        "--data",
+        help="An ImageFolder (one subfolder per class, named by label or index), "
+        "a CSV of path,label, or a folder with images/ and masks/ (segmentation).",
+    ),
+    labels_from: str = typer.Option(
+        "card",
+        "--labels-from",
+        help="card: match folder names to the model's labels; folder: classes are the sorted folder names.",
+    ),
     ep: Optional[str] = ep_option(None, " Default: cpu."),
     as_json: bool = json_option("the result"),
     md_out: Optional[Path] = typer.Option(None, "--md", help="Also write the tables as markdown."),
@@ -40,8 +49,9 @@ def eval_cmd(
         refuse_output_over_inputs(md_out, [*models, data, *_csv_images(data, md_out)], "--md")
     refuse_existing(md_out, force, "--md")
     show = None if as_json else (lambda done, total: print(f"\r  {done}/{total} images", end="", file=sys.stderr))
-    result = evaluate([str(m) for m in models], data, labels_from=labels_from, providers=session_providers(ep),
-                      progress=show)
+    result = evaluate(
+        [str(m) for m in models], data, labels_from=labels_from, providers=session_providers(ep), progress=show
+    )
     if show:
         print(file=sys.stderr)
     if as_json:

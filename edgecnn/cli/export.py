@@ -18,8 +18,16 @@ import typer.core
 from ..core.errors import EdgeCNNError
 from ..core.text import text_table
 from .app import app, fail, handle_errors, require_export_stack
-from .options import (each_ep_option, ep_option, force_option, input_size_option, json_option, out_option,
-                      provider_entries, weights_option)
+from .options import (
+    each_ep_option,
+    ep_option,
+    force_option,
+    input_size_option,
+    json_option,
+    out_option,
+    provider_entries,
+    weights_option,
+)
 
 
 class _OptionalValueCommand(typer.core.TyperCommand):
@@ -42,25 +50,46 @@ def _progress(quiet: bool):
 @handle_errors
 def export_cmd(
     name: str = typer.Argument(..., help="Model name or alias, or 'all' for every model."),
-    weights: Optional[str] = weights_option("Checkpoint file, or a published checkpoint name ('imagenet'). "
-                                            "Default: random init."),
-    num_classes: Optional[int] = typer.Option(None, "--num-classes", help="Classifier size (default: the model's or checkpoint's)."),
+    weights: Optional[str] = weights_option(
+        "Checkpoint file, or a published checkpoint name ('imagenet'). Default: random init."
+    ),
+    num_classes: Optional[int] = typer.Option(
+        None, "--num-classes", help="Classifier size (default: the model's or checkpoint's)."
+    ),
     input_size: Optional[str] = input_size_option(),
     batch: str = typer.Option("dynamic", "--batch", help="'dynamic' or a fixed batch size."),
     opset: int = typer.Option(18, "--opset", help="ONNX opset (18-21)."),
     fp16: bool = typer.Option(False, "--fp16", help="Also write an fp16 artifact (fp32 inputs/outputs kept)."),
-    int8: Optional[str] = typer.Option(None, "--int8", metavar="[auto]",
-                                       help="Also write an int8 artifact (static QDQ). '--int8 auto' keeps the fastest form that meets parity."),
-    calib: Optional[Path] = typer.Option(None, "--calib", help="Folder of calibration images (jpg/png/bmp/webp). Default: bundled sample photographs."),
+    int8: Optional[str] = typer.Option(
+        None,
+        "--int8",
+        metavar="[auto]",
+        help="Also write an int8 artifact (static QDQ). '--int8 auto' keeps the fastest form that meets parity.",
+    ),
+    calib: Optional[Path] = typer.Option(
+        None, "--calib", help="Folder of calibration images (jpg/png/bmp/webp). Default: bundled sample photographs."
+    ),
     calib_count: Optional[int] = typer.Option(None, "--calib-count", help="Number of calibration images to use."),
     calib_method: str = typer.Option("minmax", "--calib-method", help="minmax, entropy, percentile or auto."),
-    int8_weight_bits: int = typer.Option(7, "--int8-weight-bits", help="7 (default: correct on every CPU) or 8 (a little more accurate; only for targets with VNNI or ARM: x86 CPUs without VNNI saturate 8-bit weights)."),
+    int8_weight_bits: int = typer.Option(
+        7,
+        "--int8-weight-bits",
+        help="7 (default: correct on every CPU) or 8 (a little more accurate; only for targets with VNNI or ARM: x86 CPUs without VNNI saturate 8-bit weights).",
+    ),
     no_simplify: bool = typer.Option(False, "--no-simplify", help="Skip onnxsim."),
     out: Optional[Path] = out_option("Output folder (default: exported/NAME; with 'all', the parent folder)."),
     force: bool = force_option("Replace an existing export (only once the new one has succeeded)."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Text file with one class name per line."),
-    embed_preprocess: bool = typer.Option(False, "--embed-preprocess", help="Also write twins (*.nhwc_uint8.onnx) that take uint8 NHWC pixels, already resized/cropped, and normalise inside the graph."),
-    bundle: bool = typer.Option(False, "--bundle", help="Also write a deployment bundle (OUT/bundle: models, labels, golden input/output, bundle.json); check it with 'edgecnn selftest'."),
+    embed_preprocess: bool = typer.Option(
+        False,
+        "--embed-preprocess",
+        help="Also write twins (*.nhwc_uint8.onnx) that take uint8 NHWC pixels, already resized/cropped, and normalise inside the graph.",
+    ),
+    bundle: bool = typer.Option(
+        False,
+        "--bundle",
+        help="Also write a deployment bundle (OUT/bundle: models, labels, golden input/output, bundle.json); check it with 'edgecnn selftest'.",
+    ),
     as_json: bool = json_option("the manifest"),
 ) -> None:
     """Export a model to simplified ONNX (fp32, optionally fp16/int8), check parity, write a manifest."""
@@ -75,10 +104,25 @@ def export_cmd(
     if every and weights is not None:
         fail("--weights cannot be used with 'all'; export the model it belongs to")
     command = "edgecnn " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("edgecnn") else None
-    options = dict(weights=weights, num_classes=num_classes, input_size=input_size, batch=batch, opset=opset,
-                   fp16=fp16, int8=int8 or False, calib=calib, calib_count=calib_count, calib_method=calib_method,
-                   int8_weight_bits=int8_weight_bits, simplify=not no_simplify, force=force, labels=labels,
-                   embed_preprocess=embed_preprocess, bundle=bundle, command=command)
+    options = dict(
+        weights=weights,
+        num_classes=num_classes,
+        input_size=input_size,
+        batch=batch,
+        opset=opset,
+        fp16=fp16,
+        int8=int8 or False,
+        calib=calib,
+        calib_count=calib_count,
+        calib_method=calib_method,
+        int8_weight_bits=int8_weight_bits,
+        simplify=not no_simplify,
+        force=force,
+        labels=labels,
+        embed_preprocess=embed_preprocess,
+        bundle=bundle,
+        command=command,
+    )
     failed, manifests = [], []
     for model_name in names:
         out_dir = (out or Path("exported")) / model_name if every else out
@@ -108,10 +152,20 @@ def _print_export(result) -> None:
     for a in result.artifacts:
         p = a.parity
         verdict = ("pass" if p["passed"] else "FAIL") if p.get("judged", True) else "n/a"
-        agree = (f"top1 {p['top1_agreement']:.3f}" if p.get("top1_agreement") is not None
-                 else f"mIoU {p['mean_iou']:.3f}")
-        rows.append([a.file, a.precision, f"{a.size_bytes / 1e6:.1f} MB", f"{p['max_abs']:.1e}", f"{p['cosine']:.5f}",
-                     agree, verdict])
+        agree = (
+            f"top1 {p['top1_agreement']:.3f}" if p.get("top1_agreement") is not None else f"mIoU {p['mean_iou']:.3f}"
+        )
+        rows.append(
+            [
+                a.file,
+                a.precision,
+                f"{a.size_bytes / 1e6:.1f} MB",
+                f"{p['max_abs']:.1e}",
+                f"{p['cosine']:.5f}",
+                agree,
+                verdict,
+            ]
+        )
     typer.echo(text_table(["artifact", "precision", "size", "max abs err", "cosine", "agreement", "parity"], rows))
     for w in result.warnings:
         typer.echo(f"note: {w}", err=True)
@@ -119,19 +173,25 @@ def _print_export(result) -> None:
     b = result.manifest.get("bundle")
     if b:
         folder = result.out_dir / b["folder"]
-        typer.echo(f"bundle: {folder}/ ({len(b['models'])} model(s), self-test "
-                   f"{'passed' if b['selftest_passed'] else 'FAILED'}); check it anywhere with "
-                   f"'edgecnn selftest {folder}'")
+        typer.echo(
+            f"bundle: {folder}/ ({len(b['models'])} model(s), self-test "
+            f"{'passed' if b['selftest_passed'] else 'FAILED'}); check it anywhere with "
+            f"'edgecnn selftest {folder}'"
+        )
 
 
 @app.command("validate")
 @handle_errors
 def validate_cmd(
     model: Path = typer.Argument(..., help="An exported .onnx file."),
-    against: Optional[str] = typer.Option(None, "--against", help="Architecture to compare with instead of the "
-                                          "file's card (needed for files without one)."),
-    weights: Optional[str] = weights_option("Checkpoint file or published name (default: the checkpoint "
-                                            "recorded in the file)."),
+    against: Optional[str] = typer.Option(
+        None,
+        "--against",
+        help="Architecture to compare with instead of the file's card (needed for files without one).",
+    ),
+    weights: Optional[str] = weights_option(
+        "Checkpoint file or published name (default: the checkpoint recorded in the file)."
+    ),
     ep: Optional[str] = ep_option(None, " Default: cpu."),
     each_ep: Optional[str] = each_ep_option(),
     data: Optional[Path] = typer.Option(None, "--data", help="Folder of images (default: bundled sample photographs)."),
@@ -145,14 +205,17 @@ def validate_cmd(
     require_export_stack()
     from ..convert.validate import table_rows, validate
 
-    result = validate(model, against=against, weights=weights, providers=provider_entries(ep, each_ep), data=data,
-                      count=count)
+    result = validate(
+        model, against=against, weights=weights, providers=provider_entries(ep, each_ep), data=data, count=count
+    )
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:
         w = result.weights
-        typer.echo(f"{result.path}: {result.model} {result.precision} {result.task}, "
-                   f"{result.inputs['count']} images ({result.inputs['source']})")
+        typer.echo(
+            f"{result.path}: {result.model} {result.precision} {result.task}, "
+            f"{result.inputs['count']} images ({result.inputs['source']})"
+        )
         typer.echo(f"reference weights: {w['path'] or w['source']} ({w['origin']})")
         headers, rows = table_rows(result)
         typer.echo(text_table(headers, rows))
@@ -166,24 +229,33 @@ def validate_cmd(
             for reason in o.report.failures:
                 typer.echo(f"FAIL {'+'.join(c.requested)} {o.name}: {reason}", err=True)
     if failed:
-        fail(f"{Path(result.path).name} does not match {result.model} on "
-             f"{', '.join('+'.join(c.requested) for c in failed)} (see the table)", 1)
+        fail(
+            f"{Path(result.path).name} does not match {result.model} on "
+            f"{', '.join('+'.join(c.requested) for c in failed)} (see the table)",
+            1,
+        )
     if not as_json:
-        typer.echo(f"PASS: {Path(result.path).name} matches {result.model} on "
-                   f"{', '.join('+'.join(c.requested) for c in result.checks)}")
+        typer.echo(
+            f"PASS: {Path(result.path).name} matches {result.model} on "
+            f"{', '.join('+'.join(c.requested) for c in result.checks)}"
+        )
 
 
 @app.command("mobile")
 @handle_errors
 def mobile_cmd(
-    src: str = typer.Argument(..., help="An exported .onnx file, or a model name (its export in exported/NAME is "
-                              "used, or made first with a fixed batch)."),
+    src: str = typer.Argument(
+        ...,
+        help="An exported .onnx file, or a model name (its export in exported/NAME is "
+        "used, or made first with a fixed batch).",
+    ),
     out: Optional[Path] = out_option("Output folder (default: mobile/ beside the .onnx)."),
     batch: int = typer.Option(1, "--batch", min=1, help="Batch size to fix."),
-    input_size: Optional[str] = input_size_option("S or HxW, for models with dynamic height/width (U-Net; default: "
-                                                  "the card's crop). With a model name: the export size."),
-    weights: Optional[str] = weights_option("With a model name: weights to export with (a checkpoint, or "
-                                            "'imagenet')."),
+    input_size: Optional[str] = input_size_option(
+        "S or HxW, for models with dynamic height/width (U-Net; default: "
+        "the card's crop). With a model name: the export size."
+    ),
+    weights: Optional[str] = weights_option("With a model name: weights to export with (a checkpoint, or 'imagenet')."),
     force: bool = force_option("Replace an existing mobile folder (only once the new one is complete)."),
     as_json: bool = json_option("the report"),
 ) -> None:
@@ -195,16 +267,21 @@ def mobile_cmd(
     require_export_stack()
     from ..deploy.mobile import make_mobile, render_report
 
-    result = make_mobile(src, out, batch=batch, input_size=input_size, weights=weights, force=force,
-                         progress=_progress(as_json))
+    result = make_mobile(
+        src, out, batch=batch, input_size=input_size, weights=weights, force=force, progress=_progress(as_json)
+    )
     if as_json:
         typer.echo(json.dumps(result.report, indent=2))
     else:
         typer.echo(render_report(result.report))
         typer.echo(f"wrote {result.out_dir}/ (report.json, report.txt)")
     if not result.passed:
-        fail("parity failed for: " + ", ".join(a.file for a in result.artifacts if not a.parity["passed"])
-             + f" (see {result.out_dir / 'report.json'})", 1)
+        fail(
+            "parity failed for: "
+            + ", ".join(a.file for a in result.artifacts if not a.parity["passed"])
+            + f" (see {result.out_dir / 'report.json'})",
+            1,
+        )
 
 
 @app.command("int8-report")

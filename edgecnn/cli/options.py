@@ -14,8 +14,10 @@ from typing import Optional
 import typer
 
 EP_HELP = "Execution providers for one session, comma-separated in priority order (e.g. cuda,cpu)."
-EACH_EP_HELP = ("Instead of --ep: provider entries each run on its own session, comma-separated (cpu,cuda); "
-                "join with + for one session with a priority list (cpu,tensorrt+cuda).")
+EACH_EP_HELP = (
+    "Instead of --ep: provider entries each run on its own session, comma-separated (cpu,cuda); "
+    "join with + for one session with a priority list (cpu,tensorrt+cuda)."
+)
 
 
 def ep_option(default: Optional[str] = "cpu", extra: str = "") -> Optional[str]:
@@ -31,8 +33,9 @@ def json_option(what: str = "the result") -> bool:
 
 
 def json_out_option() -> Optional[Path]:
-    return typer.Option(None, "--json-out", help="Also write the results as JSON to this file (refused when it "
-                        "exists, unless --force).")
+    return typer.Option(
+        None, "--json-out", help="Also write the results as JSON to this file (refused when it exists, unless --force)."
+    )
 
 
 def threads_option() -> Optional[int]:

@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 
-def preprocess_overrides(mean: Optional[str], std: Optional[str], crop: Optional[str],
-                         labels: Optional[Path]) -> dict:
+def preprocess_overrides(mean: Optional[str], std: Optional[str], crop: Optional[str], labels: Optional[Path]) -> dict:
     """``--mean/--std/--crop/--labels`` as Predictor keywords (only those given); for .onnx files without a card."""
     from ..core.errors import InputError
     from ..core.sizes import parse_hw
@@ -79,14 +78,17 @@ def mask_plan(files: list, mask_dir: Path, force: bool) -> dict:
         used.add(stem + ".png")
         dest = mask_dir / (stem + ".png")
         if dest.resolve() in inputs:
-            raise ArtifactError(f"--save-masks {mask_dir}: the mask {dest.name} would replace an input image; "
-                                "pass another folder")
+            raise ArtifactError(
+                f"--save-masks {mask_dir}: the mask {dest.name} would replace an input image; pass another folder"
+            )
         if dest.exists():
             existing.append(dest.name)
         plan[path] = dest
     if existing and not force:
-        raise ArtifactError(f"--save-masks {mask_dir}: {len(existing)} file(s) there already have a mask's name "
-                            f"({', '.join(existing[:3])}); pass --force to replace them, or another folder")
+        raise ArtifactError(
+            f"--save-masks {mask_dir}: {len(existing)} file(s) there already have a mask's name "
+            f"({', '.join(existing[:3])}); pass --force to replace them, or another folder"
+        )
     return plan
 
 
@@ -95,10 +97,13 @@ def mask_entry(path, mask, labels, dest) -> dict:
     import numpy as np
 
     values, counts = np.unique(mask, return_counts=True)
-    name_of = (lambda v: labels[v] if labels and v < len(labels) else str(v))  # noqa: E731
-    entry = {"file": str(path), "mask_shape": list(mask.shape),
-             "class_fractions": {name_of(int(v)): float(c) / mask.size for v, c in zip(values, counts)},
-             "mask_file": None}
+    name_of = lambda v: labels[v] if labels and v < len(labels) else str(v)  # noqa: E731
+    entry = {
+        "file": str(path),
+        "mask_shape": list(mask.shape),
+        "class_fractions": {name_of(int(v)): float(c) / mask.size for v, c in zip(values, counts)},
+        "mask_file": None,
+    }
     if dest is not None:
         entry["mask_file"] = str(_save_mask(mask, dest))
     return entry

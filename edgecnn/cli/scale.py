@@ -17,9 +17,21 @@ from .app import app, fail, handle_errors, require_export_stack
 from .options import force_option, input_size_option, json_option
 
 
-def predict_with_ray(model: str, inputs: list[str], *, output: Optional[Path], address: Optional[str],
-                     workers: Optional[int], batch_size: Optional[int], top_k: int, providers: list[str],
-                     threads: Optional[int], overrides: dict, as_json: bool, save_masks: Optional[str] = None) -> None:
+def predict_with_ray(
+    model: str,
+    inputs: list[str],
+    *,
+    output: Optional[Path],
+    address: Optional[str],
+    workers: Optional[int],
+    batch_size: Optional[int],
+    top_k: int,
+    providers: list[str],
+    threads: Optional[int],
+    overrides: dict,
+    as_json: bool,
+    save_masks: Optional[str] = None,
+) -> None:
     """What ``predict --ray`` does: one source into a Parquet folder; exit 1 when any image was unreadable."""
     from ..scale import predict_dataset
     from ..scale.dataset import DEFAULT_BATCH
@@ -30,14 +42,32 @@ def predict_with_ray(model: str, inputs: list[str], *, output: Optional[Path], a
         fail("with --ray, masks are written beside the output (FILE.masks/); drop --save-masks")
     if len(inputs) != 1:
         fail(f"--ray takes one SOURCE (a folder, a glob or a URI such as s3://bucket/images/), got {len(inputs)}")
-    summary = predict_dataset(model, inputs[0], output, address=address, workers=workers, threads=threads,
-                              batch_size=batch_size or DEFAULT_BATCH, top_k=top_k, ep=providers,
-                              progress=not as_json, **overrides)
-    record = {"output": str(summary.output), "listed": summary.listed, "skipped_already_done": summary.skipped,
-              "inferred": summary.inferred, "errors": summary.errors, "parts": [str(p) for p in summary.parts],
-              "workers": summary.workers, "threads_per_worker": summary.threads,
-              "seconds": round(summary.seconds, 3), "images_per_s": round(summary.images_per_s, 1),
-              "mask_dir": str(summary.mask_dir) if summary.mask_dir else None}
+    summary = predict_dataset(
+        model,
+        inputs[0],
+        output,
+        address=address,
+        workers=workers,
+        threads=threads,
+        batch_size=batch_size or DEFAULT_BATCH,
+        top_k=top_k,
+        ep=providers,
+        progress=not as_json,
+        **overrides,
+    )
+    record = {
+        "output": str(summary.output),
+        "listed": summary.listed,
+        "skipped_already_done": summary.skipped,
+        "inferred": summary.inferred,
+        "errors": summary.errors,
+        "parts": [str(p) for p in summary.parts],
+        "workers": summary.workers,
+        "threads_per_worker": summary.threads,
+        "seconds": round(summary.seconds, 3),
+        "images_per_s": round(summary.images_per_s, 1),
+        "mask_dir": str(summary.mask_dir) if summary.mask_dir else None,
+    }
     record["notes"] = list(summary.notes)
     for note in summary.notes:  # an unreadable part set aside and redone: said, never silent
         typer.echo(f"note: {note}", err=True)
@@ -45,13 +75,26 @@ def predict_with_ray(model: str, inputs: list[str], *, output: Optional[Path], a
         typer.echo(json.dumps(record, indent=2))
     else:
         plan = f"{summary.workers} × {summary.threads}" if summary.workers else "- (nothing to do)"
-        typer.echo(text_table(["listed", "already done", "inferred", "errors", "workers × threads", "images/s"],
-                              [[str(summary.listed), str(summary.skipped), str(summary.inferred),
-                                str(summary.errors), plan, f"{summary.images_per_s:.1f}"]]))
+        typer.echo(
+            text_table(
+                ["listed", "already done", "inferred", "errors", "workers × threads", "images/s"],
+                [
+                    [
+                        str(summary.listed),
+                        str(summary.skipped),
+                        str(summary.inferred),
+                        str(summary.errors),
+                        plan,
+                        f"{summary.images_per_s:.1f}",
+                    ]
+                ],
+            )
+        )
         typer.echo(f"wrote {summary.output}/ ({len(summary.parts)} new part(s))")
     if summary.errors:
-        typer.echo(f"error: {summary.errors} image(s) could not be read (rows with ok = false in "
-                   f"{summary.output})", err=True)
+        typer.echo(
+            f"error: {summary.errors} image(s) could not be read (rows with ok = false in {summary.output})", err=True
+        )
         raise typer.Exit(1)
 
 
@@ -59,11 +102,15 @@ def predict_with_ray(model: str, inputs: list[str], *, output: Optional[Path], a
 @handle_errors
 def sweep_cmd(
     models: list[str] = typer.Argument(..., help="Model names or aliases ('all' for the whole zoo)."),
-    precision: str = typer.Option("fp32,int8", "--precision", help="Comma-separated: fp32, fp16, int8 (one "
-                                  "export task and folder per model × precision)."),
+    precision: str = typer.Option(
+        "fp32,int8",
+        "--precision",
+        help="Comma-separated: fp32, fp16, int8 (one export task and folder per model × precision).",
+    ),
     input_size: Optional[str] = input_size_option(),
-    out: Path = typer.Option(Path("sweep"), "--out", "-o", help="Sweep folder: OUT/MODEL.PRECISION/ and "
-                             "OUT/sweep.json."),
+    out: Path = typer.Option(
+        Path("sweep"), "--out", "-o", help="Sweep folder: OUT/MODEL.PRECISION/ and OUT/sweep.json."
+    ),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: a local Ray)."),
     bench: bool = typer.Option(False, "--bench", help="Benchmark each artifact, each on a whole node."),
     runs: int = typer.Option(20, "--runs", min=1, help="Timed runs per benchmark (with --bench)."),
@@ -77,21 +124,56 @@ def sweep_cmd(
     from ..runtime.bench import BenchOptions
     from ..scale import sweep
 
-    result = sweep(models, [p.strip() for p in precision.split(",") if p.strip()], out,
-                   options=ExportOptions(input_size=input_size), address=address,
-                   bench=BenchOptions(runs=runs, warmup=3) if bench else None, export_cpus=export_cpus, force=force)
+    result = sweep(
+        models,
+        [p.strip() for p in precision.split(",") if p.strip()],
+        out,
+        options=ExportOptions(input_size=input_size),
+        address=address,
+        bench=BenchOptions(runs=runs, warmup=3) if bench else None,
+        export_cpus=export_cpus,
+        force=force,
+    )
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
     else:
-        typer.echo(text_table(["model", "precision", "parity", "node", "seconds", "error"], [
-            [r["model"], r["precision"], "pass" if r.get("passed") else "FAIL", r.get("hostname", "?"),
-             str(r.get("seconds", "")), (r.get("error") or "")[:60]] for r in result.exports]))
+        typer.echo(
+            text_table(
+                ["model", "precision", "parity", "node", "seconds", "error"],
+                [
+                    [
+                        r["model"],
+                        r["precision"],
+                        "pass" if r.get("passed") else "FAIL",
+                        r.get("hostname", "?"),
+                        str(r.get("seconds", "")),
+                        (r.get("error") or "")[:60],
+                    ]
+                    for r in result.exports
+                ],
+            )
+        )
         if result.benchmarks:
-            typer.echo(text_table(["model", "precision", "p50 ms", "images/s", "threads", "node"], [
-                [b["model"], b["precision"], f"{b.get('p50_ms', float('nan')):.2f}",
-                 f"{b.get('throughput_ips', float('nan')):.1f}", str(b.get("threads", "")), b.get("hostname", "?")]
-                for b in result.benchmarks]))
+            typer.echo(
+                text_table(
+                    ["model", "precision", "p50 ms", "images/s", "threads", "node"],
+                    [
+                        [
+                            b["model"],
+                            b["precision"],
+                            f"{b.get('p50_ms', float('nan')):.2f}",
+                            f"{b.get('throughput_ips', float('nan')):.1f}",
+                            str(b.get("threads", "")),
+                            b.get("hostname", "?"),
+                        ]
+                        for b in result.benchmarks
+                    ],
+                )
+            )
         typer.echo(f"wrote {out}/sweep.json")
     if not result.passed:
-        fail("parity failed or export refused for: " + ", ".join(
-            f"{r['model']}.{r['precision']}" for r in result.exports if not r.get("passed")), 1)
+        fail(
+            "parity failed or export refused for: "
+            + ", ".join(f"{r['model']}.{r['precision']}" for r in result.exports if not r.get("passed")),
+            1,
+        )

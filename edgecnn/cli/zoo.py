@@ -56,8 +56,14 @@ def list_cmd(as_json: bool = json_option("the models")) -> None:
         typer.echo(json.dumps([spec_dict(s) for s in specs], indent=2))
         return
     rows = [
-        [s.name, s.task, _fmt_params(s.num_params), f"{s.gflops:.2f}", "x".join(map(str, s.input_size)),
-         ", ".join(c.name for c in s.checkpoints) or "-"]
+        [
+            s.name,
+            s.task,
+            _fmt_params(s.num_params),
+            f"{s.gflops:.2f}",
+            "x".join(map(str, s.input_size)),
+            ", ".join(c.name for c in s.checkpoints) or "-",
+        ]
         for s in specs
     ]
     typer.echo(text_table(["name", "task", "params", "GFLOPs", "input", "published checkpoints"], rows))
@@ -65,8 +71,9 @@ def list_cmd(as_json: bool = json_option("the models")) -> None:
 
 @app.command("info")
 @handle_errors
-def info_cmd(name: str = typer.Argument(..., help="Model name or alias."),
-             as_json: bool = json_option("everything known")) -> None:
+def info_cmd(
+    name: str = typer.Argument(..., help="Model name or alias."), as_json: bool = json_option("everything known")
+) -> None:
     """Show everything known about one architecture."""
     get_spec, _, _ = _registry()
     data = spec_dict(get_spec(name))

@@ -46,8 +46,9 @@ class Agreement:
         return (round(primary, 6), -self.kl)
 
     def summary(self) -> str:
-        core = (f"top-1 {self.top1:.3f}" if self.task != "segmentation"
-                else f"pixel {self.pixel:.4f} mIoU {self.miou:.4f}")
+        core = (
+            f"top-1 {self.top1:.3f}" if self.task != "segmentation" else f"pixel {self.pixel:.4f} mIoU {self.miou:.4f}"
+        )
         return f"{core}, SQNR {self.sqnr_db:.1f} dB on {self.samples} images"
 
     def to_dict(self) -> dict:
@@ -60,7 +61,7 @@ def agreement(reference: np.ndarray, outputs: np.ndarray, task: str) -> Agreemen
     out = np.nan_to_num(np.asarray(outputs, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     n = len(ref)
     flat_r, flat_o = ref.reshape(n, -1), out.reshape(n, -1)
-    sqnr = _sqnr(float((flat_r ** 2).sum()), float(((flat_r - flat_o) ** 2).sum()))
+    sqnr = _sqnr(float((flat_r**2).sum()), float(((flat_r - flat_o) ** 2).sum()))
     a = flat_r - flat_r.mean(1, keepdims=True)
     b = flat_o - flat_o.mean(1, keepdims=True)
     den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
@@ -73,8 +74,9 @@ def agreement(reference: np.ndarray, outputs: np.ndarray, task: str) -> Agreemen
             union = np.logical_or(rm == c, om == c).sum()
             if union:
                 ious.append(np.logical_and(rm == c, om == c).sum() / union)
-        return Agreement(task, n, sqnr, cosine, pixel=float((rm == om).mean()),
-                         miou=float(np.mean(ious)) if ious else 1.0, kl=kl)
+        return Agreement(
+            task, n, sqnr, cosine, pixel=float((rm == om).mean()), miou=float(np.mean(ious)) if ious else 1.0, kl=kl
+        )
     return Agreement(task, n, sqnr, cosine, top1=float((ref.argmax(1) == out.argmax(1)).mean()), kl=kl)
 
 
@@ -95,25 +97,37 @@ def _sqnr(signal: float, noise: float) -> float:
     return float(min(99.0, 10 * math.log10(signal / noise)))
 
 
-def run_model(path: str | Path, arrays: np.ndarray, *, input_name: str = "input", batch: int | None = None,
-              outputs: list | None = None, level: str = "all", threads: int | None = None) -> list[np.ndarray]:
+def run_model(
+    path: str | Path,
+    arrays: np.ndarray,
+    *,
+    input_name: str = "input",
+    batch: int | None = None,
+    outputs: list | None = None,
+    level: str = "all",
+    threads: int | None = None,
+) -> list[np.ndarray]:
     """Outputs of ``path`` on ``arrays`` (CPU provider), in chunks (of the graph's fixed batch, if it has one)."""
-    chunks = list(_iter_outputs(path, arrays, input_name=input_name, batch=batch, outputs=outputs, level=level,
-                                threads=threads))
+    chunks = list(
+        _iter_outputs(path, arrays, input_name=input_name, batch=batch, outputs=outputs, level=level, threads=threads)
+    )
     if not chunks:
         raise ValueError("run_model needs at least one input row")
     return [np.concatenate([c[k] for c in chunks]) for k in range(len(chunks[0]))]
 
 
-def _iter_outputs(path, arrays, *, input_name="input", batch=None, outputs=None, level="all", threads=None,
-                  step: int | None = None):
+def _iter_outputs(
+    path, arrays, *, input_name="input", batch=None, outputs=None, level="all", threads=None, step: int | None = None
+):
     """Yield the outputs of each chunk of ``arrays`` (one chunk at a time, so memory stays that of a chunk)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    opts.graph_optimization_level = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-                                     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}[level]
+    opts.graph_optimization_level = {
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[level]
     if threads:
         opts.intra_op_num_threads = threads
     session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])

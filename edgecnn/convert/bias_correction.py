@@ -28,8 +28,9 @@ _LAYERS = ("Conv", "Gemm")
 _MEAN_SUFFIX = "_edgecnn_mean"
 
 
-def input_means(twin_path: str | Path, arrays: np.ndarray, *, input_name: str = "input",
-                batch: int | None = None) -> dict[str, np.ndarray]:
+def input_means(
+    twin_path: str | Path, arrays: np.ndarray, *, input_name: str = "input", batch: int | None = None
+) -> dict[str, np.ndarray]:
     """Per-channel mean of every Conv/Gemm input of the float graph over ``arrays``: node name → vector.
 
     The spatial means are taken inside the graph (a ReduceMean over H, W per input, one row per image), so each

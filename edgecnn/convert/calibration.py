@@ -45,8 +45,15 @@ class ImageSet:
 
 
 def preprocessing_record(card: ModelCard) -> dict:
-    return {"resize": card.resize, "crop": card.crop, "interpolation": card.interpolation, "mean": card.mean,
-            "std": card.std, "pixel_scale": card.pixel_scale, "color_order": card.color_order}
+    return {
+        "resize": card.resize,
+        "crop": card.crop,
+        "interpolation": card.interpolation,
+        "mean": card.mean,
+        "std": card.std,
+        "pixel_scale": card.pixel_scale,
+        "color_order": card.color_order,
+    }
 
 
 def image_files(folder: str | Path) -> list[Path]:
@@ -80,12 +87,17 @@ def load_folder(folder: str | Path, card: ModelCard, limit: int | None = None) -
             arrays.append(preprocess(load_image(path), card))
             used.append((str(path.relative_to(folder)), sha256_file(path)))
         except Exception as exc:  # any unreadable image is skipped, counted and named in the manifest
-            skipped.append((str(path.relative_to(folder)), str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__))
+            skipped.append(
+                (str(path.relative_to(folder)), str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__)
+            )
     if not arrays:
-        raise InputError(f"none of the {len(files)} images in '{folder}' could be read "
-                         f"(first error: {skipped[0][1]}); pass a folder of valid images")
-    return ImageSet(np.stack(arrays), str(Path(folder).resolve()), tuple(used), tuple(skipped),
-                    preprocessing_record(card))
+        raise InputError(
+            f"none of the {len(files)} images in '{folder}' could be read "
+            f"(first error: {skipped[0][1]}); pass a folder of valid images"
+        )
+    return ImageSet(
+        np.stack(arrays), str(Path(folder).resolve()), tuple(used), tuple(skipped), preprocessing_record(card)
+    )
 
 
 # scikit-image's colour photographs of things ImageNet has classes for. The first three (a cat, an espresso, a
@@ -124,10 +136,14 @@ def sample_photo_files() -> list[Path]:
     import importlib.util
 
     spec = importlib.util.find_spec("sklearn")
-    files = sorted(Path(spec.origin).parent.joinpath("datasets", "images").glob("*.jpg")) if spec and spec.origin else []
+    files = (
+        sorted(Path(spec.origin).parent.joinpath("datasets", "images").glob("*.jpg")) if spec and spec.origin else []
+    )
     if not files:
-        raise InputError("the default calibration images come with scikit-learn, which is not installed: "
-                         "pip install scikit-learn, or pass --calib DIR")
+        raise InputError(
+            "the default calibration images come with scikit-learn, which is not installed: "
+            "pip install scikit-learn, or pass --calib DIR"
+        )
     return files
 
 

@@ -33,12 +33,34 @@ from .options import INT8_POLICIES as POLICIES  # noqa: F401 - re-exported
 from .options import STATIC_METHODS as CALIBRATION_METHODS
 from .options import Int8Options
 from .bias_correction import input_means
-from .quantize import (SCALE_SUFFIX, QuantizeReport, calibrate, int8_form, preprocess_for_quantization,  # noqa: F401
-                       quantization_twin, quantize_int8, shapes_complete)
-from .sensitivity import (_ACTIVATIONS, SENSITIVITY_IMAGES, LayerSensitivity, _dequantized_pairs,  # noqa: F401
-                          _save_with_outputs, _weight_sqnr, layer_sensitivity)
-from .speed import (SpeedGate, _count_ops, _depthwise_convs, cpu_has_vnni, explain_slow_int8,  # noqa: F401
-                    float_islands, speed_gate)
+from .quantize import (
+    SCALE_SUFFIX,
+    QuantizeReport,
+    calibrate,
+    int8_form,
+    preprocess_for_quantization,  # noqa: F401
+    quantization_twin,
+    quantize_int8,
+    shapes_complete,
+)
+from .sensitivity import (
+    _ACTIVATIONS,
+    SENSITIVITY_IMAGES,
+    LayerSensitivity,
+    _dequantized_pairs,  # noqa: F401
+    _save_with_outputs,
+    _weight_sqnr,
+    layer_sensitivity,
+)
+from .speed import (
+    SpeedGate,
+    _count_ops,
+    _depthwise_convs,
+    cpu_has_vnni,
+    explain_slow_int8,  # noqa: F401
+    float_islands,
+    speed_gate,
+)
 
 # Agreement of int8 with fp32 on the held-out selection slice that counts as "keeps accuracy". Disagreements are
 # near-ties that go both ways, so accuracy moves far less than agreement (measured: 99% agreement, ±0.5 point);
@@ -47,7 +69,6 @@ from .speed import (SpeedGate, _count_ops, _depthwise_convs, cpu_has_vnni, expla
 DEFAULT_TARGETS = {"classification": {"top1": 0.97}, "segmentation": {"pixel": 0.98, "miou": 0.95}}
 SELECTION_MAX = 48  # most calibration images held out to judge agreement
 SENSITIVITY_REPORTED = 15  # layers listed in the manifest
-
 
 
 # -------------------------------------------------------------------------------------------------- the step
@@ -90,8 +111,10 @@ class Int8Result:
             "calibration_images": self.calibration_images,
             "selection_images": self.selection_images,
             "form": self.form,
-            "sensitivity": {"layers": len(self.sensitivity),
-                            "most_sensitive": [s.to_dict() for s in self.sensitivity[:SENSITIVITY_REPORTED]]},
+            "sensitivity": {
+                "layers": len(self.sensitivity),
+                "most_sensitive": [s.to_dict() for s in self.sensitivity[:SENSITIVITY_REPORTED]],
+            },
             "fallback": {"nodes": list(self.fallback_nodes), "rounds": list(self.fallback_rounds)},
             "speed_gate": self.speed.to_dict() if self.speed else None,
             "decision": self.decision,
@@ -100,12 +123,26 @@ class Int8Result:
         }
 
 
-def build_int8(fp32_path: str | Path, dst: str | Path, arrays: np.ndarray, options: Int8Options | None = None, *,
-               task: str = "classification",
-               method: str = "minmax", policy: str = "static", input_name: str = "input", batch: int | None = None,
-               input_size: tuple | None = None, judge_accuracy: bool = True, target: dict | None = None,
-               speed: bool = True, threads: int = 2, speed_seconds: float = 0.5, max_fallback: int | None = None,
-               progress: Callable[[str], None] | None = None) -> Int8Result:
+def build_int8(
+    fp32_path: str | Path,
+    dst: str | Path,
+    arrays: np.ndarray,
+    options: Int8Options | None = None,
+    *,
+    task: str = "classification",
+    method: str = "minmax",
+    policy: str = "static",
+    input_name: str = "input",
+    batch: int | None = None,
+    input_size: tuple | None = None,
+    judge_accuracy: bool = True,
+    target: dict | None = None,
+    speed: bool = True,
+    threads: int = 2,
+    speed_seconds: float = 0.5,
+    max_fallback: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Int8Result:
     """Quantize ``fp32_path`` to int8 at ``dst``: calibrate, check agreement, fall back, gate on speed.
 
     Args:
@@ -127,8 +164,14 @@ def build_int8(fp32_path: str | Path, dst: str | Path, arrays: np.ndarray, optio
         InputError: an unknown method or policy.
     """
     if options is None:  # the keyword form: checked by the same dataclass
-        options = Int8Options(policy=policy, calib_method=method, speed=speed, threads=threads,
-                              speed_seconds=speed_seconds, max_fallback=max_fallback)
+        options = Int8Options(
+            policy=policy,
+            calib_method=method,
+            speed=speed,
+            threads=threads,
+            speed_seconds=speed_seconds,
+            max_fallback=max_fallback,
+        )
     method, policy, speed = options.calib_method, options.policy, options.speed
     threads, speed_seconds, max_fallback = options.threads, options.speed_seconds, options.max_fallback
     say = progress or (lambda _msg: None)
@@ -151,8 +194,10 @@ def build_int8(fp32_path: str | Path, dst: str | Path, arrays: np.ndarray, optio
 
         calib, select = _split(arrays)
         if select is arrays:
-            notes.append(f"only {len(arrays)} calibration images: agreement judged on the calibration images "
-                         "themselves (give more with --calib for a held-out check)")
+            notes.append(
+                f"only {len(arrays)} calibration images: agreement judged on the calibration images "
+                "themselves (give more with --calib for a held-out check)"
+            )
         reference = run_model(fp32_path, select, input_name=input_name, batch=batch)[0]
 
         def evaluate(path: Path) -> Agreement:
@@ -165,12 +210,17 @@ def build_int8(fp32_path: str | Path, dst: str | Path, arrays: np.ndarray, optio
             say("bias correction")
             means = input_means(twin, calib, input_name=input_name, batch=batch)
         methods = CALIBRATION_METHODS if method == "auto" else (method,)
-        chosen, caches, scored, report = _calibrate_methods(twin, calib, methods, work, input_name, batch, evaluate,
-                                                            say, means, options.weight_bits)
+        chosen, caches, scored, report = _calibrate_methods(
+            twin, calib, methods, work, input_name, batch, evaluate, say, means, options.weight_bits
+        )
         best_path, best = work / f"int8.{chosen}.onnx", scored[chosen]
-        form = {"hardswish_decomposed": form["HardSwish"], "hardsigmoid_decomposed": form["HardSigmoid"],
-                "scales_folded": report.scales_folded, "biases_corrected": report.biases_corrected,
-                "weight_bits": options.weight_bits}
+        form = {
+            "hardswish_decomposed": form["HardSwish"],
+            "hardsigmoid_decomposed": form["HardSigmoid"],
+            "scales_folded": report.scales_folded,
+            "biases_corrected": report.biases_corrected,
+            "weight_bits": options.weight_bits,
+        }
 
         # 2. per-layer sensitivity: what the fallback acts on and the report ranks, so only for judged weights
         sens = ()
@@ -180,8 +230,15 @@ def build_int8(fp32_path: str | Path, dst: str | Path, arrays: np.ndarray, optio
 
         # 3. forms with layers in float, until the target is met: float stems, then the most sensitive layers
         def requantize(path: Path, nodes: tuple):
-            return quantize_int8(twin, path, method=chosen, calibration_cache=caches[chosen], exclude_nodes=nodes,
-                                 bias_means=means, weight_bits=options.weight_bits)
+            return quantize_int8(
+                twin,
+                path,
+                method=chosen,
+                calibration_cache=caches[chosen],
+                exclude_nodes=nodes,
+                bias_means=means,
+                weight_bits=options.weight_bits,
+            )
 
         # float stems first: a float prefix costs no speed (a stem convolution reads 3 channels, too few for int8
         # to pay, and there is one float→int8 boundary, not two per layer), so they are tried before scattered
@@ -194,8 +251,10 @@ def build_int8(fp32_path: str | Path, dst: str | Path, arrays: np.ndarray, optio
         rounds: list[dict] = []
         mixed = None
         if not judge_accuracy:
-            notes.append("random weights: agreement is reported but not judged, so no layer was moved to float "
-                         "(and per-layer sensitivity, which only that decision uses, was not measured)")
+            notes.append(
+                "random weights: agreement is reported but not judged, so no layer was moved to float "
+                "(and per-layer sensitivity, which only that decision uses, was not measured)"
+            )
         elif not best.meets(target) and not stem_meets:
             limit = min(len(sens), max_fallback if max_fallback is not None else max(4, len(sens) // 4))
             mixed_path, mixed, fallback, rounds = _fallback(sens, limit, best, target, work, requantize, evaluate, say)
@@ -209,8 +268,14 @@ def build_int8(fp32_path: str | Path, dst: str | Path, arrays: np.ndarray, optio
         if speed:
             say("speed gate")
             timed = accurate if policy == "auto" and accurate else candidates
-            gate = speed_gate(fp32_path, {n: p for n, (p, _) in timed.items()}, input_size=input_size, batch=batch,
-                              threads=threads, seconds=speed_seconds)
+            gate = speed_gate(
+                fp32_path,
+                {n: p for n, (p, _) in timed.items()},
+                input_size=input_size,
+                batch=batch,
+                threads=threads,
+                seconds=speed_seconds,
+            )
 
         name, decision = _decide(policy, candidates, accurate, gate, judge_accuracy, target)
         kept = name if name in ("int8", "fp32") else "mixed"  # a float stem is a mixed form too
@@ -218,48 +283,89 @@ def build_int8(fp32_path: str | Path, dst: str | Path, arrays: np.ndarray, optio
             warnings.append(f"no int8 artifact written: {decision}")
         if kept != "fp32":
             os.replace(candidates[name][0], dst)
-        shipped = candidates[name][1] if kept != "fp32" else max((c[1] for c in accurate.values()), key=Agreement.score,
-                                                                   default=best)
+        shipped = (
+            candidates[name][1]
+            if kept != "fp32"
+            else max((c[1] for c in accurate.values()), key=Agreement.score, default=best)
+        )
         if gate is not None and kept != "fp32" and gate.ratios.get(name, 0) >= 1.0:
             warnings.append(_not_faster(gate, name, threads, policy))
         return Int8Result(
-            path=dst if kept != "fp32" else None, kept=kept, policy=policy, method=chosen, target=target,
-            judged=judge_accuracy, agreement=shipped, calibration=scored, calibration_images=len(calib),
-            selection_images=len(select), form=form, sensitivity=sens,
-            fallback_nodes=tuple(floats.get(name, ())) if kept == "mixed" else (), fallback_rounds=tuple(rounds),
-            speed=gate, decision=decision, warnings=tuple(warnings), notes=tuple(notes), shipped=name)
+            path=dst if kept != "fp32" else None,
+            kept=kept,
+            policy=policy,
+            method=chosen,
+            target=target,
+            judged=judge_accuracy,
+            agreement=shipped,
+            calibration=scored,
+            calibration_images=len(calib),
+            selection_images=len(select),
+            form=form,
+            sensitivity=sens,
+            fallback_nodes=tuple(floats.get(name, ())) if kept == "mixed" else (),
+            fallback_rounds=tuple(rounds),
+            speed=gate,
+            decision=decision,
+            warnings=tuple(warnings),
+            notes=tuple(notes),
+            shipped=name,
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _calibrate_methods(twin: Path, calib: np.ndarray, methods: tuple, work: Path, input_name: str, batch,
-                       evaluate, say, means: dict | None, weight_bits: int) -> tuple[str, dict, dict, QuantizeReport]:
+def _calibrate_methods(
+    twin: Path,
+    calib: np.ndarray,
+    methods: tuple,
+    work: Path,
+    input_name: str,
+    batch,
+    evaluate,
+    say,
+    means: dict | None,
+    weight_bits: int,
+) -> tuple[str, dict, dict, QuantizeReport]:
     """Calibrate and quantize with each method; returns the best-agreeing one, the caches, scores and the
     quantizer's report (the graph rewrites are the same whatever the method)."""
     caches, scored, report = {}, {}, None
     for m in methods:
         say(f"calibrate {m}")
         caches[m] = calibrate(twin, calib, work / f"{m}.calib.json", method=m, input_name=input_name, batch=batch)
-        report = quantize_int8(twin, work / f"int8.{m}.onnx", method=m, calibration_cache=caches[m], bias_means=means,
-                               weight_bits=weight_bits)
+        report = quantize_int8(
+            twin,
+            work / f"int8.{m}.onnx",
+            method=m,
+            calibration_cache=caches[m],
+            bias_means=means,
+            weight_bits=weight_bits,
+        )
         scored[m] = evaluate(work / f"int8.{m}.onnx")
     return max(methods, key=lambda m: scored[m].score()), caches, scored, report
 
 
 def _fallback_warnings(rounds: list, best: Agreement, mixed: Agreement | None, target: dict) -> list[str]:
     if not rounds:
-        return [f"int8 agreement target {_fmt(target)} not met ({best.summary()}) and no layer could be measured "
-                "to move to float; check the calibration images"]
+        return [
+            f"int8 agreement target {_fmt(target)} not met ({best.summary()}) and no layer could be measured "
+            "to move to float; check the calibration images"
+        ]
     if not (mixed or best).meets(target):
-        return [f"int8 agreement target {_fmt(target)} not met even with {rounds[-1]['nodes']} layer(s) in float "
-                f"(best: {(mixed or best).summary()}); check the calibration images"]
+        return [
+            f"int8 agreement target {_fmt(target)} not met even with {rounds[-1]['nodes']} layer(s) in float "
+            f"(best: {(mixed or best).summary()}); check the calibration images"
+        ]
     return []
 
 
 def _not_faster(gate: SpeedGate, name: str, threads: int, policy: str) -> str:
-    return (f"int8 is not faster than fp32 here ({gate.candidates_ms[name]:.3f} ms vs {gate.fp32_ms:.3f} ms, "
-            f"{threads} threads, batch {gate.batch}): " + "; ".join(gate.causes)
-            + (". Use --int8 auto to keep the faster form" if policy == "static" else ""))
+    return (
+        f"int8 is not faster than fp32 here ({gate.candidates_ms[name]:.3f} ms vs {gate.fp32_ms:.3f} ms, "
+        f"{threads} threads, batch {gate.batch}): "
+        + "; ".join(gate.causes)
+        + (". Use --int8 auto to keep the faster form" if policy == "static" else "")
+    )
 
 
 def _fallback(sens, limit: int, best: Agreement, target: dict, work: Path, requantize, evaluate, say):
@@ -271,7 +377,7 @@ def _fallback(sens, limit: int, best: Agreement, target: dict, work: Path, requa
     float: 36 ms against int8's 6.9 and fp32's 10.4), so a form that fixes no prediction is not worth them."""
     rounds: list[dict] = []
     mixed_path, mixed, fallback = None, None, ()
-    for k in sorted({2 ** i for i in range(12) if 2 ** i < limit} | {limit}) if limit else []:
+    for k in sorted({2**i for i in range(12) if 2**i < limit} | {limit}) if limit else []:
         say(f"fallback {k} node(s) to float")
         path = work / f"mixed.{k}.onnx"
         report = requantize(path, tuple(s.node for s in sens[:k]))
@@ -339,15 +445,16 @@ def _split(arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if n < 16:
         return arrays, arrays
     k = min(SELECTION_MAX, n // 4)
-    return arrays[: n - k], arrays[n - k:]
+    return arrays[: n - k], arrays[n - k :]
 
 
 def _fmt(target: dict) -> str:
     return ", ".join(f"{k} ≥ {v}" for k, v in target.items())
 
 
-def _decide(policy: str, candidates: dict, accurate: dict, gate: SpeedGate | None, judged: bool,
-            target: dict) -> tuple[str, str]:
+def _decide(
+    policy: str, candidates: dict, accurate: dict, gate: SpeedGate | None, judged: bool, target: dict
+) -> tuple[str, str]:
     """Which form to ship, and the reason in words."""
     ms = (lambda n: gate.candidates_ms.get(n)) if gate else (lambda n: None)
 
@@ -364,8 +471,11 @@ def _decide(policy: str, candidates: dict, accurate: dict, gate: SpeedGate | Non
     timed = {n: ms(n) for n in accurate if ms(n) is not None}
     name = min(timed, key=timed.get)
     if timed[name] >= gate.fp32_ms:
-        return "fp32", (f"auto policy: kept fp32, it is the fastest ({gate.fp32_ms:.3f} ms; "
-                        + ", ".join(f"{n} {v:.3f} ms" for n, v in timed.items()) + ")")
+        return "fp32", (
+            f"auto policy: kept fp32, it is the fastest ({gate.fp32_ms:.3f} ms; "
+            + ", ".join(f"{n} {v:.3f} ms" for n, v in timed.items())
+            + ")"
+        )
     basis = "meets the agreement target" if judged else "random weights: chosen on speed alone"
     what = f"{name} (int8 with its first {name[5:]} nodes in float)" if name.startswith("stem:") else name
     return name, f"auto policy: {what} is the fastest form and {basis}{timing(name)}"

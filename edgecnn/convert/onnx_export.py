@@ -36,8 +36,10 @@ INPUT_NAME, OUTPUT_NAME = "input", "logits"
 
 def check_opset(opset: int) -> None:
     if opset not in SUPPORTED_OPSETS:
-        raise EdgeCNNError(f"opset {opset} is not supported; use {SUPPORTED_OPSETS.start}–{SUPPORTED_OPSETS.stop - 1} "
-                           "(the dynamo exporter cannot go below 18)")
+        raise EdgeCNNError(
+            f"opset {opset} is not supported; use {SUPPORTED_OPSETS.start}–{SUPPORTED_OPSETS.stop - 1} "
+            "(the dynamo exporter cannot go below 18)"
+        )
 
 
 STATIC_TRACE_BATCH = 2  # not 1: a batch of 1 lets the tracer treat the axis as broadcastable
@@ -51,8 +53,17 @@ class Exported:
     folded_batchnorms: int  # BatchNorm layers folded into the convs before them, ahead of tracing
 
 
-def export_onnx(model: nn.Module, path: str | Path, *, input_shape: tuple[int, int, int], batch: int | None = None,
-                dynamic_hw: bool = False, size_multiple: int = 1, opset: int = 18, fold_bn: bool = True) -> Exported:
+def export_onnx(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    input_shape: tuple[int, int, int],
+    batch: int | None = None,
+    dynamic_hw: bool = False,
+    size_multiple: int = 1,
+    opset: int = 18,
+    fold_bn: bool = True,
+) -> Exported:
     """Export ``model`` (eval mode) to ``path``; returns how the batch axis was made and what was folded.
 
     Args:
@@ -73,7 +84,8 @@ def export_onnx(model: nn.Module, path: str | Path, *, input_shape: tuple[int, i
     # the unfolded model itself.
     _trace(traced, path, torch.zeros(STATIC_TRACE_BATCH, c, h, w), None, opset)
     if make_batch_dynamic(Path(path), STATIC_TRACE_BATCH) and (
-            not dynamic_hw or make_hw_dynamic(Path(path), model, size_multiple)):
+        not dynamic_hw or make_hw_dynamic(Path(path), model, size_multiple)
+    ):
         return Exported("static trace, made dynamic", folded)
     dims: dict[int, object] = {0: torch.export.Dim("batch", min=1, max=4096)}
     if dynamic_hw:
@@ -116,9 +128,18 @@ def _trace(model: nn.Module, path, example: torch.Tensor, dynamic_shapes, opset:
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(sink), torch.no_grad():
             warnings.simplefilter("ignore")
-            torch.onnx.export(model.eval(), (example,), str(path), dynamo=True, external_data=False,
-                              opset_version=opset, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                              dynamic_shapes=dynamic_shapes, verbose=False)
+            torch.onnx.export(
+                model.eval(),
+                (example,),
+                str(path),
+                dynamo=True,
+                external_data=False,
+                opset_version=opset,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes=dynamic_shapes,
+                verbose=False,
+            )
     finally:
         torch_logger.setLevel(level)  # restored even when the exporter raises
 
@@ -188,8 +209,9 @@ def make_batch_dynamic(path: Path, traced_batch: int) -> bool:
         # two traced batches' worth of images, run at the traced batch and again as 1 + the rest: batches no Reshape
         # left fixed to the traced batch could give
         x = np.random.default_rng(0).standard_normal((2 * traced_batch, *shape)).astype(np.float32)
-        want = np.concatenate([session.run(None, {INPUT_NAME: x[i:i + traced_batch]})[0]
-                               for i in range(0, len(x), traced_batch)])
+        want = np.concatenate(
+            [session.run(None, {INPUT_NAME: x[i : i + traced_batch]})[0] for i in range(0, len(x), traced_batch)]
+        )
         got = np.concatenate([session.run(None, {INPUT_NAME: x[:1]})[0], session.run(None, {INPUT_NAME: x[1:]})[0]])
     except Exception:  # onnxruntime rejects the rewritten graph: keep the traced one, trace symbolically
         return False
@@ -202,9 +224,29 @@ def make_batch_dynamic(path: Path, traced_batch: int) -> bool:
 
 # Ops that compute the same function at any height and width (no size in their attributes or inputs); Resize
 # qualifies only with scales, not sizes. Anything else in the graph leaves H/W to the symbolic trace.
-_SIZE_FREE_OPS = frozenset({"Conv", "ConvTranspose", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", "HardSwish",
-                            "HardSigmoid", "MaxPool", "AveragePool", "BatchNormalization", "Add", "Sub", "Mul",
-                            "Div", "Concat", "Resize", "Identity"})
+_SIZE_FREE_OPS = frozenset(
+    {
+        "Conv",
+        "ConvTranspose",
+        "Relu",
+        "LeakyRelu",
+        "Sigmoid",
+        "Tanh",
+        "Clip",
+        "HardSwish",
+        "HardSigmoid",
+        "MaxPool",
+        "AveragePool",
+        "BatchNormalization",
+        "Add",
+        "Sub",
+        "Mul",
+        "Div",
+        "Concat",
+        "Resize",
+        "Identity",
+    }
+)
 
 
 def make_hw_dynamic(path: Path, model: nn.Module, size_multiple: int) -> bool:
@@ -220,8 +262,9 @@ def make_hw_dynamic(path: Path, model: nn.Module, size_multiple: int) -> bool:
     for node in graph.node:
         if node.op_type not in _SIZE_FREE_OPS:
             return False
-        if node.op_type == "Resize" and (len(node.input) < 3 or not node.input[2] or
-                                         (len(node.input) > 3 and node.input[3])):
+        if node.op_type == "Resize" and (
+            len(node.input) < 3 or not node.input[2] or (len(node.input) > 3 and node.input[3])
+        ):
             return False  # sizes, not scales: a fixed output size
         if node.op_type == "Concat" and any(a.name == "axis" and a.i not in (1, -3) for a in node.attribute):
             return False

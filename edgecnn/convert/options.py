@@ -50,8 +50,9 @@ class Int8Options:
         if self.policy not in INT8_POLICIES:
             raise InputError(f"int8 must be 'static' or 'auto', got {self.policy!r}")
         if self.calib_method not in CALIBRATION_METHODS:
-            raise InputError(f"unknown calibration method '{self.calib_method}'; use one of "
-                             f"{', '.join(CALIBRATION_METHODS)}")
+            raise InputError(
+                f"unknown calibration method '{self.calib_method}'; use one of {', '.join(CALIBRATION_METHODS)}"
+            )
         if self.threads < 1 or self.speed_seconds <= 0:
             raise InputError("int8 speed gate needs threads ≥ 1 and a positive time per configuration")
         if self.weight_bits not in WEIGHT_BITS:
@@ -60,8 +61,9 @@ class Int8Options:
             raise InputError(f"max_fallback must be ≥ 0, got {self.max_fallback}")
 
     @classmethod
-    def from_flag(cls, int8: bool | str | None, calib_method: str | None = None,
-                  weight_bits: int | None = None) -> "Int8Options | None":
+    def from_flag(
+        cls, int8: bool | str | None, calib_method: str | None = None, weight_bits: int | None = None
+    ) -> "Int8Options | None":
         """``--int8`` / ``--int8 auto`` (``True``, ``"static"``, ``"auto"``) → options; falsy → ``None``.
 
         A calibration method or weight width without int8 is refused: it would be ignored without a word.
@@ -133,8 +135,9 @@ class ExportOptions:
         if self.num_classes is not None and self.num_classes > MAX_CLASSES:  # what a card may state (core.card)
             raise InputError(f"--num-classes must be at most {MAX_CLASSES}, got {self.num_classes}")
         if self.opset not in OPSETS:
-            raise InputError(f"opset {self.opset} is not supported; use {OPSETS[0]}–{OPSETS[-1]} "
-                             "(the dynamo exporter starts at 18)")
+            raise InputError(
+                f"opset {self.opset} is not supported; use {OPSETS[0]}–{OPSETS[-1]} (the dynamo exporter starts at 18)"
+            )
         if self.calib_count is not None and not 1 <= self.calib_count <= MAX_CALIB_COUNT:
             raise InputError(f"--calib-count must be between 1 and {MAX_CALIB_COUNT}, got {self.calib_count}")
 

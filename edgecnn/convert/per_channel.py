@@ -28,8 +28,20 @@ import onnx
 from onnx import helper, numpy_helper
 
 # ops onnxruntime's QDQ quantizer can give per-channel weights that this module does not rewrite
-_NOT_COVERED = frozenset({"MatMul", "Einsum", "Attention", "LSTM", "GRU", "RNN", "LayerNormalization",
-                          "InstanceNormalization", "BatchNormalization", "GroupNormalization"})
+_NOT_COVERED = frozenset(
+    {
+        "MatMul",
+        "Einsum",
+        "Attention",
+        "LSTM",
+        "GRU",
+        "RNN",
+        "LayerNormalization",
+        "InstanceNormalization",
+        "BatchNormalization",
+        "GroupNormalization",
+    }
+)
 _INT8_SYMMETRIC = 254.0  # qmax − qmin of symmetric int8 (−127 … 127)
 _INT8_REDUCED = 128.0  # qmax − qmin of reduce_range int8 (−64 … 64): 7-bit weights
 _INT32_RANGE = float(np.iinfo(np.int32).max) - float(np.iinfo(np.int32).min + 1)
@@ -90,13 +102,21 @@ def to_per_channel(qmodel: onnx.ModelProto, twin: onnx.ModelProto, *, reduce_ran
         if wdq is None or wdq.op_type != "DequantizeLinear" or wdq.input[0] not in inits:
             continue  # a float weight (a node kept in float): nothing to do
         tnode = twin_nodes.get(node.name)
-        if (tnode is None or tnode.input[1] not in floats or readers[wdq.output[0]] != 1
-                or inits[wdq.input[0]].data_type != onnx.TensorProto.INT8):
+        if (
+            tnode is None
+            or tnode.input[1] not in floats
+            or readers[wdq.output[0]] != 1
+            or inits[wdq.input[0]].data_type != onnx.TensorProto.INT8
+        ):
             return None
         xdq = producer.get(node.input[0])
         bdq = producer.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
-        if bdq is not None and (bdq.op_type != "DequantizeLinear" or readers[bdq.output[0]] != 1
-                                or len(tnode.input) < 3 or tnode.input[2] not in floats):
+        if bdq is not None and (
+            bdq.op_type != "DequantizeLinear"
+            or readers[bdq.output[0]] != 1
+            or len(tnode.input) < 3
+            or tnode.input[2] not in floats
+        ):
             return None
         if bdq is not None and (xdq is None or xdq.op_type != "DequantizeLinear" or xdq.input[1] not in inits):
             return None
@@ -117,8 +137,11 @@ def to_per_channel(qmodel: onnx.ModelProto, twin: onnx.ModelProto, *, reduce_ran
             scale = _fit_int32_bias(scale, bias, x_scale)
             beta = float(attrs.get("beta", 1.0)) if node.op_type == "Gemm" else 1.0
             b_scale = x_scale * scale * beta
-            q_bias = np.clip((bias.astype(np.float64) / b_scale.astype(np.float64)).round(),
-                             np.float64(np.iinfo(np.int32).min), np.float64(np.iinfo(np.int32).max)).astype(np.int32)
+            q_bias = np.clip(
+                (bias.astype(np.float64) / b_scale.astype(np.float64)).round(),
+                np.float64(np.iinfo(np.int32).min),
+                np.float64(np.iinfo(np.int32).max),
+            ).astype(np.int32)
             _replace(inits, bdq.input[0], q_bias.reshape(bias.shape))
             _replace(inits, bdq.input[1], b_scale.astype(np.float32))
             _replace(inits, bdq.input[2], np.zeros(len(scale), np.int32))

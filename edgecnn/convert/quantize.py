@@ -73,7 +73,7 @@ def quantization_twin(src: str | Path, model: onnx.ModelProto | None = None) -> 
     if shapes_complete(model):  # onnxsim's output already carries every shape (0.5 s saved on ResNet50)
         add_pre_process_metadata(model)
         return model
-    if model.ByteSize() >= 2 ** 31 - 2 ** 24:  # protobuf's 2 GB limit: onnxruntime's file-to-file path
+    if model.ByteSize() >= 2**31 - 2**24:  # protobuf's 2 GB limit: onnxruntime's file-to-file path
         with tempfile.TemporaryDirectory(prefix="edgecnn-quant-") as scratch:
             path = Path(scratch) / "twin.onnx"
             preprocess_for_quantization(src, path)
@@ -87,8 +87,11 @@ def shapes_complete(model: onnx.ModelProto) -> bool:
     """Whether every node output already has a typed shape (value_info or a graph output): shape inference would
     add nothing the quantizer reads."""
     graph = model.graph
-    known = {v.name for v in list(graph.value_info) + list(graph.output)
-             if v.type.HasField("tensor_type") and v.type.tensor_type.HasField("shape")}
+    known = {
+        v.name
+        for v in list(graph.value_info) + list(graph.output)
+        if v.type.HasField("tensor_type") and v.type.tensor_type.HasField("shape")
+    }
     return all(o in known for n in graph.node for o in n.output if o)
 
 
@@ -135,9 +138,15 @@ def int8_form(model: onnx.ModelProto, keep: tuple | set = ()) -> dict:
         gate = y if node.op_type == "HardSigmoid" else f"{p}_gate"
         nodes += [
             helper.make_node("Add", [x, _const(graph, f"{p}_shift", beta / alpha)], [f"{p}_shifted"], name=f"{p}_add"),
-            helper.make_node("Clip", [f"{p}_shifted", _const(graph, f"{p}_lo", 0.0), _const(graph, f"{p}_hi", 1 / alpha)],
-                             [f"{p}_clipped"], name=f"{p}_clip"),
-            helper.make_node("Mul", [f"{p}_clipped", _const(graph, f"{p}_alpha", alpha)], [gate], name=p + SCALE_SUFFIX),
+            helper.make_node(
+                "Clip",
+                [f"{p}_shifted", _const(graph, f"{p}_lo", 0.0), _const(graph, f"{p}_hi", 1 / alpha)],
+                [f"{p}_clipped"],
+                name=f"{p}_clip",
+            ),
+            helper.make_node(
+                "Mul", [f"{p}_clipped", _const(graph, f"{p}_alpha", alpha)], [gate], name=p + SCALE_SUFFIX
+            ),
         ]
         if node.op_type == "HardSwish":
             nodes.append(helper.make_node("Mul", [x, gate], [y], name=f"{p}_mul"))
@@ -172,14 +181,24 @@ def fold_scales(model: onnx.ModelProto) -> int:
         dq = producer.get(node.input[0])
         alpha = _constant_value(node.input[1], inits, producer)
         after = consumers[node.output[0]]
-        if (dq is None or dq.op_type != "DequantizeLinear" or alpha is None or alpha <= 0 or len(after) != 1
-                or after[0].op_type != "QuantizeLinear" or len(consumers[dq.output[0]]) != 1
-                or dq.input[1] not in inits):
+        if (
+            dq is None
+            or dq.op_type != "DequantizeLinear"
+            or alpha is None
+            or alpha <= 0
+            or len(after) != 1
+            or after[0].op_type != "QuantizeLinear"
+            or len(consumers[dq.output[0]]) != 1
+            or dq.input[1] not in inits
+        ):
             continue
         q2 = after[0]
         dq2s = consumers[q2.output[0]]
-        if not dq2s or any(d.op_type != "DequantizeLinear" for d in dq2s) or any(
-                o.name == q2.output[0] for o in graph.output):
+        if (
+            not dq2s
+            or any(d.op_type != "DequantizeLinear" for d in dq2s)
+            or any(o.name == q2.output[0] for o in graph.output)
+        ):
             continue
         scale = numpy_helper.to_array(inits[dq.input[1]])
         new_scale = numpy_helper.from_array((scale * alpha).astype(scale.dtype), f"{dq.input[1]}_x{folded}")
@@ -256,7 +275,8 @@ def float_fallback(qmodel: onnx.ModelProto, twin: onnx.ModelProto, nodes: tuple 
                 continue
             if made_by is not None and made_by.name != meant_by.name:
                 if meant_by.op_type not in ("Relu", "Clip") or made_by.name != getattr(
-                        twin_producer.get(meant_by.input[0]), "name", None):
+                    twin_producer.get(meant_by.input[0]), "name", None
+                ):
                     continue  # some other rewrite sits between them: keep the dequantized input
                 # the quantizer removed this activation: redo it in float, once for all the float nodes that read
                 # it (a ResNet block's output feeds the next block's first conv and its shortcut: two copies named
@@ -275,8 +295,9 @@ def float_fallback(qmodel: onnx.ModelProto, twin: onnx.ModelProto, nodes: tuple 
     return rewired
 
 
-def _float_activation(meant_by: onnx.NodeProto, source: str, want: str, twin_inits: dict, inits: set,
-                      graph: onnx.GraphProto) -> onnx.NodeProto:
+def _float_activation(
+    meant_by: onnx.NodeProto, source: str, want: str, twin_inits: dict, inits: set, graph: onnx.GraphProto
+) -> onnx.NodeProto:
     """A float copy of the Relu/Clip ``meant_by`` reading ``source``; its constant inputs added to ``graph``."""
     act = copy.deepcopy(meant_by)
     act.name = f"{meant_by.name}_float"
@@ -319,15 +340,26 @@ def _op_types() -> list[str]:
 def _method(name: str):
     from onnxruntime.quantization import CalibrationMethod
 
-    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-               "percentile": CalibrationMethod.Percentile}
+    methods = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }
     if name not in methods:
         raise ValueError(f"unknown calibration method {name!r}; use one of {', '.join(CALIBRATION_METHODS)}")
     return methods[name]
 
 
-def calibrate(src: str | Path, arrays: np.ndarray, cache: str | Path, *, method: str = "minmax",
-              input_name: str = "input", chunk: int = 8, batch: int | None = None) -> Path:
+def calibrate(
+    src: str | Path,
+    arrays: np.ndarray,
+    cache: str | Path,
+    *,
+    method: str = "minmax",
+    input_name: str = "input",
+    chunk: int = 8,
+    batch: int | None = None,
+) -> Path:
     """Measure activation ranges of ``src`` on ``arrays`` and write onnxruntime's calibration cache to ``cache``.
 
     Images are fed in chunks of ``chunk``: min/max ranges and histograms merge across chunks, so memory stays
@@ -343,11 +375,16 @@ def calibrate(src: str | Path, arrays: np.ndarray, cache: str | Path, *, method:
             calibrator.augment_graph()
             calibrator.create_inference_session()
         else:
-            calibrator = create_calibrator(Path(src), _op_types(), augmented_model_path=aug,
-                                           calibrate_method=_method(method), providers=["CPUExecutionProvider"],
-                                           extra_options=extra)
+            calibrator = create_calibrator(
+                Path(src),
+                _op_types(),
+                augmented_model_path=aug,
+                calibrate_method=_method(method),
+                providers=["CPUExecutionProvider"],
+                extra_options=extra,
+            )
         for i in range(0, len(arrays), chunk):
-            calibrator.collect_data(BatchReader(arrays[i:i + chunk], input_name, batch))
+            calibrator.collect_data(BatchReader(arrays[i : i + chunk], input_name, batch))
         ranges = calibrator.compute_data()
         del calibrator
     save_tensors_data(ranges, str(cache))
@@ -381,7 +418,7 @@ class BatchReader:
     def get_next(self) -> dict | None:
         if self._i >= len(self._arrays):
             return None
-        chunk = self._arrays[self._i:self._i + self._batch]
+        chunk = self._arrays[self._i : self._i + self._batch]
         self._i += self._batch
         if len(chunk) < self._batch:
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], self._batch - len(chunk), axis=0)])
@@ -400,10 +437,19 @@ class QuantizeReport:
     biases_corrected: int = 0  # layers whose bias took back the mean shift of their weight rounding
 
 
-def quantize_int8(src: str | Path, dst: str | Path, reader=None, *, method: str = "minmax",
-                  per_channel: bool = True, exclude_nodes: tuple = (), extra_options: dict | None = None,
-                  calibration_cache: str | Path | None = None, bias_means: dict | None = None,
-                  weight_bits: int = 7) -> QuantizeReport:
+def quantize_int8(
+    src: str | Path,
+    dst: str | Path,
+    reader=None,
+    *,
+    method: str = "minmax",
+    per_channel: bool = True,
+    exclude_nodes: tuple = (),
+    extra_options: dict | None = None,
+    calibration_cache: str | Path | None = None,
+    bias_means: dict | None = None,
+    weight_bits: int = 7,
+) -> QuantizeReport:
     """Static QDQ quantization of ``src`` (pre-processed, in ``int8_form``) to ``dst``.
 
     Args:
@@ -440,9 +486,17 @@ def quantize_int8(src: str | Path, dst: str | Path, reader=None, *, method: str 
         try:
             with quiet():
                 quantize_static(
-                    str(src), str(raw), reader, quant_format=QuantFormat.QDQ, per_channel=channels,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=_method(method),
-                    nodes_to_exclude=list(exclude_nodes), extra_options=options, reduce_range=reduce_range,
+                    str(src),
+                    str(raw),
+                    reader,
+                    quant_format=QuantFormat.QDQ,
+                    per_channel=channels,
+                    activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8,
+                    calibrate_method=_method(method),
+                    nodes_to_exclude=list(exclude_nodes),
+                    extra_options=options,
+                    reduce_range=reduce_range,
                     calibration_cache_path=str(calibration_cache) if calibration_cache else None,
                 )
             return onnx.load(str(raw))

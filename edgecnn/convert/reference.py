@@ -32,7 +32,10 @@ _CHUNK = 8  # images per call of the fp32 reference run
 # largest of these four), while a weight off by 1e-3 stayed ≥ 22× the largest of the four. In float16 every form
 # rounds alike (the same max error to 3 digits on ResNet18, MobileNetV3-Large, EfficientNet-Lite0): one run.
 OWN_RUNS = {"fp32": (("nchw", 8), ("nchw", 1), ("nhwc", 8), ("nhwc", 1)), "fp16": (("nhwc", 8),)}
-EXACT_RUN = ("nhwc", EXACT_IMAGES)  # float64: any layout is exact to ~1e-15; channels-last is faster (VGG16 4.0 vs 4.7 s)
+EXACT_RUN = (
+    "nhwc",
+    EXACT_IMAGES,
+)  # float64: any layout is exact to ~1e-15; channels-last is faster (VGG16 4.0 vs 4.7 s)
 
 
 @dataclass(frozen=True)
@@ -76,9 +79,11 @@ def torch_outputs(model, arrays: np.ndarray, *, half: bool = False, nhwc: bool =
     exact, notes = _runs_in(model, head, torch.float64, (EXACT_RUN,))
     own = {}
     if exact is not None:
-        reused = [a[:len(head)] for a in fp32]  # the reference run is one of the forms
-        own["fp32"] = [reused if form == (layout, _CHUNK) else _forward(model, head, *form, torch.float32)
-                       for form in OWN_RUNS["fp32"]]
+        reused = [a[: len(head)] for a in fp32]  # the reference run is one of the forms
+        own["fp32"] = [
+            reused if form == (layout, _CHUNK) else _forward(model, head, *form, torch.float32)
+            for form in OWN_RUNS["fp32"]
+        ]
         if half:
             own["fp16"], half_notes = _runs_in(model, head, torch.float16, OWN_RUNS["fp16"])
             notes += half_notes
@@ -98,7 +103,7 @@ def _forward(model, arrays: np.ndarray, layout: str, batch: int, dtype) -> list:
     with torch.no_grad(), channels_last(model) if nhwc else contextlib.nullcontext():
         chunks = []
         for i in range(0, len(arrays), batch):
-            part = np.ascontiguousarray(arrays[i:i + batch])
+            part = np.ascontiguousarray(arrays[i : i + batch])
             out = model((to_channels_last(part) if nhwc else torch.from_numpy(part)).to(dtype))
             chunks.append([o.contiguous().numpy() for o in (out if isinstance(out, (tuple, list)) else (out,))])
     return [np.concatenate(parts) for parts in zip(*chunks)]
@@ -114,9 +119,11 @@ def _runs_in(model, arrays: np.ndarray, dtype, forms) -> tuple[list | None, tupl
             return [_forward(model, arrays, layout, batch, dtype) for layout, batch in forms], ()
     except (RuntimeError, TypeError, NotImplementedError) as exc:  # an op without a kernel for this dtype
         name = str(dtype).replace("torch.", "")
-        return None, (f"PyTorch cannot run this model in {name} here ({str(exc).splitlines()[0][:120]}): "
-                      f"{'fp32 and fp16' if dtype == torch.float64 else 'fp16'} parity is judged by the fixed "
-                      "relative tolerance",)
+        return None, (
+            f"PyTorch cannot run this model in {name} here ({str(exc).splitlines()[0][:120]}): "
+            f"{'fp32 and fp16' if dtype == torch.float64 else 'fp16'} parity is judged by the fixed "
+            "relative tolerance",
+        )
 
 
 @contextlib.contextmanager
@@ -128,8 +135,9 @@ def _weights_in(model, dtype):
     import torch
 
     def floating() -> dict:
-        return {n: t for n, t in itertools.chain(model.named_parameters(), model.named_buffers())
-                if t.is_floating_point()}
+        return {
+            n: t for n, t in itertools.chain(model.named_parameters(), model.named_buffers()) if t.is_floating_point()
+        }
 
     widening = dtype == torch.float64
     kept = {n: t.dtype if widening else t.data for n, t in floating().items()}
@@ -156,10 +164,17 @@ def rebuild_reference(spec, card: ModelCard, weights: str | None, path: Path):
     digest = report.sha256 if report is not None else None
     matches = None if not card_sha or digest is None else digest == card_sha
     if matches is False:
-        notes.append(f"the checkpoint (SHA-256 {digest[:12]}…) is not the one {path.name} was exported from "
-                     f"({card_sha[:12]}…): differences are expected")
-    record = {"origin": origin, "source": source if origin != "argument" else weights_arg,
-              "path": report.path if report else None, "sha256": digest, "matches_card": matches}
+        notes.append(
+            f"the checkpoint (SHA-256 {digest[:12]}…) is not the one {path.name} was exported from "
+            f"({card_sha[:12]}…): differences are expected"
+        )
+    record = {
+        "origin": origin,
+        "source": source if origin != "argument" else weights_arg,
+        "path": report.path if report else None,
+        "sha256": digest,
+        "matches_card": matches,
+    }
     return model, record, notes
 
 
@@ -178,8 +193,10 @@ def _which_weights(spec, card: ModelCard, weights: str | None, path: Path) -> tu
     if weights is not None:
         origin, weights_arg = "argument", str(weights)
         if source == "random":
-            notes.append(f"{path.name}'s card says it was exported with random weights: it can pass only if the "
-                         "given checkpoint holds the very same weights")
+            notes.append(
+                f"{path.name}'s card says it was exported with random weights: it can pass only if the "
+                "given checkpoint holds the very same weights"
+            )
         if published is not None and _looks_like_path(weights_arg):
             arch = {**published.arch_options, **arch}  # GoogLeNet's transform_input travels with the checkpoint
     elif card_path and Path(card_path).is_file():
@@ -187,7 +204,8 @@ def _which_weights(spec, card: ModelCard, weights: str | None, path: Path) -> tu
         if card_sha and digest != card_sha:
             raise CheckpointError(
                 f"{path.name} was exported from '{card_path}', but that file has changed since (SHA-256 "
-                f"{digest[:12]}…, recorded {card_sha[:12]}…); pass the original checkpoint with --weights")
+                f"{digest[:12]}…, recorded {card_sha[:12]}…); pass the original checkpoint with --weights"
+            )
         origin, weights_arg = "card path", card_path
         if published is not None:
             arch = {**published.arch_options, **arch}
@@ -197,21 +215,27 @@ def _which_weights(spec, card: ModelCard, weights: str | None, path: Path) -> tu
             raise CheckpointError(
                 f"{path.name} was exported from {spec.name}'s published '{published.name}' checkpoint, which is "
                 f"not in torch.hub's cache ({cached}); put {published.url} there, or pass --weights "
-                f"{published.name} to download it, or --weights FILE")
+                f"{published.name} to download it, or --weights FILE"
+            )
         origin, weights_arg = "published cache", published.name
     elif source == "random":
         raise CheckpointError(
             f"{path.name} was exported with random weights, which are recorded nowhere (nor are the BatchNorm "
             "statistics re-estimated at export), so its PyTorch source cannot be rebuilt to compare with; export "
             f"from a checkpoint (edgecnn export {spec.name} --weights CKPT) and validate that artifact, or pass "
-            "--weights CKPT if you know which weights the file holds")
+            "--weights CKPT if you know which weights the file holds"
+        )
     elif source == "file" and card_path:
         raise CheckpointError(
             f"{path.name} was exported from the checkpoint '{card_path}'"
-            + (f" (SHA-256 {card_sha[:12]}…)" if card_sha else "") + ", which is not there any more; pass it with "
-            "--weights CKPT")
+            + (f" (SHA-256 {card_sha[:12]}…)" if card_sha else "")
+            + ", which is not there any more; pass it with "
+            "--weights CKPT"
+        )
     else:
-        raise CheckpointError(f"{path.name} does not say which weights it holds; pass the checkpoint with --weights CKPT")
+        raise CheckpointError(
+            f"{path.name} does not say which weights it holds; pass the checkpoint with --weights CKPT"
+        )
     return origin, weights_arg, arch, notes
 
 

@@ -39,8 +39,14 @@ class LayerSensitivity:
         return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
-def layer_sensitivity(twin_path: str | Path, qdq_path: str | Path, arrays: np.ndarray, *, input_name: str = "input",
-                      batch: int | None = None) -> tuple[LayerSensitivity, ...]:
+def layer_sensitivity(
+    twin_path: str | Path,
+    qdq_path: str | Path,
+    arrays: np.ndarray,
+    *,
+    input_name: str = "input",
+    batch: int | None = None,
+) -> tuple[LayerSensitivity, ...]:
     """Per-node SQNR of the QDQ model ``qdq_path`` against the float graph it was quantized from.
 
     Every dequantized activation of the QDQ model is paired with the float tensor it stands for in
@@ -65,11 +71,12 @@ def layer_sensitivity(twin_path: str | Path, qdq_path: str | Path, arrays: np.nd
         _save_with_outputs(qdq, q_names, qa)
         # One image at a time: every intermediate tensor of a 224² U-Net is ~200 MB per image.
         kw = dict(input_name=input_name, batch=batch, level="basic", step=1)
-        for ref, out in zip(_iter_outputs(fa, arrays, outputs=twin_names, **kw),
-                            _iter_outputs(qa, arrays, outputs=q_names, **kw)):
+        for ref, out in zip(
+            _iter_outputs(fa, arrays, outputs=twin_names, **kw), _iter_outputs(qa, arrays, outputs=q_names, **kw)
+        ):
             for t, r, o in zip(twin_names, ref, out):
                 r64 = r.astype(np.float64)
-                signal[t] += float((r64 ** 2).sum())
+                signal[t] += float((r64**2).sum())
                 noise[t] += float(((r64 - o.astype(np.float64)) ** 2).sum())
     sqnr = {t: _sqnr(signal[t], noise[t]) for t in twin_names}
     weights = _weight_sqnr(twin, qdq)
@@ -84,15 +91,21 @@ def layer_sensitivity(twin_path: str | Path, qdq_path: str | Path, arrays: np.nd
         if node.name not in q_nodes or not node.output:
             continue
         out_t = node.output[0]
-        while out_t not in sqnr and len(consumers[out_t]) == 1 and (
-                consumers[out_t][0].op_type in _ACTIVATIONS or consumers[out_t][0].name.endswith(SCALE_SUFFIX)):
+        while (
+            out_t not in sqnr
+            and len(consumers[out_t]) == 1
+            and (consumers[out_t][0].op_type in _ACTIVATIONS or consumers[out_t][0].name.endswith(SCALE_SUFFIX))
+        ):
             out_t = consumers[out_t][0].output[0]  # the quantizer absorbed this activation into the output's Q
         ins = [sqnr[i] for i in node.input if i in sqnr]
         if out_t not in sqnr or not ins:
             continue
         worst_in = min(ins)
-        result.append(LayerSensitivity(node.name, node.op_type, sqnr[out_t], worst_in,
-                                       max(0.0, worst_in - sqnr[out_t]), weights.get(node.name)))
+        result.append(
+            LayerSensitivity(
+                node.name, node.op_type, sqnr[out_t], worst_in, max(0.0, worst_in - sqnr[out_t]), weights.get(node.name)
+            )
+        )
     result.sort(key=lambda s: (-s.loss_db, s.sqnr_db))
     return tuple(result)
 
@@ -127,8 +140,9 @@ def _save_with_outputs(model: onnx.ModelProto, names: list, path: Path) -> None:
 
     model = onnx.ModelProto.FromString(model.SerializeToString())
     present = {o.name for o in model.graph.output}
-    model.graph.output.extend(helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None)
-                              for n in names if n not in present)
+    model.graph.output.extend(
+        helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in names if n not in present
+    )
     onnx.save(model, str(path))
 
 
@@ -162,5 +176,5 @@ def _weight_sqnr(twin: onnx.ModelProto, qdq: onnx.ModelProto) -> dict:
             s = s.reshape(shape)
             z = np.reshape(z, shape) if np.ndim(z) == 1 and np.size(z) > 1 else z
         deq = (q - z) * s
-        out[node.name] = _sqnr(float((w ** 2).sum()), float(((w - deq) ** 2).sum()))
+        out[node.name] = _sqnr(float((w**2).sum()), float(((w - deq) ** 2).sum()))
     return out

@@ -93,11 +93,21 @@ def simplify(model: onnx.ModelProto, *, enabled: bool = True) -> tuple[onnx.Mode
 
         simplified, ok = onnxsim.simplify(model)
     except Exception as exc:  # onnxsim raises many kinds of errors on graphs it cannot handle
-        return model, SimplifyResult(False, before, len(model.graph.node), rewrites,
-                                     f"onnxsim failed ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}); kept the unsimplified graph")
+        return model, SimplifyResult(
+            False,
+            before,
+            len(model.graph.node),
+            rewrites,
+            f"onnxsim failed ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}); kept the unsimplified graph",
+        )
     if not ok:
-        return model, SimplifyResult(False, before, len(model.graph.node), rewrites,
-                                     "onnxsim's check of the simplified graph failed; kept the unsimplified graph")
+        return model, SimplifyResult(
+            False,
+            before,
+            len(model.graph.node),
+            rewrites,
+            "onnxsim's check of the simplified graph failed; kept the unsimplified graph",
+        )
     # A second pass: onnxsim may fold constants that expose more spatial means / flattens.
     rewrites2 = use_portable_ops(simplified)
     rewrites = {k: rewrites[k] + rewrites2[k] for k in rewrites}

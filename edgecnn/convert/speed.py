@@ -99,12 +99,24 @@ def _depthwise_convs(path: str | Path) -> int:
     from onnx import helper
 
     model = onnx.load(str(path), load_external_data=False)
-    return sum(1 for n in model.graph.node if n.op_type == "Conv" and any(
-        a.name == "group" and helper.get_attribute_value(a) > 1 for a in n.attribute))
+    return sum(
+        1
+        for n in model.graph.node
+        if n.op_type == "Conv" and any(a.name == "group" and helper.get_attribute_value(a) > 1 for a in n.attribute)
+    )
 
 
-def speed_gate(fp32_path: str | Path, candidates: dict, *, input_size: tuple | None = None, batch: int | None = None,
-               threads: int = 2, seconds: float = 0.5, warmup: int = 5, rounds: int = 5) -> SpeedGate:
+def speed_gate(
+    fp32_path: str | Path,
+    candidates: dict,
+    *,
+    input_size: tuple | None = None,
+    batch: int | None = None,
+    threads: int = 2,
+    seconds: float = 0.5,
+    warmup: int = 5,
+    rounds: int = 5,
+) -> SpeedGate:
     """Time fp32 and each candidate (name → path) side by side with ``bench.benchmark_many``.
 
     The runs are interleaved in rounds, so drift on a shared machine lands on all alike and the ratios are
@@ -116,8 +128,16 @@ def speed_gate(fp32_path: str | Path, candidates: dict, *, input_size: tuple | N
     paths = [fp32_path] + [candidates[n] for n in names]
     # 20 ms pauses, not bench's 100: onnxruntime's pool threads stop spinning within a few ms and each chunk
     # starts with an untimed run anyway; at 5 rounds × 2 files the longer pause was a second of every export.
-    results = benchmark_many(paths, threads=threads, batch_sizes=(batch or 1,), warmup=warmup, seconds=seconds,
-                             rounds=rounds, input_size=input_size, settle_s=0.02)
+    results = benchmark_many(
+        paths,
+        threads=threads,
+        batch_sizes=(batch or 1,),
+        warmup=warmup,
+        seconds=seconds,
+        rounds=rounds,
+        input_size=input_size,
+        settle_s=0.02,
+    )
     p50 = [r.batches[0].latency.p50_ms for r in results]
     fp32_ms, cand_ms = p50[0], dict(zip(names, p50[1:]))
     ratios = {n: ms / fp32_ms for n, ms in cand_ms.items()}
@@ -126,8 +146,10 @@ def speed_gate(fp32_path: str | Path, candidates: dict, *, input_size: tuple | N
     causes: list[str] = []
     if names and min(ratios.values()) >= 1.0:
         causes = explain_slow_int8(islands[names[0]], vnni, depthwise, fp32_ms, _count_ops(fp32_path, "ConvTranspose"))
-    method = (f"bench.benchmark_many: {threads} threads, batch {batch or 1}, {warmup} warmup runs, ~{seconds:g} s of "
-              f"timed runs per model interleaved in {rounds} rounds; p50 latency")
+    method = (
+        f"bench.benchmark_many: {threads} threads, batch {batch or 1}, {warmup} warmup runs, ~{seconds:g} s of "
+        f"timed runs per model interleaved in {rounds} rounds; p50 latency"
+    )
     return SpeedGate(fp32_ms, cand_ms, ratios, threads, batch or 1, method, islands, vnni, depthwise, tuple(causes))
 
 
@@ -141,24 +163,34 @@ def vnni_label() -> str:
     return {True: "with VNNI", False: "without VNNI"}.get(cpu_has_vnni(), "VNNI unknown")
 
 
-def explain_slow_int8(islands: dict, vnni: bool | None, depthwise: int, fp32_ms: float, conv_transpose: int) -> list[str]:
+def explain_slow_int8(
+    islands: dict, vnni: bool | None, depthwise: int, fp32_ms: float, conv_transpose: int
+) -> list[str]:
     """Likely reasons an int8 graph is not faster than its fp32 on onnxruntime's CPU provider, most likely first."""
     causes = []
     if islands.get("count"):
         ops = ", ".join(f"{op}×{n}" for op, n in islands["ops"].items())
-        causes.append(f"{islands['count']} Q/DQ round trips: onnxruntime has no int8 kernel or fusion for {ops}, so "
-                      "each runs in float between a DequantizeLinear and a QuantizeLinear")
+        causes.append(
+            f"{islands['count']} Q/DQ round trips: onnxruntime has no int8 kernel or fusion for {ops}, so "
+            "each runs in float between a DequantizeLinear and a QuantizeLinear"
+        )
     if vnni is False:
-        causes.append("this CPU lacks VNNI (no avx512_vnni/avx_vnni flag): int8 dot products take three "
-                      "instructions instead of one, which eats most of int8's advantage")
+        causes.append(
+            "this CPU lacks VNNI (no avx512_vnni/avx_vnni flag): int8 dot products take three "
+            "instructions instead of one, which eats most of int8's advantage"
+        )
     if depthwise:
-        causes.append(f"{depthwise} depthwise convolutions: onnxruntime's int8 depthwise kernel is 1.5–3× slower than "
-                      "its fp32 NCHWc one on early, narrow layers (measured), so int8 gains only on the 1×1 convolutions")
+        causes.append(
+            f"{depthwise} depthwise convolutions: onnxruntime's int8 depthwise kernel is 1.5–3× slower than "
+            "its fp32 NCHWc one on early, narrow layers (measured), so int8 gains only on the 1×1 convolutions"
+        )
     if conv_transpose:
         causes.append(f"{conv_transpose} ConvTranspose: no int8 kernel on the CPU provider, it runs in float")
     if fp32_ms < 0.3:
-        causes.append(f"the model is tiny ({fp32_ms:.3f} ms in fp32): per-operator overhead, not arithmetic, "
-                      "dominates, and int8 adds quantize/dequantize operators")
+        causes.append(
+            f"the model is tiny ({fp32_ms:.3f} ms in fp32): per-operator overhead, not arithmetic, "
+            "dominates, and int8 adds quantize/dequantize operators"
+        )
     if not causes:
         causes.append("no structural cause found; on a busy machine timings drift — re-measure with `edgecnn bench`")
     return causes

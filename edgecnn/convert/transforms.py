@@ -47,10 +47,8 @@ def resize(pixels: torch.Tensor, params: PreprocessParams) -> torch.Tensor:
     if pixels.device.type == "cpu":
         # torch's CPU kernel takes uint8 directly and, like Pillow, rounds to uint8 between its horizontal and
         # vertical passes: this is what torchvision's resize of a uint8 tensor runs, and it matches Pillow.
-        return F.interpolate(pixels.unsqueeze(0), size=size, mode="bilinear", antialias=True,
-                             align_corners=False)[0]
-    out = F.interpolate(pixels.unsqueeze(0).float(), size=size, mode="bilinear", antialias=True,
-                        align_corners=False)[0]
+        return F.interpolate(pixels.unsqueeze(0), size=size, mode="bilinear", antialias=True, align_corners=False)[0]
+    out = F.interpolate(pixels.unsqueeze(0).float(), size=size, mode="bilinear", antialias=True, align_corners=False)[0]
     # A resize of uint8 pixels yields uint8 pixels (Pillow's, and torchvision's on uint8 tensors): round back.
     return out.round_().clamp_(0, 255).to(torch.uint8)
 
@@ -65,4 +63,4 @@ def center_crop(pixels: torch.Tensor, crop) -> torch.Tensor:
     if pad_top or pad_left or pad_bottom or pad_right:
         pixels = F.pad(pixels, (pad_left, pad_right, pad_top, pad_bottom), value=0)
         top, left = top + pad_top, left + pad_left
-    return pixels[..., top:top + crop_h, left:left + crop_w]
+    return pixels[..., top : top + crop_h, left : left + crop_w]

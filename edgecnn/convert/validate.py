@@ -71,8 +71,12 @@ class ProviderCheck:
         return all(o.report.passed for o in self.outputs)
 
     def to_dict(self) -> dict:
-        return {"requested": list(self.requested), "providers": list(self.providers), "passed": self.passed,
-                "outputs": [o.to_dict() for o in self.outputs]}
+        return {
+            "requested": list(self.requested),
+            "providers": list(self.providers),
+            "passed": self.passed,
+            "outputs": [o.to_dict() for o in self.outputs],
+        }
 
 
 @dataclass(frozen=True)
@@ -130,10 +134,19 @@ class _Inputs:
     record: dict = field(default_factory=dict)
 
 
-def validate(path: str | os.PathLike, *, against: str | None = None, weights: str | None = None,
-             providers: str | Sequence[str | Sequence[str]] = ("cpu",), data: str | os.PathLike | None = None,
-             count: int = DEFAULT_COUNT, seed: int = 0, arch_options: dict | None = None,
-             tolerances: dict | None = None, threads: int | None = None) -> ValidationResult:
+def validate(
+    path: str | os.PathLike,
+    *,
+    against: str | None = None,
+    weights: str | None = None,
+    providers: str | Sequence[str | Sequence[str]] = ("cpu",),
+    data: str | os.PathLike | None = None,
+    count: int = DEFAULT_COUNT,
+    seed: int = 0,
+    arch_options: dict | None = None,
+    tolerances: dict | None = None,
+    threads: int | None = None,
+) -> ValidationResult:
     """Check an exported ``.onnx`` file against the PyTorch model it was exported from.
 
     Args:
@@ -186,16 +199,30 @@ def validate(path: str | os.PathLike, *, against: str | None = None, weights: st
             session = make_session(path, entry, threads=threads)
         names = [o.name for o in session.get_outputs()]
         if len(names) != len(reference.fp32):
-            raise ArtifactError(f"{path.name} has {len(names)} outputs but the PyTorch {spec.name} has "
-                                f"{len(reference.fp32)}; is --against the right architecture?")
+            raise ArtifactError(
+                f"{path.name} has {len(names)} outputs but the PyTorch {spec.name} has "
+                f"{len(reference.fp32)}; is --against the right architecture?"
+            )
         outputs = _run_onnx(session, inputs.onnx, card)
-        reports = tuple(OutputCheck(n, compare(ref, out, task=card.task, precision=card.precision,
-                                               tolerances=tolerances, exact=reference.yardstick(card.precision, k)))
-                        for k, (n, ref, out) in enumerate(zip(names, reference.fp32, outputs)))
+        reports = tuple(
+            OutputCheck(
+                n,
+                compare(
+                    ref,
+                    out,
+                    task=card.task,
+                    precision=card.precision,
+                    tolerances=tolerances,
+                    exact=reference.yardstick(card.precision, k),
+                ),
+            )
+            for k, (n, ref, out) in enumerate(zip(names, reference.fp32, outputs))
+        )
         checks.append(ProviderCheck(tuple(entry), tuple(session.get_providers()), reports))
         session = None  # one session at a time
-    return ValidationResult(str(path), spec.name, card.task, card.precision, weights_record, inputs.record,
-                            tuple(checks), tuple(notes))
+    return ValidationResult(
+        str(path), spec.name, card.task, card.precision, weights_record, inputs.record, tuple(checks), tuple(notes)
+    )
 
 
 # --------------------------------------------------------------------------------- what the file is
@@ -212,13 +239,17 @@ def _identify(session, path: Path, against: str | None, arch_options: dict | Non
         shapes = {o.name: o.shape for o in session.get_outputs()}
         check_classes(path.name, card, shapes.get(card.output_name, session.get_outputs()[0].shape))
     if card is None and against is None:
-        raise ArtifactError(f"{path.name} carries no edgecnn card, so its PyTorch source is unknown; pass "
-                            "--against NAME (and --weights CKPT) to say which architecture and checkpoint it is")
+        raise ArtifactError(
+            f"{path.name} carries no edgecnn card, so its PyTorch source is unknown; pass "
+            "--against NAME (and --weights CKPT) to say which architecture and checkpoint it is"
+        )
     spec = get_spec(against if against is not None else card.model)
     if card is None:
         card = _card_from_graph(session, spec, path)
-        notes.append(f"{path.name} has no edgecnn card: input size, classes and precision were read from the "
-                     f"graph, preprocessing is {spec.name}'s default")
+        notes.append(
+            f"{path.name} has no edgecnn card: input size, classes and precision were read from the "
+            f"graph, preprocessing is {spec.name}'s default"
+        )
     elif spec.name != card.model:
         notes.append(f"compared with {spec.name}, not the card's {card.model}")
     if arch_options is not None:
@@ -238,10 +269,20 @@ def _card_from_graph(session, spec, path: Path) -> ModelCard:
     channels = shape[1] if isinstance(shape[1], int) else 3
     mean = list(spec.mean) if channels == len(spec.mean) else [float(np.mean(spec.mean))] * channels
     std = list(spec.std) if channels == len(spec.std) else [float(np.mean(spec.std))] * channels
-    return ModelCard(model=spec.name, task=spec.task, input_name=inp.name, output_name=out.name,
-                     input_shape=[d if isinstance(d, int) else n for d, n in zip(shape, ["batch", 3, "height", "width"])],
-                     mean=mean, std=std, resize=resize, crop=hw, num_classes=int(classes),
-                     precision=_graph_precision(path), weights={})
+    return ModelCard(
+        model=spec.name,
+        task=spec.task,
+        input_name=inp.name,
+        output_name=out.name,
+        input_shape=[d if isinstance(d, int) else n for d, n in zip(shape, ["batch", 3, "height", "width"])],
+        mean=mean,
+        std=std,
+        resize=resize,
+        crop=hw,
+        num_classes=int(classes),
+        precision=_graph_precision(path),
+        weights={},
+    )
 
 
 def _graph_precision(path: Path) -> str:
@@ -284,8 +325,10 @@ def _load_inputs(card: ModelCard, data, count: int, seed: int) -> _Inputs:
             except InputError as exc:  # a broken image is skipped and named, not fatal
                 skipped.append({"name": str(f.relative_to(folder)), "reason": str(exc)})
         if not images:
-            raise InputError(f"none of the {len(files)} images in '{folder}' could be read "
-                             f"(first: {skipped[0]['reason']}); pass a folder of valid images")
+            raise InputError(
+                f"none of the {len(files)} images in '{folder}' could be read "
+                f"(first: {skipped[0]['reason']}); pass a folder of valid images"
+            )
         source, available = str(folder.resolve()), len(files)
     torch_in = np.stack([preprocess(im, card) for im in images])
     onnx_in = np.stack([preprocess_uint8(im, card) for im in images]) if embedded else torch_in
@@ -304,8 +347,10 @@ def _run_onnx(session, arrays: np.ndarray, card: ModelCard) -> list[np.ndarray]:
     if inp.type not in _FEED_TYPES:
         raise ArtifactError(f"input {inp.name!r} has type {inp.type}; validate feeds float32/float16/uint8 images")
     feed = arrays.astype(ORT_DTYPES[inp.type], copy=False)
-    chunks = [[np.asarray(o, dtype=np.float32) for o in outs]
-              for outs in iter_batched(session, feed, input_name=inp.name, chunk=_CHUNK)]
+    chunks = [
+        [np.asarray(o, dtype=np.float32) for o in outs]
+        for outs in iter_batched(session, feed, input_name=inp.name, chunk=_CHUNK)
+    ]
     return [np.concatenate(parts) for parts in zip(*chunks)]
 
 
@@ -322,9 +367,20 @@ def table_rows(result: ValidationResult) -> tuple[list[str], list[list[str]]]:
             if r.task == "segmentation":
                 agree = f"pixel {r.pixel_agreement:.4f} mIoU {r.mean_iou:.4f}"
             else:
-                decisive = "" if r.decisive_top1 is None else f" (decisive {r.decisive_top1:.3f} of {r.decisive_samples})"
+                decisive = (
+                    "" if r.decisive_top1 is None else f" (decisive {r.decisive_top1:.3f} of {r.decisive_samples})"
+                )
                 agree = f"top1 {r.top1_agreement:.3f} top5 {r.top5_agreement:.3f}{decisive}"
-            rows.append(["+".join(check.requested), ",".join(p.replace("ExecutionProvider", "") for p in check.providers),
-                         o.name, f"{r.max_abs:.2e}", f"{r.max_rel:.2e}", f"{r.cosine:.6f}", agree,
-                         "PASS" if r.passed else "FAIL"])
+            rows.append(
+                [
+                    "+".join(check.requested),
+                    ",".join(p.replace("ExecutionProvider", "") for p in check.providers),
+                    o.name,
+                    f"{r.max_abs:.2e}",
+                    f"{r.max_rel:.2e}",
+                    f"{r.cosine:.6f}",
+                    agree,
+                    "PASS" if r.passed else "FAIL",
+                ]
+            )
     return headers, rows

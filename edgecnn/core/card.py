@@ -106,11 +106,11 @@ class ModelCard:
         known = {f.name for f in dataclasses.fields(cls)}
         values: dict[str, Any] = {}
         for key, raw in props.items():
-            if key.startswith(PREFIX) and key[len(PREFIX):] in known:
+            if key.startswith(PREFIX) and key[len(PREFIX) :] in known:
                 try:
-                    values[key[len(PREFIX):]] = json.loads(raw)
+                    values[key[len(PREFIX) :]] = json.loads(raw)
                 except (json.JSONDecodeError, RecursionError):
-                    values[key[len(PREFIX):]] = raw  # a bare string, as other tools write names
+                    values[key[len(PREFIX) :]] = raw  # a bare string, as other tools write names
         check_card_values(values, source)
         return cls(**values)
 
@@ -160,7 +160,10 @@ ARCH_OPTION_SCHEMA = {
     "width_mult": Where(float, lambda v: is_finite(v) and 0 < v <= 16, "a positive number (at most 16)"),
     "dropout": Where(float, lambda v: is_finite(v) and 0 <= v < 1, "a number from 0 to below 1"),
     "in_channels": _positive_int(MAX_CHANNELS),
-    "bilinear": bool, "aux_logits": bool, "transform_input": bool, "zero_init_residual": bool,
+    "bilinear": bool,
+    "aux_logits": bool,
+    "transform_input": bool,
+    "zero_init_residual": bool,
 }
 _SCALAR = (str, float, bool, None)
 
@@ -169,22 +172,38 @@ CARD_SCHEMA = {
     "card_version": Opt(_positive_int()),
     "model": Where(str, lambda v: bool(v.strip()), "a model name"),
     "task": Opt(Choice("classification", "segmentation")),
-    "input_name": Opt(str), "output_name": Opt(str),
-    "input_shape": Opt(Where(list, lambda v: len(v) == 4 and all(_axis(d) for d in v),
-                             "a list of 4 sizes (positive integers, or names for dynamic axes)")),
+    "input_name": Opt(str),
+    "output_name": Opt(str),
+    "input_shape": Opt(
+        Where(
+            list,
+            lambda v: len(v) == 4 and all(_axis(d) for d in v),
+            "a list of 4 sizes (positive integers, or names for dynamic axes)",
+        )
+    ),
     "layout": Opt(Choice("NCHW", "NHWC")),
-    "input_dtype": Opt(str), "color_order": Opt(str), "interpolation": Opt(str), "precision": Opt(str),
+    "input_dtype": Opt(str),
+    "color_order": Opt(str),
+    "interpolation": Opt(str),
+    "precision": Opt(str),
     "pixel_scale": Opt(Where(float, lambda v: is_finite(v) and v > 0, "a positive number")),
     "mean": Opt(_numbers(positive=False)),
     "std": Opt(_numbers(positive=True)),
     "resize": Opt((None, _positive_int(2 * MAX_SIDE))),
-    "crop": Opt(Where(list, lambda v: len(v) == 2 and all(isinstance(d, int) and not isinstance(d, bool)
-                                                           and 1 <= d <= MAX_SIDE for d in v),
-                      f"[height, width], each an integer from 1 to {MAX_SIDE}")),
+    "crop": Opt(
+        Where(
+            list,
+            lambda v: (
+                len(v) == 2 and all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= MAX_SIDE for d in v)
+            ),
+            f"[height, width], each an integer from 1 to {MAX_SIDE}",
+        )
+    ),
     "num_classes": Opt(_positive_int(MAX_CLASSES)),
     "labels": Opt((None, [str])),
     "opset": Opt(_positive_int()),
-    "weights": Opt(dict), "versions": Opt(dict),
+    "weights": Opt(dict),
+    "versions": Opt(dict),
     "preprocess_embedded": Opt(bool),
     "extra": Opt({"arch_options": Opt(MapOf(_SCALAR)), "size_multiple": Opt(_positive_int(1024))}),
 }
@@ -202,8 +221,11 @@ def check_card_values(values: Mapping[str, Any], source: str | None = None) -> N
     try:
         check(dict(values), CARD_SCHEMA)
         arch = (values.get("extra") or {}).get("arch_options") or {}
-        check({k: v for k, v in arch.items() if k in ARCH_OPTION_SCHEMA},
-              {k: Opt(spec) for k, spec in ARCH_OPTION_SCHEMA.items()}, "extra.arch_options")
+        check(
+            {k: v for k, v in arch.items() if k in ARCH_OPTION_SCHEMA},
+            {k: Opt(spec) for k, spec in ARCH_OPTION_SCHEMA.items()},
+            "extra.arch_options",
+        )
     except Mismatch as exc:
         raise ArtifactError(f"{where} {PREFIX}{exc.key} {exc.detail}; {fix}") from None
     mean, std = values.get("mean"), values.get("std")
@@ -211,8 +233,10 @@ def check_card_values(values: Mapping[str, Any], source: str | None = None) -> N
         raise ArtifactError(f"{where} {PREFIX}std has {len(std)} values but {PREFIX}mean {len(mean)}; {fix}")
     labels, classes = values.get("labels"), values.get("num_classes", ModelCard.num_classes)
     if labels is not None and not labels_fit(len(labels), classes):
-        raise ArtifactError(f"{where} {PREFIX}labels holds {len(labels)} names but {PREFIX}num_classes is "
-                            f"{classes}: every class needs one name, in class order; {fix}")
+        raise ArtifactError(
+            f"{where} {PREFIX}labels holds {len(labels)} names but {PREFIX}num_classes is "
+            f"{classes}: every class needs one name, in class order; {fix}"
+        )
 
 
 def labels_fit(names: int, classes: int) -> bool:
@@ -228,8 +252,9 @@ def class_axis(output_shape: Sequence) -> int | None:
     return width if isinstance(width, int) and not isinstance(width, bool) and width > 0 else None
 
 
-def check_classes(source: str, card: "ModelCard | None", output_shape: Sequence,
-                  labels: Sequence[str] | None = None) -> None:
+def check_classes(
+    source: str, card: "ModelCard | None", output_shape: Sequence, labels: Sequence[str] | None = None
+) -> None:
     """Check the class count the card states and the labels given against the graph's output.
 
     Args:
@@ -246,10 +271,14 @@ def check_classes(source: str, card: "ModelCard | None", output_shape: Sequence,
     """
     width = class_axis(output_shape)
     if card is not None and width is not None and card.num_classes != width:
-        raise ArtifactError(f"{source}: its card says {card.num_classes} classes ({PREFIX}num_classes) but the "
-                            f"graph's output has {width}; the card belongs to another model or was edited: export "
-                            "the model again")
+        raise ArtifactError(
+            f"{source}: its card says {card.num_classes} classes ({PREFIX}num_classes) but the "
+            f"graph's output has {width}; the card belongs to another model or was edited: export "
+            "the model again"
+        )
     classes = width if width is not None else (card.num_classes if card is not None else None)
     if labels is not None and classes is not None and not labels_fit(len(labels), classes):
-        raise InputError(f"{len(labels)} class names given (labels / --labels) for the {classes} classes of "
-                         f"{source}: every class needs one name, in class order (one per line)")
+        raise InputError(
+            f"{len(labels)} class names given (labels / --labels) for the {classes} classes of "
+            f"{source}: every class needs one name, in class order (one per line)"
+        )

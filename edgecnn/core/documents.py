@@ -77,8 +77,15 @@ class Mismatch(Exception):
         self.key, self.detail = key, detail
 
 
-_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", dict: "an object",
-               list: "a list", None: "null"}
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    dict: "an object",
+    list: "a list",
+    None: "null",
+}
 
 
 def describe(spec: Any) -> str:
@@ -99,7 +106,7 @@ def describe(spec: Any) -> str:
 def _plural(text: str) -> str:
     for article in ("an ", "a "):
         if text.startswith(article):
-            return text[len(article):] + ("s" if not text.endswith("s") else "")
+            return text[len(article) :] + ("s" if not text.endswith("s") else "")
     return text
 
 
@@ -114,7 +121,7 @@ def shown(value: Any, limit: int = 40) -> str:
     if isinstance(value, dict):
         return "an object"
     text = repr(value) if isinstance(value, str) else str(value)
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def is_number(value: Any) -> bool:
@@ -203,8 +210,10 @@ def read_json_file(path: str | os.PathLike, fix: str) -> Any:
     try:
         size = path.stat().st_size
         if size > MAX_DOCUMENT_BYTES:
-            raise ArtifactError(f"{path} is {size / 2**20:.0f} MiB, more than any edgecnn document "
-                                f"({MAX_DOCUMENT_BYTES >> 20} MiB): not one; {fix}")
+            raise ArtifactError(
+                f"{path} is {size / 2**20:.0f} MiB, more than any edgecnn document "
+                f"({MAX_DOCUMENT_BYTES >> 20} MiB): not one; {fix}"
+            )
         data = path.read_bytes()
     except OSError as exc:
         raise ArtifactError(f"cannot read {path} ({exc.strerror or exc}); {fix}") from None
@@ -219,13 +228,15 @@ def parse_json(data: bytes, name: str, fix: str) -> Any:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ArtifactError(f"{name} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
-                            f"{fix}") from None
+        raise ArtifactError(
+            f"{name} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); {fix}"
+        ) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{name} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-                            f"{fix}") from None
+        raise ArtifactError(
+            f"{name} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); {fix}"
+        ) from None
     except RecursionError:
         raise ArtifactError(f"{name} is not an edgecnn document (nested too deeply); {fix}") from None
 
@@ -257,8 +268,14 @@ def checked(value: Any, spec: Any, name: str, fix: str, prefix: str = "") -> Any
 
 _FILE_NAME = Where(str, lambda v: bool(v.strip()), "a file name")
 _PARITY = {"passed": bool, "judged": Opt(bool), "failures": Opt([str])}
-_ARTIFACT = {"file": _FILE_NAME, "precision": str, "parity": _PARITY, "size_bytes": Opt(int),
-             "sha256": Opt((str, None)), "notes": Opt([str])}
+_ARTIFACT = {
+    "file": _FILE_NAME,
+    "precision": str,
+    "parity": _PARITY,
+    "size_bytes": Opt(int),
+    "sha256": Opt((str, None)),
+    "notes": Opt([str]),
+}
 
 #: What an export manifest holds, as far as edgecnn's readers (mobile, web, sweep, int8-report, tools) use it.
 EXPORT_MANIFEST_SCHEMA = {
@@ -289,16 +306,30 @@ def read_export_manifest(folder: str | os.PathLike) -> dict:
         raise ArtifactError(f"no {EXPORT_MANIFEST} in '{folder}'; is it an edgecnn export folder?")
     manifest = read_json_file(path, _EXPORT_FIX)
     if not isinstance(manifest, dict):
-        raise ArtifactError(f"{path} is not an edgecnn export manifest (a JSON object), got {shown(manifest)}; "
-                            f"{_EXPORT_FIX}")
+        raise ArtifactError(
+            f"{path} is not an edgecnn export manifest (a JSON object), got {shown(manifest)}; {_EXPORT_FIX}"
+        )
     return checked(manifest, EXPORT_MANIFEST_SCHEMA, str(path), _EXPORT_FIX)
 
 
-_AGREEMENT = {"sqnr_db": float, "samples": int, "top1": Opt(float), "pixel": Opt(float), "miou": Opt(float),
-              "kl": Opt(float)}
-_SPEED_GATE = {"fp32_ms": float, "candidates_ms": MapOf(float), "ratios": MapOf(float), "threads": int,
-               "batch": int, "vnni": (bool, None), "round_trips": Opt(MapOf({"count": int, "ops": MapOf(int)})),
-               "causes": Opt([str])}
+_AGREEMENT = {
+    "sqnr_db": float,
+    "samples": int,
+    "top1": Opt(float),
+    "pixel": Opt(float),
+    "miou": Opt(float),
+    "kl": Opt(float),
+}
+_SPEED_GATE = {
+    "fp32_ms": float,
+    "candidates_ms": MapOf(float),
+    "ratios": MapOf(float),
+    "threads": int,
+    "batch": int,
+    "vnni": (bool, None),
+    "round_trips": Opt(MapOf({"count": int, "ops": MapOf(int)})),
+    "causes": Opt([str]),
+}
 
 #: What ``int8-report`` reads of a manifest's ``int8`` record (convert/int8.py's ``Int8Result.to_dict``).
 INT8_RECORD_SCHEMA = {
@@ -311,10 +342,22 @@ INT8_RECORD_SCHEMA = {
     "judged": Opt(bool),
     "agreement": Opt((None, _AGREEMENT)),
     "calibration_candidates": Opt(MapOf({"top1": Opt(float), "miou": Opt(float), "kl": Opt(float)})),
-    "form": Opt({"hardswish_decomposed": Opt(int), "hardsigmoid_decomposed": Opt(int), "scales_folded": Opt(int),
-                 "biases_corrected": Opt(int)}),
-    "sensitivity": Opt({"layers": int, "most_sensitive": [{"node": str, "op_type": str, "sqnr_db": float,
-                                                          "loss_db": float, "weight_sqnr_db": Opt((float, None))}]}),
+    "form": Opt(
+        {
+            "hardswish_decomposed": Opt(int),
+            "hardsigmoid_decomposed": Opt(int),
+            "scales_folded": Opt(int),
+            "biases_corrected": Opt(int),
+        }
+    ),
+    "sensitivity": Opt(
+        {
+            "layers": int,
+            "most_sensitive": [
+                {"node": str, "op_type": str, "sqnr_db": float, "loss_db": float, "weight_sqnr_db": Opt((float, None))}
+            ],
+        }
+    ),
     "fallback": Opt({"nodes": Opt([str]), "rounds": Opt([{"nodes": int, "agreement": _AGREEMENT}])}),
     "speed_gate": Opt((None, _SPEED_GATE)),
     "warnings": Opt([str]),
@@ -334,8 +377,16 @@ def int8_record(folder: str | os.PathLike) -> dict | None:
 
 # --- the bundle manifest (bundle.json) ---------------------------------------------------------------------------
 
-_BUNDLE_MODEL = {"file": _FILE_NAME, "precision": str, "input": str, "expected": str, "task": Opt(str),
-                 "tolerance": Opt((None, MapOf(float))), "input_shape": Opt(list), "layout": Opt(str)}
+_BUNDLE_MODEL = {
+    "file": _FILE_NAME,
+    "precision": str,
+    "input": str,
+    "expected": str,
+    "task": Opt(str),
+    "tolerance": Opt((None, MapOf(float))),
+    "input_shape": Opt(list),
+    "layout": Opt(str),
+}
 
 #: What ``bundle.json`` holds, as selftest, web and the Node runner read it.
 BUNDLE_SCHEMA = {
@@ -363,10 +414,12 @@ def read_bundle_json(root: str | os.PathLike) -> dict:
     if not root.exists():
         raise ArtifactError(f"{root}: no such bundle folder")
     if not path.is_file():
-        raise ArtifactError(f"{root} is not an edgecnn bundle (no {BUNDLE_JSON}); make one with "
-                            "'edgecnn export NAME --bundle'")
+        raise ArtifactError(
+            f"{root} is not an edgecnn bundle (no {BUNDLE_JSON}); make one with 'edgecnn export NAME --bundle'"
+        )
     manifest = read_json_file(path, _BUNDLE_FIX)
     if not isinstance(manifest, dict) or "edgecnn_bundle" not in manifest:
-        raise ArtifactError(f"{path} is not an edgecnn bundle manifest (a JSON object with edgecnn_bundle: 1); "
-                            f"{_BUNDLE_FIX}")
+        raise ArtifactError(
+            f"{path} is not an edgecnn bundle manifest (a JSON object with edgecnn_bundle: 1); {_BUNDLE_FIX}"
+        )
     return checked(manifest, BUNDLE_SCHEMA, str(path), _BUNDLE_FIX)

@@ -59,8 +59,14 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 
 
 @contextlib.contextmanager
-def staged_output(out_dir: str | os.PathLike, force: bool, notes: list | None = None, *, writer: str = "export",
-                  inputs: Sequence[str | os.PathLike] = ()) -> Iterator[Path]:
+def staged_output(
+    out_dir: str | os.PathLike,
+    force: bool,
+    notes: list | None = None,
+    *,
+    writer: str = "export",
+    inputs: Sequence[str | os.PathLike] = (),
+) -> Iterator[Path]:
     """Build an output folder in a staging folder beside it; move it into place only when the block succeeds.
 
     The folder is locked for the whole block (``output_lock``): a second writer is refused at once. A folder
@@ -81,8 +87,10 @@ def staged_output(out_dir: str | os.PathLike, force: bool, notes: list | None = 
         try:
             yield staging
             if not force and out_dir.is_dir() and any(out_dir.iterdir()):  # appeared meanwhile, without our lock
-                raise ArtifactError(f"'{out_dir}' was filled by another process while this one ran; "
-                                    "nothing was replaced (pass --force to replace it)")
+                raise ArtifactError(
+                    f"'{out_dir}' was filled by another process while this one ran; "
+                    "nothing was replaced (pass --force to replace it)"
+                )
             _refuse_foreign(out_dir)  # a file dropped there while this run worked is not swapped away either
             write_listing(staging, writer)
             _swap_in(staging, out_dir)
@@ -112,25 +120,32 @@ def output_lock(out_dir: str | os.PathLike, notes: list | None = None) -> Iterat
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ArtifactError(f"cannot create output folder '{path.parent}' ({exc.strerror}); pass --out DIR") from None
-    record = {"pid": os.getpid(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
-              "since": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-              "started": process_start(os.getpid())}
+    record = {
+        "pid": os.getpid(),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
+        "since": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "started": process_start(os.getpid()),
+    }
     for _ in range(2):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             holder = _read_lock(path)
             if not holder and _age_s(path) < 10:  # just created by another writer, its record not yet written
-                raise ArtifactError(f"'{out_dir}' is being written by another process (lock {path.name}); "
-                                    "wait for it to finish") from None
+                raise ArtifactError(
+                    f"'{out_dir}' is being written by another process (lock {path.name}); wait for it to finish"
+                ) from None
             if holder.get("pid") and _holder_alive(holder) and int(holder["pid"]) != os.getpid():
                 raise ArtifactError(
                     f"'{out_dir}' is being written by process {holder['pid']} ({holder.get('command') or '?'}, "
-                    f"since {holder.get('since') or '?'}); wait for it to finish, or stop it") from None
+                    f"since {holder.get('since') or '?'}); wait for it to finish, or stop it"
+                ) from None
             if int(holder.get("pid") or 0) == os.getpid():
                 raise ArtifactError(f"'{out_dir}' is already being written by this process") from None
-            message = (f"took over the lock of '{out_dir}' left by process {holder.get('pid', '?')} "
-                       f"({holder.get('command') or '?'}), which no longer runs")
+            message = (
+                f"took over the lock of '{out_dir}' left by process {holder.get('pid', '?')} "
+                f"({holder.get('command') or '?'}), which no longer runs"
+            )
             logging.getLogger("edgecnn").warning(message)
             if notes is not None:
                 notes.append(message)
@@ -201,16 +216,20 @@ def refuse_inputs_inside(out_dir: Path, inputs: Sequence[str | os.PathLike]) -> 
         path = Path(os.path.abspath(item))
         for candidate in {path, path.resolve()}:
             if candidate == out_dir or out_dir in candidate.parents:
-                raise InputError(f"the output folder '{out_dir}' holds this command's input '{item}'; "
-                                 "write to another folder (--out DIR)")
+                raise InputError(
+                    f"the output folder '{out_dir}' holds this command's input '{item}'; "
+                    "write to another folder (--out DIR)"
+                )
 
 
 def _refuse_foreign(out_dir: Path) -> None:
     foreign = foreign_files(out_dir)
     if foreign:
-        raise ArtifactError(f"'{out_dir}' holds files edgecnn did not write ({describe(foreign)}); nothing was "
-                            "replaced: move them elsewhere or choose another --out (--force replaces only "
-                            "edgecnn's own files)")
+        raise ArtifactError(
+            f"'{out_dir}' holds files edgecnn did not write ({describe(foreign)}); nothing was "
+            "replaced: move them elsewhere or choose another --out (--force replaces only "
+            "edgecnn's own files)"
+        )
 
 
 def _prepare_staging(out_dir: Path, force: bool, notes: list | None = None) -> Path:
@@ -219,11 +238,16 @@ def _prepare_staging(out_dir: Path, force: bool, notes: list | None = None) -> P
         raise ArtifactError(f"output path '{out_dir}' is a file; pass a folder with --out")
     _refuse_foreign(out_dir)
     if out_dir.is_dir() and force and notes is not None:
-        notes.extend(f"replaced {sub} in '{out_dir}' (written by an earlier `edgecnn {writer_of(out_dir / sub)}` "
-                     "from the files this run replaces; run it again)" for sub in edgecnn_subfolders(out_dir))
+        notes.extend(
+            f"replaced {sub} in '{out_dir}' (written by an earlier `edgecnn {writer_of(out_dir / sub)}` "
+            "from the files this run replaces; run it again)"
+            for sub in edgecnn_subfolders(out_dir)
+        )
     if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
-        raise ArtifactError(f"'{out_dir}' already holds files; pass --force to replace them "
-                            "(the old files stay until the new ones are complete)")
+        raise ArtifactError(
+            f"'{out_dir}' already holds files; pass --force to replace them "
+            "(the old files stay until the new ones are complete)"
+        )
     parent = out_dir.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -260,7 +284,7 @@ def process_start(pid: int) -> str | None:
         boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     except OSError:
         return None
-    fields = stat[stat.rindex(")") + 2:].split()  # the command name in (...) may hold spaces
+    fields = stat[stat.rindex(")") + 2 :].split()  # the command name in (...) may hold spaces
     return f"{boot}:{fields[19]}"  # field 22 of stat, counted after the pid and the name
 
 

@@ -29,11 +29,13 @@ def write_listing(folder: str | os.PathLike, writer: str, files: list[str] | Non
     paths), or by default every file now under it (a staging folder holds nothing else)."""
     folder = Path(folder)
     if files is None:
-        files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
-                       if not p.is_dir() and p != folder / LISTING)
+        files = sorted(
+            p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.is_dir() and p != folder / LISTING
+        )
     path = folder / LISTING
-    path.write_text(json.dumps({"edgecnn_files": 1, "writer": writer, "files": files}, indent=1) + "\n",
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps({"edgecnn_files": 1, "writer": writer, "files": files}, indent=1) + "\n", encoding="utf-8"
+    )
     return path
 
 
@@ -56,8 +58,15 @@ def edgecnn_subfolders(folder: str | os.PathLike) -> list[str]:
     manifest = _read_json(folder / "manifest.json")  # an older export names its bundle/ folder only here
     bundle = manifest.get("bundle") if isinstance(manifest, dict) else None
     parts = {bundle.get("folder")} if isinstance(bundle, dict) else set()
-    return sorted(p.name + "/" for p in folder.iterdir() if p.is_dir() and not p.is_symlink() and p.name not in parts
-                  and _owned(p) is not None and not any(o.startswith(p.name + "/") for o in owned))
+    return sorted(
+        p.name + "/"
+        for p in folder.iterdir()
+        if p.is_dir()
+        and not p.is_symlink()
+        and p.name not in parts
+        and _owned(p) is not None
+        and not any(o.startswith(p.name + "/") for o in owned)
+    )
 
 
 def writer_of(folder: str | os.PathLike) -> str | None:
@@ -142,11 +151,20 @@ def _sweep_files(data: dict) -> list:
 # onnxruntime-web's files of a web app live in ort/: the whole sub-folder is the writer's
 _ORT_PREFIX = ("ort/",)
 
-_RECORDS = (("manifest.json", "edgecnn_manifest", "export"), ("report.json", "edgecnn_mobile_report", "mobile"),
-            ("bundle.json", "edgecnn_bundle", "bundle"), ("card.json", "edgecnn_web", "web"),
-            ("sweep.json", "exports", "sweep"))
-_NAMED = {"edgecnn_manifest": _export_files, "edgecnn_mobile_report": _mobile_files, "edgecnn_bundle": _bundle_files,
-          "edgecnn_web": _web_files, "exports": _sweep_files}
+_RECORDS = (
+    ("manifest.json", "edgecnn_manifest", "export"),
+    ("report.json", "edgecnn_mobile_report", "mobile"),
+    ("bundle.json", "edgecnn_bundle", "bundle"),
+    ("card.json", "edgecnn_web", "web"),
+    ("sweep.json", "exports", "sweep"),
+)
+_NAMED = {
+    "edgecnn_manifest": _export_files,
+    "edgecnn_mobile_report": _mobile_files,
+    "edgecnn_bundle": _bundle_files,
+    "edgecnn_web": _web_files,
+    "exports": _sweep_files,
+}
 
 
 def _list(value) -> list:

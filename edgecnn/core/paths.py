@@ -51,8 +51,9 @@ def _contains(folder: str, path: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def refuse_output_over_inputs(output: str | os.PathLike, inputs: Iterable[str | os.PathLike],
-                              flag: str = "output") -> None:
+def refuse_output_over_inputs(
+    output: str | os.PathLike, inputs: Iterable[str | os.PathLike], flag: str = "output"
+) -> None:
     """Refuse to write ``output`` where it would replace or join one of a command's own ``inputs``.
 
     The rule: an output is refused when, after resolving symlinks, it is one of the input files, or it is the
@@ -90,8 +91,10 @@ def refuse_output_over_inputs(output: str | os.PathLike, inputs: Iterable[str | 
             where = f"is a hard link to a file in {given} and would replace it"
         else:
             continue
-        raise InputError(f"{flag} {output} {where}, an input of this command: no command writes over its inputs or "
-                         "into an input folder, with or without --force; write it elsewhere")
+        raise InputError(
+            f"{flag} {output} {where}, an input of this command: no command writes over its inputs or "
+            "into an input folder, with or without --force; write it elsewhere"
+        )
 
 
 def _linked_inside(folder: str, identity: tuple[int, int]) -> bool:

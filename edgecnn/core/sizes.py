@@ -118,8 +118,10 @@ def check_image_pixels(width: int, height: int, what: str) -> None:
     """
     limit = max_image_pixels()
     if int(width) * int(height) > limit:
-        raise InputError(f"{what}: {width}x{height} is {int(width) * int(height):,} pixels, over edgecnn's limit of "
-                         f"{limit:,}; set {MAX_IMAGE_PIXELS_VAR} to a larger number to read it")
+        raise InputError(
+            f"{what}: {width}x{height} is {int(width) * int(height):,} pixels, over edgecnn's limit of "
+            f"{limit:,}; set {MAX_IMAGE_PIXELS_VAR} to a larger number to read it"
+        )
 
 
 def shape_elements(shape: Sequence) -> int:
@@ -141,6 +143,8 @@ def check_input_shape(shape: Sequence, what: str) -> int:
     count, limit = shape_elements(shape), max_input_elements()
     if count > limit:
         shown = "x".join(str(d) if isinstance(d, int) and d > 0 else "?" for d in shape)
-        raise InputError(f"{what} is {shown} = {count:,} values, over edgecnn's limit of {limit:,}; set "
-                         f"{MAX_INPUT_ELEMENTS_VAR} to a larger number to allow it")
+        raise InputError(
+            f"{what} is {shown} = {count:,} values, over edgecnn's limit of {limit:,}; set "
+            f"{MAX_INPUT_ELEMENTS_VAR} to a larger number to allow it"
+        )
     return count

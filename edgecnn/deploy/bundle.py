@@ -35,12 +35,31 @@ import numpy as np
 from ..core.card import ModelCard
 from ..core.errors import ArtifactError
 from ..core.files import sha256_file, staged_output, write_text_atomic
-from ..runtime.selftest import (BUNDLE_MANIFEST, SELFTEST_TOLERANCES, ModelCheck, SelftestResult,  # noqa: F401
-                                read_bundle_manifest, run_golden, selftest, verify_files)
+from ..runtime.selftest import (
+    BUNDLE_MANIFEST,
+    SELFTEST_TOLERANCES,
+    ModelCheck,
+    SelftestResult,  # noqa: F401
+    read_bundle_manifest,
+    run_golden,
+    selftest,
+    verify_files,
+)
 from ..runtime.selftest import tolerance as _tolerance
 
-__all__ = ["BUNDLE_MANIFEST", "GOLDEN", "LABELS", "SELFTEST_TOLERANCES", "BundleResult", "ModelCheck",
-           "SelftestResult", "make_bundle", "selftest", "sha256_file", "verify_files"]
+__all__ = [
+    "BUNDLE_MANIFEST",
+    "GOLDEN",
+    "LABELS",
+    "SELFTEST_TOLERANCES",
+    "BundleResult",
+    "ModelCheck",
+    "SelftestResult",
+    "make_bundle",
+    "selftest",
+    "sha256_file",
+    "verify_files",
+]
 
 GOLDEN = "golden.npz"
 LABELS = "labels.txt"
@@ -59,15 +78,25 @@ class BundleResult:
     def record(self, root: Path | None = None) -> dict:
         """A short record for the export manifest."""
         where = os.path.relpath(self.path, root) if root is not None else str(self.path)
-        return {"folder": where, "models": list(self.models), "files": self.files,
-                "selftest_passed": self.selftest.passed, "manifest": BUNDLE_MANIFEST}
+        return {
+            "folder": where,
+            "models": list(self.models),
+            "files": self.files,
+            "selftest_passed": self.selftest.passed,
+            "manifest": BUNDLE_MANIFEST,
+        }
 
 
 # --- making a bundle --------------------------------------------------------------------------------------------
 
 
-def make_bundle(export_dir: str | os.PathLike, models: Sequence[str] | None = None, *,
-                out_dir: str | os.PathLike | None = None, images: int = GOLDEN_IMAGES) -> BundleResult:
+def make_bundle(
+    export_dir: str | os.PathLike,
+    models: Sequence[str] | None = None,
+    *,
+    out_dir: str | os.PathLike | None = None,
+    images: int = GOLDEN_IMAGES,
+) -> BundleResult:
     """Write a deployment bundle for models of an export folder, and self-test it.
 
     Args:
@@ -87,7 +116,9 @@ def make_bundle(export_dir: str | os.PathLike, models: Sequence[str] | None = No
     if out_dir is None:  # the pipeline's case: export_dir is its staging folder, locked by the export
         return _write_bundle(export_dir, names, _empty_folder(export_dir / "bundle"), images)
     target = _empty_folder(Path(out_dir), create=False)
-    with staged_output(target, force=False, writer="bundle") as staging:  # a folder of its own: locked, and complete or absent
+    with staged_output(
+        target, force=False, writer="bundle"
+    ) as staging:  # a folder of its own: locked, and complete or absent
         made = _write_bundle(export_dir, names, staging, images)
     return dataclasses.replace(made, path=Path(os.path.abspath(target)))
 
@@ -129,9 +160,16 @@ def _add_model(export_dir: Path, out: Path, i: int, name: str, card: ModelCard, 
     session = ort.InferenceSession(str(out / name), providers=["CPUExecutionProvider"])
     key = "pixels" if session.get_inputs()[0].type == "tensor(uint8)" else "input"
     golden[f"expected_{i}"] = run_golden(session, golden[key])
-    return {"file": name, "precision": card.precision, "task": card.task, "input": key,
-            "expected": f"expected_{i}", "input_shape": list(card.input_shape), "layout": card.layout,
-            "tolerance": _tolerance(card.precision)}
+    return {
+        "file": name,
+        "precision": card.precision,
+        "task": card.task,
+        "input": key,
+        "expected": f"expected_{i}",
+        "input_shape": list(card.input_shape),
+        "layout": card.layout,
+        "tolerance": _tolerance(card.precision),
+    }
 
 
 def _manifest(out: Path, base: ModelCard, float_card: ModelCard, entries: list, files: list, images: int) -> dict:
@@ -146,12 +184,20 @@ def _manifest(out: Path, base: ModelCard, float_card: ModelCard, entries: list, 
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "made_with": {"edgecnn": __version__, "onnxruntime": ort.__version__, "provider": "CPUExecutionProvider"},
         "labels": {"file": LABELS, "names": bool(base.labels)},
-        "golden": {"file": GOLDEN, "images": [f"golden_{k}.png" for k in range(images)],
-                   "input": "float N×C×H×W after the card's resize, crop and normalisation",
-                   "pixels": "uint8 N×H×W×C after resize and crop (for models with preprocessing in the graph)",
-                   "preprocessing": {"resize": float_card.resize, "crop": float_card.crop,
-                                     "mean": float_card.mean, "std": float_card.std,
-                                     "pixel_scale": float_card.pixel_scale, "interpolation": float_card.interpolation}},
+        "golden": {
+            "file": GOLDEN,
+            "images": [f"golden_{k}.png" for k in range(images)],
+            "input": "float N×C×H×W after the card's resize, crop and normalisation",
+            "pixels": "uint8 N×H×W×C after resize and crop (for models with preprocessing in the graph)",
+            "preprocessing": {
+                "resize": float_card.resize,
+                "crop": float_card.crop,
+                "mean": float_card.mean,
+                "std": float_card.std,
+                "pixel_scale": float_card.pixel_scale,
+                "interpolation": float_card.interpolation,
+            },
+        },
         "models": entries,
         "files": {n: {"size": (out / n).stat().st_size, "sha256": sha256_file(out / n)} for n in files},
         "selftest": "edgecnn selftest <this folder>  (or edgecnn.bundle.selftest(path))",
@@ -180,8 +226,11 @@ def _golden_photos(count: int) -> list:
 def _golden_inputs(photos: list, card: ModelCard) -> tuple[np.ndarray, np.ndarray]:
     from ..runtime.preprocess import PreprocessParams, preprocess, preprocess_uint8
 
-    params = PreprocessParams.from_card(card.replace(layout="NCHW", input_shape=["batch", len(card.mean), *card.crop])
-                                        if card.preprocess_embedded else card)
+    params = PreprocessParams.from_card(
+        card.replace(layout="NCHW", input_shape=["batch", len(card.mean), *card.crop])
+        if card.preprocess_embedded
+        else card
+    )
     images = [p.convert("L") if params.channels == 1 else p for p in photos]
     pixels = np.stack([preprocess_uint8(im, params) for im in images])
     floats = np.stack([preprocess(im, params) for im in images])

@@ -59,8 +59,9 @@ def embed_preprocessing(model, card: ModelCard):
     del graph.value_info[:]  # shapes of the old input's consumers are re-inferred by whoever needs them
     onnx.checker.check_model(out)
 
-    card_shape = [d if d is not None else ("batch" if i == 0 else ("height" if i == 1 else "width"))
-                  for i, d in enumerate(nhwc)]
+    card_shape = [
+        d if d is not None else ("batch" if i == 0 else ("height" if i == 1 else "width")) for i, d in enumerate(nhwc)
+    ]
     new_card = card.replace(input_shape=card_shape, layout="NHWC", input_dtype="uint8", preprocess_embedded=True)
     return out, new_card
 
@@ -128,8 +129,9 @@ class EmbedResult:
     parity: dict
 
 
-def embed_file(src: str | os.PathLike, dst: str | os.PathLike | None = None, *,
-               samples: int = PARITY_SAMPLES) -> EmbedResult:
+def embed_file(
+    src: str | os.PathLike, dst: str | os.PathLike | None = None, *, samples: int = PARITY_SAMPLES
+) -> EmbedResult:
     """Write the uint8-NHWC twin of an exported ``.onnx`` and check it against the float model.
 
     Parity: the same sample photographs go through the float model (via ``edgecnn.preprocess``) and as resized
@@ -151,7 +153,9 @@ def embed_file(src: str | os.PathLike, dst: str | os.PathLike | None = None, *,
     try:
         model = onnx.load(str(src))
     except Exception as exc:  # protobuf errors for truncated or foreign files
-        raise ArtifactError(f"{src}: not a readable ONNX model ({str(exc).splitlines()[0] if str(exc) else exc!r})") from None
+        raise ArtifactError(
+            f"{src}: not a readable ONNX model ({str(exc).splitlines()[0] if str(exc) else exc!r})"
+        ) from None
     card = ModelCard.from_metadata({p.key: p.value for p in model.metadata_props})
     if card is None:
         raise ArtifactError(f"{src.name} carries no edgecnn card (mean/std unknown); export it with 'edgecnn export'")
@@ -195,12 +199,23 @@ def embed_variants(folder: str | os.PathLike, artifacts, warnings: list | None =
             continue
         res = embed_file(folder / artifact.file)
         if warnings is not None and res.parity.get("judged", True) and not res.parity["passed"]:
-            warnings.append(f"{res.path.name}: parity against {artifact.file} FAILED: "
-                            + "; ".join(res.parity["failures"]))
-        note = (f"preprocessing in the graph: takes uint8 {'x'.join(map(str, res.card.input_shape))} "
-                f"NHWC pixels, already resized and cropped; parity against {artifact.file}")
-        added.append(Artifact(res.path.name, artifact.precision, res.path.stat().st_size,
-                                      sha256_file(res.path), {**res.parity, "reference": artifact.file}, (note,)))
+            warnings.append(
+                f"{res.path.name}: parity against {artifact.file} FAILED: " + "; ".join(res.parity["failures"])
+            )
+        note = (
+            f"preprocessing in the graph: takes uint8 {'x'.join(map(str, res.card.input_shape))} "
+            f"NHWC pixels, already resized and cropped; parity against {artifact.file}"
+        )
+        added.append(
+            Artifact(
+                res.path.name,
+                artifact.precision,
+                res.path.stat().st_size,
+                sha256_file(res.path),
+                {**res.parity, "reference": artifact.file},
+                (note,),
+            )
+        )
     return added
 
 

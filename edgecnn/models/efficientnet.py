@@ -35,8 +35,13 @@ class Stage(NamedTuple):
 
 
 STAGES = (
-    Stage(1, 3, 1, 1, 16), Stage(6, 3, 2, 2, 24), Stage(6, 5, 2, 2, 40), Stage(6, 3, 2, 3, 80),
-    Stage(6, 5, 1, 3, 112), Stage(6, 5, 2, 4, 192), Stage(6, 3, 1, 1, 320),
+    Stage(1, 3, 1, 1, 16),
+    Stage(6, 3, 2, 2, 24),
+    Stage(6, 5, 2, 2, 40),
+    Stage(6, 3, 2, 3, 80),
+    Stage(6, 5, 1, 3, 112),
+    Stage(6, 5, 2, 4, 192),
+    Stage(6, 3, 1, 1, 320),
 )
 STEM, HEAD = 32, 1280  # fixed in the Lite models
 
@@ -134,17 +139,22 @@ class EfficientNetLite(nn.Module):
 
 # ----------------------------------------------------------------------------- builders (specs: models/specs.py)
 
+
 def efficientnet_lite0(num_classes: int = 1000, dropout: float = 0.2) -> EfficientNetLite:
     return EfficientNetLite(SIZES["efficientnet_lite0"], num_classes, dropout)
+
 
 def efficientnet_lite1(num_classes: int = 1000, dropout: float = 0.2) -> EfficientNetLite:
     return EfficientNetLite(SIZES["efficientnet_lite1"], num_classes, dropout)
 
+
 def efficientnet_lite2(num_classes: int = 1000, dropout: float = 0.3) -> EfficientNetLite:
     return EfficientNetLite(SIZES["efficientnet_lite2"], num_classes, dropout)
 
+
 def efficientnet_lite3(num_classes: int = 1000, dropout: float = 0.3) -> EfficientNetLite:
     return EfficientNetLite(SIZES["efficientnet_lite3"], num_classes, dropout)
+
 
 def efficientnet_lite4(num_classes: int = 1000, dropout: float = 0.3) -> EfficientNetLite:
     return EfficientNetLite(SIZES["efficientnet_lite4"], num_classes, dropout)

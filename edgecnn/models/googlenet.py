@@ -11,7 +11,6 @@ import torch
 from torch import nn
 
 
-
 class BasicConv2d(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, padding: int = 0) -> None:
         super().__init__()
@@ -70,8 +69,9 @@ STAGES = [
 
 
 class GoogLeNet(nn.Module):
-    def __init__(self, num_classes: int = 1000, aux_logits: bool = False, transform_input: bool = False,
-                 dropout: float = 0.2) -> None:
+    def __init__(
+        self, num_classes: int = 1000, aux_logits: bool = False, transform_input: bool = False, dropout: float = 0.2
+    ) -> None:
         super().__init__()
         self.transform_input = transform_input
         self.conv1 = BasicConv2d(3, 64, 7, stride=2, padding=3)
@@ -121,6 +121,7 @@ class GoogLeNet(nn.Module):
         return logits
 
 
-def googlenet(num_classes: int = 1000, aux_logits: bool = False, transform_input: bool = False,
-              dropout: float = 0.2) -> GoogLeNet:
+def googlenet(
+    num_classes: int = 1000, aux_logits: bool = False, transform_input: bool = False, dropout: float = 0.2
+) -> GoogLeNet:
     return GoogLeNet(num_classes, aux_logits, transform_input, dropout)

@@ -14,14 +14,17 @@ from .blocks import ConvBNAct, SqueezeExcite, init_weights, make_divisible
 
 # ----------------------------------------------------------------------------- v1
 
+
 class DepthwiseSeparable(nn.Sequential):
     """3×3 depthwise conv → 1×1 pointwise conv, each with BN + ReLU (v1's only block)."""
 
     def __init__(self, in_ch: int, out_ch: int, stride: int) -> None:
         super().__init__(ConvBNAct(in_ch, in_ch, 3, stride, groups=in_ch), ConvBNAct(in_ch, out_ch, 1))
 
+
 # Table 1 of the v1 paper after the first conv: (output channels, stride) of each separable block.
 V1_TABLE = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [(1024, 2), (1024, 1)]
+
 
 class MobileNetV1(nn.Module):
     def __init__(self, num_classes: int = 1000, width_mult: float = 1.0, dropout: float = 0.001) -> None:
@@ -40,7 +43,9 @@ class MobileNetV1(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
+
 # ----------------------------------------------------------------------------- v2
+
 
 class InvertedResidual(nn.Module):
     """v2 block: 1×1 expand (skipped when t=1) → 3×3 depthwise → 1×1 linear projection, residual when shapes match."""
@@ -62,8 +67,10 @@ class InvertedResidual(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv(x) if self.use_res_connect else self.conv(x)
 
+
 # Table 2 of the v2 paper: expansion t, output channels c, repeats n, first stride s.
 V2_TABLE = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+
 
 class MobileNetV2(nn.Module):
     def __init__(self, num_classes: int = 1000, width_mult: float = 1.0, dropout: float = 0.2) -> None:
@@ -85,7 +92,9 @@ class MobileNetV2(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
+
 # ----------------------------------------------------------------------------- v3
+
 
 class Bneck(NamedTuple):
     """One row of Tables 1/2 of the v3 paper."""
@@ -98,21 +107,40 @@ class Bneck(NamedTuple):
     act: str  # "RE" ReLU, "HS" hard-swish
     stride: int
 
+
 V3_LARGE = [  # Table 1
-    Bneck(16, 3, 16, 16, False, "RE", 1), Bneck(16, 3, 64, 24, False, "RE", 2), Bneck(24, 3, 72, 24, False, "RE", 1),
-    Bneck(24, 5, 72, 40, True, "RE", 2), Bneck(40, 5, 120, 40, True, "RE", 1), Bneck(40, 5, 120, 40, True, "RE", 1),
-    Bneck(40, 3, 240, 80, False, "HS", 2), Bneck(80, 3, 200, 80, False, "HS", 1), Bneck(80, 3, 184, 80, False, "HS", 1),
-    Bneck(80, 3, 184, 80, False, "HS", 1), Bneck(80, 3, 480, 112, True, "HS", 1), Bneck(112, 3, 672, 112, True, "HS", 1),
-    Bneck(112, 5, 672, 160, True, "HS", 2), Bneck(160, 5, 960, 160, True, "HS", 1), Bneck(160, 5, 960, 160, True, "HS", 1),
+    Bneck(16, 3, 16, 16, False, "RE", 1),
+    Bneck(16, 3, 64, 24, False, "RE", 2),
+    Bneck(24, 3, 72, 24, False, "RE", 1),
+    Bneck(24, 5, 72, 40, True, "RE", 2),
+    Bneck(40, 5, 120, 40, True, "RE", 1),
+    Bneck(40, 5, 120, 40, True, "RE", 1),
+    Bneck(40, 3, 240, 80, False, "HS", 2),
+    Bneck(80, 3, 200, 80, False, "HS", 1),
+    Bneck(80, 3, 184, 80, False, "HS", 1),
+    Bneck(80, 3, 184, 80, False, "HS", 1),
+    Bneck(80, 3, 480, 112, True, "HS", 1),
+    Bneck(112, 3, 672, 112, True, "HS", 1),
+    Bneck(112, 5, 672, 160, True, "HS", 2),
+    Bneck(160, 5, 960, 160, True, "HS", 1),
+    Bneck(160, 5, 960, 160, True, "HS", 1),
 ]
 V3_SMALL = [  # Table 2
-    Bneck(16, 3, 16, 16, True, "RE", 2), Bneck(16, 3, 72, 24, False, "RE", 2), Bneck(24, 3, 88, 24, False, "RE", 1),
-    Bneck(24, 5, 96, 40, True, "HS", 2), Bneck(40, 5, 240, 40, True, "HS", 1), Bneck(40, 5, 240, 40, True, "HS", 1),
-    Bneck(40, 5, 120, 48, True, "HS", 1), Bneck(48, 5, 144, 48, True, "HS", 1), Bneck(48, 5, 288, 96, True, "HS", 2),
-    Bneck(96, 5, 576, 96, True, "HS", 1), Bneck(96, 5, 576, 96, True, "HS", 1),
+    Bneck(16, 3, 16, 16, True, "RE", 2),
+    Bneck(16, 3, 72, 24, False, "RE", 2),
+    Bneck(24, 3, 88, 24, False, "RE", 1),
+    Bneck(24, 5, 96, 40, True, "HS", 2),
+    Bneck(40, 5, 240, 40, True, "HS", 1),
+    Bneck(40, 5, 240, 40, True, "HS", 1),
+    Bneck(40, 5, 120, 48, True, "HS", 1),
+    Bneck(48, 5, 144, 48, True, "HS", 1),
+    Bneck(48, 5, 288, 96, True, "HS", 2),
+    Bneck(96, 5, 576, 96, True, "HS", 1),
+    Bneck(96, 5, 576, 96, True, "HS", 1),
 ]
 _ACTS = {"RE": nn.ReLU, "HS": nn.Hardswish}
 _BN = {"bn_eps": 0.001, "bn_momentum": 0.01}  # the v3 training recipe's BN settings
+
 
 class InvertedResidualV3(nn.Module):
     """v3 block: expand → depthwise → optional squeeze-excite → linear projection."""
@@ -134,9 +162,11 @@ class InvertedResidualV3(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.block(x) if self.use_res_connect else self.block(x)
 
+
 class MobileNetV3(nn.Module):
-    def __init__(self, table: list, last_channel: int, num_classes: int = 1000, width_mult: float = 1.0,
-                 dropout: float = 0.2) -> None:
+    def __init__(
+        self, table: list, last_channel: int, num_classes: int = 1000, width_mult: float = 1.0, dropout: float = 0.2
+    ) -> None:
         super().__init__()
         first = make_divisible(table[0].in_ch * width_mult)
         layers: list[nn.Module] = [ConvBNAct(3, first, 3, 2, act=nn.Hardswish, **_BN)]
@@ -147,7 +177,9 @@ class MobileNetV3(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         last_channel = make_divisible(last_channel * width_mult)
         self.classifier = nn.Sequential(
-            nn.Linear(6 * last_in, last_channel), nn.Hardswish(inplace=True), nn.Dropout(dropout),
+            nn.Linear(6 * last_in, last_channel),
+            nn.Hardswish(inplace=True),
+            nn.Dropout(dropout),
             nn.Linear(last_channel, num_classes),
         )
         init_weights(self)
@@ -155,16 +187,21 @@ class MobileNetV3(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
+
 # ----------------------------------------------------------------------------- builders (specs: models/specs.py)
+
 
 def mobilenet_v1(num_classes: int = 1000, width_mult: float = 1.0, dropout: float = 0.001) -> MobileNetV1:
     return MobileNetV1(num_classes, width_mult, dropout)
 
+
 def mobilenet_v2(num_classes: int = 1000, width_mult: float = 1.0, dropout: float = 0.2) -> MobileNetV2:
     return MobileNetV2(num_classes, width_mult, dropout)
 
+
 def mobilenet_v3_small(num_classes: int = 1000, width_mult: float = 1.0, dropout: float = 0.2) -> MobileNetV3:
     return MobileNetV3(V3_SMALL, 1024, num_classes, width_mult, dropout)
+
 
 def mobilenet_v3_large(num_classes: int = 1000, width_mult: float = 1.0, dropout: float = 0.2) -> MobileNetV3:
     return MobileNetV3(V3_LARGE, 1280, num_classes, width_mult, dropout)

@@ -16,8 +16,18 @@ from ..core.errors import UnknownModelError
 from ..core.paths import is_checkpoint_path
 from .specs import Checkpoint, ModelSpec, imagenet_labels, published_checkpoints, zoo
 
-__all__ = ["Checkpoint", "ModelSpec", "aliases", "builder_options", "create_model", "create_model_with_report",
-           "get_spec", "imagenet_labels", "list_models", "register_model"]
+__all__ = [
+    "Checkpoint",
+    "ModelSpec",
+    "aliases",
+    "builder_options",
+    "create_model",
+    "create_model_with_report",
+    "get_spec",
+    "imagenet_labels",
+    "list_models",
+    "register_model",
+]
 
 _REGISTRY: dict[str, ModelSpec] = {}
 _ALIASES: dict[str, str] = {}
@@ -103,8 +113,9 @@ def create_model_with_report(name: str, *, num_classes: int | None = None, weigh
     accepted = builder_options(spec)
     unknown = set(arch_options) - set(accepted)
     if unknown:
-        raise EdgeCNNError(f"{spec.name} has no option {sorted(unknown)[0]!r}; options: "
-                           f"{', '.join(accepted) or 'none'}")
+        raise EdgeCNNError(
+            f"{spec.name} has no option {sorted(unknown)[0]!r}; options: {', '.join(accepted) or 'none'}"
+        )
     path, ckpt = None, None
     if weights is not None:
         if is_checkpoint_path(weights):
@@ -123,8 +134,9 @@ def create_model_with_report(name: str, *, num_classes: int | None = None, weigh
         dropped = _weights.load_into(model, state, spec, path)
         notes = (f"dropped {len(dropped)} auxiliary-head tensors (training only)",) if dropped else ()
         # the manifest records it absolute: validate, run from another folder, must still find the checkpoint
-        report = _weights.LoadReport(path=os.path.abspath(path), sha256=_weights.sha256_file(path), dropped=dropped,
-                                     notes=notes)
+        report = _weights.LoadReport(
+            path=os.path.abspath(path), sha256=_weights.sha256_file(path), dropped=dropped, notes=notes
+        )
     return model.eval(), report
 
 

@@ -65,7 +65,9 @@ class Bottleneck(nn.Module):
 
 
 class ResNet(nn.Module):
-    def __init__(self, block: type, depths: list[int], num_classes: int = 1000, zero_init_residual: bool = False) -> None:
+    def __init__(
+        self, block: type, depths: list[int], num_classes: int = 1000, zero_init_residual: bool = False
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)

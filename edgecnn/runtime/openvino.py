@@ -32,9 +32,11 @@ import onnxruntime as ort
 from ..core.errors import InputError, ProviderUnavailableError
 
 ORT_NAME = "OpenVINOExecutionProvider"
-INSTALL = ("pip install 'edgecnn[openvino]' (the onnxruntime-ep-openvino plugin, loaded beside the onnxruntime "
-           "edgecnn uses, and OpenVINO's runtime for CPUs the plugin does not serve; do not swap onnxruntime for "
-           "onnxruntime-openvino)")
+INSTALL = (
+    "pip install 'edgecnn[openvino]' (the onnxruntime-ep-openvino plugin, loaded beside the onnxruntime "
+    "edgecnn uses, and OpenVINO's runtime for CPUs the plugin does not serve; do not swap onnxruntime for "
+    "onnxruntime-openvino)"
+)
 BACKENDS = ("auto", "plugin", "runtime")
 PLUGIN, RUNTIME = "onnxruntime plugin", "openvino runtime"
 PRECISIONS = ("f32", "bf16", "f16")
@@ -107,8 +109,10 @@ def _runtime_status() -> tuple[bool, str]:
             import openvino as ov
 
             found = ov.Core().available_devices
-            _state[key] = (device() in found, f"OpenVINO's runtime lists {', '.join(found) or 'no device'}, not "
-                                              f"{device()}")
+            _state[key] = (
+                device() in found,
+                f"OpenVINO's runtime lists {', '.join(found) or 'no device'}, not {device()}",
+            )
         except ImportError:
             _state[key] = (False, "OpenVINO's runtime (the openvino package) is not installed")
         except Exception as exc:  # a broken install: say what OpenVINO said
@@ -124,8 +128,10 @@ def _reasons() -> list[str]:
             out.append(_state.get("why", "the plugin was not loaded"))
         elif not _devices(ORT_NAME):
             vendors = sorted({d.device.vendor for d in ort.get_ep_devices() if d.device.vendor})
-            out.append(f"the plugin offers no OpenVINO {device()} device here (it serves Intel devices only; "
-                       f"this machine's: {', '.join(vendors) or 'unknown vendor'})")
+            out.append(
+                f"the plugin offers no OpenVINO {device()} device here (it serves Intel devices only; "
+                f"this machine's: {', '.join(vendors) or 'unknown vendor'})"
+            )
     if choice in ("auto", "runtime"):
         ok, why = _runtime_status()
         if not ok:
@@ -142,12 +148,14 @@ def runtime_session(path, resolved, threads: int | None):
     if others:
         raise ProviderUnavailableError(
             f"OpenVINO runs here on its own runtime, which cannot share a session with {', '.join(others)}; "
-            "use --ep openvino alone, or a comma between entries to compare them (--ep openvino,cuda)")
+            "use --ep openvino alone, or a comma between entries to compare them (--ep openvino,cuda)"
+        )
     try:  # the latency hint as OpenVINO's docs set it for batch-1 use (tools/peer_bench.py's OV rt does the same)
         return OpenVINOSession(path, device=device(), config={**config(threads), "PERFORMANCE_HINT": "LATENCY"})
     except CompileError as exc:
         raise ProviderUnavailableError(
-            f"OpenVINO's runtime could not compile {os.path.basename(str(path))} for {device()}: {exc}") from exc
+            f"OpenVINO's runtime could not compile {os.path.basename(str(path))} for {device()}: {exc}"
+        ) from exc
 
 
 def precision_hint() -> str:
@@ -206,5 +214,6 @@ def add_providers(so: ort.SessionOptions, resolved) -> None:
             what = f"OpenVINO device {device()}" if ort_name == ORT_NAME else ort_name
             raise ProviderUnavailableError(
                 f"onnxruntime lists no {what} to run beside OpenVINO on this machine; use --ep openvino (with "
-                f"EDGECNN_OPENVINO_DEVICE=CPU, GPU or NPU) or --ep openvino+cpu")
+                f"EDGECNN_OPENVINO_DEVICE=CPU, GPU or NPU) or --ep openvino+cpu"
+            )
         so.add_provider_for_devices(devices, {k: str(v) for k, v in opts.items()})

@@ -31,8 +31,16 @@ import numpy as np
 from .openvino import ORT_NAME, RUNTIME as BACKEND  # the provider's identity in results, whichever backend ran it
 
 # OpenVINO element types → onnxruntime's type strings (what edgecnn's callers compare against)
-_TYPES = {"f32": "tensor(float)", "f16": "tensor(float16)", "f64": "tensor(double)", "u8": "tensor(uint8)",
-          "i8": "tensor(int8)", "i32": "tensor(int32)", "i64": "tensor(int64)", "boolean": "tensor(bool)"}
+_TYPES = {
+    "f32": "tensor(float)",
+    "f16": "tensor(float16)",
+    "f64": "tensor(double)",
+    "u8": "tensor(uint8)",
+    "i8": "tensor(int8)",
+    "i32": "tensor(int32)",
+    "i64": "tensor(int64)",
+    "boolean": "tensor(bool)",
+}
 _NOT_COMPUTE = {"Constant", "Parameter", "Result"}
 STATIC_SHAPES = 4  # static compiles kept per session (each holds its own copy of the weights)
 
@@ -130,8 +138,11 @@ class OpenVINOSession:
             raise CompileError(" ".join(str(exc).split())[:400]) from exc
         # A port answers to every name of its tensor: get_any_name() picks one, and on an fp16 file, whose output
         # comes from a Cast, it picked the Cast's name over the graph's output name ("logits").
-        self._compiled[key] = (compiled, compiled.create_infer_request(),
-                               {name: p for p in compiled.outputs for name in p.get_names()})
+        self._compiled[key] = (
+            compiled,
+            compiled.create_infer_request(),
+            {name: p for p in compiled.outputs for name in p.get_names()},
+        )
         return compiled
 
     def _request_for(self, feeds: dict):
@@ -188,4 +199,3 @@ class OpenVINOSession:
     def node_assignment(self) -> dict:
         """Every compute operation is OpenVINO's: its runtime compiles whole graphs, with no CPU-provider share."""
         return {ORT_NAME: self._ops}
-

@@ -78,10 +78,19 @@ class Predictor:
     predictor keeps no per-call state.
     """
 
-    def __init__(self, path: str | os.PathLike, providers: Sequence[Any] | None = None, *,
-                 intra_op_threads: int | None = None, mean: Sequence[float] | None = None,
-                 std: Sequence[float] | None = None, resize: int | None = None, crop: Any = None,
-                 labels: Sequence[str] | None = None, task: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        providers: Sequence[Any] | None = None,
+        *,
+        intra_op_threads: int | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        resize: int | None = None,
+        crop: Any = None,
+        labels: Sequence[str] | None = None,
+        task: str | None = None,
+    ) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise ArtifactError(f"{self.path}: no such model file")
@@ -98,11 +107,16 @@ class Predictor:
         if self.task not in ("classification", "segmentation"):
             raise InputError(f"task must be 'classification' or 'segmentation', got '{self.task}'")
         self.params = self._read_params(mean, std, resize, crop)
-        self.labels = list(labels) if labels is not None else (list(self.card.labels)
-                                                               if self.card and self.card.labels else None)
+        self.labels = (
+            list(labels) if labels is not None else (list(self.card.labels) if self.card and self.card.labels else None)
+        )
         # the card's class count and the names given must fit the graph's class axis (else names would be wrong)
-        check_classes(self.path.name, self.card, next(o.shape for o in self._session.get_outputs()
-                                                      if o.name == self._output_name), labels)
+        check_classes(
+            self.path.name,
+            self.card,
+            next(o.shape for o in self._session.get_outputs() if o.name == self._output_name),
+            labels,
+        )
         self.batch_size = self._batch_size()
 
     # --- public API ---------------------------------------------------------------------------------------
@@ -140,8 +154,9 @@ class Predictor:
         """
         array = self._check(array)
         # A dynamic batch runs in one call (chunk = all rows); a fixed one in pieces of its size, padded.
-        return run_batched(self._session, array, input_name=self._input.name, outputs=[self._output_name],
-                           chunk=len(array))[0]
+        return run_batched(
+            self._session, array, input_name=self._input.name, outputs=[self._output_name], chunk=len(array)
+        )[0]
 
     def predict(self, images: ImageLike | Sequence[ImageLike], top_k: int = 5) -> list:
         """Classify or segment images.
@@ -160,7 +175,7 @@ class Predictor:
             raise InputError(f"top_k must be at least 1, got {top_k}")
         results: list = []
         for start in range(0, len(items), self.batch_size):
-            results.extend(self.postprocess(self.run(self.preprocess(items[start:start + self.batch_size])), top_k))
+            results.extend(self.postprocess(self.run(self.preprocess(items[start : start + self.batch_size])), top_k))
         return results
 
     def postprocess(self, logits: np.ndarray, top_k: int = 5) -> list:
@@ -173,8 +188,10 @@ class Predictor:
 
     def __repr__(self) -> str:
         name = self.card.model if self.card else "model without edgecnn metadata"
-        return (f"Predictor({self.path.name}: {name}, {self.task}, input {list(self.input_shape)}, "
-                f"providers {self.providers})")
+        return (
+            f"Predictor({self.path.name}: {name}, {self.task}, input {list(self.input_shape)}, "
+            f"providers {self.providers})"
+        )
 
     # --- internals ---------------------------------------------------------------------------------------------
 
@@ -196,12 +213,16 @@ class Predictor:
     def _read_input(self) -> _Input:
         inputs = self._session.get_inputs()
         if len(inputs) != 1:
-            raise ArtifactError(f"{self.path.name}: expected a model with one image input, it has "
-                                f"{len(inputs)} ({', '.join(i.name for i in inputs)})")
+            raise ArtifactError(
+                f"{self.path.name}: expected a model with one image input, it has "
+                f"{len(inputs)} ({', '.join(i.name for i in inputs)})"
+            )
         node = inputs[0]
         if node.type not in _IMAGE_TYPES or len(node.shape) != 4:
-            raise ArtifactError(f"{self.path.name}: input '{node.name}' is {node.type} of shape {node.shape}; "
-                                "expected a 4-D image batch")
+            raise ArtifactError(
+                f"{self.path.name}: input '{node.name}' is {node.type} of shape {node.shape}; "
+                "expected a 4-D image batch"
+            )
         shape = tuple(d if isinstance(d, int) and d > 0 else None for d in node.shape)
         # a 1 kB file may declare a 1×3×30000×30000 input: refused before any image is made that size
         check_input_shape(shape, f"{self.path.name}: input '{node.name}'")
@@ -229,8 +250,10 @@ class Predictor:
         """Preprocessing from explicit options first, then the card, then what the graph's shape tells."""
         inp, card = self._input, self.card
         if card is not None and card.color_order not in ("RGB", "L"):
-            raise ArtifactError(f"{self.path.name} expects {card.color_order} pixels; the runtime feeds RGB "
-                                "(or L for grayscale) images: re-export the model for RGB input")
+            raise ArtifactError(
+                f"{self.path.name} expects {card.color_order} pixels; the runtime feeds RGB "
+                "(or L for grayscale) images: re-export the model for RGB input"
+            )
         static_hw = tuple(inp.shape[a] for a in inp.hw_axes)
         if inp.shape[inp.channel_axis] is not None:
             channels = inp.shape[inp.channel_axis]
@@ -252,13 +275,23 @@ class Predictor:
             raise InputError(
                 f"{self.path.name} carries no edgecnn metadata{why}; pass "
                 + ", ".join(f"{m}=" for m in missing)
-                + " to Predictor (edgecnn predict: " + " ".join(f"--{m}" for m in missing)
-                + "), or export it with 'edgecnn export', which records them")
-        params = PreprocessParams(crop=crop, resize=resize, mean=tuple(mean), std=tuple(std),
-                                  pixel_scale=float(card.pixel_scale) if card else 255.0, channels=int(channels))
+                + " to Predictor (edgecnn predict: "
+                + " ".join(f"--{m}" for m in missing)
+                + "), or export it with 'edgecnn export', which records them"
+            )
+        params = PreprocessParams(
+            crop=crop,
+            resize=resize,
+            mean=tuple(mean),
+            std=tuple(std),
+            pixel_scale=float(card.pixel_scale) if card else 255.0,
+            channels=int(channels),
+        )
         if None not in static_hw and tuple(params.crop) != static_hw:
-            raise InputError(f"crop {params.crop[0]}x{params.crop[1]} does not fit {self.path.name}, whose input "
-                             f"is fixed at {static_hw[0]}x{static_hw[1]}")
+            raise InputError(
+                f"crop {params.crop[0]}x{params.crop[1]} does not fit {self.path.name}, whose input "
+                f"is fixed at {static_hw[0]}x{static_hw[1]}"
+            )
         return params
 
     def _size_multiple(self) -> int:
@@ -275,28 +308,33 @@ class Predictor:
             raise InputError(f"expected a 4-D {layout} batch, got an array of shape {array.shape}")
         if inp.dtype == np.uint8:
             if array.dtype != np.uint8:
-                raise InputError(f"{self.path.name} takes uint8 pixels ({layout}, preprocessing is in the graph), "
-                                 f"got {array.dtype}")
+                raise InputError(
+                    f"{self.path.name} takes uint8 pixels ({layout}, preprocessing is in the graph), got {array.dtype}"
+                )
         elif np.issubdtype(array.dtype, np.floating):
             array = array.astype(inp.dtype, copy=False)
         else:
-            raise InputError(f"{self.path.name} takes normalised {np.dtype(inp.dtype).name} input, got "
-                             f"{array.dtype}; preprocess images first (or use predict())")
+            raise InputError(
+                f"{self.path.name} takes normalised {np.dtype(inp.dtype).name} input, got "
+                f"{array.dtype}; preprocess images first (or use predict())"
+            )
         channels = array.shape[inp.channel_axis]
         want = inp.shape[inp.channel_axis]
         if want is not None and channels != want:
-            raise InputError(f"{self.path.name} takes {want} channel(s) ({layout}), got {channels} "
-                             f"(array of shape {array.shape})")
+            raise InputError(
+                f"{self.path.name} takes {want} channel(s) ({layout}), got {channels} (array of shape {array.shape})"
+            )
         hw = tuple(array.shape[a] for a in inp.hw_axes)
         for axis_name, got, fixed in zip(("height", "width"), hw, (inp.shape[a] for a in inp.hw_axes)):
             if fixed is not None and got != fixed:
-                raise InputError(f"{self.path.name} takes {axis_name} {fixed}, got {got} (array of shape "
-                                 f"{array.shape}); its input is {_fmt_shape(inp.shape)}")
+                raise InputError(
+                    f"{self.path.name} takes {axis_name} {fixed}, got {got} (array of shape "
+                    f"{array.shape}); its input is {_fmt_shape(inp.shape)}"
+                )
         multiple = self._size_multiple()
         dynamic = [got for got, a in zip(hw, inp.hw_axes) if inp.shape[a] is None]
         if multiple > 1 and any(s % multiple for s in dynamic):
-            raise InputError(f"{self.path.name} takes height and width in multiples of {multiple}, got "
-                             f"{hw[0]}x{hw[1]}")
+            raise InputError(f"{self.path.name} takes height and width in multiples of {multiple}, got {hw[0]}x{hw[1]}")
         if array.shape[0] == 0:
             raise InputError("empty batch: no images to run")
         return np.ascontiguousarray(array)

@@ -75,8 +75,10 @@ class PreprocessParams:
             raise InputError(f"models take 1 (grayscale) or 3 (RGB) channels, not {self.channels}")
         for name in ("mean", "std"):
             if len(getattr(self, name)) != self.channels:
-                raise InputError(f"{name} needs {self.channels} value(s) for a {self.channels}-channel model, "
-                                 f"got {list(getattr(self, name))}")
+                raise InputError(
+                    f"{name} needs {self.channels} value(s) for a {self.channels}-channel model, "
+                    f"got {list(getattr(self, name))}"
+                )
         if any(float(s) == 0 for s in self.std):
             raise InputError(f"std must not contain zeros, got {list(self.std)}")
         # every image becomes a channels × crop array: a crop from a card or an option is bounded before it is made
@@ -88,8 +90,14 @@ class PreprocessParams:
         shape = card.input_shape
         channel_axis = 3 if card.layout == "NHWC" else 1
         channels = shape[channel_axis] if isinstance(shape[channel_axis], int) else len(card.mean)
-        return cls(crop=_pair(card.crop), resize=card.resize, mean=tuple(card.mean), std=tuple(card.std),
-                   pixel_scale=float(card.pixel_scale), channels=int(channels))
+        return cls(
+            crop=_pair(card.crop),
+            resize=card.resize,
+            mean=tuple(card.mean),
+            std=tuple(card.std),
+            pixel_scale=float(card.pixel_scale),
+            channels=int(channels),
+        )
 
 
 def as_params(card_or_params: ModelCard | PreprocessParams) -> PreprocessParams:
@@ -266,7 +274,7 @@ def resize_crop_indices(indices: np.ndarray, params: PreprocessParams, fill: int
         cols, col_in = _nearest(width, size[1], c0, c1)
         values = indices[np.ix_(rows, cols)]
         values[~(row_in[:, None] & col_in[None, :])] = 0  # where Pillow's sampling leaves the image: its zero fill
-        out[r0 - top:r1 - top, c0 - left:c1 - left] = values
+        out[r0 - top : r1 - top, c0 - left : c1 - left] = values
     return out
 
 
@@ -288,7 +296,7 @@ def _nearest(in_size: int, out_size: int, start: int, stop: int) -> tuple[np.nda
             run = np.cumsum(np.concatenate(([carry], np.full(n - 1, step))))  # sequential, like the C loop
             carry = run[-1] + step
             if first + n > start:
-                positions.append(run[max(start - first, 0):])
+                positions.append(run[max(start - first, 0) :])
         where = np.concatenate(positions)
     else:
         where = (np.arange(start, stop) + 0.5) * step
@@ -301,8 +309,10 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     """Image files (by suffix) under ``folder``, recursively, sorted; hidden files and folders are skipped."""
     root = Path(folder)
     found = [
-        p for p in root.rglob("*")
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+        p
+        for p in root.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES
+        and p.is_file()
         and not any(part.startswith(".") for part in p.relative_to(root).parts)
     ]
     return sorted(found)
@@ -325,8 +335,10 @@ def _open(fp: Any, name: str) -> tuple[Image.Image, str]:
             raise
         return image, name
     except Image.DecompressionBombError as exc:  # past twice Pillow's threshold, so past edgecnn's limit too
-        raise InputError(f"{name}: over edgecnn's limit of {limit:,} pixels ({first_line(exc).rstrip('.')}); set "
-                         f"{MAX_IMAGE_PIXELS_VAR} to a larger number to read it") from None
+        raise InputError(
+            f"{name}: over edgecnn's limit of {limit:,} pixels ({first_line(exc).rstrip('.')}); set "
+            f"{MAX_IMAGE_PIXELS_VAR} to a larger number to read it"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{name}: not a readable image ({first_line(exc)})") from None
 
@@ -383,9 +395,11 @@ def _resample(pixels: np.ndarray, axis: int, offset: int, xmin: np.ndarray, weig
     shape = [1, 1, 1]
     shape[axis] = len(xmin)
     # taps past a row's count weigh 0; their index is only kept in range
-    taps = [(np.clip(xmin + x - offset, 0, pixels.shape[axis] - 1), weights[:, x].astype(np.int32).reshape(shape))
-            for x in range(weights.shape[1])]
-    out = np.empty(pixels.shape[:axis] + (len(xmin),) + pixels.shape[axis + 1:], dtype=np.uint8)
+    taps = [
+        (np.clip(xmin + x - offset, 0, pixels.shape[axis] - 1), weights[:, x].astype(np.int32).reshape(shape))
+        for x in range(weights.shape[1])
+    ]
+    out = np.empty(pixels.shape[:axis] + (len(xmin),) + pixels.shape[axis + 1 :], dtype=np.uint8)
     other = 1 - axis
     lines = max(1, (1 << 20) // (len(xmin) * pixels.shape[2]))
     for start in range(0, pixels.shape[other], lines):
@@ -425,7 +439,7 @@ def _resize_window(image: Image.Image, size: tuple[int, int], crop: tuple[int, i
         for axis, offset, coefficients in passes:
             if coefficients is not None:
                 pixels = _resample(pixels, axis, offset, *coefficients)
-        out[r0 - top:r1 - top, c0 - left:c1 - left] = pixels
+        out[r0 - top : r1 - top, c0 - left : c1 - left] = pixels
     return Image.fromarray(out[:, :, 0] if channels == 1 else out, image.mode)
 
 
@@ -439,15 +453,17 @@ def _pillow_may_run_vertical_first() -> bool:
     """Asked of the installed Pillow once: a 8×64 noise image resized to 6×10, where the two orders differ."""
     probe = np.random.default_rng(0).integers(0, 256, (64, 8, 1), dtype=np.uint8)
     pillow = np.asarray(Image.fromarray(probe[:, :, 0]).resize((6, 10), Image.Resampling.BILINEAR))
-    horizontal_first = _resample(_resample(probe, 1, 0, *_coefficients(8, 6, 0, 6)), 0, 0,
-                                 *_coefficients(64, 10, 0, 10))
+    horizontal_first = _resample(
+        _resample(probe, 1, 0, *_coefficients(8, 6, 0, 6)), 0, 0, *_coefficients(64, 10, 0, 10)
+    )
     return not np.array_equal(pillow, horizontal_first[:, :, 0])
 
 
 def _from_array(array: np.ndarray) -> Image.Image:
     if array.dtype != np.uint8 or array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
-        raise InputError(f"an image array must be uint8 H×W or H×W×C (C = 1, 3 or 4), "
-                         f"got {array.dtype} of shape {array.shape}")
+        raise InputError(
+            f"an image array must be uint8 H×W or H×W×C (C = 1, 3 or 4), got {array.dtype} of shape {array.shape}"
+        )
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     return Image.fromarray(np.ascontiguousarray(array)).convert("RGB")

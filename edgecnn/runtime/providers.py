@@ -49,48 +49,93 @@ class Provider:
     fallback: tuple[str, ...] = (CPU,)
 
 
-_GPU_WHEEL = ("pip uninstall onnxruntime && pip install onnxruntime-gpu; it needs an NVIDIA driver and the "
-              "CUDA 12 + cuDNN 9 libraries (Linux/Windows x64)")
+_GPU_WHEEL = (
+    "pip uninstall onnxruntime && pip install onnxruntime-gpu; it needs an NVIDIA driver and the "
+    "CUDA 12 + cuDNN 9 libraries (Linux/Windows x64)"
+)
 
 # One table, in the order `edgecnn providers` prints it.
 _TABLE: tuple[Provider, ...] = (
     Provider("cpu", CPU, "cpu", "included in every onnxruntime package", fallback=()),
-    Provider("cuda", "CUDAExecutionProvider", "gpu", f"install onnxruntime-gpu: {_GPU_WHEEL}",
-             {"device_id": 0}, device="cuda"),
-    Provider("tensorrt", "TensorrtExecutionProvider", "gpu",
-             f"install onnxruntime-gpu: {_GPU_WHEEL}, plus the TensorRT 10 libraries on the library path "
-             "(pip install tensorrt, or NVIDIA's packages)",
-             {"device_id": 0, "trt_engine_cache_enable": True, "trt_timing_cache_enable": True},
-             device="cuda", fallback=("CUDAExecutionProvider", CPU)),
+    Provider(
+        "cuda",
+        "CUDAExecutionProvider",
+        "gpu",
+        f"install onnxruntime-gpu: {_GPU_WHEEL}",
+        {"device_id": 0},
+        device="cuda",
+    ),
+    Provider(
+        "tensorrt",
+        "TensorrtExecutionProvider",
+        "gpu",
+        f"install onnxruntime-gpu: {_GPU_WHEEL}, plus the TensorRT 10 libraries on the library path "
+        "(pip install tensorrt, or NVIDIA's packages)",
+        {"device_id": 0, "trt_engine_cache_enable": True, "trt_timing_cache_enable": True},
+        device="cuda",
+        fallback=("CUDAExecutionProvider", CPU),
+    ),
     # A plugin beside our onnxruntime (see runtime/openvino.py), not the onnxruntime-openvino package.
     Provider("openvino", "OpenVINOExecutionProvider", "accelerator", _openvino.INSTALL),
-    Provider("dnnl", "DnnlExecutionProvider", "cpu",
-             "build onnxruntime from source with --use_dnnl (no PyPI wheel)"),
-    Provider("xnnpack", "XnnpackExecutionProvider", "cpu",
-             "use an onnxruntime build with --use_xnnpack (onnxruntime-android / onnxruntime-mobile packages, "
-             "or build from source)"),
-    Provider("nnapi", "NnapiExecutionProvider", "mobile",
-             "Android only: the onnxruntime-android AAR (com.microsoft.onnxruntime:onnxruntime-android)"),
-    Provider("coreml", "CoreMLExecutionProvider", "mobile",
-             "macOS/iOS only: pip install onnxruntime on macOS, or the onnxruntime-objc / onnxruntime-c pods"),
-    Provider("qnn", "QNNExecutionProvider", "accelerator",
-             "pip install onnxruntime-qnn (Windows on Snapdragon) or a build with --use_qnn and the QNN SDK",
-             {"backend_path": "QnnHtp.dll" if sys.platform == "win32" else "libQnnHtp.so"}),
-    Provider("rocm", "ROCMExecutionProvider", "gpu",
-             "an onnxruntime build for AMD ROCm (AMD's onnxruntime-rocm wheels; removed upstream after 1.22, "
-             "use migraphx)"),
-    Provider("migraphx", "MIGraphXExecutionProvider", "gpu",
-             "pip install onnxruntime-migraphx (AMD ROCm), or a build with --use_migraphx"),
-    Provider("directml", "DmlExecutionProvider", "gpu",
-             "Windows only: pip uninstall onnxruntime && pip install onnxruntime-directml"),
-    Provider("cann", "CANNExecutionProvider", "accelerator",
-             "Huawei Ascend: pip install onnxruntime-cann"),
-    Provider("vitisai", "VitisAIExecutionProvider", "accelerator",
-             "AMD Ryzen AI / Vitis AI: the Ryzen AI software's onnxruntime-vitisai package"),
-    Provider("webgpu", "WebGpuExecutionProvider", "gpu",
-             "onnxruntime-web in a browser, or a build with --use_webgpu"),
-    Provider("azure", "AzureExecutionProvider", "remote",
-             "included in the standard wheels; runs models on an Azure endpoint, not on this machine"),
+    Provider("dnnl", "DnnlExecutionProvider", "cpu", "build onnxruntime from source with --use_dnnl (no PyPI wheel)"),
+    Provider(
+        "xnnpack",
+        "XnnpackExecutionProvider",
+        "cpu",
+        "use an onnxruntime build with --use_xnnpack (onnxruntime-android / onnxruntime-mobile packages, "
+        "or build from source)",
+    ),
+    Provider(
+        "nnapi",
+        "NnapiExecutionProvider",
+        "mobile",
+        "Android only: the onnxruntime-android AAR (com.microsoft.onnxruntime:onnxruntime-android)",
+    ),
+    Provider(
+        "coreml",
+        "CoreMLExecutionProvider",
+        "mobile",
+        "macOS/iOS only: pip install onnxruntime on macOS, or the onnxruntime-objc / onnxruntime-c pods",
+    ),
+    Provider(
+        "qnn",
+        "QNNExecutionProvider",
+        "accelerator",
+        "pip install onnxruntime-qnn (Windows on Snapdragon) or a build with --use_qnn and the QNN SDK",
+        {"backend_path": "QnnHtp.dll" if sys.platform == "win32" else "libQnnHtp.so"},
+    ),
+    Provider(
+        "rocm",
+        "ROCMExecutionProvider",
+        "gpu",
+        "an onnxruntime build for AMD ROCm (AMD's onnxruntime-rocm wheels; removed upstream after 1.22, use migraphx)",
+    ),
+    Provider(
+        "migraphx",
+        "MIGraphXExecutionProvider",
+        "gpu",
+        "pip install onnxruntime-migraphx (AMD ROCm), or a build with --use_migraphx",
+    ),
+    Provider(
+        "directml",
+        "DmlExecutionProvider",
+        "gpu",
+        "Windows only: pip uninstall onnxruntime && pip install onnxruntime-directml",
+    ),
+    Provider("cann", "CANNExecutionProvider", "accelerator", "Huawei Ascend: pip install onnxruntime-cann"),
+    Provider(
+        "vitisai",
+        "VitisAIExecutionProvider",
+        "accelerator",
+        "AMD Ryzen AI / Vitis AI: the Ryzen AI software's onnxruntime-vitisai package",
+    ),
+    Provider("webgpu", "WebGpuExecutionProvider", "gpu", "onnxruntime-web in a browser, or a build with --use_webgpu"),
+    Provider(
+        "azure",
+        "AzureExecutionProvider",
+        "remote",
+        "included in the standard wheels; runs models on an Azure endpoint, not on this machine",
+    ),
 )
 
 PROVIDERS: dict[str, Provider] = {p.name: p for p in _TABLE}
@@ -115,7 +160,8 @@ def get_provider(name: str) -> Provider:
     if key in _BY_ORT:
         return _BY_ORT[key]
     raise ProviderUnavailableError(
-        f"unknown execution provider {name!r}; known: {', '.join(PROVIDERS)} (see `edgecnn providers`)")
+        f"unknown execution provider {name!r}; known: {', '.join(PROVIDERS)} (see `edgecnn providers`)"
+    )
 
 
 def _build(plugins: bool = True) -> list[str]:
@@ -176,9 +222,13 @@ def _split(names: str | Iterable[str]) -> list[str]:
     return out
 
 
-def resolve(names: str | Iterable[str], *, precision: str | None = None,
-            cache_dir: str | os.PathLike | None = None,
-            threads: int | None = None) -> list[tuple[str, dict]]:
+def resolve(
+    names: str | Iterable[str],
+    *,
+    precision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    threads: int | None = None,
+) -> list[tuple[str, dict]]:
     """Turn short names into the providers list for ``onnxruntime.InferenceSession``.
 
     Each requested provider must be in this build; its fallbacks (CUDA after TensorRT, CPU after any
@@ -204,7 +254,8 @@ def resolve(names: str | Iterable[str], *, precision: str | None = None,
             if p.ort_name == _openvino.ORT_NAME:  # two backends, each with its own reason
                 raise ProviderUnavailableError(_openvino.unavailable_message())
             raise ProviderUnavailableError(
-                f"execution provider {p.name!r} is not in this onnxruntime build ({', '.join(build)}); {p.install}")
+                f"execution provider {p.name!r} is not in this onnxruntime build ({', '.join(build)}); {p.install}"
+            )
     out: dict[str, dict] = {}
     for p in requested:
         out.setdefault(p.ort_name, _options(p, precision, cache_dir, threads))
@@ -245,8 +296,13 @@ _GRAPH_OPT = {
 }
 
 
-def session_options(*, threads: int | None = None, graph_opt: str = "all", profile: bool = False,
-                    optimized_model_path: str | os.PathLike | None = None) -> ort.SessionOptions:
+def session_options(
+    *,
+    threads: int | None = None,
+    graph_opt: str = "all",
+    profile: bool = False,
+    optimized_model_path: str | os.PathLike | None = None,
+) -> ort.SessionOptions:
     """SessionOptions as edgecnn uses them: ``threads`` intra-op threads (``None``: ORT's default, one per
     physical core), one inter-op thread (CNNs are a chain: parallel branches gain nothing), sequential
     execution, the given graph optimization level, and node-to-provider recording on.
@@ -270,10 +326,16 @@ def session_options(*, threads: int | None = None, graph_opt: str = "all", profi
     return so
 
 
-def make_session(path: str | os.PathLike, providers: str | Sequence[str] = ("cpu",), *,
-                 threads: int | None = None, graph_opt: str = "all", precision: str | None = None,
-                 cache_dir: str | os.PathLike | None = None,
-                 sess_options: ort.SessionOptions | None = None) -> ort.InferenceSession:
+def make_session(
+    path: str | os.PathLike,
+    providers: str | Sequence[str] = ("cpu",),
+    *,
+    threads: int | None = None,
+    graph_opt: str = "all",
+    precision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    sess_options: ort.SessionOptions | None = None,
+) -> ort.InferenceSession:
     """Open an ONNX file on the given providers, and make sure it really runs on them.
 
     Args:
@@ -317,7 +379,8 @@ def make_session(path: str | os.PathLike, providers: str | Sequence[str] = ("cpu
         reason = " ".join(str(exc).split())
         if any(p.name != "cpu" for p in wanted) and _looks_like_provider_failure(reason):
             raise ProviderUnavailableError(
-                f"onnxruntime could not start {', '.join(p.name for p in wanted)} for {path.name}: {reason}") from exc
+                f"onnxruntime could not start {', '.join(p.name for p in wanted)} for {path.name}: {reason}"
+            ) from exc
         raise ArtifactError(f"onnxruntime cannot load {path}: {reason}") from exc
     if not sess.get_outputs():  # onnxruntime loads such a graph, then refuses every run with a traceback
         raise ArtifactError(f"{path}: the graph has no outputs, so it computes nothing; export the model again")
@@ -327,7 +390,8 @@ def make_session(path: str | os.PathLike, providers: str | Sequence[str] = ("cpu
         why = "; ".join(m for m in messages if m) or "no reason was logged"
         raise ProviderUnavailableError(
             f"onnxruntime dropped {', '.join(p.name for p in dropped)} when opening {path.name} "
-            f"(session uses {', '.join(got)}): {why}; {dropped[0].install}")
+            f"(session uses {', '.join(got)}): {why}; {dropped[0].install}"
+        )
     return sess
 
 
@@ -382,7 +446,9 @@ def model_precision(path: str | os.PathLike) -> str | None:
         return None
 
 
-def node_assignment(session_or_path, providers: str | Sequence[str] = ("cpu",), **session_kwargs) -> dict[str, int] | None:
+def node_assignment(
+    session_or_path, providers: str | Sequence[str] = ("cpu",), **session_kwargs
+) -> dict[str, int] | None:
     """How many nodes of the optimized graph each provider took: ``{"CPUExecutionProvider": 101}``.
 
     Counts come from onnxruntime's own record (``session.record_ep_graph_assignment_info``), taken when the

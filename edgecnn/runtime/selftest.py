@@ -70,8 +70,13 @@ class SelftestResult:
         return bool(self.checks) and all(c.passed for c in self.checks)
 
     def to_dict(self) -> dict:
-        return {"bundle": str(self.bundle), "passed": self.passed, "files_verified": self.files_verified,
-                "onnxruntime": self.onnxruntime, "models": [c.to_dict() for c in self.checks]}
+        return {
+            "bundle": str(self.bundle),
+            "passed": self.passed,
+            "files_verified": self.files_verified,
+            "onnxruntime": self.onnxruntime,
+            "models": [c.to_dict() for c in self.checks],
+        }
 
 
 def tolerance(precision: str) -> dict:
@@ -120,11 +125,14 @@ def selftest_with(bundle: str | os.PathLike, run_models, runtime: str) -> Selfte
     for entry in manifest["models"]:
         inside(root, entry["file"], "model file")
         if entry["input"] not in golden or entry["expected"] not in golden:
-            raise ArtifactError(f"{root}: golden data lacks '{entry['input']}' or '{entry['expected']}'; "
-                                "copy the bundle again")
+            raise ArtifactError(
+                f"{root}: golden data lacks '{entry['input']}' or '{entry['expected']}'; copy the bundle again"
+            )
     outputs = run_models(root, list(manifest["models"]), golden)
-    checks = tuple(judge(entry, golden[entry["expected"]], got, providers)
-                   for entry, (got, providers) in zip(manifest["models"], outputs))
+    checks = tuple(
+        judge(entry, golden[entry["expected"]], got, providers)
+        for entry, (got, providers) in zip(manifest["models"], outputs)
+    )
     return SelftestResult(root, verified, checks, runtime)
 
 
@@ -161,13 +169,17 @@ def golden_headers(path: Path) -> dict[str, tuple[tuple, np.dtype]]:
                     raise ArtifactError(f"{path.name}: member {info.filename!r} is not a .npy array; {fix}")
                 with archive.open(info) as member:
                     version = np.lib.format.read_magic(member)
-                    read = {(1, 0): np.lib.format.read_array_header_1_0,
-                            (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                    read = {
+                        (1, 0): np.lib.format.read_array_header_1_0,
+                        (2, 0): np.lib.format.read_array_header_2_0,
+                    }.get(version)
                     if read is None:  # 3.0 is for structured types with unicode names: not golden data
-                        raise ArtifactError(f"{path.name}: member {info.filename!r} is a .npy of version "
-                                            f"{version[0]}.{version[1]}; {fix}")
+                        raise ArtifactError(
+                            f"{path.name}: member {info.filename!r} is a .npy of version "
+                            f"{version[0]}.{version[1]}; {fix}"
+                        )
                     shape, _, dtype = read(member)
-                headers[info.filename[:-len(".npy")]] = (tuple(shape), dtype)
+                headers[info.filename[: -len(".npy")]] = (tuple(shape), dtype)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise ArtifactError(f"{path.name}: cannot read the golden data ({exc}); {fix}") from None
     return headers
@@ -189,8 +201,10 @@ def check_golden(name: str, headers: dict, models: Sequence[dict]) -> None:
                 raise ArtifactError(f"{name} lacks the array '{key}' that {entry['file']} needs; {fix}")
             shape, dtype = headers[key]
             if dtype.hasobject or dtype.name not in _GOLDEN_DTYPES:
-                raise ArtifactError(f"{name}: array '{key}' is of type {dtype} (golden data is float or uint8; it "
-                                    f"is never loaded with pickle); {fix}")
+                raise ArtifactError(
+                    f"{name}: array '{key}' is of type {dtype} (golden data is float or uint8; it "
+                    f"is never loaded with pickle); {fix}"
+                )
             try:
                 check_input_shape(shape, f"{name}: array '{key}'")
             except InputError as exc:
@@ -198,13 +212,21 @@ def check_golden(name: str, headers: dict, models: Sequence[dict]) -> None:
         (in_shape, in_type), (out_shape, out_type) = headers[entry["input"]], headers[entry["expected"]]
         declared = entry.get("input_shape") or [None] * 4
         fixed = [d if isinstance(d, int) and not isinstance(d, bool) else None for d in declared]
-        if (len(in_shape) != 4 or len(fixed) != 4 or not in_shape[0]
-                or any(d is not None and d != s for d, s in zip(fixed[1:], in_shape[1:]))):
-            raise ArtifactError(f"{name}: input '{entry['input']}' has shape {list(in_shape)}, but {entry['file']} "
-                                f"takes {declared}; {fix}")
+        if (
+            len(in_shape) != 4
+            or len(fixed) != 4
+            or not in_shape[0]
+            or any(d is not None and d != s for d, s in zip(fixed[1:], in_shape[1:]))
+        ):
+            raise ArtifactError(
+                f"{name}: input '{entry['input']}' has shape {list(in_shape)}, but {entry['file']} "
+                f"takes {declared}; {fix}"
+            )
         if out_type.kind != "f" or not out_shape or out_shape[0] != in_shape[0]:
-            raise ArtifactError(f"{name}: expected output '{entry['expected']}' is {out_type} of shape "
-                                f"{list(out_shape)}, not float with one row per input ({in_shape[0]}); {fix}")
+            raise ArtifactError(
+                f"{name}: expected output '{entry['expected']}' is {out_type} of shape "
+                f"{list(out_shape)}, not float with one row per input ({in_shape[0]}); {fix}"
+            )
 
 
 def _run_model(root: Path, entry: dict, golden: dict, providers) -> tuple:
@@ -227,13 +249,32 @@ def judge(entry: dict, expected: np.ndarray, got: np.ndarray, providers: Sequenc
 
     got = np.asarray(got)
     if got.shape != expected.shape:
-        return ModelCheck(entry["file"], entry["precision"], False, float("inf"), float("inf"), 0.0, None,
-                          (f"output shape {list(got.shape)} != expected {list(expected.shape)}",), tuple(providers))
+        return ModelCheck(
+            entry["file"],
+            entry["precision"],
+            False,
+            float("inf"),
+            float("inf"),
+            0.0,
+            None,
+            (f"output shape {list(got.shape)} != expected {list(expected.shape)}",),
+            tuple(providers),
+        )
     tol = entry.get("tolerance") or tolerance(entry["precision"])
-    report = compare(expected, got, task=entry.get("task", "classification"),
-                     precision=entry["precision"], tolerances=tol)
-    return ModelCheck(entry["file"], entry["precision"], report.passed, report.max_abs, report.max_rel,
-                      report.cosine, report.top1_agreement, report.failures, tuple(providers))
+    report = compare(
+        expected, got, task=entry.get("task", "classification"), precision=entry["precision"], tolerances=tol
+    )
+    return ModelCheck(
+        entry["file"],
+        entry["precision"],
+        report.passed,
+        report.max_abs,
+        report.max_rel,
+        report.cosine,
+        report.top1_agreement,
+        report.failures,
+        tuple(providers),
+    )
 
 
 def verify_files(root: Path, manifest: dict) -> int:
@@ -253,13 +294,16 @@ def verify_files(root: Path, manifest: dict) -> int:
         elif path.stat().st_size != record.get("size") or sha256_file(path) != record.get("sha256"):
             bad.append(f"{name} (sha256 differs)")
     if bad:
-        raise ArtifactError(f"bundle {root} does not match its {BUNDLE_MANIFEST}: {', '.join(bad)}; the copy is "
-                            "damaged or was edited: copy the bundle again")
+        raise ArtifactError(
+            f"bundle {root} does not match its {BUNDLE_MANIFEST}: {', '.join(bad)}; the copy is "
+            "damaged or was edited: copy the bundle again"
+        )
     listed = set(records)
     unlisted = [e["file"] for e in manifest["models"] if e["file"] not in listed]
     if unlisted or "golden" not in manifest or manifest["golden"]["file"] not in listed:
-        raise ArtifactError(f"{root / BUNDLE_MANIFEST} does not list the hashes of all its models and golden data; "
-                            "remake the bundle")
+        raise ArtifactError(
+            f"{root / BUNDLE_MANIFEST} does not list the hashes of all its models and golden data; remake the bundle"
+        )
     return len(listed)
 
 
@@ -276,7 +320,6 @@ def run_golden(session, array: np.ndarray) -> np.ndarray:
         InputError: ``array``'s shape does not fit the graph's input.
     """
     shape = session.get_inputs()[0].shape
-    if array.ndim != len(shape) or any(isinstance(d, int) and d != a
-                                       for d, a in zip(shape[1:], array.shape[1:])):
+    if array.ndim != len(shape) or any(isinstance(d, int) and d != a for d, a in zip(shape[1:], array.shape[1:])):
         raise InputError(f"the golden input has shape {list(array.shape)} but the model takes {shape}")
     return run_batched(session, array, outputs=None, chunk=len(array))[0]

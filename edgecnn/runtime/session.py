@@ -14,8 +14,13 @@ import numpy as np
 
 # onnxruntime's type strings → numpy dtypes (inputs and outputs of the files edgecnn writes or reads).
 ORT_DTYPES = {
-    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
-    "tensor(uint8)": np.uint8, "tensor(int8)": np.int8, "tensor(int32)": np.int32, "tensor(int64)": np.int64,
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(uint8)": np.uint8,
+    "tensor(int8)": np.int8,
+    "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
 }
 
 DEFAULT_CHUNK = 8
@@ -35,8 +40,14 @@ def fixed_batch(session) -> int | None:
     return dim if isinstance(dim, int) and dim > 0 else None
 
 
-def iter_batched(session, arrays: np.ndarray, *, input_name: str | None = None,
-                 outputs: Sequence[str] | None = None, chunk: int | None = None) -> Iterator[list[np.ndarray]]:
+def iter_batched(
+    session,
+    arrays: np.ndarray,
+    *,
+    input_name: str | None = None,
+    outputs: Sequence[str] | None = None,
+    chunk: int | None = None,
+) -> Iterator[list[np.ndarray]]:
     """Yield each chunk's outputs (a list, one array per output name), padded rows removed.
 
     ``chunk`` is the size of the pieces for graphs with a dynamic batch (default 8); a fixed-batch graph
@@ -46,7 +57,7 @@ def iter_batched(session, arrays: np.ndarray, *, input_name: str | None = None,
     batch = fixed_batch(session)
     step = batch or chunk or DEFAULT_CHUNK
     for start in range(0, len(arrays), step):
-        piece = arrays[start:start + step]
+        piece = arrays[start : start + step]
         real = len(piece)
         if batch and real < batch:
             piece = np.concatenate([piece, np.repeat(piece[-1:], batch - real, axis=0)])

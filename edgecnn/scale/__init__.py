@@ -16,5 +16,4 @@ from ._ray import RAY_HINT, RayMissingError, require_ray
 from .dataset import PredictSummary, predict_dataset
 from .sweep import SweepResult, sweep
 
-__all__ = ["predict_dataset", "PredictSummary", "sweep", "SweepResult", "RayMissingError", "RAY_HINT",
-           "require_ray"]
+__all__ = ["predict_dataset", "PredictSummary", "sweep", "SweepResult", "RayMissingError", "RAY_HINT", "require_ray"]

@@ -62,7 +62,13 @@ def cluster_cpus(ray: Any) -> int:
 
 def alive_nodes(ray: Any) -> list[dict]:
     """``{"node_id", "hostname", "cpus"}`` of each live node with CPUs, largest first."""
-    nodes = [{"node_id": n["NodeID"], "hostname": n.get("NodeManagerHostname") or n.get("NodeManagerAddress", "?"),
-              "cpus": int(n.get("Resources", {}).get("CPU", 0))}
-             for n in ray.nodes() if n.get("Alive")]
+    nodes = [
+        {
+            "node_id": n["NodeID"],
+            "hostname": n.get("NodeManagerHostname") or n.get("NodeManagerAddress", "?"),
+            "cpus": int(n.get("Resources", {}).get("CPU", 0)),
+        }
+        for n in ray.nodes()
+        if n.get("Alive")
+    ]
     return sorted((n for n in nodes if n["cpus"] > 0), key=lambda n: -n["cpus"])

@@ -37,7 +37,7 @@ from .sources import list_sources, local_root, open_filesystem, read_bytes
 # later runs (docs/SCALE.md); at 224 px the batch size made no measurable difference
 DEFAULT_BATCH = 64
 DEFAULT_PART_ROWS = 1000
-DECODE_MEMORY = 256 * 2 ** 20  # bytes a decode task asks Ray for (a batch of decoded photos, with room)
+DECODE_MEMORY = 256 * 2**20  # bytes a decode task asks Ray for (a batch of decoded photos, with room)
 
 
 @dataclass(frozen=True)
@@ -108,8 +108,17 @@ class InferenceActor:
     test that kills an actor mid-run.
     """
 
-    def __init__(self, model: str, providers: Sequence[str], threads: int, top_k: int, overrides: dict,
-                 mask_dir: str | None, model_sha256: str, announce_to: str | None = None) -> None:
+    def __init__(
+        self,
+        model: str,
+        providers: Sequence[str],
+        threads: int,
+        top_k: int,
+        overrides: dict,
+        mask_dir: str | None,
+        model_sha256: str,
+        announce_to: str | None = None,
+    ) -> None:
         from ..runtime.predictor import Predictor
 
         self.predictor = Predictor(model, providers=list(providers), intra_op_threads=threads, **overrides)
@@ -148,7 +157,7 @@ class InferenceActor:
             pixels = np.ascontiguousarray(pixels.transpose(0, 3, 1, 2))
         results: list = []
         for start in range(0, len(pixels), p.batch_size):
-            results.extend(p.postprocess(p.run(pixels[start:start + p.batch_size]), self.top_k))
+            results.extend(p.postprocess(p.run(pixels[start : start + p.batch_size]), self.top_k))
         return results
 
 
@@ -185,16 +194,30 @@ def plan_workers(cpus: int, workers: int | None, threads: int | None, gpu: bool)
         raise InputError(f"workers and threads must be at least 1, got {workers} and {threads}")
     if workers * threads > max(cpus, 1):
         most = max(1, cpus // threads)
-        raise InputError(f"{workers} inference actor(s) × {threads} thread(s) need {workers * threads} CPUs and Ray "
-                         f"has {cpus}; use fewer --workers (at most {most}) or fewer threads")
+        raise InputError(
+            f"{workers} inference actor(s) × {threads} thread(s) need {workers * threads} CPUs and Ray "
+            f"has {cpus}; use fewer --workers (at most {most}) or fewer threads"
+        )
     return workers, threads
 
 
-def predict_dataset(model: str | os.PathLike, source: str | os.PathLike, output: str | os.PathLike, *,
-                    address: str | None = None, workers: int | None = None, threads: int | None = None,
-                    batch_size: int = DEFAULT_BATCH, top_k: int = 5, ep: str | Sequence[str] = "cpu",
-                    part_rows: int = DEFAULT_PART_ROWS, progress: bool = True, ray_remote_args: dict | None = None,
-                    announce_to: str | None = None, **overrides) -> PredictSummary:
+def predict_dataset(
+    model: str | os.PathLike,
+    source: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    address: str | None = None,
+    workers: int | None = None,
+    threads: int | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    top_k: int = 5,
+    ep: str | Sequence[str] = "cpu",
+    part_rows: int = DEFAULT_PART_ROWS,
+    progress: bool = True,
+    ray_remote_args: dict | None = None,
+    announce_to: str | None = None,
+    **overrides,
+) -> PredictSummary:
     """Predict every image of ``source`` with ``model`` on Ray, into the Parquet folder ``output``.
 
     Args:
@@ -241,21 +264,53 @@ def predict_dataset(model: str | os.PathLike, source: str | os.PathLike, output:
         done = out_parts.done_paths(out, model_sha, notes)
         todo = [p for p in listed if p not in done]
         mask_dir = out.parent / (out.stem + ".masks") if probe.task == "segmentation" else None
-        summary = dict(output=out, listed=len(listed), skipped=len(listed) - len(todo), mask_dir=mask_dir,
-                       notes=tuple(notes))
+        summary = dict(
+            output=out, listed=len(listed), skipped=len(listed) - len(todo), mask_dir=mask_dir, notes=tuple(notes)
+        )
         if not todo:  # a finished output: Ray is not even started
             return PredictSummary(inferred=0, errors=0, **summary)
-        actor_kwargs = {"model": str(Path(model).absolute()), "providers": providers, "top_k": top_k,
-                        "overrides": overrides, "model_sha256": model_sha,
-                        "mask_dir": str(mask_dir) if mask_dir else None, "announce_to": announce_to}
-        return _run(todo, str(source), probe, summary, actor_kwargs, address=address, workers=workers,
-                    threads=threads, gpu=gpu, batch_size=batch_size, part_rows=part_rows, progress=progress,
-                    ray_remote_args=ray_remote_args)
+        actor_kwargs = {
+            "model": str(Path(model).absolute()),
+            "providers": providers,
+            "top_k": top_k,
+            "overrides": overrides,
+            "model_sha256": model_sha,
+            "mask_dir": str(mask_dir) if mask_dir else None,
+            "announce_to": announce_to,
+        }
+        return _run(
+            todo,
+            str(source),
+            probe,
+            summary,
+            actor_kwargs,
+            address=address,
+            workers=workers,
+            threads=threads,
+            gpu=gpu,
+            batch_size=batch_size,
+            part_rows=part_rows,
+            progress=progress,
+            ray_remote_args=ray_remote_args,
+        )
 
 
-def _run(todo: list, source: str, probe: Any, summary: dict, actor_kwargs: dict, *, address: str | None,
-         workers: int | None, threads: int | None, gpu: bool, batch_size: int, part_rows: int, progress: bool,
-         ray_remote_args: dict | None) -> PredictSummary:
+def _run(
+    todo: list,
+    source: str,
+    probe: Any,
+    summary: dict,
+    actor_kwargs: dict,
+    *,
+    address: str | None,
+    workers: int | None,
+    threads: int | None,
+    gpu: bool,
+    batch_size: int,
+    part_rows: int,
+    progress: bool,
+    ray_remote_args: dict | None,
+) -> PredictSummary:
     """Connect to Ray, plan the actors, run the pipeline and write its parts (the caller holds the lock)."""
     from ._ray import cluster_cpus, connect
 
@@ -271,8 +326,18 @@ def _run(todo: list, source: str, probe: Any, summary: dict, actor_kwargs: dict,
     # handler that keeps the stream it first met: under an in-process runner, one already closed. Warnings stay.
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     t0 = time.perf_counter()
-    predicted = _pipeline(ray, todo, source, probe, batch_size, workers, threads, gpu,
-                          {**actor_kwargs, "threads": threads}, ray_remote_args)
+    predicted = _pipeline(
+        ray,
+        todo,
+        source,
+        probe,
+        batch_size,
+        workers,
+        threads,
+        gpu,
+        {**actor_kwargs, "threads": threads},
+        ray_remote_args,
+    )
     writer = out_parts.PartWriter(out, out_parts.schema(actor_kwargs["model_sha256"], probe.task), part_rows)
     good = bad = 0
     for table in predicted.iter_batches(batch_format="pyarrow", batch_size=None):
@@ -280,25 +345,54 @@ def _run(todo: list, source: str, probe: Any, summary: dict, actor_kwargs: dict,
         good, bad = good + sum(ok), bad + len(ok) - sum(ok)
         writer.add(table)
     writer.flush()
-    return PredictSummary(inferred=good, errors=bad, parts=tuple(writer.parts), workers=workers, threads=threads,
-                          seconds=time.perf_counter() - t0, **summary)
+    return PredictSummary(
+        inferred=good,
+        errors=bad,
+        parts=tuple(writer.parts),
+        workers=workers,
+        threads=threads,
+        seconds=time.perf_counter() - t0,
+        **summary,
+    )
 
 
-def _pipeline(ray: Any, todo: list, source: str, probe: Any, batch_size: int, workers: int, threads: int,
-              gpu: bool, actor_kwargs: dict, ray_remote_args: dict | None) -> Any:
+def _pipeline(
+    ray: Any,
+    todo: list,
+    source: str,
+    probe: Any,
+    batch_size: int,
+    workers: int,
+    threads: int,
+    gpu: bool,
+    actor_kwargs: dict,
+    ray_remote_args: dict | None,
+) -> Any:
     """The lazy Ray Data plan: paths → decode tasks → inference actor pool (nothing runs until iterated)."""
-    ds = ray.data.from_items([{"path": p} for p in todo],
-                             override_num_blocks=max(1, min(len(todo) // batch_size, 10_000)))
+    ds = ray.data.from_items(
+        [{"path": p} for p in todo], override_num_blocks=max(1, min(len(todo) // batch_size, 10_000))
+    )
     # CPUs: the decode stage asks for exactly what an actor asks for, so Ray Data fuses the two (it fuses map
     # operators with equal resource requests) and each actor process reads, decodes and infers its batches — no
     # hop of decoded arrays through the object store, and decoding runs on every core. GPUs: decoding stays in
     # 1-CPU tasks beside the GPU actors (the memory request keeps them apart), to feed the GPU from the CPUs.
     decode_resources = {"num_cpus": 1, "memory": DECODE_MEMORY} if gpu else {"num_cpus": threads}
-    decoded = ds.map_batches(decode_batch, batch_size=batch_size, batch_format="numpy", **decode_resources,
-                             fn_kwargs={"source": source, "params": probe.params, "embedded": probe.embedded})
+    decoded = ds.map_batches(
+        decode_batch,
+        batch_size=batch_size,
+        batch_format="numpy",
+        **decode_resources,
+        fn_kwargs={"source": source, "params": probe.params, "embedded": probe.embedded},
+    )
     # Ray Data restarts a dead actor and retries its batches by default (max_restarts / max_task_retries -1);
     # ray_remote_args can change that (and anything else Ray takes for the actors).
     resources = {"num_gpus": 1, "num_cpus": 1} if gpu else {"num_cpus": threads}
-    return decoded.map_batches(InferenceActor, batch_size=batch_size, batch_format="numpy",
-                               compute=ray.data.ActorPoolStrategy(size=workers),
-                               fn_constructor_kwargs=actor_kwargs, **resources, **(ray_remote_args or {}))
+    return decoded.map_batches(
+        InferenceActor,
+        batch_size=batch_size,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=workers),
+        fn_constructor_kwargs=actor_kwargs,
+        **resources,
+        **(ray_remote_args or {}),
+    )

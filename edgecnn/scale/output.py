@@ -36,16 +36,19 @@ def schema(model_sha256: str, task: str) -> Any:
     """The one schema of every part (classification and segmentation columns both; unused ones are null)."""
     import pyarrow as pa
 
-    return pa.schema([
-        ("path", pa.string()),
-        ("ok", pa.bool_()),
-        ("error", pa.string()),
-        ("top1", pa.string()),
-        ("labels", pa.list_(pa.string())),
-        ("probabilities", pa.list_(pa.float64())),
-        ("mask_file", pa.string()),
-        ("mask_shape", pa.list_(pa.int32())),
-    ], metadata={MODEL_KEY: model_sha256.encode(), b"edgecnn.task": task.encode()})
+    return pa.schema(
+        [
+            ("path", pa.string()),
+            ("ok", pa.bool_()),
+            ("error", pa.string()),
+            ("top1", pa.string()),
+            ("labels", pa.list_(pa.string())),
+            ("probabilities", pa.list_(pa.float64())),
+            ("mask_file", pa.string()),
+            ("mask_shape", pa.list_(pa.int32())),
+        ],
+        metadata={MODEL_KEY: model_sha256.encode(), b"edgecnn.task": task.encode()},
+    )
 
 
 def check(output: str | os.PathLike) -> Path:
@@ -93,8 +96,10 @@ def done_paths(out: Path, model_sha256: str, notes: list | None = None) -> set[s
                 notes.append(message)
             continue
         if meta.get(MODEL_KEY, model_sha256.encode()).decode() != model_sha256:
-            raise InputError(f"{out} holds predictions of another model (SHA-256 {meta[MODEL_KEY].decode()[:12]}…); "
-                             "give a new --output for this model")
+            raise InputError(
+                f"{out} holds predictions of another model (SHA-256 {meta[MODEL_KEY].decode()[:12]}…); "
+                "give a new --output for this model"
+            )
         done.update(table.column("path").to_pylist())
     return done
 
@@ -108,10 +113,14 @@ def _set_aside(part: Path, exc: BaseException) -> str:
         aside = part.with_name(f".{part.name}.unreadable")
         os.replace(part, aside)
     except OSError as err:
-        raise ArtifactError(f"{part}: not a readable Parquet part, and it cannot be moved aside ({err.strerror}); "
-                            "move it away and rerun") from None
-    return (f"{part.name} is not a readable Parquet part ({first_line(exc)}): moved to {aside.name}; its images "
-            "are predicted again")
+        raise ArtifactError(
+            f"{part}: not a readable Parquet part, and it cannot be moved aside ({err.strerror}); "
+            "move it away and rerun"
+        ) from None
+    return (
+        f"{part.name} is not a readable Parquet part ({first_line(exc)}): moved to {aside.name}; its images "
+        "are predicted again"
+    )
 
 
 class PartWriter:

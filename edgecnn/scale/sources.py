@@ -34,7 +34,7 @@ def open_filesystem(source: str) -> tuple[Any, str, str]:
 
     scheme = _scheme(source)
     if scheme is None or scheme == "file":
-        local = source[len("file://"):] if scheme == "file" else source
+        local = source[len("file://") :] if scheme == "file" else source
         return pafs.LocalFileSystem(), str(Path(local).expanduser().absolute()), ""
     # In a URI, "?" starts the options (s3://b/k?region=eu-west-1), so only * and [ are glob characters there.
     # A URI parser may refuse them: open the folder above the first one, then append the pattern.
@@ -49,13 +49,16 @@ def open_filesystem(source: str) -> tuple[Any, str, str]:
         try:
             import fsspec
         except ImportError:
-            raise InputError(f"{source}: pyarrow cannot open '{scheme}://' ({first_line(arrow_exc)}) and fsspec "
-                             "is not installed (pip install fsspec and the package for that scheme)") from None
+            raise InputError(
+                f"{source}: pyarrow cannot open '{scheme}://' ({first_line(arrow_exc)}) and fsspec "
+                "is not installed (pip install fsspec and the package for that scheme)"
+            ) from None
         try:
             fsspec_fs, path = fsspec.core.url_to_fs(base)
         except (ValueError, ImportError, OSError) as exc:
-            raise InputError(f"{source}: cannot open it (pyarrow: {first_line(arrow_exc)}; fsspec: "
-                             f"{first_line(exc)})") from None
+            raise InputError(
+                f"{source}: cannot open it (pyarrow: {first_line(arrow_exc)}; fsspec: {first_line(exc)})"
+            ) from None
         fs = pafs.PyFileSystem(pafs.FSSpecHandler(fsspec_fs))
     return fs, (f"{path.rstrip('/')}/{pattern}" if pattern else path), f"{scheme}://"
 
@@ -65,7 +68,7 @@ def local_root(source: str | os.PathLike) -> list[str]:
     glob's inputs are the files it matches, and an output over one of those is a file, refused as such)."""
     source = str(source)
     scheme = _scheme(source)
-    local = source[len("file://"):] if scheme == "file" else source
+    local = source[len("file://") :] if scheme == "file" else source
     if scheme not in (None, "file") or any(c in local for c in _GLOB_CHARS):
         return []
     return [str(Path(local).expanduser())]
@@ -102,7 +105,7 @@ def list_sources(source: str | os.PathLike) -> list[str]:
     for entry in entries:
         if entry.type != pafs.FileType.File:
             continue
-        rel = entry.path[len(base):].lstrip("/")
+        rel = entry.path[len(base) :].lstrip("/")
         if any(part.startswith(".") for part in rel.split("/")):
             continue  # hidden files and folders, as runtime.preprocess.list_images skips them
         if pattern is not None and not fnmatch.fnmatchcase(entry.path, pattern):
@@ -117,6 +120,6 @@ def list_sources(source: str | os.PathLike) -> list[str]:
 
 def read_bytes(fs: Any, path: str, prefix: str) -> bytes:
     """The bytes of one listed path (``prefix`` as ``open_filesystem`` gave it); OSError when unreadable."""
-    inner = path[len(prefix):] if prefix and path.startswith(prefix) else path
+    inner = path[len(prefix) :] if prefix and path.startswith(prefix) else path
     with fs.open_input_stream(inner) as stream:
         return stream.read()

@@ -57,21 +57,34 @@ def export_one(model: str, precision: str, folder: str, options: Any, threads: i
     from ..pipeline import export
 
     torch.set_num_threads(max(1, threads))  # the CPUs this task asked Ray for, no more
-    opts = options.replace(fp16=precision == "fp16",
-                           int8=(options.int8 or Int8Options()) if precision == "int8" else None)
+    opts = options.replace(
+        fp16=precision == "fp16", int8=(options.int8 or Int8Options()) if precision == "int8" else None
+    )
     row = {"model": model, "precision": precision, "folder": folder, **_where()}
     t0 = time.perf_counter()
     try:
         result = export(model, folder, opts)
     except EdgeCNNError as exc:
         return {**row, "passed": False, "error": str(exc), "seconds": round(time.perf_counter() - t0, 2)}
-    artifacts = [{"file": a.file, "precision": a.precision, "passed": bool(a.parity.get("passed")),
-                  "top1_agreement": a.parity.get("top1_agreement"), "cosine": a.parity.get("cosine")}
-                 for a in result.artifacts]
+    artifacts = [
+        {
+            "file": a.file,
+            "precision": a.precision,
+            "passed": bool(a.parity.get("passed")),
+            "top1_agreement": a.parity.get("top1_agreement"),
+            "cosine": a.parity.get("cosine"),
+        }
+        for a in result.artifacts
+    ]
     target = next((a["file"] for a in artifacts if a["precision"] == precision), None)
-    return {**row, "passed": result.passed and target is not None, "error": None if target else
-            f"no {precision} artifact was produced (see {folder}/manifest.json)", "artifact": target,
-            "artifacts": artifacts, "seconds": round(time.perf_counter() - t0, 2)}
+    return {
+        **row,
+        "passed": result.passed and target is not None,
+        "error": None if target else f"no {precision} artifact was produced (see {folder}/manifest.json)",
+        "artifact": target,
+        "artifacts": artifacts,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
 
 
 def bench_one(path: str, options: Any, cpus: int) -> dict:
@@ -82,9 +95,18 @@ def bench_one(path: str, options: Any, cpus: int) -> dict:
     started = time.time()
     result = benchmark_many([path], opts)[0].to_dict()
     first = result["batches"][0]
-    return {"file": path, "threads": opts.threads, "batch_size": first["batch_size"],
-            "p50_ms": first["latency"]["p50_ms"], "throughput_ips": first["throughput_ips"],
-            **_where(), "node_cpus": cpus, "started": started, "ended": time.time(), "result": result}
+    return {
+        "file": path,
+        "threads": opts.threads,
+        "batch_size": first["batch_size"],
+        "p50_ms": first["latency"]["p50_ms"],
+        "throughput_ips": first["throughput_ips"],
+        **_where(),
+        "node_cpus": cpus,
+        "started": started,
+        "ended": time.time(),
+        "result": result,
+    }
 
 
 def _with_threads(options: Any, cpus: int) -> Any:
@@ -93,9 +115,17 @@ def _with_threads(options: Any, cpus: int) -> Any:
     return dataclasses.replace(options, threads=cpus)
 
 
-def sweep(models: Sequence[str], precisions: Sequence[str] = ("fp32", "int8"), out_dir: str | Path = "sweep", *,
-          options: Any = None, address: str | None = None, bench: Any = None,
-          export_cpus: int = 1, force: bool = False) -> SweepResult:
+def sweep(
+    models: Sequence[str],
+    precisions: Sequence[str] = ("fp32", "int8"),
+    out_dir: str | Path = "sweep",
+    *,
+    options: Any = None,
+    address: str | None = None,
+    bench: Any = None,
+    export_cpus: int = 1,
+    force: bool = False,
+) -> SweepResult:
     """Export every model × precision as Ray tasks, then benchmark each artifact on a whole node.
 
     Args:
@@ -119,8 +149,10 @@ def sweep(models: Sequence[str], precisions: Sequence[str] = ("fp32", "int8"), o
             raise InputError(f"{out / SWEEP_FILE} exists; pass --force to run the sweep again over it")
         foreign = foreign_files(out) if force else []  # --force replaces what edgecnn wrote, nothing else
         if foreign:
-            raise ArtifactError(f"'{out}' holds files edgecnn did not write ({describe(foreign)}); nothing was "
-                                "replaced: move them elsewhere or choose another --out")
+            raise ArtifactError(
+                f"'{out}' holds files edgecnn did not write ({describe(foreign)}); nothing was "
+                "replaced: move them elsewhere or choose another --out"
+            )
         options = (options or ExportOptions()).replace(force=force)
         ray = connect(address)
         task = ray.remote(num_cpus=export_cpus)(export_one)
@@ -134,8 +166,9 @@ def sweep(models: Sequence[str], precisions: Sequence[str] = ("fp32", "int8"), o
     return result
 
 
-def check_sweep(models: Sequence[str], precisions: Sequence[str], options: Any, export_cpus: int,
-                bench: Any = None) -> list[str]:
+def check_sweep(
+    models: Sequence[str], precisions: Sequence[str], options: Any, export_cpus: int, bench: Any = None
+) -> list[str]:
     """The model names a sweep exports (``["all"]``: the zoo; repeats dropped), each one and every option checked
     here, before a lock is taken or Ray is started: a typo is one line and exit 2, never a cluster's worth of
     failed tasks ending in "parity failed".
@@ -151,8 +184,9 @@ def check_sweep(models: Sequence[str], precisions: Sequence[str], options: Any, 
     names = [spec.name for spec in zoo()] if list(models) == ["all"] else list(dict.fromkeys(models))
     bad = [p for p in precisions if p not in PRECISIONS]
     if not names or not precisions or bad:
-        raise InputError(f"a sweep needs models and precisions of {', '.join(PRECISIONS)}; got "
-                         f"{list(models)} × {list(precisions)}")
+        raise InputError(
+            f"a sweep needs models and precisions of {', '.join(PRECISIONS)}; got {list(models)} × {list(precisions)}"
+        )
     for name in names:
         parse_input_size(options.input_size, get_spec(name))  # unknown names, and sizes a model cannot take
     if isinstance(export_cpus, bool) or not isinstance(export_cpus, int) or export_cpus < 1:
@@ -185,8 +219,15 @@ def _bench_all(ray: Any, exports: list, bench: Any) -> list:
     for i, row in enumerate(r for r in exports if r.get("artifact")):
         node = nodes[i % len(nodes)]
         task = ray.remote(bench_one).options(  # the whole node: nothing else of the sweep runs beside it
-            num_cpus=node["cpus"], scheduling_strategy=NodeAffinitySchedulingStrategy(node["node_id"], soft=False))
+            num_cpus=node["cpus"], scheduling_strategy=NodeAffinitySchedulingStrategy(node["node_id"], soft=False)
+        )
         path = str(Path(row["folder"]) / row["artifact"])
         refs.append((task.remote(path, options, node["cpus"]), row))
-    return [{"model": row["model"], "precision": row["precision"],
-             **_get(ray, ref, {"file": str(Path(row["folder"]) / row["artifact"])})} for ref, row in refs]
+    return [
+        {
+            "model": row["model"],
+            "precision": row["precision"],
+            **_get(ray, ref, {"file": str(Path(row["folder"]) / row["artifact"])}),
+        }
+        for ref, row in refs
+    ]

@@ -27,7 +27,8 @@ from .npm import ASSETS, node_modules, pinned_versions
 ORT_FILES = ("ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm")
 #: Operator types onnxruntime-web's WebGPU provider implements (its webgpu-operators list, for the pinned
 #: 1.30); a model's other nodes run on WASM, with a copy across at each boundary.
-WEBGPU_OPS = frozenset("""
+WEBGPU_OPS = frozenset(
+    """
 Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool BatchNormalization Cast Ceil Clip Concat
 Conv ConvTranspose Cos Cosh CumSum DepthToSpace DequantizeLinear Div Einsum Elu Equal Erf Exp Expand Flatten Floor
 FusedConv Gather GatherElements GatherND Gelu Gemm GlobalAveragePool GlobalMaxPool Greater GreaterOrEqual
@@ -35,7 +36,8 @@ GridSample HardSigmoid HardSwish If InstanceNormalization LayerNormalization Lea
 MaxPool Mul Neg Not Or Pad Pow Range Reciprocal ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp ReduceMax ReduceMean
 ReduceMin ReduceProd ReduceSum ReduceSumSquare Relu Reshape Resize ScatterND Shape Sigmoid Sin Sinh Slice Softmax
 Split Sqrt Squeeze Sub Tan Tanh ThresholdedRelu Tile Transpose Unsqueeze Where Xor
-""".split())
+""".split()
+)
 WASM_DOMAINS = ("", "ai.onnx", "com.microsoft", "ai.onnx.ml")
 MAX_OPSET = 23  # the newest default-domain opset the pinned onnxruntime(-web) implements
 PROTOBUF_LIMIT = 2 << 30  # one .onnx file, without external data, cannot be larger
@@ -61,8 +63,11 @@ class WebCheck:
         head = f"{self.file} ({self.size_mb:.1f} MB, opset {self.opset}, {len(self.op_types)} operator types)"
         if self.wasm_problems:
             return f"{head}: onnxruntime-web cannot run it: {'; '.join(self.wasm_problems)}"
-        gpu = ("WebGPU runs every node" if not self.webgpu_on_wasm
-               else f"WebGPU leaves {', '.join(self.webgpu_on_wasm)} to WASM")
+        gpu = (
+            "WebGPU runs every node"
+            if not self.webgpu_on_wasm
+            else f"WebGPU leaves {', '.join(self.webgpu_on_wasm)} to WASM"
+        )
         return f"{head}: WASM runs every node; {gpu}"
 
 
@@ -94,8 +99,12 @@ def check_web(path: str | os.PathLike) -> WebCheck:
         problems.append("over protobuf's 2 GB limit")
     elif size > WASM_SAFE_BYTES:
         problems.append("over 1 GB: too large for wasm32's 4 GB memory once loaded")
-    on_wasm = tuple(sorted({t for d, t in ops if d in ("", "ai.onnx") and t not in WEBGPU_OPS}
-                           | {f"{d}.{t}" for d, t in ops if d not in ("", "ai.onnx")}))
+    on_wasm = tuple(
+        sorted(
+            {t for d, t in ops if d in ("", "ai.onnx") and t not in WEBGPU_OPS}
+            | {f"{d}.{t}" for d, t in ops if d not in ("", "ai.onnx")}
+        )
+    )
     return WebCheck(path.name, round(size / 1e6, 1), opset, tuple(t for _, t in ops), tuple(problems), on_wasm)
 
 
@@ -162,13 +171,28 @@ def _sources(source: Path) -> tuple[list[Path], Path | None]:
 
 def _model_entry(path: Path, card: ModelCard) -> dict:
     channels = 1 if len(card.mean) == 1 else 3
-    return {"file": path.name, "precision": card.precision, "task": card.task, "input_name": card.input_name,
-            "output_name": card.output_name, "input_dtype": card.input_dtype, "layout": card.layout,
-            "preprocess_embedded": card.preprocess_embedded, "size_mb": round(path.stat().st_size / 1e6, 1),
-            "preprocess": {"resize": card.resize, "crop": list(card.crop), "mean": list(card.mean),
-                           "std": list(card.std), "pixel_scale": card.pixel_scale, "channels": channels,
-                           "color_order": card.color_order, "interpolation": card.interpolation,
-                           "max_image_pixels": max_image_pixels()}}  # preprocess.mjs refuses larger images
+    return {
+        "file": path.name,
+        "precision": card.precision,
+        "task": card.task,
+        "input_name": card.input_name,
+        "output_name": card.output_name,
+        "input_dtype": card.input_dtype,
+        "layout": card.layout,
+        "preprocess_embedded": card.preprocess_embedded,
+        "size_mb": round(path.stat().st_size / 1e6, 1),
+        "preprocess": {
+            "resize": card.resize,
+            "crop": list(card.crop),
+            "mean": list(card.mean),
+            "std": list(card.std),
+            "pixel_scale": card.pixel_scale,
+            "channels": channels,
+            "color_order": card.color_order,
+            "interpolation": card.interpolation,
+            "max_image_pixels": max_image_pixels(),
+        },
+    }  # preprocess.mjs refuses larger images
 
 
 def make_web_app(source: str | os.PathLike, out_dir: str | os.PathLike, *, force: bool = False) -> WebApp:
@@ -190,13 +214,22 @@ def make_web_app(source: str | os.PathLike, out_dir: str | os.PathLike, *, force
     if blocked:
         raise ArtifactError(blocked[0])
     base = cards[files[0]]
-    labels = (labels_file.read_text(encoding="utf-8").splitlines() if labels_file and labels_file.is_file()
-              else base.labels or [str(i) for i in range(base.num_classes)])
+    labels = (
+        labels_file.read_text(encoding="utf-8").splitlines()
+        if labels_file and labels_file.is_file()
+        else base.labels or [str(i) for i in range(base.num_classes)]
+    )
     version = pinned_versions()["onnxruntime-web"]
     dist = node_modules() / "onnxruntime-web" / "dist"
-    card = {"edgecnn_web": 1, "model": base.model, "task": base.task, "labels": "labels.txt",
-            "onnxruntime_web": version, "models": [_model_entry(p, cards[p]) for p in files],
-            "checks": [c.line() for c in checks]}
+    card = {
+        "edgecnn_web": 1,
+        "model": base.model,
+        "task": base.task,
+        "labels": "labels.txt",
+        "onnxruntime_web": version,
+        "models": [_model_entry(p, cards[p]) for p in files],
+        "checks": [c.line() for c in checks],
+    }
     with staged_output(out_dir, force, writer="web", inputs=[source]) as staging:
         for p in files:
             shutil.copyfile(p, staging / p.name)

@@ -46,8 +46,10 @@ def find_node() -> str:
     """The ``node`` executable on PATH, or a one-line error saying what to install."""
     node = shutil.which("node")
     if node is None:
-        raise ProviderUnavailableError("Node.js is not installed (no 'node' on PATH): install Node.js 18 or later "
-                                       "(Debian/Ubuntu: apt-get install nodejs npm) and try again")
+        raise ProviderUnavailableError(
+            "Node.js is not installed (no 'node' on PATH): install Node.js 18 or later "
+            "(Debian/Ubuntu: apt-get install nodejs npm) and try again"
+        )
     return node
 
 
@@ -57,15 +59,18 @@ def find_chromium(browser: str | os.PathLike | None = None) -> str:
     if given:
         path = shutil.which(str(given)) or (str(given) if Path(given).is_file() else None)
         if path is None:
-            raise ProviderUnavailableError(f"--browser {given}: no such browser executable; give the path of a "
-                                           "Chromium or Chrome binary")
+            raise ProviderUnavailableError(
+                f"--browser {given}: no such browser executable; give the path of a Chromium or Chrome binary"
+            )
         return path
     for name in ("/usr/bin/chromium", *CHROMIUM_NAMES):
         path = shutil.which(name)
         if path:
             return path
-    raise ProviderUnavailableError("no Chromium found: install it (Debian/Ubuntu: apt-get install chromium) "
-                                   "or point --browser PATH at a Chromium or Chrome binary")
+    raise ProviderUnavailableError(
+        "no Chromium found: install it (Debian/Ubuntu: apt-get install chromium) "
+        "or point --browser PATH at a Chromium or Chrome binary"
+    )
 
 
 def node_modules() -> Path:
@@ -85,21 +90,32 @@ def node_modules() -> Path:
 def _install(target: Path) -> None:
     npm = shutil.which("npm")
     if npm is None:
-        raise ProviderUnavailableError("npm is not installed (no 'npm' on PATH): install Node.js with npm "
-                                       "(Debian/Ubuntu: apt-get install nodejs npm) and try again")
+        raise ProviderUnavailableError(
+            "npm is not installed (no 'npm' on PATH): install Node.js with npm "
+            "(Debian/Ubuntu: apt-get install nodejs npm) and try again"
+        )
     versions = ", ".join(f"{k} {v}" for k, v in pinned_versions().items())
-    print(f"edgecnn: installing the pinned npm packages ({versions}) into {target} (first use only)",
-          file=sys.stderr, flush=True)
+    print(
+        f"edgecnn: installing the pinned npm packages ({versions}) into {target} (first use only)",
+        file=sys.stderr,
+        flush=True,
+    )
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         for name in ("package.json", "package-lock.json"):
             shutil.copyfile(PINNED / name, staging / name)
-        proc = subprocess.run([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
-                              cwd=staging, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S)
+        proc = subprocess.run(
+            [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=staging,
+            capture_output=True,
+            text=True,
+            timeout=INSTALL_TIMEOUT_S,
+        )
         if proc.returncode != 0:
             tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            raise ArtifactError(f"npm ci failed in {staging} ({tail}); check that the npm registry is reachable "
-                                "and try again")
+            raise ArtifactError(
+                f"npm ci failed in {staging} ({tail}); check that the npm registry is reachable and try again"
+            )
         (staging / "node_modules" / ".edgecnn-installed").write_text(versions + "\n")
         if target.exists():
             shutil.rmtree(target)  # a half install left by a killed run (no marker): replaced whole
@@ -128,8 +144,9 @@ def run_node(script: str, args: list[str], *, timeout: float, what: str) -> dict
     """
     env = {**os.environ, "EDGECNN_NODE_MODULES": str(node_modules())}
     try:
-        proc = subprocess.run([find_node(), str(ASSETS / script), *args], capture_output=True, text=True,
-                              timeout=timeout, env=env)
+        proc = subprocess.run(
+            [find_node(), str(ASSETS / script), *args], capture_output=True, text=True, timeout=timeout, env=env
+        )
     except subprocess.TimeoutExpired:
         raise ArtifactError(f"{what} did not finish within {timeout:.0f} s") from None
     lines = [ln for ln in proc.stdout.strip().splitlines() if ln.startswith("{")]

@@ -35,8 +35,9 @@ def _write_feeds(root: Path, entries: list, golden: dict, folder: Path) -> list[
         dtype = "uint8" if array.dtype == np.uint8 else "float32"
         array = np.ascontiguousarray(array.astype(dtype))
         array.tofile(folder / f"in_{i}.bin")
-        feeds.append((entry, inside(root, entry["file"], "model file"), folder / f"in_{i}.bin", dtype,
-                      list(array.shape)))
+        feeds.append(
+            (entry, inside(root, entry["file"], "model file"), folder / f"in_{i}.bin", dtype, list(array.shape))
+        )
     return feeds
 
 
@@ -46,15 +47,26 @@ def selftest_node(bundle: str | os.PathLike) -> SelftestResult:
 
     def run_models(root: Path, entries: list, golden: dict) -> list:
         with tempfile.TemporaryDirectory(prefix="edgecnn-node-") as tmp:
-            job = [{"name": entry["file"], "file": str(model), "input": str(feed), "dtype": dtype, "dims": dims,
-                    "output": str(feed.with_name(feed.name.replace("in_", "out_")))}
-                   for entry, model, feed, dtype, dims in _write_feeds(root, entries, golden, Path(tmp))]
+            job = [
+                {
+                    "name": entry["file"],
+                    "file": str(model),
+                    "input": str(feed),
+                    "dtype": dtype,
+                    "dims": dims,
+                    "output": str(feed.with_name(feed.name.replace("in_", "out_"))),
+                }
+                for entry, model, feed, dtype, dims in _write_feeds(root, entries, golden, Path(tmp))
+            ]
             (Path(tmp) / "job.json").write_text(json.dumps({"models": job}))
-            result = run_node("node_selftest.mjs", [str(Path(tmp) / "job.json")], timeout=300,
-                              what="the onnxruntime-node self-test")
+            result = run_node(
+                "node_selftest.mjs", [str(Path(tmp) / "job.json")], timeout=300, what="the onnxruntime-node self-test"
+            )
             runtime["name"] = result["runtime"]
-            return [(np.fromfile(j["output"], dtype=np.float32).reshape(m["dims"]), ("onnxruntime-node cpu",))
-                    for j, m in zip(job, result["models"])]
+            return [
+                (np.fromfile(j["output"], dtype=np.float32).reshape(m["dims"]), ("onnxruntime-node cpu",))
+                for j, m in zip(job, result["models"])
+            ]
 
     result = selftest_with(bundle, run_models, "")
     return SelftestResult(result.bundle, result.files_verified, result.checks, runtime.get("name", "node"))
@@ -67,8 +79,12 @@ def run_pages(pages: list[dict], mounts: dict, *, browser: str | None = None, we
     with serve(mounts) as base, tempfile.TemporaryDirectory(prefix="edgecnn-driver-") as tmp:
         specs = [{"timeout_ms": PAGE_TIMEOUT_MS, **p, "url": base + p["url"]} for p in pages]
         (Path(tmp) / "job.json").write_text(json.dumps({"browser": exe, "webgpu": webgpu, "pages": specs}))
-        return run_node("driver.mjs", [str(Path(tmp) / "job.json")], timeout=PAGE_TIMEOUT_MS / 1000 * len(pages) + 60,
-                        what="headless Chromium")
+        return run_node(
+            "driver.mjs",
+            [str(Path(tmp) / "job.json")],
+            timeout=PAGE_TIMEOUT_MS / 1000 * len(pages) + 60,
+            what="headless Chromium",
+        )
 
 
 def _harness(job: dict, folder: Path, browser: str | None, extra_mounts: dict | None = None) -> dict:
@@ -76,8 +92,12 @@ def _harness(job: dict, folder: Path, browser: str | None, extra_mounts: dict | 
     (folder / "job.json").write_text(json.dumps(job))
     for name in ("harness.html", "harness.js"):
         (folder / name).write_bytes((ASSETS / name).read_bytes())
-    out = run_pages([{"url": "/job/harness.html", "kind": "harness"}], {"/job/": folder, **(extra_mounts or {})},
-                    browser=browser, webgpu=job["ep"] == "webgpu")
+    out = run_pages(
+        [{"url": "/job/harness.html", "kind": "harness"}],
+        {"/job/": folder, **(extra_mounts or {})},
+        browser=browser,
+        webgpu=job["ep"] == "webgpu",
+    )
     page = out["pages"][0]
     if "error" in page:
         cls = ProviderUnavailableError if page.get("unavailable") else ArtifactError
@@ -94,12 +114,16 @@ def selftest_browser(bundle: str | os.PathLike, *, browser: str | None = None, e
 
     def run_models(root: Path, entries: list, golden: dict) -> list:
         with tempfile.TemporaryDirectory(prefix="edgecnn-browser-") as tmp:
-            models = [{"url": f"/bundle/{entry['file']}", "input_url": f"/job/{feed.name}", "dtype": dtype, "dims": dims}
-                      for entry, _, feed, dtype, dims in _write_feeds(root, entries, golden, Path(tmp))]
+            models = [
+                {"url": f"/bundle/{entry['file']}", "input_url": f"/job/{feed.name}", "dtype": dtype, "dims": dims}
+                for entry, _, feed, dtype, dims in _write_feeds(root, entries, golden, Path(tmp))
+            ]
             page = _harness({"mode": "selftest", "ep": ep, "models": models}, Path(tmp), browser, {"/bundle/": root})
         runtime["name"] = f"onnxruntime-web {page['onnxruntime_web']} ({ep}, {page['threads']} threads)"
-        return [(np.asarray(m["values"], dtype=np.float32).reshape(m["dims"]), (f"onnxruntime-web {ep}",))
-                for m in page["models"]]
+        return [
+            (np.asarray(m["values"], dtype=np.float32).reshape(m["dims"]), (f"onnxruntime-web {ep}",))
+            for m in page["models"]
+        ]
 
     result = selftest_with(bundle, run_models, "")
     return SelftestResult(result.bundle, result.files_verified, result.checks, runtime.get("name", "browser"))
@@ -131,9 +155,17 @@ class BrowserBench:
         return asdict(self)
 
 
-def bench_browser(model: str | os.PathLike, *, ep: str = "wasm", threads: int | None = None, warmup: int = 10,
-                  runs: int | None = None, seconds: float | None = None, input_size: tuple | None = None,
-                  browser: str | None = None) -> BrowserBench:
+def bench_browser(
+    model: str | os.PathLike,
+    *,
+    ep: str = "wasm",
+    threads: int | None = None,
+    warmup: int = 10,
+    runs: int | None = None,
+    seconds: float | None = None,
+    input_size: tuple | None = None,
+    browser: str | None = None,
+) -> BrowserBench:
     """Time ``model`` in headless Chromium: session creation apart, ``warmup`` untimed runs, then the timed ones.
 
     Raises:
@@ -147,18 +179,42 @@ def bench_browser(model: str | os.PathLike, *, ep: str = "wasm", threads: int | 
     dims, dtype = model_input(path, input_size)
     runs = runs if runs is not None else (0 if seconds else 50)
     with tempfile.TemporaryDirectory(prefix="edgecnn-bench-") as tmp:
-        job = {"mode": "bench", "ep": ep, "threads": threads, "warmup": warmup, "runs": runs, "seconds": seconds,
-               "models": [{"url": f"/model/{path.name}", "dtype": dtype, "dims": dims}]}
+        job = {
+            "mode": "bench",
+            "ep": ep,
+            "threads": threads,
+            "warmup": warmup,
+            "runs": runs,
+            "seconds": seconds,
+            "models": [{"url": f"/model/{path.name}", "dtype": dtype, "dims": dims}],
+        }
         page = _harness(job, Path(tmp), browser, {"/model/": path.parent})
     times = np.asarray(page["times_ms"], dtype=np.float64)
     p50, p90, p99 = (float(np.percentile(times, q)) for q in (50, 90, 99))
-    return BrowserBench(str(model), ep, dims, dtype, round(page["create_ms"], 2), len(times), warmup, p50, p90, p99,
-                        float(times.mean()), page["threads"], page["simd"], page["cross_origin_isolated"],
-                        page["onnxruntime_web"], page["browser"], times.tolist())
+    return BrowserBench(
+        str(model),
+        ep,
+        dims,
+        dtype,
+        round(page["create_ms"], 2),
+        len(times),
+        warmup,
+        p50,
+        p90,
+        p99,
+        float(times.mean()),
+        page["threads"],
+        page["simd"],
+        page["cross_origin_isolated"],
+        page["onnxruntime_web"],
+        page["browser"],
+        times.tolist(),
+    )
 
 
-def selftest_in(runtime: str, bundle: str | os.PathLike, *, ep: str = "cpu", browser: str | None = None
-                ) -> SelftestResult:
+def selftest_in(
+    runtime: str, bundle: str | os.PathLike, *, ep: str = "cpu", browser: str | None = None
+) -> SelftestResult:
     """``edgecnn selftest --runtime node|browser``: the bundle's self-test in that runtime."""
     if runtime == "node":
         if ep not in ("cpu", None):

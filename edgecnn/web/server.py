@@ -24,10 +24,19 @@ from urllib.parse import unquote, urlsplit
 
 from ..core.errors import EdgeCNNError, InputError
 
-ISOLATION_HEADERS = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp",
-                     "Cross-Origin-Resource-Policy": "same-origin"}
-TYPES = {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm",
-         ".json": "application/json", ".onnx": "application/octet-stream", ".bin": "application/octet-stream"}
+ISOLATION_HEADERS = {
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Embedder-Policy": "require-corp",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+TYPES = {
+    ".mjs": "text/javascript",
+    ".js": "text/javascript",
+    ".wasm": "application/wasm",
+    ".json": "application/json",
+    ".onnx": "application/octet-stream",
+    ".bin": "application/octet-stream",
+}
 
 
 class _Handler(SimpleHTTPRequestHandler):
@@ -43,7 +52,7 @@ class _Handler(SimpleHTTPRequestHandler):
         for prefix in sorted(self.mounts, key=len, reverse=True):
             head = prefix.rstrip("/") + "/"
             if url == prefix.rstrip("/") or url.startswith(head) or prefix == "/":
-                rest = url[len(prefix.rstrip("/")):].lstrip("/")
+                rest = url[len(prefix.rstrip("/")) :].lstrip("/")
                 root = self.mounts[prefix].resolve()
                 full = (root / rest).resolve()
                 # normpath already removed "..": this is the second guard, against symlinks leading out
@@ -75,8 +84,10 @@ class _Server(ThreadingHTTPServer):
         """One line on stderr instead of the base class's traceback; a client that hung up is not an error."""
         exc = sys.exc_info()[1]
         if not isinstance(exc, ConnectionError):
-            print(f"edgecnn.web.server: a request from {client_address[0]} failed: {type(exc).__name__}: {exc}",
-                  file=sys.stderr)
+            print(
+                f"edgecnn.web.server: a request from {client_address[0]} failed: {type(exc).__name__}: {exc}",
+                file=sys.stderr,
+            )
 
 
 def _folders(table: Mapping[str, Path]) -> None:

@@ -32,13 +32,39 @@ from __future__ import annotations
 from .make import make_mobile
 from .ort_format import convert_to_ort
 from .partitions import partition_report
-from .records import EPS, HINTS, PARITY_SAMPLES, REPORT_JSON, REPORT_TEXT, Fallback, MobileArtifact, MobileResult, \
-    Partitioning
+from .records import (
+    EPS,
+    HINTS,
+    PARITY_SAMPLES,
+    REPORT_JSON,
+    REPORT_TEXT,
+    Fallback,
+    MobileArtifact,
+    MobileResult,
+    Partitioning,
+)
 from .render import render_report
 from .rewrites import decompose_hard_activations, flatten_to_reshape
 from .shapes import count_dynamic_values, fix_shapes, fixed_shape, graph_inputs
 
-__all__ = ["make_mobile", "MobileResult", "MobileArtifact", "Partitioning", "Fallback", "partition_report",
-           "render_report", "fix_shapes", "fixed_shape", "decompose_hard_activations", "flatten_to_reshape",
-           "count_dynamic_values", "convert_to_ort", "graph_inputs", "EPS", "HINTS", "PARITY_SAMPLES",
-           "REPORT_JSON", "REPORT_TEXT"]
+__all__ = [
+    "make_mobile",
+    "MobileResult",
+    "MobileArtifact",
+    "Partitioning",
+    "Fallback",
+    "partition_report",
+    "render_report",
+    "fix_shapes",
+    "fixed_shape",
+    "decompose_hard_activations",
+    "flatten_to_reshape",
+    "count_dynamic_values",
+    "convert_to_ort",
+    "graph_inputs",
+    "EPS",
+    "HINTS",
+    "PARITY_SAMPLES",
+    "REPORT_JSON",
+    "REPORT_TEXT",
+]

@@ -23,10 +23,17 @@ from .render import render_report
 from .shapes import fix_shapes, fixed_shape, graph_inputs
 
 
-
-def make_mobile(src: str | os.PathLike, out_dir: str | os.PathLike | None = None, *, batch: int = 1,
-                input_size: str | int | tuple | None = None, force: bool = False, weights: str | None = None,
-                progress=None, export_fn: Callable | None = None) -> MobileResult:
+def make_mobile(
+    src: str | os.PathLike,
+    out_dir: str | os.PathLike | None = None,
+    *,
+    batch: int = 1,
+    input_size: str | int | tuple | None = None,
+    force: bool = False,
+    weights: str | None = None,
+    progress=None,
+    export_fn: Callable | None = None,
+) -> MobileResult:
     """Make the mobile artifacts of a model: fixed shapes, ``.ort`` files, a partition report.
 
     Args:
@@ -65,8 +72,16 @@ def make_mobile(src: str | os.PathLike, out_dir: str | os.PathLike | None = None
     return dataclasses.replace(result, warnings=(*result.warnings, *notes)) if notes else result
 
 
-def _make_into(staging: Path, out_dir: Path, source: Path, model, card: ModelCard | None, shape: list,
-               export_record: dict | None, say) -> MobileResult:
+def _make_into(
+    staging: Path,
+    out_dir: Path,
+    source: Path,
+    model,
+    card: ModelCard | None,
+    shape: list,
+    export_record: dict | None,
+    say,
+) -> MobileResult:
     warnings: list[str] = []
     stem = source.name[: -len(".onnx")] if source.name.endswith(".onnx") else source.stem
     fixed_path = staging / f"{stem}.fixed.onnx"
@@ -91,48 +106,76 @@ def _make_into(staging: Path, out_dir: Path, source: Path, model, card: ModelCar
         "dynamic_values": dynamic,
         "artifacts": [a.to_dict() for a in artifacts],
         "required_operators": list(configs),
-        "parity_inputs": {"count": int(len(inputs)), "source": input_note,
-                          "reference": f"{source.name} on onnxruntime's CPU provider"},
-        "partitions": {"fixed": [p.to_dict() for p in partitions],
-                       "source": [p.to_dict() for p in source_partitions]},
+        "parity_inputs": {
+            "count": int(len(inputs)),
+            "source": input_note,
+            "reference": f"{source.name} on onnxruntime's CPU provider",
+        },
+        "partitions": {"fixed": [p.to_dict() for p in partitions], "source": [p.to_dict() for p in source_partitions]},
         "warnings": warnings,
     }
     (staging / REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n")
     (staging / REPORT_TEXT).write_text(render_report(report) + "\n")
-    return MobileResult(report["model"], source, out_dir, tuple(shape), tuple(artifacts), tuple(configs),
-                        partitions, source_partitions, rewrites, dynamic, report, tuple(warnings))
+    return MobileResult(
+        report["model"],
+        source,
+        out_dir,
+        tuple(shape),
+        tuple(artifacts),
+        tuple(configs),
+        partitions,
+        source_partitions,
+        rewrites,
+        dynamic,
+        report,
+        tuple(warnings),
+    )
 
 
 def _fix(model, card: ModelCard | None, shape: list, source: Path, fixed_path: Path, warnings: list):
     """Write the fixed-shape graph (its card updated) to ``fixed_path``: ``(graph, card, rewrites, dynamic)``."""
     fixed, rewrites, dynamic = fix_shapes(model, shape)
     if dynamic:
-        warnings.append(f"{dynamic} value(s) still have dynamic shapes after fixing the input; "
-                        "NNAPI will not take the nodes that read them")
+        warnings.append(
+            f"{dynamic} value(s) still have dynamic shapes after fixing the input; "
+            "NNAPI will not take the nodes that read them"
+        )
     if card is not None:
-        card = card.replace(input_shape=list(shape), extra={**card.extra, "mobile": {
-            "fixed_from": str(source.name), "rewrites": rewrites}})
+        card = card.replace(
+            input_shape=list(shape),
+            extra={**card.extra, "mobile": {"fixed_from": str(source.name), "rewrites": rewrites}},
+        )
         card.attach(fixed)
     _save(fixed, fixed_path)
     if card is not None and card.precision == "fp16":
         # Measured: the converter's CPU session wraps fp16 ops in Casts to fp32 (the CPU provider lacks fp16 kernels)
         # and saves them, so the .ort files compute in fp32 and Clip bounds stop being constants NNAPI can read.
-        warnings.append("fp16 source: ORT-format conversion bakes in the CPU provider's Casts to fp32 (see the "
-                        "partitions); for phones convert the fp32 model and let NNAPI/CoreML pick fp16 themselves")
+        warnings.append(
+            "fp16 source: ORT-format conversion bakes in the CPU provider's Casts to fp32 (see the "
+            "partitions); for phones convert the fp32 model and let NNAPI/CoreML pick fp16 themselves"
+        )
     return fixed, card, rewrites, dynamic
 
 
-def _check_parity(source: Path, files: list, fixed, card: ModelCard | None, inputs: np.ndarray,
-                  warnings: list) -> list[MobileArtifact]:
+def _check_parity(
+    source: Path, files: list, fixed, card: ModelCard | None, inputs: np.ndarray, warnings: list
+) -> list[MobileArtifact]:
     """Each written file's outputs against the source's, on the CPU provider; failures noted in ``warnings``."""
     input_name = fixed.graph.input[0].name
     reference = _run(source, inputs, input_name)
     precision = card.precision if card is not None else "fp32"
     task = card.task if card is not None else ("segmentation" if reference.ndim == 4 else "classification")
     random_weights = bool(card is not None and (card.weights or {}).get("source") == "random")
-    artifacts = [MobileArtifact(path.name, kind, path.stat().st_size, sha256_file(path),
-                                _parity(reference, _run(path, inputs, input_name), task, precision, random_weights))
-                 for path, kind in files]
+    artifacts = [
+        MobileArtifact(
+            path.name,
+            kind,
+            path.stat().st_size,
+            sha256_file(path),
+            _parity(reference, _run(path, inputs, input_name), task, precision, random_weights),
+        )
+        for path, kind in files
+    ]
     for a in artifacts:
         if a.parity.get("judged", True) and not a.parity["passed"]:
             warnings.append(f"{a.file}: parity FAILED: " + "; ".join(a.parity["failures"]))
@@ -145,14 +188,18 @@ def _input_dtype(model) -> str:
     return onnx.helper.tensor_dtype_to_np_dtype(model.graph.input[0].type.tensor_type.elem_type).name
 
 
-def _resolve_source(src, batch: int, input_size, weights, force: bool, say,
-                    export_fn: Callable | None) -> tuple[Path, dict | None]:
+def _resolve_source(
+    src, batch: int, input_size, weights, force: bool, say, export_fn: Callable | None
+) -> tuple[Path, dict | None]:
     """The .onnx to work from, and the export record when a model name was exported for it."""
     path = Path(src)
     if path.suffix.lower() == ".onnx" or path.exists():
         if not path.is_file():
-            raise ArtifactError(f"{path}: no such model file" if not path.exists() else
-                                f"{path} is a folder; pass an .onnx file or a model name")
+            raise ArtifactError(
+                f"{path}: no such model file"
+                if not path.exists()
+                else f"{path} is a folder; pass an .onnx file or a model name"
+            )
         if weights is not None:
             raise InputError("--weights applies to a model name, not to an .onnx file (its weights are in it)")
         return path, None

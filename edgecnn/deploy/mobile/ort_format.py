@@ -25,9 +25,19 @@ def convert_to_ort(onnx_path: Path, out_dir: Path) -> tuple[list[tuple[Path, str
     """
     work = Path(tempfile.mkdtemp(prefix=".ort-", dir=out_dir))
     try:
-        cmd = [sys.executable, "-m", "onnxruntime.tools.convert_onnx_models_to_ort", str(onnx_path.resolve()),
-               "--output_dir", str(work.resolve()), "--optimization_style", "Fixed", "Runtime",
-               "--target_platform", "arm"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "onnxruntime.tools.convert_onnx_models_to_ort",
+            str(onnx_path.resolve()),
+            "--output_dir",
+            str(work.resolve()),
+            "--optimization_style",
+            "Fixed",
+            "Runtime",
+            "--target_platform",
+            "arm",
+        ]
         env = {**os.environ, "ORT_CONVERT_ONNX_MODELS_TO_ORT_OPTIMIZATION_LEVEL": "all"}
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         stem = onnx_path.name[: -len(".onnx")]
@@ -44,7 +54,7 @@ def convert_to_ort(onnx_path: Path, out_dir: Path) -> tuple[list[tuple[Path, str
         configs = []
         for cfg in sorted(work.glob("*.config")):
             # <stem>.required_operators[.with_runtime_opt].config → required_operators[...].config
-            name = cfg.name[len(stem) + 1:] if cfg.name.startswith(stem + ".") else cfg.name
+            name = cfg.name[len(stem) + 1 :] if cfg.name.startswith(stem + ".") else cfg.name
             os.replace(cfg, out_dir / name)
             configs.append(name)
         return orts, configs

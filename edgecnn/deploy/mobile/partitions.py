@@ -30,7 +30,9 @@ def partition_report(onnx_path: str | os.PathLike) -> list[Partitioning]:
             optimize_model(Path(onnx_path), opt_path)
             model = onnx.shape_inference.infer_shapes(onnx.load(str(opt_path)), strict_mode=True)
         except Exception as exc:  # onnxruntime or shape inference rejecting the graph
-            raise ArtifactError(f"cannot analyse {Path(onnx_path).name} for mobile providers: {first_line(exc)}") from None
+            raise ArtifactError(
+                f"cannot analyse {Path(onnx_path).name} for mobile providers: {first_line(exc)}"
+            ) from None
     # An omitted optional input (Resize's roi/scales: name "") is absent, not dynamic; the checker, finding no shape
     # for "", would count the node as dynamic. A fixed-shape entry for "" in this private copy says what it is.
     model.graph.value_info.append(onnx.helper.make_tensor_value_info("", onnx.TensorProto.FLOAT, []))
@@ -68,9 +70,16 @@ def _partitioning(uc, model, label: str, config: str, max_rank: int, consts: dic
             why = "left out of the partition by the checker"
         reasons[(op, why)] += 1
     fallbacks = tuple(Fallback(op, n, why) for (op, why), n in sorted(reasons.items(), key=lambda kv: -kv[1]))
-    return Partitioning(label, info.num_nodes, info.num_supported_nodes, info.num_partitions,
-                        tuple(len(g) for g in info.supported_groups), fallbacks,
-                        tuple(info.supported_ops_checker.get_caveats()), info.suitability().name)
+    return Partitioning(
+        label,
+        info.num_nodes,
+        info.num_supported_nodes,
+        info.num_partitions,
+        tuple(len(g) for g in info.supported_groups),
+        fallbacks,
+        tuple(info.supported_ops_checker.get_caveats()),
+        info.suitability().name,
+    )
 
 
 def _checker(uc, config: str, label: str, consts: dict):

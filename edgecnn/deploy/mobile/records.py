@@ -16,8 +16,11 @@ HINTS = {
 }
 PARITY_SAMPLES = 8
 #: (label, onnxruntime's supported-operator list, the highest tensor rank it takes), as the usability checker has them.
-EPS = (("NNAPI", "nnapi_supported_ops.md", 999), ("CoreML NeuralNetwork", "coreml_supported_neuralnetwork_ops.md", 5),
-       ("CoreML MLProgram", "coreml_supported_mlprogram_ops.md", 5))
+EPS = (
+    ("NNAPI", "nnapi_supported_ops.md", 999),
+    ("CoreML NeuralNetwork", "coreml_supported_neuralnetwork_ops.md", 5),
+    ("CoreML MLProgram", "coreml_supported_mlprogram_ops.md", 5),
+)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+
 def decompose_hard_activations(model) -> dict:
     """Rewrite ``HardSwish``/``HardSigmoid`` as elementwise ops mobile providers have, in place.
 
@@ -45,8 +46,9 @@ def decompose_hard_activations(model) -> dict:
             new_nodes.append(node)
             continue
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        if node.op_type == "HardSigmoid" and (abs(attrs.get("alpha", 0.2) - 1 / 6) > 1e-6
-                                               or abs(attrs.get("beta", 0.5) - 0.5) > 1e-6):
+        if node.op_type == "HardSigmoid" and (
+            abs(attrs.get("alpha", 0.2) - 1 / 6) > 1e-6 or abs(attrs.get("beta", 0.5) - 0.5) > 1e-6
+        ):
             new_nodes.append(node)  # not PyTorch's hardsigmoid: its constants would need another form
             continue
         elem = types.get(node.input[0], onnx.TensorProto.FLOAT)
@@ -56,8 +58,11 @@ def decompose_hard_activations(model) -> dict:
         x, out = node.input[0], node.output[0]
         base = node.name or out
         new_nodes.append(helper.make_node("Add", [x, const(3.0, elem)], [f"{base}/add3"], name=f"{base}/add3"))
-        new_nodes.append(helper.make_node("Clip", [f"{base}/add3", const(0.0, elem), const(6.0, elem)],
-                                          [f"{base}/relu6"], name=f"{base}/relu6"))
+        new_nodes.append(
+            helper.make_node(
+                "Clip", [f"{base}/add3", const(0.0, elem), const(6.0, elem)], [f"{base}/relu6"], name=f"{base}/relu6"
+            )
+        )
         if node.op_type == "HardSwish":
             new_nodes.append(helper.make_node("Mul", [x, f"{base}/relu6"], [f"{base}/mul"], name=f"{base}/mul"))
             new_nodes.append(helper.make_node("Div", [f"{base}/mul", const(6.0, elem)], [out], name=f"{base}/div6"))
@@ -91,8 +96,9 @@ def flatten_to_reshape(model) -> dict:
         target = [int(np.prod(dims[:axis], dtype=np.int64)), int(np.prod(dims[axis:], dtype=np.int64))]
         name = f"{node.name or node.output[0]}/shape"
         model.graph.initializer.append(numpy_helper.from_array(np.array(target, dtype=np.int64), name))
-        model.graph.node[i].CopyFrom(helper.make_node("Reshape", [node.input[0], name], list(node.output),
-                                                      name=node.name))
+        model.graph.node[i].CopyFrom(
+            helper.make_node("Reshape", [node.input[0], name], list(node.output), name=node.name)
+        )
         count += 1
     if count:
         onnx.checker.check_model(model)

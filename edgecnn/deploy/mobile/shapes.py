@@ -24,30 +24,37 @@ def fixed_shape(model, card: ModelCard | None, batch: int, input_size) -> list[i
     nhwc = card is not None and card.layout == "NHWC"
     hw_axes = (1, 2) if nhwc else (2, 3)
     if current[0] is not None and current[0] != batch:
-        raise InputError(f"the source's batch is fixed at {current[0]}; pass --batch {current[0]}, or export "
-                         f"with a dynamic batch (the default) to make a batch-{batch} variant")
+        raise InputError(
+            f"the source's batch is fixed at {current[0]}; pass --batch {current[0]}, or export "
+            f"with a dynamic batch (the default) to make a batch-{batch} variant"
+        )
     shape = list(current)
     shape[0] = batch
     if input_size is not None:
         hw = parse_hw(input_size, "input size")
         for axis, value in zip(hw_axes, hw):
             if current[axis] is not None and current[axis] != value:
-                raise InputError(f"the source's input is fixed at {current[hw_axes[0]]}x{current[hw_axes[1]]}; "
-                                 f"--input-size {hw[0]}x{hw[1]} cannot change it (export at that size instead)")
+                raise InputError(
+                    f"the source's input is fixed at {current[hw_axes[0]]}x{current[hw_axes[1]]}; "
+                    f"--input-size {hw[0]}x{hw[1]} cannot change it (export at that size instead)"
+                )
             shape[axis] = value
     elif None in (current[a] for a in hw_axes):
         if card is None:
-            raise InputError("the source's height/width are dynamic and it carries no edgecnn card; "
-                             "pass --input-size HxW")
+            raise InputError(
+                "the source's height/width are dynamic and it carries no edgecnn card; pass --input-size HxW"
+            )
         for axis, value in zip(hw_axes, card.crop):
             shape[axis] = int(value)
     if None in shape:
-        raise InputError(f"cannot fix the input shape {['?' if d is None else d for d in current]}: "
-                         "its channel axis is dynamic")
+        raise InputError(
+            f"cannot fix the input shape {['?' if d is None else d for d in current]}: its channel axis is dynamic"
+        )
     multiple = int(card.extra.get("size_multiple", 16 if card.task == "segmentation" else 1)) if card else 1
     if any(shape[a] % multiple for a in hw_axes) and None in (current[a] for a in hw_axes):
-        raise InputError(f"this model takes height and width in multiples of {multiple}, got "
-                         f"{shape[hw_axes[0]]}x{shape[hw_axes[1]]}")
+        raise InputError(
+            f"this model takes height and width in multiples of {multiple}, got {shape[hw_axes[0]]}x{shape[hw_axes[1]]}"
+        )
     # before the graph is fixed, simplified or fed at that shape (a 1×3×30000×30000 input would take 10 GB a copy)
     check_input_shape(shape, f"input '{inp.name}' fixed at batch {batch}")
     return shape
@@ -96,5 +103,6 @@ def count_dynamic_values(model) -> int:
 
     values = list(model.graph.input) + list(model.graph.output) + list(model.graph.value_info)
     inits = {i.name for i in model.graph.initializer}
-    return sum(1 for v in values if v.name not in inits and v.type.HasField("tensor_type")
-               and not is_fixed_size_tensor(v))
+    return sum(
+        1 for v in values if v.name not in inits and v.type.HasField("tensor_type") and not is_fixed_size_tensor(v)
+    )

@@ -25,19 +25,58 @@ from __future__ import annotations
 import time  # noqa: F401  (tests patch bench.time.sleep)
 
 from .inputs import _hw_from_card, _read_card, make_inputs
-from .machine import _affinity, _cpuinfo, _gpu_mem_mb, _max_rss_mb, _nvidia_smi, _r, _reset_peak_rss, _status_mb, \
-    machine_info
+from .machine import (
+    _affinity,
+    _cpuinfo,
+    _gpu_mem_mb,
+    _max_rss_mb,
+    _nvidia_smi,
+    _r,
+    _reset_peak_rss,
+    _status_mb,
+    machine_info,
+)
 from .options import DEFAULT_RUNS, BenchOptions
 from .report import TABLE_HEADERS, TORCH_HEADERS, report_dict, table_rows, to_markdown
-from .results import (SCHEMA, SCHEMA_VERSION, BatchResult, BenchResult, LatencyStats, MachineInfo, MemoryStats,
-                      ThreadSettings, flatten_keys, schema_markdown, schema_paths)
+from .results import (
+    SCHEMA,
+    SCHEMA_VERSION,
+    BatchResult,
+    BenchResult,
+    LatencyStats,
+    MachineInfo,
+    MemoryStats,
+    ThreadSettings,
+    flatten_keys,
+    schema_markdown,
+    schema_paths,
+)
 from .runner import benchmark, benchmark_many
 from .timing import SETTLE_S, _Contestant, _ort_runner, _parse_io_binding, _schedule, _time_once
 from .torch_side import _arch_options, _torch_contestant, _torch_input
 
 __all__ = [
-    "BenchOptions", "BenchResult", "BatchResult", "LatencyStats", "MachineInfo", "MemoryStats", "ThreadSettings",
-    "SCHEMA", "SCHEMA_VERSION", "SETTLE_S", "DEFAULT_RUNS", "TABLE_HEADERS", "TORCH_HEADERS",
-    "benchmark", "benchmark_many", "make_inputs", "machine_info", "flatten_keys", "schema_markdown",
-    "schema_paths", "report_dict", "table_rows", "to_markdown",
+    "BenchOptions",
+    "BenchResult",
+    "BatchResult",
+    "LatencyStats",
+    "MachineInfo",
+    "MemoryStats",
+    "ThreadSettings",
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "SETTLE_S",
+    "DEFAULT_RUNS",
+    "TABLE_HEADERS",
+    "TORCH_HEADERS",
+    "benchmark",
+    "benchmark_many",
+    "make_inputs",
+    "machine_info",
+    "flatten_keys",
+    "schema_markdown",
+    "schema_paths",
+    "report_dict",
+    "table_rows",
+    "to_markdown",
 ]

@@ -32,8 +32,14 @@ def _hw_from_card(card: ModelCard | None) -> tuple[int, int] | None:
     return None
 
 
-def make_inputs(sess: ort.InferenceSession, batch_size: int, *, input_size: tuple[int, int] | None = None,
-                card: ModelCard | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+def make_inputs(
+    sess: ort.InferenceSession,
+    batch_size: int,
+    *,
+    input_size: tuple[int, int] | None = None,
+    card: ModelCard | None = None,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
     """Random inputs of the graph's shapes and dtypes for ``batch_size`` images.
 
     The first axis is the batch; other dynamic axes (U-Net's height/width) take ``input_size`` ``(H, W)``,
@@ -58,8 +64,9 @@ def make_inputs(sess: ort.InferenceSession, batch_size: int, *, input_size: tupl
         free = [i for i, d in enumerate(dims) if not (isinstance(d, int) and d > 0)]
         if free:
             if hw is None or len(free) != 2:
-                raise InputError(f"input {inp.name!r} has dynamic axes {inp.shape}; give the image size "
-                                 "with --input-size H,W")
+                raise InputError(
+                    f"input {inp.name!r} has dynamic axes {inp.shape}; give the image size with --input-size H,W"
+                )
             dims[free[0]], dims[free[1]] = hw
         check_input_shape(dims, f"input {inp.name!r} at batch {batch_size}")  # before it is allocated
         if np.issubdtype(dtype, np.integer):

@@ -32,8 +32,21 @@ from pathlib import Path
 
 import numpy as np
 
-_COMPUTE = {"Conv", "Gemm", "MatMul", "FusedConv", "FusedGemm", "FusedMatMul", "QLinearConv", "QGemm",
-            "QLinearMatMul", "MatMulInteger", "ConvInteger", "NhwcFusedConv", "ConvTranspose"}
+_COMPUTE = {
+    "Conv",
+    "Gemm",
+    "MatMul",
+    "FusedConv",
+    "FusedGemm",
+    "FusedMatMul",
+    "QLinearConv",
+    "QGemm",
+    "QLinearMatMul",
+    "MatMulInteger",
+    "ConvInteger",
+    "NhwcFusedConv",
+    "ConvTranspose",
+}
 
 
 @dataclass(frozen=True)
@@ -67,14 +80,27 @@ class PrecisionBound:
         return self.bound_ms / self.fp32_ms
 
     def to_dict(self) -> dict:
-        return {"fp32_ms": round(self.fp32_ms, 4), "int8_ms": round(self.int8_ms, 4), "bound_ms": round(self.bound_ms, 4),
-                "int8_ratio": round(self.int8_ratio, 3), "bound_ratio": round(self.bound_ratio, 3),
-                "other_fp32_ms": round(self.other_fp32_ms, 4), "other_int8_ms": round(self.other_int8_ms, 4),
-                "paired_layers": len(self.layers), "unpaired": self.unpaired,
-                "slower_in_int8": [{"fp32": self.layers[i][0].node, "int8": self.layers[i][1].node,
-                                    "fp32_ms": round(self.layers[i][0].ms, 4), "int8_ms": round(self.layers[i][1].ms, 4)}
-                                   for i in self.slower_in_int8],
-                "method": self.method}
+        return {
+            "fp32_ms": round(self.fp32_ms, 4),
+            "int8_ms": round(self.int8_ms, 4),
+            "bound_ms": round(self.bound_ms, 4),
+            "int8_ratio": round(self.int8_ratio, 3),
+            "bound_ratio": round(self.bound_ratio, 3),
+            "other_fp32_ms": round(self.other_fp32_ms, 4),
+            "other_int8_ms": round(self.other_int8_ms, 4),
+            "paired_layers": len(self.layers),
+            "unpaired": self.unpaired,
+            "slower_in_int8": [
+                {
+                    "fp32": self.layers[i][0].node,
+                    "int8": self.layers[i][1].node,
+                    "fp32_ms": round(self.layers[i][0].ms, 4),
+                    "int8_ms": round(self.layers[i][1].ms, 4),
+                }
+                for i in self.slower_in_int8
+            ],
+            "method": self.method,
+        }
 
 
 def _session(path: Path, threads: int, prefix: str):
@@ -107,8 +133,10 @@ def _kernel_times(profile_file: str, skip_runs: int) -> list[LayerTime]:
         if node not in meta:
             args = e.get("args", {})
             order.append(node)
-            meta[node] = (args.get("op_name", "?"), (_dims(args.get("input_type_shape")),
-                                                     _dims(args.get("output_type_shape"))))
+            meta[node] = (
+                args.get("op_name", "?"),
+                (_dims(args.get("input_type_shape")), _dims(args.get("output_type_shape"))),
+            )
         times[node].append(e["dur"])
     out = []
     for node in order:
@@ -145,9 +173,17 @@ def _pair(fp32: list[LayerTime], int8: list[LayerTime]) -> tuple[list, int]:
     return pairs, len(left_f) + len(left_i)
 
 
-def precision_bound(fp32_path: str | Path, int8_path: str | Path, *, threads: int = 2, runs: int = 60,
-                    chunk: int = 10, warmup: int = 5, input_shape: tuple | None = None,
-                    settle_s: float = 0.1) -> PrecisionBound:
+def precision_bound(
+    fp32_path: str | Path,
+    int8_path: str | Path,
+    *,
+    threads: int = 2,
+    runs: int = 60,
+    chunk: int = 10,
+    warmup: int = 5,
+    input_shape: tuple | None = None,
+    settle_s: float = 0.1,
+) -> PrecisionBound:
     """Profile both files (batch 1 unless ``input_shape`` says) interleaved in chunks of ``chunk`` runs, a
     ``settle_s`` pause before each, and pair their layers; see the module docstring."""
     with tempfile.TemporaryDirectory(prefix="edgecnn-layers-") as tmp:
@@ -175,7 +211,9 @@ def precision_bound(fp32_path: str | Path, int8_path: str | Path, *, threads: in
     total_f, total_i = sum(layer.ms for layer in fp32), sum(layer.ms for layer in int8)
     bound = sum(min(a.ms, b.ms) for a, b in pairs) + min(other_f, other_i)
     slower = tuple(i for i, (a, b) in enumerate(pairs) if b.ms > a.ms)
-    method = (f"onnxruntime profiler, CPU provider, {threads} threads, input {list(shape)}, {runs} runs each "
-              f"interleaved in chunks of {chunk} ({settle_s * 1000:g} ms pause + 1 untimed run before each); "
-              "median kernel time per node")
+    method = (
+        f"onnxruntime profiler, CPU provider, {threads} threads, input {list(shape)}, {runs} runs each "
+        f"interleaved in chunks of {chunk} ({settle_s * 1000:g} ms pause + 1 untimed run before each); "
+        "median kernel time per node"
+    )
     return PrecisionBound(total_f, total_i, bound, tuple(pairs), other_f, other_i, unpaired, method, slower)

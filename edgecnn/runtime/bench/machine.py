@@ -65,13 +65,22 @@ def machine_info(*, gpu: bool = False, torch_version: str | None = None) -> Mach
         names = _nvidia_smi("--query-gpu=name", "--format=csv,noheader")
         gpu_name = ", ".join(names) if names else None
     return MachineInfo(
-        cpu_model=cpu_model, logical_cores=os.cpu_count() or 1, physical_cores=physical,
-        platform=platform.platform(), python=platform.python_version(), onnxruntime=ort.__version__,
-        onnx=onnx_version, numpy=np.__version__, torch=torch_version, gpu=gpu_name,
-        date=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat())
+        cpu_model=cpu_model,
+        logical_cores=os.cpu_count() or 1,
+        physical_cores=physical,
+        platform=platform.platform(),
+        python=platform.python_version(),
+        onnxruntime=ort.__version__,
+        onnx=onnx_version,
+        numpy=np.__version__,
+        torch=torch_version,
+        gpu=gpu_name,
+        date=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+    )
 
 
 # ------------------------------------------------------------------------------------------------ memory
+
 
 def _status_mb(field: str) -> float | None:
     try:

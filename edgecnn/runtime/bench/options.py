@@ -51,8 +51,9 @@ class BenchOptions:
         if not batch_sizes or min(batch_sizes) < 1:
             raise InputError(f"batch sizes must be positive integers, got {list(batch_sizes)}")
         providers = self.providers
-        entries = tuple((p,) if isinstance(p, str) else tuple(p) for p in
-                        ([providers] if isinstance(providers, str) else providers))
+        entries = tuple(
+            (p,) if isinstance(p, str) else tuple(p) for p in ([providers] if isinstance(providers, str) else providers)
+        )
         if not entries or not all(entries):
             raise InputError("no execution provider given")
         if self.io_binding not in _IO_BINDING:
@@ -87,8 +88,9 @@ def _whole(value: object, name: str, least: int) -> None:
         raise InputError(f"{name} must be a whole number, {least} or more, got {value!r}")
 
 
-def check_counts(*, runs: object = None, seconds: object = None, warmup: object = 0, threads: object = None,
-                 prefix: str = "") -> None:
+def check_counts(
+    *, runs: object = None, seconds: object = None, warmup: object = 0, threads: object = None, prefix: str = ""
+) -> None:
     """Check the counts of a benchmark (the API's ``BenchOptions``, the CLI before anything is loaded).
 
     ``runs`` and ``threads`` (when given) are whole numbers of at least 1, ``warmup`` at least 0, ``seconds`` a

@@ -8,8 +8,19 @@ from typing import Sequence
 from .results import SCHEMA_VERSION, BenchResult
 
 
-TABLE_HEADERS = ("model", "precision", "ep", "batch", "p50 ms", "p90 ms", "p99 ms", "mean ms", "img/s",
-                 "peak RSS MB", "create ms")
+TABLE_HEADERS = (
+    "model",
+    "precision",
+    "ep",
+    "batch",
+    "p50 ms",
+    "p90 ms",
+    "p99 ms",
+    "mean ms",
+    "img/s",
+    "peak RSS MB",
+    "create ms",
+)
 TORCH_HEADERS = ("torch p50 ms", "speedup")
 
 
@@ -27,13 +38,25 @@ def table_rows(results: Sequence[BenchResult]) -> tuple[list[str], list[list[str
             ep += " [" + r.backend + "]"
         for b in r.batches:
             lat = b.latency
-            row = [name, r.precision or "?", ep, str(b.batch_size), f"{lat.p50_ms:.3f}", f"{lat.p90_ms:.3f}",
-                   f"{lat.p99_ms:.3f}", f"{lat.mean_ms:.3f}", f"{b.throughput_ips:.1f}",
-                   "-" if r.memory.peak_rss_mb is None else f"{r.memory.peak_rss_mb:.0f}",
-                   f"{r.session_create_ms:.0f}"]
+            row = [
+                name,
+                r.precision or "?",
+                ep,
+                str(b.batch_size),
+                f"{lat.p50_ms:.3f}",
+                f"{lat.p90_ms:.3f}",
+                f"{lat.p99_ms:.3f}",
+                f"{lat.mean_ms:.3f}",
+                f"{b.throughput_ips:.1f}",
+                "-" if r.memory.peak_rss_mb is None else f"{r.memory.peak_rss_mb:.0f}",
+                f"{r.session_create_ms:.0f}",
+            ]
             if with_torch:
-                row += ["-", "-"] if b.torch_latency is None else [f"{b.torch_latency.p50_ms:.3f}",
-                                                                    f"{b.torch_speedup:.2f}x"]
+                row += (
+                    ["-", "-"]
+                    if b.torch_latency is None
+                    else [f"{b.torch_latency.p50_ms:.3f}", f"{b.torch_speedup:.2f}x"]
+                )
             rows.append(row)
     return headers, rows
 
@@ -47,8 +70,10 @@ def to_markdown(results: Sequence[BenchResult]) -> str:
     headers, rows = table_rows(results)
     lines = [
         f"Machine: {m.cpu_model}, {m.physical_cores or '?'} cores / {m.logical_cores} threads"
-        + (f", GPU {m.gpu}" if m.gpu else "") + f"; onnxruntime {m.onnxruntime}, onnx {m.onnx}"
-        + (f", torch {m.torch}" if m.torch else "") + f"; {m.date}.",
+        + (f", GPU {m.gpu}" if m.gpu else "")
+        + f"; onnxruntime {m.onnxruntime}, onnx {m.onnx}"
+        + (f", torch {m.torch}" if m.torch else "")
+        + f"; {m.date}.",
         "",
         f"Threads: {t.requested if t.requested is not None else 'library default'}. Method: {results[0].method}.",
         "",

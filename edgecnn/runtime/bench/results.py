@@ -29,8 +29,16 @@ class LatencyStats:
     def from_samples(cls, samples_ms: Sequence[float]) -> "LatencyStats":
         a = np.asarray(samples_ms, dtype=np.float64)
         p50, p90, p99 = np.percentile(a, [50, 90, 99])
-        return cls(runs=int(a.size), mean_ms=float(a.mean()), std_ms=float(a.std()), min_ms=float(a.min()),
-                   p50_ms=float(p50), p90_ms=float(p90), p99_ms=float(p99), max_ms=float(a.max()))
+        return cls(
+            runs=int(a.size),
+            mean_ms=float(a.mean()),
+            std_ms=float(a.std()),
+            min_ms=float(a.min()),
+            p50_ms=float(p50),
+            p90_ms=float(p90),
+            p99_ms=float(p99),
+            max_ms=float(a.max()),
+        )
 
 
 @dataclass(frozen=True)
@@ -125,15 +133,24 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("file_mb", "float", "size of the file in MiB"),
     ("providers_requested", "str[]", "short names asked for (`--ep`), in priority order"),
     ("providers", "str[]", "`session.get_providers()`: what the session really used, fallbacks included"),
-    ("node_assignment", "object or null",
-     "ORT provider name → number of nodes it was given when onnxruntime partitioned the graph; null when "
-     "onnxruntime cannot say"),
-    ("provider_precision", "object or null",
-     "ORT provider name → the float precision hint it ran with (OpenVINO: `f32` unless "
-     "`EDGECNN_OPENVINO_PRECISION` asks for `bf16`/`f16`); null when no provider in the session takes one"),
-    ("backend", "str",
-     "what ran the session: `onnxruntime` (any provider, the OpenVINO plugin included), or `openvino runtime` "
-     "where `--ep openvino` ran on OpenVINO's own runtime because the plugin offers no device here (non-Intel CPUs)"),
+    (
+        "node_assignment",
+        "object or null",
+        "ORT provider name → number of nodes it was given when onnxruntime partitioned the graph; null when "
+        "onnxruntime cannot say",
+    ),
+    (
+        "provider_precision",
+        "object or null",
+        "ORT provider name → the float precision hint it ran with (OpenVINO: `f32` unless "
+        "`EDGECNN_OPENVINO_PRECISION` asks for `bf16`/`f16`); null when no provider in the session takes one",
+    ),
+    (
+        "backend",
+        "str",
+        "what ran the session: `onnxruntime` (any provider, the OpenVINO plugin included), or `openvino runtime` "
+        "where `--ep openvino` ran on OpenVINO's own runtime because the plugin offers no device here (non-Intel CPUs)",
+    ),
     ("io_binding", "bool", "inputs/outputs bound once to the provider's device (CUDA/TensorRT) instead of per run"),
     ("graph_opt", "str", "graph optimization level: disable / basic / extended / all"),
     ("session_create_ms", "float", "wall time to create the session (load, optimize, compile/engine build)"),
@@ -145,11 +162,17 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("threads.torch_num_threads", "int or null", "`torch.get_num_threads()` for the baseline; null without --torch"),
     ("threads.cpu_affinity", "int", "CPUs this process may run on"),
     ("memory.rss_before_mb", "float or null", "resident set just before the session was created (MiB)"),
-    ("memory.peak_rss_mb", "float or null",
-     "peak resident set (VmHWM) from session creation to the end of its warmup (MiB)"),
+    (
+        "memory.peak_rss_mb",
+        "float or null",
+        "peak resident set (VmHWM) from session creation to the end of its warmup (MiB)",
+    ),
     ("memory.peak_rss_growth_mb", "float or null", "peak_rss_mb − rss_before_mb: what this session cost at peak"),
-    ("memory.peak_rss_scope", "str",
-     "`session` when the peak was reset before the session; `process` when it could not be (peak since start)"),
+    (
+        "memory.peak_rss_scope",
+        "str",
+        "`session` when the peak was reset before the session; `process` when it could not be (peak since start)",
+    ),
     ("memory.process_max_rss_mb", "float", "getrusage ru_maxrss at the end: the whole process's lifetime peak"),
     ("memory.gpu_mem_mb", "float or null", "GPU memory held by this process after warmup; null on CPU/unknown"),
     ("memory.gpu_mem_source", "str or null", "where gpu_mem_mb came from (`nvidia-smi`), null when not measured"),
@@ -165,8 +188,11 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("batches[].latency.p99_ms", "float", "99th percentile (ms)"),
     ("batches[].latency.max_ms", "float", "slowest run (ms)"),
     ("batches[].throughput_ips", "float", "images per second: batch_size × 1000 / mean_ms"),
-    ("batches[].torch_latency", "object or null",
-     "same keys as latency, for the PyTorch eager model timed in the same rounds; null without --torch"),
+    (
+        "batches[].torch_latency",
+        "object or null",
+        "same keys as latency, for the PyTorch eager model timed in the same rounds; null without --torch",
+    ),
     ("batches[].torch_speedup", "float or null", "torch p50 / onnxruntime p50; > 1 means onnxruntime is faster"),
     ("machine.cpu_model", "str", "from /proc/cpuinfo (platform.processor() elsewhere)"),
     ("machine.logical_cores", "int", "os.cpu_count()"),
@@ -180,6 +206,7 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("machine.gpu", "str or null", "GPU name from nvidia-smi when a GPU provider was used, else null"),
     ("machine.date", "str", "when the result was made, ISO 8601 UTC"),
 )
+
 
 def schema_paths() -> list[str]:
     """The documented paths, as ``flatten_keys`` spells them."""

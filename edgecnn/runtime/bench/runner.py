@@ -20,8 +20,9 @@ from .timing import _Contestant, _ort_runner, _parse_io_binding, _schedule, _tim
 from .torch_side import _torch_contestant
 
 
-def benchmark_many(paths: Sequence[str | os.PathLike], options: BenchOptions | None = None,
-                   **keywords) -> list[BenchResult]:
+def benchmark_many(
+    paths: Sequence[str | os.PathLike], options: BenchOptions | None = None, **keywords
+) -> list[BenchResult]:
     """Benchmark several model files on several providers, interleaved so that ratios between them are fair.
 
     Args:
@@ -82,20 +83,42 @@ def benchmark_many(paths: Sequence[str | os.PathLike], options: BenchOptions | N
             torch_mod.set_num_threads(torch_threads_before)
 
 
-def benchmark(path: str | os.PathLike, *, providers: str | Sequence[str] = ("cpu",), threads: int | None = None,
-              batch_sizes: Sequence[int] = (1,), warmup: int = 10, runs: int | None = None,
-              seconds: float | None = None, torch_baseline: bool = False, io_binding="auto",
-              input_size: tuple[int, int] | None = None, graph_opt: str = "all",
-              cache_dir: str | os.PathLike | None = None) -> BenchResult:
+def benchmark(
+    path: str | os.PathLike,
+    *,
+    providers: str | Sequence[str] = ("cpu",),
+    threads: int | None = None,
+    batch_sizes: Sequence[int] = (1,),
+    warmup: int = 10,
+    runs: int | None = None,
+    seconds: float | None = None,
+    torch_baseline: bool = False,
+    io_binding="auto",
+    input_size: tuple[int, int] | None = None,
+    graph_opt: str = "all",
+    cache_dir: str | os.PathLike | None = None,
+) -> BenchResult:
     """Benchmark one model file on one provider list (see ``benchmark_many`` for the arguments and method).
 
     ``providers`` is a priority list for one session, e.g. ``("cpu",)``, ``"cuda"`` or ``("tensorrt", "cuda")``.
     """
     entry = [providers] if isinstance(providers, str) else list(providers)
-    return benchmark_many([path], BenchOptions(
-        providers=[entry], threads=threads, batch_sizes=batch_sizes, warmup=warmup, runs=runs, seconds=seconds,
-        torch_baseline=torch_baseline, io_binding=io_binding, input_size=input_size, graph_opt=graph_opt,
-        cache_dir=cache_dir))[0]
+    return benchmark_many(
+        [path],
+        BenchOptions(
+            providers=[entry],
+            threads=threads,
+            batch_sizes=batch_sizes,
+            warmup=warmup,
+            runs=runs,
+            seconds=seconds,
+            torch_baseline=torch_baseline,
+            io_binding=io_binding,
+            input_size=input_size,
+            graph_opt=graph_opt,
+            cache_dir=cache_dir,
+        ),
+    )[0]
 
 
 @dataclass
@@ -132,8 +155,7 @@ class _Planner:
 def _run(paths: list[Path], opts: BenchOptions, torch_mod) -> list[BenchResult]:
     planner = _Planner(opts)
     torch_cache: dict = {}  # (model, classes, arch, shape) -> contestant, shared by files of the same model
-    staged = [_stage(path, entry, opts, planner, torch_mod, torch_cache)
-              for path in paths for entry in opts.providers]
+    staged = [_stage(path, entry, opts, planner, torch_mod, torch_cache) for path in paths for entry in opts.providers]
     contestants = planner.contestants
     _schedule(contestants, opts.rounds, opts.settle_s)
 
@@ -145,8 +167,7 @@ def _run(paths: list[Path], opts: BenchOptions, torch_mod) -> list[BenchResult]:
     return [_result(s, opts, method, machine, max_rss, torch_threads) for s in staged]
 
 
-def _stage(path: Path, entry: tuple, opts: BenchOptions, planner: _Planner, torch_mod,
-           torch_cache: dict) -> _Staged:
+def _stage(path: Path, entry: tuple, opts: BenchOptions, planner: _Planner, torch_mod, torch_cache: dict) -> _Staged:
     """Create the session (timed, memory watched), warm up each batch size, and the torch twin when asked."""
     device = _parse_io_binding(opts.io_binding, entry)
     # TensorRT's flags depend on the precision; read it outside the timed session creation.
@@ -154,8 +175,9 @@ def _stage(path: Path, entry: tuple, opts: BenchOptions, planner: _Planner, torc
     rss_before = _status_mb("VmRSS")
     reset = _reset_peak_rss()
     t0 = time.perf_counter()
-    sess = make_session(path, list(entry), threads=opts.threads, graph_opt=opts.graph_opt, precision=precision,
-                        cache_dir=opts.cache_dir)
+    sess = make_session(
+        path, list(entry), threads=opts.threads, graph_opt=opts.graph_opt, precision=precision, cache_dir=opts.cache_dir
+    )
     create_ms = (time.perf_counter() - t0) * 1000.0
     card = _read_card(sess, path.name)
     ort_side = []
@@ -174,18 +196,33 @@ def _stage(path: Path, entry: tuple, opts: BenchOptions, planner: _Planner, torc
                 planner.add(tc)
         per_batch.append((b, {k: list(v.shape) for k, v in feeds.items()}, c, tc))
     so = sess.get_session_options()
-    return _Staged(path, entry, sess, card, create_ms, memory, per_batch, device is not None,
-                   node_assignment(sess), so.intra_op_num_threads, so.inter_op_num_threads)
+    return _Staged(
+        path,
+        entry,
+        sess,
+        card,
+        create_ms,
+        memory,
+        per_batch,
+        device is not None,
+        node_assignment(sess),
+        so.intra_op_num_threads,
+        so.inter_op_num_threads,
+    )
 
 
 def _memory(rss_before: float | None, reset: bool, device: str | None) -> MemoryStats:
     peak = _status_mb("VmHWM")
     gpu_mb = _gpu_mem_mb() if device == "cuda" else None
     return MemoryStats(
-        rss_before_mb=_r(rss_before), peak_rss_mb=_r(peak),
+        rss_before_mb=_r(rss_before),
+        peak_rss_mb=_r(peak),
         peak_rss_growth_mb=_r(peak - rss_before) if peak is not None and rss_before is not None else None,
-        peak_rss_scope="session" if reset else "process", process_max_rss_mb=0.0,
-        gpu_mem_mb=_r(gpu_mb), gpu_mem_source="nvidia-smi" if gpu_mb is not None else None)
+        peak_rss_scope="session" if reset else "process",
+        process_max_rss_mb=0.0,
+        gpu_mem_mb=_r(gpu_mb),
+        gpu_mem_source="nvidia-smi" if gpu_mb is not None else None,
+    )
 
 
 def _method(contestants: list[_Contestant], opts: BenchOptions) -> str:
@@ -193,36 +230,63 @@ def _method(contestants: list[_Contestant], opts: BenchOptions) -> str:
     n_runs = sorted({c.runs for c in contestants})
     n_text = str(n_runs[0]) if len(n_runs) == 1 else f"{n_runs[0]}-{n_runs[-1]}"
     n_rounds = max(1, min(opts.rounds, min(c.runs for c in contestants)))
-    schedule = (f"{len(contestants)} configurations interleaved in {n_rounds} rounds, order rotated each round, "
-                f"a {opts.settle_s * 1000:.0f} ms pause and one untimed run before each chunk"
-                if len(contestants) > 1 else "one configuration, timed back to back")
-    return (f"{opts.warmup} untimed warmup runs, then {n_text} timed runs per configuration; {schedule}; "
-            "statistics over all timed runs (p50 = median)")
+    schedule = (
+        f"{len(contestants)} configurations interleaved in {n_rounds} rounds, order rotated each round, "
+        f"a {opts.settle_s * 1000:.0f} ms pause and one untimed run before each chunk"
+        if len(contestants) > 1
+        else "one configuration, timed back to back"
+    )
+    return (
+        f"{opts.warmup} untimed warmup runs, then {n_text} timed runs per configuration; {schedule}; "
+        "statistics over all timed runs (p50 = median)"
+    )
 
 
-def _result(s: _Staged, opts: BenchOptions, method: str, machine, max_rss: float | None,
-            torch_threads: int | None) -> BenchResult:
+def _result(
+    s: _Staged, opts: BenchOptions, method: str, machine, max_rss: float | None, torch_threads: int | None
+) -> BenchResult:
     batches = []
     for b, shapes, c, tc in s.per_batch:
         lat = LatencyStats.from_samples(c.samples)
         tlat = LatencyStats.from_samples(tc.samples) if tc is not None else None
-        batches.append(BatchResult(
-            batch_size=b, input_shapes=shapes, latency=lat, throughput_ips=b * 1000.0 / lat.mean_ms,
-            torch_latency=tlat, torch_speedup=(tlat.p50_ms / lat.p50_ms) if tlat else None))
+        batches.append(
+            BatchResult(
+                batch_size=b,
+                input_shapes=shapes,
+                latency=lat,
+                throughput_ips=b * 1000.0 / lat.mean_ms,
+                torch_latency=tlat,
+                torch_speedup=(tlat.p50_ms / lat.p50_ms) if tlat else None,
+            )
+        )
     card = s.card
     return BenchResult(
-        schema_version=SCHEMA_VERSION, model_path=str(s.path), model=card.model if card else None,
-        precision=card.precision if card else None, file_mb=_r(s.path.stat().st_size / 2**20),
+        schema_version=SCHEMA_VERSION,
+        model_path=str(s.path),
+        model=card.model if card else None,
+        precision=card.precision if card else None,
+        file_mb=_r(s.path.stat().st_size / 2**20),
         providers_requested=tuple(get_provider(n).name for n in s.entry),
-        providers=tuple(s.sess.get_providers()), node_assignment=s.assignment,
+        providers=tuple(s.sess.get_providers()),
+        node_assignment=s.assignment,
         provider_precision=_provider_precision(s.sess),
         backend=getattr(s.sess, "backend", "onnxruntime"),
-        io_binding=s.io_binding, graph_opt=opts.graph_opt, session_create_ms=s.create_ms, warmup=opts.warmup,
+        io_binding=s.io_binding,
+        graph_opt=opts.graph_opt,
+        session_create_ms=s.create_ms,
+        warmup=opts.warmup,
         method=method,
-        threads=ThreadSettings(requested=opts.threads, intra_op_num_threads=s.intra, inter_op_num_threads=s.inter,
-                               torch_num_threads=torch_threads, cpu_affinity=_affinity()),
+        threads=ThreadSettings(
+            requested=opts.threads,
+            intra_op_num_threads=s.intra,
+            inter_op_num_threads=s.inter,
+            torch_num_threads=torch_threads,
+            cpu_affinity=_affinity(),
+        ),
         memory=dataclasses.replace(s.memory, process_max_rss_mb=max_rss),
-        batches=tuple(batches), machine=machine)
+        batches=tuple(batches),
+        machine=machine,
+    )
 
 
 def _provider_precision(sess) -> dict | None:

@@ -62,7 +62,7 @@ def _schedule(contestants: list[_Contestant], rounds: int, settle_s: float = SET
     multi = len(contestants) > 1
     rounds = max(1, min(rounds, min(c.runs for c in contestants)))
     for r in range(rounds):
-        order = contestants[r % len(contestants):] + contestants[:r % len(contestants)]
+        order = contestants[r % len(contestants) :] + contestants[: r % len(contestants)]
         for c in order:
             n = c.runs * (r + 1) // rounds - c.runs * r // rounds
             if n <= 0:

@@ -28,16 +28,19 @@ def _arch_options(card: ModelCard, path: Path) -> dict:
     return {}
 
 
-def _torch_contestant(torch_mod, cache: dict, card: ModelCard | None, path: Path, batch: int, feeds: dict,
-                      input_size) -> _Contestant:
+def _torch_contestant(
+    torch_mod, cache: dict, card: ModelCard | None, path: Path, batch: int, feeds: dict, input_size
+) -> _Contestant:
     """The eager-model contestant for this file and batch; files of the same architecture share one.
 
     The model is built from the card (registry name, classes) and ``_arch_options`` with random weights:
     weights do not change the time a CNN takes.
     """
     if card is None:
-        raise InputError(f"{path.name} carries no edgecnn card, so its PyTorch model is unknown; "
-                         "drop --torch or bench a file made by `edgecnn export`")
+        raise InputError(
+            f"{path.name} carries no edgecnn card, so its PyTorch model is unknown; "
+            "drop --torch or bench a file made by `edgecnn export`"
+        )
     x = _torch_input(card, batch, feeds, input_size)
     arch = _arch_options(card, path)
     key = (card.model, card.num_classes, json.dumps(arch, sort_keys=True), x.shape)

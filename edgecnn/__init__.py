@@ -68,18 +68,18 @@ def __dir__() -> list[str]:
 __all__ = ["__version__", "ModelCard", "EdgeCNNError", *_LAZY]
 
 if TYPE_CHECKING:
-    from .runtime.bench import BenchResult, benchmark, benchmark_many
+    from .convert.int8 import Int8Result, build_int8
+    from .convert.quantize import int8_form
+    from .convert.validate import ValidationResult, validate
+    from .core.errors import ArtifactError, CheckpointError, InputError, ProviderUnavailableError, UnknownModelError
+    from .deploy.bundle import SelftestResult, make_bundle, selftest
+    from .deploy.embed import embed_preprocessing
+    from .deploy.mobile import MobileResult, make_mobile
     from .models import ModelSpec, create_model, get_spec, list_models
-    from .runtime.compare import ParityReport, compare
     from .pipeline import ExportResult, export
+    from .runtime.bench import BenchResult, benchmark, benchmark_many
+    from .runtime.compare import ParityReport, compare
+    from .runtime.predictor import Predictor
     from .runtime.preprocess import PreprocessParams, load_image
     from .runtime.providers import available as available_providers
     from .runtime.providers import make_session
-    from .deploy.bundle import SelftestResult, make_bundle, selftest
-    from .deploy.embed import embed_preprocessing
-    from .convert.int8 import Int8Result, build_int8
-    from .convert.quantize import int8_form
-    from .core.errors import ArtifactError, CheckpointError, InputError, ProviderUnavailableError, UnknownModelError
-    from .deploy.mobile import MobileResult, make_mobile
-    from .runtime.predictor import Predictor
-    from .convert.validate import ValidationResult, validate

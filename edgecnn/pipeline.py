@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from .convert.manifest import (
-    MANIFEST,
     build_card,
     build_manifest,
-    read_manifest,
     set_card,  # noqa: F401
     tool_versions,
     weights_record,
@@ -32,8 +30,8 @@ from .convert.manifest import (
     write_onnx,
 )
 from .convert.options import ExportOptions, Int8Options
-from .core.card import ModelCard
 from .core.artifact import Artifact
+from .core.card import ModelCard
 from .core.errors import ArtifactError, InputError, ParityError, first_line
 from .core.files import sha256_file, staged_output
 from .core.paths import is_checkpoint_path
@@ -334,9 +332,8 @@ def _load_images(card: ModelCard, options: ExportOptions, run: _Run):
             images = load_samples(card, wanted + PARITY_SAMPLES, seed=0)
             if options.int8 is not None:
                 run.warnings.append(
-                    "int8 calibrated on the default sample photographs (crops of 5 photos bundled with scikit-learn and "
-                    "scikit-image); "
-                    "calibrate on real images from your deployment domain with --calib DIR"
+                    "int8 calibrated on the default sample photographs (crops of 5 photos bundled with scikit-learn "
+                    "and scikit-image); calibrate on real images from your deployment domain with --calib DIR"
                 )
         calib_arrays, parity_arrays = _split(images.arrays, wanted)
     return images, calib_arrays, parity_arrays

@@ -10,9 +10,9 @@ the rows; ``tools/reliability_report.py`` writes docs/RELIABILITY.md from them. 
 
 from __future__ import annotations
 
+from catalogue_case import Case
 from catalogue_setups import *  # noqa: F401,F403  (the setup functions the rows name)
 from catalogue_setups import MARKER  # noqa: F401
-from catalogue_case import Case
 
 
 def _export(*extra):
@@ -468,9 +468,9 @@ CASES: list[Case] = [
 ]
 
 # --- the second catalogue (issue 28), one module per theme, each with its own setups ---------------------------
-from catalogue_ownership import CASES as _OWNERSHIP  # noqa: E402
-from catalogue_memory import CASES as _MEMORY  # noqa: E402
 from catalogue_malformed import CASES as _MALFORMED  # noqa: E402
+from catalogue_memory import CASES as _MEMORY  # noqa: E402
 from catalogue_misc import CASES as _MISC  # noqa: E402
+from catalogue_ownership import CASES as _OWNERSHIP  # noqa: E402
 
 CASES += _OWNERSHIP + _MEMORY + _MALFORMED + _MISC

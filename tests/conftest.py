@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import urllib.error
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -32,7 +32,7 @@ def pytest_xdist_auto_num_workers(config):
 REFERENCE_DIR = Path(__file__).parent / "reference"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_reference(name: str) -> dict:
     return json.loads((REFERENCE_DIR / f"{name}.json").read_text())
 

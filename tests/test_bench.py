@@ -14,10 +14,10 @@ import torch
 from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
-from edgecnn.runtime import bench as B
-from edgecnn.core.card import ModelCard
 from edgecnn.cli import app
+from edgecnn.core.card import ModelCard
 from edgecnn.core.errors import InputError, ProviderUnavailableError
+from edgecnn.runtime import bench as B
 from edgecnn.runtime.providers import is_available, make_session, model_precision
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "bench_schema.md"

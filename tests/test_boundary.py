@@ -38,8 +38,9 @@ def edgecnn_without_torch(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def device_files(tmp_path_factory):
     """A small export with a bundle, made with the real API (torch here), and one image."""
-    import edgecnn
     from PIL import Image
+
+    import edgecnn
 
     root = tmp_path_factory.mktemp("device")
     result = edgecnn.export("mobilenet_v2", root / "m", input_size=32, arch_options={"width_mult": 0.25}, bundle=True)

@@ -1,4 +1,5 @@
-"""edgecnn.deploy.bundle and `edgecnn selftest`: bundle contents, golden pair, tamper detection, torch-free self-test."""
+"""edgecnn.deploy.bundle and `edgecnn selftest`: bundle contents, golden pair, tamper detection, torch-free
+self-test."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from edgecnn.deploy.bundle import BUNDLE_MANIFEST, make_bundle, selftest, sha256_file
 from edgecnn.cli import app
 from edgecnn.core.errors import ArtifactError
+from edgecnn.deploy.bundle import BUNDLE_MANIFEST, make_bundle, selftest, sha256_file
 from edgecnn.pipeline import export
 from edgecnn.runtime.predictor import Predictor
 

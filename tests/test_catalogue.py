@@ -207,7 +207,6 @@ TINY = ("export", "mobilenet_v1", "--input-size", "32", "--calib-count", "8")
 def test_two_concurrent_exports_exactly_one_writes(tmp_path):
     """Case 'two concurrent writers': one exits 0, the other exits 2 naming it; the folder matches its manifest."""
     import json
-
     import time
 
     first = _cli(*TINY, "--out", tmp_path / "out", cwd=tmp_path)

@@ -53,7 +53,7 @@ def bare_onnx(tmp_path_factory):
 
 
 def test_json_is_a_flag_in_every_command():
-    for name, command in COMMANDS.items():
+    for name in COMMANDS:
         param = _param(name, "--json")
         assert param is not None, f"{name} has no --json"
         assert param.is_flag, f"{name}: --json takes a value"

@@ -11,13 +11,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
-
 from edgecnn.core.errors import CheckpointError
-from edgecnn.models import create_model, get_spec, imagenet_labels
-from edgecnn.models import efficientnet, weights
+from edgecnn.models import create_model, efficientnet, get_spec, imagenet_labels, weights
 from edgecnn.models.specs import EFFICIENTNET_LITE0_IMAGENET, EFFICIENTNET_LITE0_PACKAGE
 from edgecnn.runtime.preprocess import PreprocessParams, preprocess
+
+ROOT = Path(__file__).resolve().parents[1]
 
 LITES = [f"efficientnet_lite{i}" for i in range(5)]
 

@@ -1,4 +1,5 @@
-"""edgecnn.deploy.embed and `export --embed-preprocess`: uint8 NHWC graphs that normalise inside, parity vs the float model."""
+"""edgecnn.deploy.embed and `export --embed-preprocess`: uint8 NHWC graphs that normalise inside, parity vs the
+float model."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ import pytest
 
 from edgecnn.convert.calibration import sample_photos
 from edgecnn.core.card import ModelCard
-from edgecnn.deploy.embed import embed_file, embed_preprocessing
 from edgecnn.core.errors import ArtifactError, InputError
+from edgecnn.deploy.embed import embed_file, embed_preprocessing
 from edgecnn.pipeline import export
-from edgecnn.runtime.preprocess import preprocess
 from edgecnn.runtime.predictor import Predictor
+from edgecnn.runtime.preprocess import preprocess
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ def digits_folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("digits")
     for cls in range(10):
         (root / str(cls)).mkdir()
-        for j, idx in enumerate(np.flatnonzero(digits.target == cls)[:N_PER_CLASS]):
+        for _j, idx in enumerate(np.flatnonzero(digits.target == cls)[:N_PER_CLASS]):
             pixels = (digits.images[idx] * (255 / 16)).astype(np.uint8)
             Image.fromarray(pixels).resize((32, 32), Image.Resampling.NEAREST).convert("RGB").save(
                 root / str(cls) / f"d{idx:04d}.png"

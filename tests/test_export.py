@@ -22,9 +22,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import edgecnn
-from edgecnn.core.owned import LISTING, write_listing
 from edgecnn.cli import app
 from edgecnn.core.errors import ArtifactError
+from edgecnn.core.owned import LISTING, write_listing
 from edgecnn.pipeline import export, options_from_keywords, read_manifest
 
 # Small inputs keep the default run fast; the architectures are unchanged.
@@ -489,13 +489,12 @@ def test_batchnorm_reestimation_keeps_momentum_and_matches_update_bn():
     from edgecnn.convert.onnx_export import recalibrate_batchnorm
 
     torch.manual_seed(0)
-    make = lambda: nn.Sequential(
-        nn.Conv2d(3, 4, 3),
-        nn.BatchNorm2d(4, momentum=0.01),
-        nn.ReLU(),  # noqa: E731
-        nn.Conv2d(4, 4, 3),
-        nn.BatchNorm2d(4),
-    )
+
+    def make():
+        return nn.Sequential(
+            nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, momentum=0.01), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.BatchNorm2d(4)
+        )
+
     ours, theirs = make(), make()
     theirs.load_state_dict(ours.state_dict())
     batches = [torch.randn(5, 3, 12, 12) for _ in range(3)]

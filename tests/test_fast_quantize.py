@@ -14,9 +14,9 @@ from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 from torch import nn
 
 import edgecnn
+from edgecnn.convert.ort_tools import quiet
 from edgecnn.convert.per_channel import covered, full_range_overrides, full_range_weights, to_per_channel
 from edgecnn.convert.quantize import calibrate, int8_form, quantization_twin, quantize_int8
-from edgecnn.convert.ort_tools import quiet
 from edgecnn.convert.simplify import simplify
 
 

@@ -207,7 +207,7 @@ def test_a_dead_writers_lock_is_taken_over_and_said(tmp_path):
     out = tmp_path / "out"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     (tmp_path / ".out.lock").write_text(
-        '{"pid": %d, "command": "edgecnn export x", "since": "then"}' % int(dead.stdout)
+        f'{{"pid": {int(dead.stdout)}, "command": "edgecnn export x", "since": "then"}}'
     )
     notes = []
     with staged_output(out, force=False, notes=notes) as staging:

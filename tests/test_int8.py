@@ -17,9 +17,7 @@ import torch
 from torch import nn
 
 from edgecnn.convert import int8 as q8
-from edgecnn.core.errors import InputError
 from edgecnn.convert.int8 import Agreement, SpeedGate, agreement, build_int8, layer_sensitivity, run_model
-from edgecnn.models.blocks import SqueezeExcite
 from edgecnn.convert.quantize import (
     BatchReader,
     calibrate,
@@ -28,6 +26,8 @@ from edgecnn.convert.quantize import (
     preprocess_for_quantization,
     quantize_int8,
 )
+from edgecnn.core.errors import InputError
+from edgecnn.models.blocks import SqueezeExcite
 
 
 class TinyV3(nn.Module):

@@ -1,4 +1,5 @@
-"""edgecnn.deploy.mobile and `edgecnn mobile`: fixed shapes, .ort conversion, portable rewrites, partition report, errors."""
+"""edgecnn.deploy.mobile and `edgecnn mobile`: fixed shapes, .ort conversion, portable rewrites, partition report,
+errors."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import pytest
 from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
-from edgecnn.convert.calibration import sample_photos
 from edgecnn.cli import app
+from edgecnn.convert.calibration import sample_photos
 from edgecnn.core.errors import ArtifactError, EdgeCNNError, InputError
 from edgecnn.deploy.mobile import decompose_hard_activations, make_mobile, partition_report
 from edgecnn.pipeline import export
@@ -122,9 +123,9 @@ def test_decomposition_matches_the_onnx_operators():
 def test_fixed_shape_mobilenet_v2_is_one_nnapi_partition(tmp_path):
     """The issue's requirement, on the full-size network (224×224); parity here is cheap, the export is not."""
     from edgecnn.convert.onnx_export import export_onnx
+    from edgecnn.convert.simplify import simplify
     from edgecnn.models import create_model, get_spec
     from edgecnn.pipeline import _write_onnx, build_card
-    from edgecnn.convert.simplify import simplify
 
     spec = get_spec("mobilenet_v2")
     raw = tmp_path / "raw.onnx"

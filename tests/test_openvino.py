@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from qdq import quick_qdq  # tests/qdq.py
 from typer.testing import CliRunner
 
 from edgecnn.cli import app
@@ -18,7 +19,6 @@ from edgecnn.runtime import openvino as ov
 from edgecnn.runtime import providers as P
 from edgecnn.runtime.selftest import selftest
 from edgecnn.runtime.session import run_batched
-from qdq import quick_qdq  # tests/qdq.py
 
 runner = CliRunner()
 OV = "OpenVINOExecutionProvider"

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
+from edgecnn.convert.transforms import torch_preprocess
 from edgecnn.core.card import ModelCard
 from edgecnn.core.errors import InputError
 from edgecnn.runtime.preprocess import (
@@ -19,7 +20,6 @@ from edgecnn.runtime.preprocess import (
     preprocess_uint8,
     resized_size,
 )
-from edgecnn.convert.transforms import torch_preprocess
 
 
 def photo(width: int, height: int, seed: int = 0) -> Image.Image:

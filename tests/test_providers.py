@@ -11,9 +11,9 @@ import pytest
 from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
-from edgecnn.runtime import providers as P
 from edgecnn.cli import app
 from edgecnn.core.errors import ArtifactError, InputError, ProviderUnavailableError
+from edgecnn.runtime import providers as P
 
 
 @pytest.fixture(scope="module")

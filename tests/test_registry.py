@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from edgecnn.core.errors import EdgeCNNError, InputError, UnknownModelError
-from edgecnn.models import aliases, create_model, get_spec, imagenet_labels, list_models, register_model
-from edgecnn.models import registry
+from edgecnn.models import aliases, create_model, get_spec, imagenet_labels, list_models, register_model, registry
 
 
 def n_params(model) -> int:
@@ -353,7 +352,8 @@ def test_registry_lookups_do_not_import_torch():
 
     code = (
         "import sys; import edgecnn.models as m; m.list_models(); m.get_spec('resnet50').checkpoint('imagenet'); "
-        "m.registry.builder_options(m.get_spec('unet')); print(sorted(k for k in ('torch', 'onnx') if k in sys.modules))"
+        "m.registry.builder_options(m.get_spec('unet')); "
+        "print(sorted(k for k in ('torch', 'onnx') if k in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"

@@ -1,4 +1,5 @@
-"""edgecnn.runtime.predictor.Predictor and `edgecnn predict`: agreement with PyTorch, batching, threads, errors, no torch."""
+"""edgecnn.runtime.predictor.Predictor and `edgecnn predict`: agreement with PyTorch, batching, threads, errors, no
+torch."""
 
 from __future__ import annotations
 
@@ -14,16 +15,16 @@ import onnx
 import pytest
 import torch
 from PIL import Image
+from test_preprocess import photo
 from typer.testing import CliRunner
 
 import edgecnn
-from edgecnn.core.card import ModelCard
 from edgecnn.cli import app
-from edgecnn.core.errors import ArtifactError, InputError, ProviderUnavailableError
-from edgecnn.runtime.preprocess import PreprocessParams, preprocess
-from edgecnn.runtime.predictor import Predictor
 from edgecnn.convert.transforms import torch_preprocess
-from test_preprocess import photo
+from edgecnn.core.card import ModelCard
+from edgecnn.core.errors import ArtifactError, InputError, ProviderUnavailableError
+from edgecnn.runtime.predictor import Predictor
+from edgecnn.runtime.preprocess import PreprocessParams, preprocess
 
 LABELS = ["apple", "bee", "cat", "dog", "eel"]
 SIZES = [(96, 80), (80, 96), (64, 64), (200, 50), (40, 30), (150, 120), (72, 100), (333, 250)]

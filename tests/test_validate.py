@@ -15,10 +15,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from edgecnn.cli import app
-from edgecnn.runtime.compare import TOLERANCES
-from edgecnn.core.errors import ArtifactError, CheckpointError, InputError, ProviderUnavailableError
-from edgecnn.runtime.providers import is_available
 from edgecnn.convert.validate import validate
+from edgecnn.core.errors import ArtifactError, CheckpointError, InputError, ProviderUnavailableError
+from edgecnn.runtime.compare import TOLERANCES
+from edgecnn.runtime.providers import is_available
 
 runner = CliRunner()
 ARCH = {"width_mult": 0.25}
@@ -231,8 +231,8 @@ def test_missing_file(tmp_path):
 
 
 def test_json_is_strict_even_with_unlimited_tolerances():
-    from edgecnn.runtime.compare import compare
     from edgecnn.convert.validate import OutputCheck, ProviderCheck, ValidationResult
+    from edgecnn.runtime.compare import compare
 
     ref = np.random.default_rng(0).standard_normal((4, 10))
     report = compare(ref, ref + 0.01, task="classification", precision="int8")

@@ -103,10 +103,9 @@ def test_web_app_classifies_a_photo_like_the_python_predictor(bundles, tmp_path)
     from PIL import Image
     from sklearn.datasets import load_sample_image
 
+    from edgecnn.deploy.embed import embed_file
     from edgecnn.runtime.predictor import Predictor
     from edgecnn.web.runners import run_pages
-
-    from edgecnn.deploy.embed import embed_file
 
     src, out = tmp_path / "export", tmp_path / "site"  # an export folder: the fp32 model and its uint8 NHWC twin
     src.mkdir()
@@ -316,8 +315,6 @@ def test_preprocess_mjs_gives_pythons_pixels_from_the_crop_window_and_refuses_hu
     refused with a message naming it."""
     import base64
     import subprocess
-
-    from PIL import Image
 
     from edgecnn.runtime.preprocess import PreprocessParams, preprocess_uint8
     from edgecnn.web.npm import ASSETS

@@ -59,10 +59,10 @@ def measure(name: str, repeats: int, work: Path) -> dict:
 
 
 def render(rows: dict, repeats: int) -> str:
-    import edgecnn
     import onnxruntime
     import torch
 
+    import edgecnn
     from edgecnn.convert.speed import vnni_label
     from edgecnn.runtime.bench import machine_info
 

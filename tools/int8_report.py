@@ -81,8 +81,8 @@ def calibration_rows(models, out: Path, log) -> list[dict]:
     import onnxruntime as ort
 
     from edgecnn.convert.calibration import load_folder
-    from edgecnn.core.card import ModelCard
     from edgecnn.convert.int8 import CALIBRATION_CHOICES, build_int8
+    from edgecnn.core.card import ModelCard
     from edgecnn.pipeline import DEFAULT_CALIB_LIMIT
 
     rows = []
@@ -113,8 +113,8 @@ def plain_qdq(fp32: Path, dst: Path, count: int = 32) -> None:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from edgecnn.convert.calibration import load_samples
-    from edgecnn.core.card import ModelCard
     from edgecnn.convert.quantize import BatchReader
+    from edgecnn.core.card import ModelCard
 
     card = ModelCard.from_metadata(
         ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
@@ -138,11 +138,11 @@ def mv3_forms(fp32: Path, folder: Path, seconds: float, rounds: int) -> list[dic
     import onnx
     import onnxruntime as ort
 
-    from edgecnn.runtime.bench import benchmark_many
     from edgecnn.convert.calibration import load_samples
-    from edgecnn.core.card import ModelCard
     from edgecnn.convert.int8 import float_islands
     from edgecnn.convert.quantize import calibrate, int8_form, preprocess_for_quantization, quantize_int8
+    from edgecnn.core.card import ModelCard
+    from edgecnn.runtime.bench import benchmark_many
 
     card = ModelCard.from_metadata(
         ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
@@ -163,7 +163,7 @@ def mv3_forms(fp32: Path, folder: Path, seconds: float, rounds: int) -> list[dic
         "int8 form, per-tensor weights": (form, "per-tensor"),
     }
     paths = [fp32]
-    for i, (label, how) in enumerate(variants.items()):
+    for i, (_label, how) in enumerate(variants.items()):
         dst = folder / f"variant{i}.onnx"
         if how is None:
             plain_qdq(fp32, dst)
@@ -192,8 +192,8 @@ def mv3_forms(fp32: Path, folder: Path, seconds: float, rounds: int) -> list[dic
 
 def latency_rows(models, out: Path, seconds: float, rounds: int, log) -> list[dict]:
     from edgecnn import pipeline
-    from edgecnn.runtime.bench import benchmark_many
     from edgecnn.convert.int8 import float_islands
+    from edgecnn.runtime.bench import benchmark_many
 
     rows = []
     for name in models:
@@ -237,8 +237,8 @@ def conditions() -> dict:
 
     import onnxruntime
 
-    from edgecnn.runtime.bench import machine_info
     from edgecnn.convert.int8 import cpu_has_vnni
+    from edgecnn.runtime.bench import machine_info
 
     info = machine_info()
     return {

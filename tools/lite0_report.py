@@ -144,7 +144,8 @@ def render(m: dict) -> str:
         f"| artifact | fp32 parity | top-1 agreement with fp32 (all {every['images']} crops) | SQNR dB | "
         "latency p50 (2 threads, batch 1) | verdict |",
         "|---|---|---|---|---|---|",
-        f"| fp32 | {'pass' if m['parity']['fp32']['passed'] else 'FAIL'} (max rel {m['parity']['fp32']['max_rel']:.1e}) "
+        f"| fp32 | {'pass' if m['parity']['fp32']['passed'] else 'FAIL'} "
+        f"(max rel {m['parity']['fp32']['max_rel']:.1e}) "
         f"| – | – | {m['fp32_ms']:.2f} ms | – |",
     ]
     for p in ("fp16", "int8"):

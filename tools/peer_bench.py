@@ -43,13 +43,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from edgecnn.convert.speed import vnni_label  # noqa: E402
 from edgecnn.core.files import write_text_atomic  # noqa: E402
 from edgecnn.core.text import text_table  # noqa: E402
-from edgecnn.runtime.bench.layer_times import precision_bound  # noqa: E402
-from edgecnn.runtime.bench import SETTLE_S, _Contestant, _read_card, _schedule, _time_once, machine_info  # noqa: E402
-from edgecnn.runtime.providers import make_session, node_assignment  # noqa: E402
 from edgecnn.runtime import openvino as _ov  # noqa: E402
-from edgecnn.convert.speed import vnni_label  # noqa: E402
+from edgecnn.runtime.bench import SETTLE_S, _Contestant, _read_card, _schedule, _time_once, machine_info  # noqa: E402
+from edgecnn.runtime.bench.layer_times import precision_bound  # noqa: E402
+from edgecnn.runtime.providers import make_session, node_assignment  # noqa: E402
 
 MODELS = ("resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_large", "googlenet", "alexnet")
 THREADS = 2

@@ -13,8 +13,8 @@ docs/BENCHMARKS.md between the ``web_bench`` marker comments, which tools/zoo_re
 from __future__ import annotations
 
 import argparse
-import os
 import datetime as _dt
+import os
 import platform
 import sys
 from pathlib import Path

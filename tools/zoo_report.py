@@ -42,11 +42,11 @@ from pathlib import Path
 
 import edgecnn
 from edgecnn import benchmark_many, compare, export, get_spec, list_models, make_session
-from edgecnn.runtime.bench import make_inputs
 from edgecnn.core.errors import EdgeCNNError
 from edgecnn.core.files import sha256_file, write_text_atomic
-from edgecnn.runtime.providers import available, get_provider
 from edgecnn.core.text import text_table
+from edgecnn.runtime.bench import make_inputs
+from edgecnn.runtime.providers import available, get_provider
 
 ROOT = Path(__file__).resolve().parents[1]
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -249,8 +249,8 @@ def plain_export(name: str, folder: Path, versions: dict) -> Path:
     """``name`` exported the plain way: torch.onnx.export's defaults, then onnxsim; nothing of edgecnn's export.
 
     The model has random weights with BatchNorm statistics re-estimated on random inputs
-    (``recalibrate_batchnorm``), like our export's, so that neither side runs on degenerate activations (subnormal floats are
-    slow on x86). Weight values do not otherwise change a CNN's CPU time.
+    (``recalibrate_batchnorm``), like our export's, so that neither side runs on degenerate activations (subnormal
+    floats are slow on x86). Weight values do not otherwise change a CNN's CPU time.
     """
     import onnx
     import onnxsim

@@ -9,12 +9,14 @@ the exit code. User errors become one line on stderr and a non-zero exit, never 
 from __future__ import annotations
 
 # Each module registers its commands on app; imported in the order `edgecnn --help` lists them.
-from . import zoo  # noqa: F401,I001
-from . import export  # noqa: F401
-from . import run  # noqa: F401
-from . import evaluate  # noqa: F401
-from . import web  # noqa: F401
-from . import scale  # noqa: F401
+from . import (
+    evaluate,  # noqa: F401
+    export,  # noqa: F401
+    run,  # noqa: F401
+    scale,  # noqa: F401
+    web,  # noqa: F401
+    zoo,  # noqa: F401,I001
+)
 from .app import app, fail, handle_errors
 
 __all__ = ["app", "fail", "handle_errors", "main"]

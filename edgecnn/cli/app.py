@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 import typer
 import typer.core
@@ -108,6 +108,6 @@ def handle_errors(fn: Callable) -> Callable:
             fail(f"{where}{exc.strerror or exc}; nothing was written over existing artifacts", 2)
         except KeyboardInterrupt:
             typer.echo("interrupted; nothing was written over existing artifacts", err=True)
-            raise typer.Exit(130)
+            raise typer.Exit(130) from None
 
     return wrapper

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from ..core.text import text_table
 from .app import app, handle_errors
 from .options import ep_option, force_option, json_option, refuse_existing
 
@@ -31,9 +29,9 @@ def eval_cmd(
         "--labels-from",
         help="card: match folder names to the model's labels; folder: classes are the sorted folder names.",
     ),
-    ep: Optional[str] = ep_option(None, " Default: cpu."),
+    ep: str | None = ep_option(None, " Default: cpu."),
     as_json: bool = json_option("the result"),
-    md_out: Optional[Path] = typer.Option(None, "--md", help="Also write the tables as markdown."),
+    md_out: Path | None = typer.Option(None, "--md", help="Also write the tables as markdown."),
     force: bool = force_option("Replace the file --md names."),
 ) -> None:
     """Top-1/top-5 (or pixel accuracy and mIoU) of each artifact on labelled data, with bootstrap 95% intervals."""

@@ -10,7 +10,6 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 import typer.core
@@ -50,45 +49,48 @@ def _progress(quiet: bool):
 @handle_errors
 def export_cmd(
     name: str = typer.Argument(..., help="Model name or alias, or 'all' for every model."),
-    weights: Optional[str] = weights_option(
+    weights: str | None = weights_option(
         "Checkpoint file, or a published checkpoint name ('imagenet'). Default: random init."
     ),
-    num_classes: Optional[int] = typer.Option(
+    num_classes: int | None = typer.Option(
         None, "--num-classes", help="Classifier size (default: the model's or checkpoint's)."
     ),
-    input_size: Optional[str] = input_size_option(),
+    input_size: str | None = input_size_option(),
     batch: str = typer.Option("dynamic", "--batch", help="'dynamic' or a fixed batch size."),
     opset: int = typer.Option(18, "--opset", help="ONNX opset (18-21)."),
     fp16: bool = typer.Option(False, "--fp16", help="Also write an fp16 artifact (fp32 inputs/outputs kept)."),
-    int8: Optional[str] = typer.Option(
+    int8: str | None = typer.Option(
         None,
         "--int8",
         metavar="[auto]",
         help="Also write an int8 artifact (static QDQ). '--int8 auto' keeps the fastest form that meets parity.",
     ),
-    calib: Optional[Path] = typer.Option(
+    calib: Path | None = typer.Option(
         None, "--calib", help="Folder of calibration images (jpg/png/bmp/webp). Default: bundled sample photographs."
     ),
-    calib_count: Optional[int] = typer.Option(None, "--calib-count", help="Number of calibration images to use."),
+    calib_count: int | None = typer.Option(None, "--calib-count", help="Number of calibration images to use."),
     calib_method: str = typer.Option("minmax", "--calib-method", help="minmax, entropy, percentile or auto."),
     int8_weight_bits: int = typer.Option(
         7,
         "--int8-weight-bits",
-        help="7 (default: correct on every CPU) or 8 (a little more accurate; only for targets with VNNI or ARM: x86 CPUs without VNNI saturate 8-bit weights).",
+        help="7 (default: correct on every CPU) or 8 (a little more accurate; only for targets with VNNI or ARM: "
+        "x86 CPUs without VNNI saturate 8-bit weights).",
     ),
     no_simplify: bool = typer.Option(False, "--no-simplify", help="Skip onnxsim."),
-    out: Optional[Path] = out_option("Output folder (default: exported/NAME; with 'all', the parent folder)."),
+    out: Path | None = out_option("Output folder (default: exported/NAME; with 'all', the parent folder)."),
     force: bool = force_option("Replace an existing export (only once the new one has succeeded)."),
-    labels: Optional[Path] = typer.Option(None, "--labels", help="Text file with one class name per line."),
+    labels: Path | None = typer.Option(None, "--labels", help="Text file with one class name per line."),
     embed_preprocess: bool = typer.Option(
         False,
         "--embed-preprocess",
-        help="Also write twins (*.nhwc_uint8.onnx) that take uint8 NHWC pixels, already resized/cropped, and normalise inside the graph.",
+        help="Also write twins (*.nhwc_uint8.onnx) that take uint8 NHWC pixels, already resized/cropped, and "
+        "normalise inside the graph.",
     ),
     bundle: bool = typer.Option(
         False,
         "--bundle",
-        help="Also write a deployment bundle (OUT/bundle: models, labels, golden input/output, bundle.json); check it with 'edgecnn selftest'.",
+        help="Also write a deployment bundle (OUT/bundle: models, labels, golden input/output, bundle.json); "
+        "check it with 'edgecnn selftest'.",
     ),
     as_json: bool = json_option("the manifest"),
 ) -> None:
@@ -184,17 +186,17 @@ def _print_export(result) -> None:
 @handle_errors
 def validate_cmd(
     model: Path = typer.Argument(..., help="An exported .onnx file."),
-    against: Optional[str] = typer.Option(
+    against: str | None = typer.Option(
         None,
         "--against",
         help="Architecture to compare with instead of the file's card (needed for files without one).",
     ),
-    weights: Optional[str] = weights_option(
+    weights: str | None = weights_option(
         "Checkpoint file or published name (default: the checkpoint recorded in the file)."
     ),
-    ep: Optional[str] = ep_option(None, " Default: cpu."),
-    each_ep: Optional[str] = each_ep_option(),
-    data: Optional[Path] = typer.Option(None, "--data", help="Folder of images (default: bundled sample photographs)."),
+    ep: str | None = ep_option(None, " Default: cpu."),
+    each_ep: str | None = each_ep_option(),
+    data: Path | None = typer.Option(None, "--data", help="Folder of images (default: bundled sample photographs)."),
     count: int = typer.Option(32, "--count", min=1, help="Images to compare on (at most)."),
     as_json: bool = json_option(),
 ) -> None:
@@ -249,13 +251,13 @@ def mobile_cmd(
         help="An exported .onnx file, or a model name (its export in exported/NAME is "
         "used, or made first with a fixed batch).",
     ),
-    out: Optional[Path] = out_option("Output folder (default: mobile/ beside the .onnx)."),
+    out: Path | None = out_option("Output folder (default: mobile/ beside the .onnx)."),
     batch: int = typer.Option(1, "--batch", min=1, help="Batch size to fix."),
-    input_size: Optional[str] = input_size_option(
+    input_size: str | None = input_size_option(
         "S or HxW, for models with dynamic height/width (U-Net; default: "
         "the card's crop). With a model name: the export size."
     ),
-    weights: Optional[str] = weights_option("With a model name: weights to export with (a checkpoint, or 'imagenet')."),
+    weights: str | None = weights_option("With a model name: weights to export with (a checkpoint, or 'imagenet')."),
     force: bool = force_option("Replace an existing mobile folder (only once the new one is complete)."),
     as_json: bool = json_option("the report"),
 ) -> None:

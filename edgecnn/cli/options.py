@@ -9,7 +9,6 @@ written to a file (refused when it exists, unless ``--force``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -20,11 +19,11 @@ EACH_EP_HELP = (
 )
 
 
-def ep_option(default: Optional[str] = "cpu", extra: str = "") -> Optional[str]:
+def ep_option(default: str | None = "cpu", extra: str = "") -> str | None:
     return typer.Option(default, "--ep", help=EP_HELP + extra)
 
 
-def each_ep_option() -> Optional[str]:
+def each_ep_option() -> str | None:
     return typer.Option(None, "--each-ep", help=EACH_EP_HELP)
 
 
@@ -32,17 +31,17 @@ def json_option(what: str = "the result") -> bool:
     return typer.Option(False, "--json", help=f"Print {what} as JSON on stdout instead of text.")
 
 
-def json_out_option() -> Optional[Path]:
+def json_out_option() -> Path | None:
     return typer.Option(
         None, "--json-out", help="Also write the results as JSON to this file (refused when it exists, unless --force)."
     )
 
 
-def threads_option() -> Optional[int]:
+def threads_option() -> int | None:
     return typer.Option(None, "--threads", min=1, help="Intra-op threads (and torch threads).")
 
 
-def input_size_option(help_text: str = "S or HxW (default: the model's).") -> Optional[str]:
+def input_size_option(help_text: str = "S or HxW (default: the model's).") -> str | None:
     return typer.Option(None, "--input-size", help=help_text)
 
 
@@ -50,22 +49,22 @@ def force_option(what: str = "Replace an existing output.") -> bool:
     return typer.Option(False, "--force", help=what)
 
 
-def out_option(help_text: str) -> Optional[Path]:
+def out_option(help_text: str) -> Path | None:
     return typer.Option(None, "--out", "-o", help=help_text)
 
 
-def weights_option(help_text: str) -> Optional[str]:
+def weights_option(help_text: str) -> str | None:
     return typer.Option(None, "--weights", "-w", help=help_text)
 
 
-def session_providers(ep: Optional[str]) -> list[str]:
+def session_providers(ep: str | None) -> list[str]:
     """``--ep cuda,cpu`` → ``["cuda", "cpu"]``: one session's priority list (``+`` accepted as a comma)."""
     from ..runtime.providers import parse_entries
 
     return [name for entry in parse_entries((ep or "cpu").replace("+", ",")) for name in entry]
 
 
-def provider_entries(ep: Optional[str], each_ep: Optional[str]) -> list[list[str]]:
+def provider_entries(ep: str | None, each_ep: str | None) -> list[list[str]]:
     """The sessions to run: ``--each-ep`` entries one by one, or the single ``--ep`` session."""
     from ..core.errors import InputError
     from ..runtime.providers import parse_entries
@@ -77,7 +76,7 @@ def provider_entries(ep: Optional[str], each_ep: Optional[str]) -> list[list[str
     return [session_providers(ep)]
 
 
-def refuse_existing(path: Optional[Path], force: bool, flag: str) -> None:
+def refuse_existing(path: Path | None, force: bool, flag: str) -> None:
     """A file an option would write must not exist already, unless ``--force``."""
     from ..core.errors import InputError
 

@@ -4,10 +4,9 @@ writing masks. Torch-free (numpy, Pillow)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 
-def preprocess_overrides(mean: Optional[str], std: Optional[str], crop: Optional[str], labels: Optional[Path]) -> dict:
+def preprocess_overrides(mean: str | None, std: str | None, crop: str | None, labels: Path | None) -> dict:
     """``--mean/--std/--crop/--labels`` as Predictor keywords (only those given); for .onnx files without a card."""
     from ..core.errors import InputError
     from ..core.sizes import parse_hw

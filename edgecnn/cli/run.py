@@ -9,7 +9,6 @@ import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -36,30 +35,30 @@ def predict_cmd(
     inputs: list[str] = typer.Argument(..., help="Image files and/or folders (searched recursively)."),
     top_k: int = typer.Option(5, "--top-k", min=1, help="Classes to show per image (classifiers)."),
     as_json: bool = json_option("the predictions"),
-    save_masks: Optional[str] = typer.Option(
+    save_masks: str | None = typer.Option(
         None, "--save-masks", help="Folder to write masks to as palette PNGs (segmentation models)."
     ),
     ep: str = ep_option(),
-    threads: Optional[int] = threads_option(),
-    mean: Optional[str] = typer.Option(
+    threads: int | None = threads_option(),
+    mean: str | None = typer.Option(
         None,
         "--mean",
         help="Per-channel mean, e.g. 0.485,0.456,0.406 (for "
         ".onnx files without edgecnn metadata; overrides the card's).",
     ),
-    std: Optional[str] = typer.Option(None, "--std", help="Per-channel std, e.g. 0.229,0.224,0.225."),
-    crop: Optional[str] = typer.Option(None, "--crop", help="Model input size HxW (or S), centre-cropped."),
-    labels: Optional[Path] = typer.Option(None, "--labels", help="Text file with one class name per line."),
+    std: str | None = typer.Option(None, "--std", help="Per-channel std, e.g. 0.229,0.224,0.225."),
+    crop: str | None = typer.Option(None, "--crop", help="Model input size HxW (or S), centre-cropped."),
+    labels: Path | None = typer.Option(None, "--labels", help="Text file with one class name per line."),
     use_ray: bool = typer.Option(
         False,
         "--ray",
         help="Run on Ray Data (edgecnn[ray]): one SOURCE (folder, glob "
         "or URI such as s3://...), rows to --output; resumable. See docs/SCALE.md.",
     ),
-    address: Optional[str] = typer.Option(None, "--address", help="With --ray: the cluster (default: local Ray)."),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="With --ray: inference actors."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="With --ray: images per batch."),
-    output: Optional[Path] = typer.Option(None, "--output", help="With --ray: the Parquet folder (FILE.parquet)."),
+    address: str | None = typer.Option(None, "--address", help="With --ray: the cluster (default: local Ray)."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="With --ray: inference actors."),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="With --ray: images per batch."),
+    output: Path | None = typer.Option(None, "--output", help="With --ray: the Parquet folder (FILE.parquet)."),
     force: bool = force_option("With --save-masks: replace files that have a mask's name (never an input)."),
 ) -> None:
     """Classify or segment images with an exported model, through the torch-free runtime.
@@ -67,8 +66,8 @@ def predict_cmd(
     Broken images are reported and skipped; the exit status is 1 when any was skipped.
     """
     from ..core.errors import InputError
-    from ..runtime.predictor import Predictor
     from ..core.files import output_lock
+    from ..runtime.predictor import Predictor
     from .predict_io import expand_inputs, mask_plan, preprocess_overrides
 
     if use_ray:  # Ray Data instead of the loop below (edgecnn.scale; masks go beside the output)
@@ -220,26 +219,26 @@ def providers_cmd(as_json: bool = json_option("the providers")) -> None:
 @handle_errors
 def bench_cmd(
     models: list[str] = typer.Argument(..., help="ONNX files to benchmark, timed side by side."),
-    ep: Optional[str] = ep_option(None, " Default: cpu."),
-    each_ep: Optional[str] = each_ep_option(),
-    threads: Optional[int] = threads_option(),
-    browser: Optional[str] = typer.Option(
+    ep: str | None = ep_option(None, " Default: cpu."),
+    each_ep: str | None = each_ep_option(),
+    threads: int | None = threads_option(),
+    browser: str | None = typer.Option(
         None, "--browser", help="With --ep wasm/webgpu: the Chromium to drive (default: the system's)."
     ),
     batch: str = typer.Option("1", "--batch", help="Batch sizes, e.g. 1,8."),
     warmup: int = typer.Option(10, "--warmup", help="Untimed runs per configuration."),
-    runs: Optional[int] = typer.Option(None, "--runs", help="Timed runs per configuration (default 50)."),
-    seconds: Optional[float] = typer.Option(None, "--seconds", help="Instead of --runs: seconds per configuration."),
+    runs: int | None = typer.Option(None, "--runs", help="Timed runs per configuration (default 50)."),
+    seconds: float | None = typer.Option(None, "--seconds", help="Instead of --runs: seconds per configuration."),
     torch_baseline: bool = typer.Option(
         False, "--torch", help="Also time the PyTorch eager model, side by side (needs the export stack)."
     ),
-    input_size: Optional[str] = input_size_option("S or HxW, for models with dynamic height/width."),
+    input_size: str | None = input_size_option("S or HxW, for models with dynamic height/width."),
     graph_opt: str = typer.Option(
         "all", "--graph-opt", help="onnxruntime graph optimization: disable/basic/extended/all."
     ),
     as_json: bool = json_option("the results (docs/bench_schema.md)"),
-    json_out: Optional[Path] = json_out_option(),
-    md_out: Optional[Path] = typer.Option(
+    json_out: Path | None = json_out_option(),
+    md_out: Path | None = typer.Option(
         None, "--md", help="Write a markdown table (refused when it exists, unless --force)."
     ),
     force: bool = force_option("Replace the files --json-out / --md name."),
@@ -341,7 +340,7 @@ def selftest_cmd(
         help="Where the models run: python (onnxruntime), node "
         "(onnxruntime-node) or browser (onnxruntime-web in headless Chromium).",
     ),
-    browser: Optional[str] = typer.Option(None, "--browser", help="The Chromium to drive (default: the system's)."),
+    browser: str | None = typer.Option(None, "--browser", help="The Chromium to drive (default: the system's)."),
     as_json: bool = json_option(),
 ) -> None:
     """Prove this runtime reproduces a bundle's golden outputs: files against bundle.json, then each model.

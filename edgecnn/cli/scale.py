@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -21,16 +20,16 @@ def predict_with_ray(
     model: str,
     inputs: list[str],
     *,
-    output: Optional[Path],
-    address: Optional[str],
-    workers: Optional[int],
-    batch_size: Optional[int],
+    output: Path | None,
+    address: str | None,
+    workers: int | None,
+    batch_size: int | None,
     top_k: int,
     providers: list[str],
-    threads: Optional[int],
+    threads: int | None,
     overrides: dict,
     as_json: bool,
-    save_masks: Optional[str] = None,
+    save_masks: str | None = None,
 ) -> None:
     """What ``predict --ray`` does: one source into a Parquet folder; exit 1 when any image was unreadable."""
     from ..scale import predict_dataset
@@ -107,11 +106,11 @@ def sweep_cmd(
         "--precision",
         help="Comma-separated: fp32, fp16, int8 (one export task and folder per model × precision).",
     ),
-    input_size: Optional[str] = input_size_option(),
+    input_size: str | None = input_size_option(),
     out: Path = typer.Option(
         Path("sweep"), "--out", "-o", help="Sweep folder: OUT/MODEL.PRECISION/ and OUT/sweep.json."
     ),
-    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: a local Ray)."),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster address (default: a local Ray)."),
     bench: bool = typer.Option(False, "--bench", help="Benchmark each artifact, each on a whole node."),
     runs: int = typer.Option(20, "--runs", min=1, help="Timed runs per benchmark (with --bench)."),
     export_cpus: int = typer.Option(1, "--export-cpus", min=1, help="CPUs (torch threads) per export task."),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -16,7 +15,7 @@ from .options import force_option, json_option
 @handle_errors
 def web_cmd(
     source: Path = typer.Argument(..., help="MODEL.onnx, an export folder or a bundle folder."),
-    out: Optional[Path] = typer.Option(
+    out: Path | None = typer.Option(
         None, "--out", "-o", help="The web app folder (default: SOURCE's name + '_web' beside it)."
     ),
     force: bool = force_option("Replace an existing web app folder (only once the new one is complete)."),
@@ -64,7 +63,7 @@ def browser_bench(
     as_json: bool,
     json_out,
     force: bool,
-    browser: Optional[str] = None,
+    browser: str | None = None,
     unused: tuple = (),
 ) -> None:
     """``edgecnn bench --ep wasm|webgpu``: each model timed inside headless Chromium (edgecnn.web.runners)."""

@@ -19,22 +19,20 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import onnx
 
 from .agreement import Agreement, _iter_outputs, _kl, _sqnr, agreement, run_model  # noqa: F401  (re-exported)
+from .bias_correction import input_means
 from .int8_report import render_report  # noqa: F401 - re-exported
-from .options import CALIBRATION_METHODS as CALIBRATION_CHOICES
 from .options import INT8_POLICIES as POLICIES  # noqa: F401 - re-exported
 from .options import STATIC_METHODS as CALIBRATION_METHODS
 from .options import Int8Options
-from .bias_correction import input_means
 from .quantize import (
-    SCALE_SUFFIX,
     QuantizeReport,
     calibrate,
     int8_form,
@@ -44,27 +42,20 @@ from .quantize import (
     shapes_complete,
 )
 from .sensitivity import (
-    _ACTIVATIONS,
     SENSITIVITY_IMAGES,
-    LayerSensitivity,
     _dequantized_pairs,  # noqa: F401
-    _save_with_outputs,
-    _weight_sqnr,
     layer_sensitivity,
 )
 from .speed import (
     SpeedGate,
-    _count_ops,
-    _depthwise_convs,
-    cpu_has_vnni,
     explain_slow_int8,  # noqa: F401
-    float_islands,
     speed_gate,
 )
 
 # Agreement of int8 with fp32 on the held-out selection slice that counts as "keeps accuracy". Disagreements are
 # near-ties that go both ways, so accuracy moves far less than agreement (measured: 99% agreement, ±0.5 point);
-# 97% tolerates one disagreement in 34–48 selection images (the pipeline holds out 48 for trained weights), where 98% would let a single near-tie
+# 97% tolerates one disagreement in 34–48 selection images (the pipeline holds out 48 for trained weights),
+# where 98% would let a single near-tie
 # trigger a fallback that costs speed and, on a slice that small, buys nothing measurable.
 DEFAULT_TARGETS = {"classification": {"top1": 0.97}, "segmentation": {"pixel": 0.98, "miou": 0.95}}
 SELECTION_MAX = 48  # most calibration images held out to judge agreement

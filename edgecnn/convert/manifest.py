@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..core.card import ModelCard
 from ..core.artifact import MANIFEST, read_manifest  # noqa: F401 - re-exported
+from ..core.card import ModelCard
 
 
 def build_card(

@@ -63,7 +63,7 @@ class Int8Options:
     @classmethod
     def from_flag(
         cls, int8: bool | str | None, calib_method: str | None = None, weight_bits: int | None = None
-    ) -> "Int8Options | None":
+    ) -> Int8Options | None:
         """``--int8`` / ``--int8 auto`` (``True``, ``"static"``, ``"auto"``) → options; falsy → ``None``.
 
         A calibration method or weight width without int8 is refused: it would be ignored without a word.
@@ -141,7 +141,7 @@ class ExportOptions:
         if self.calib_count is not None and not 1 <= self.calib_count <= MAX_CALIB_COUNT:
             raise InputError(f"--calib-count must be between 1 and {MAX_CALIB_COUNT}, got {self.calib_count}")
 
-    def replace(self, **changes) -> "ExportOptions":
+    def replace(self, **changes) -> ExportOptions:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:

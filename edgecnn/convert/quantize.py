@@ -48,7 +48,8 @@ from onnxruntime.quantization.calibrate import MinMaxCalibrater
 
 from .bias_correction import correct_bias
 from .fp16 import Fp16Result, to_fp16, toposort  # noqa: F401 - re-exported: pipeline imports them here
-from .options import STATIC_METHODS as CALIBRATION_METHODS, WEIGHT_BITS
+from .options import STATIC_METHODS as CALIBRATION_METHODS
+from .options import WEIGHT_BITS
 from .ort_tools import in_folder, quiet
 from .per_channel import covered, full_range_overrides, to_per_channel
 

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import math
-import os
-import shutil
 import tempfile
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import onnx
 
-from ..core.errors import InputError
 from .agreement import _iter_outputs, _sqnr, run_model  # noqa: F401
 from .quantize import SCALE_SUFFIX  # noqa: F401
 

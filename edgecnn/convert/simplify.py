@@ -98,7 +98,8 @@ def simplify(model: onnx.ModelProto, *, enabled: bool = True) -> tuple[onnx.Mode
             before,
             len(model.graph.node),
             rewrites,
-            f"onnxsim failed ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}); kept the unsimplified graph",
+            f"onnxsim failed ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}); "
+            "kept the unsimplified graph",
         )
     if not ok:
         return model, SimplifyResult(

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import math
-import os
-import shutil
 import tempfile
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
-import numpy as np
 import onnx
 
-from ..core.errors import InputError
 from .agreement import _iter_outputs, run_model  # noqa: F401
 
 # ----------------------------------------------------------------------------------------------- speed gate

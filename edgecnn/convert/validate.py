@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -301,8 +301,8 @@ def _graph_precision(path: Path) -> str:
 
 def _load_inputs(card: ModelCard, data, count: int, seed: int) -> _Inputs:
     """Images through the card's preprocessing: float NCHW for torch, and what the graph takes."""
-    from .calibration import DEFAULT_SOURCE, sample_photos
     from ..runtime.preprocess import list_images, load_image, preprocess, preprocess_uint8
+    from .calibration import DEFAULT_SOURCE, sample_photos
 
     embedded = bool(card.preprocess_embedded) or card.input_dtype == "uint8"
     skipped: list[dict] = []

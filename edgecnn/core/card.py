@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from .documents import Choice, MapOf, Mismatch, Opt, Where, check, is_finite
 from .errors import ArtifactError, InputError
@@ -88,7 +89,7 @@ class ModelCard:
         return props
 
     @classmethod
-    def from_metadata(cls, props: Mapping[str, str], source: str | None = None) -> "ModelCard | None":
+    def from_metadata(cls, props: Mapping[str, str], source: str | None = None) -> ModelCard | None:
         """Read a card back from metadata_props; ``None`` when the file carries no edgecnn card.
 
         Every value is checked for its type and range (``CARD_SCHEMA``), and labels against ``num_classes``.
@@ -128,7 +129,7 @@ class ModelCard:
             entry = model.metadata_props.add()
             entry.key, entry.value = key, value
 
-    def replace(self, **changes: Any) -> "ModelCard":
+    def replace(self, **changes: Any) -> ModelCard:
         return dataclasses.replace(self, **changes)
 
 
@@ -253,7 +254,7 @@ def class_axis(output_shape: Sequence) -> int | None:
 
 
 def check_classes(
-    source: str, card: "ModelCard | None", output_shape: Sequence, labels: Sequence[str] | None = None
+    source: str, card: ModelCard | None, output_shape: Sequence, labels: Sequence[str] | None = None
 ) -> None:
     """Check the class count the card states and the labels given against the graph's output.
 

@@ -13,8 +13,8 @@ import signal
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from .errors import ArtifactError, InputError
 from .owned import describe, edgecnn_subfolders, foreign_files, write_listing, writer_of

@@ -4,8 +4,8 @@ output may not land on (a command's own inputs)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from .errors import ArtifactError
 

@@ -10,7 +10,7 @@ raised by an environment variable) and the checks every room uses against them.
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 from .errors import InputError
 

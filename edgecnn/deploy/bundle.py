@@ -16,7 +16,8 @@ build systems (Android assets, Xcode resources) take folders, each file's hash i
 ``selftest(bundle)`` — or ``edgecnn selftest BUNDLE`` — checks every file against ``bundle.json``, runs each
 model on the golden input with onnxruntime and compares its output with the expected one, within tolerances set
 by precision. It lives in ``edgecnn.runtime.selftest`` (numpy and onnxruntime only: no torch, no Pillow), so it
-runs wherever the app's runtime does; it is re-exported here. Apps can also decode ``golden_<k>.png`` with their own image code to check their preprocessing end to end.
+runs wherever the app's runtime does; it is re-exported here. Apps can also decode ``golden_<k>.png`` with their
+own image code to check their preprocessing end to end.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ import datetime as _dt
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -40,7 +41,6 @@ from ..runtime.selftest import (
     SELFTEST_TOLERANCES,
     ModelCheck,
     SelftestResult,  # noqa: F401
-    read_bundle_manifest,
     run_golden,
     selftest,
     verify_files,

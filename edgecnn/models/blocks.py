@@ -6,7 +6,7 @@ the published checkpoints (``features.0.0`` is a conv, ``features.0.1`` its Batc
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import os
-from typing import Callable
+from collections.abc import Callable
 
 from ..core.errors import UnknownModelError
 from ..core.paths import is_checkpoint_path

@@ -11,10 +11,10 @@ from __future__ import annotations
 import importlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from importlib import resources
-from typing import Callable
 
 from ..core.errors import UnknownModelError
 
@@ -122,12 +122,12 @@ class ModelSpec:
 _TRANSFORM_FIELD = re.compile(r"(\w+)=\[?([^\]\n]+)\]?")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _weights_table() -> dict:
     return json.loads(resources.files("edgecnn").joinpath("data/torchvision_weights.json").read_text())
 
 
-@lru_cache(maxsize=None)
+@cache
 def imagenet_labels() -> tuple:
     """The 1000 ImageNet-1K class names, in class-index order."""
     return tuple(json.loads(resources.files("edgecnn").joinpath("data/imagenet_categories.json").read_text()))

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .openvino import ORT_NAME, RUNTIME as BACKEND  # the provider's identity in results, whichever backend ran it
+from .openvino import ORT_NAME  # the provider's identity in results, whichever backend ran it
+from .openvino import RUNTIME as BACKEND
 
 # OpenVINO element types → onnxruntime's type strings (what edgecnn's callers compare against)
 _TYPES = {

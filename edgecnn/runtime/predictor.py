@@ -16,18 +16,19 @@ mean; a model without one works when the missing facts are passed as options. No
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..core.card import ModelCard, check_classes
 from ..core.errors import ArtifactError, InputError
 from ..core.sizes import check_input_shape, max_input_elements
+from .preprocess import ImageLike, PreprocessParams, preprocess, preprocess_uint8
 from .providers import make_session
 from .session import ORT_DTYPES, run_batched
-from .preprocess import ImageLike, PreprocessParams, preprocess, preprocess_uint8
 
 # The input types an image graph may take (their numpy dtypes come from session.ORT_DTYPES).
 _IMAGE_TYPES = ("tensor(float)", "tensor(float16)", "tensor(uint8)", "tensor(double)")

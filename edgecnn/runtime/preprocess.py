@@ -21,9 +21,10 @@ import io
 import math
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence, Union
+from typing import Any, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -35,7 +36,7 @@ from ..core.sizes import MAX_IMAGE_PIXELS_VAR, check_image_pixels, check_input_s
 #: File suffixes treated as images when a folder is expanded.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
-ImageLike = Union[str, os.PathLike, bytes, bytearray, Image.Image, np.ndarray]
+ImageLike = Union[str, os.PathLike, bytes, bytearray, Image.Image, np.ndarray]  # noqa: UP007 (a runtime alias: 3.10 cannot `|` os.PathLike)
 
 #: Resized images up to this many pixels are made whole by Pillow and then cropped, as torchvision does. Past it
 #: (extreme aspect ratios: a 100000×1 image resized to 256 on its short side), only the crop window is computed,
@@ -85,7 +86,7 @@ class PreprocessParams:
         check_input_shape((self.channels, *self.crop), "the preprocessed image")
 
     @classmethod
-    def from_card(cls, card: ModelCard) -> "PreprocessParams":
+    def from_card(cls, card: ModelCard) -> PreprocessParams:
         """The preprocessing recorded in a model card."""
         shape = card.input_shape
         channel_axis = 3 if card.layout == "NHWC" else 1

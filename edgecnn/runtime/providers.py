@@ -14,9 +14,9 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import onnxruntime as ort
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -209,7 +209,7 @@ def check_golden(name: str, headers: dict, models: Sequence[dict]) -> None:
                 check_input_shape(shape, f"{name}: array '{key}'")
             except InputError as exc:
                 raise ArtifactError(str(exc)) from None
-        (in_shape, in_type), (out_shape, out_type) = headers[entry["input"]], headers[entry["expected"]]
+        (in_shape, _), (out_shape, out_type) = headers[entry["input"]], headers[entry["expected"]]
         declared = entry.get("input_shape") or [None] * 4
         fixed = [d if isinstance(d, int) and not isinstance(d, bool) else None for d in declared]
         if (

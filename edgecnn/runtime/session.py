@@ -8,7 +8,7 @@ all-zero row it would never see in use), and the padded rows' outputs are droppe
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 

@@ -20,9 +20,10 @@ import hashlib
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -315,7 +316,7 @@ def _run(
     from ._ray import cluster_cpus, connect
 
     ray = connect(address)
-    import ray.data
+    import ray.data  # noqa: F811  (loads Ray Data; `ray` stays the module connect() returned)
 
     workers, threads = plan_workers(cluster_cpus(ray), workers, threads, gpu)
     out, mask_dir = summary["output"], summary["mask_dir"]

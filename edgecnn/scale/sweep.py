@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..core.errors import ArtifactError, EdgeCNNError, InputError, first_line
 from ..core.files import output_lock, write_text_atomic

@@ -16,10 +16,10 @@ import os
 import posixpath
 import sys
 import threading
+from collections.abc import Iterator, Mapping
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator, Mapping
 from urllib.parse import unquote, urlsplit
 
 from ..core.errors import EdgeCNNError, InputError

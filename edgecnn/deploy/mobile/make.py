@@ -6,12 +6,13 @@ import dataclasses
 import importlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from ...core.artifact import MANIFEST as EXPORT_MANIFEST, read_manifest
+from ...core.artifact import MANIFEST as EXPORT_MANIFEST
+from ...core.artifact import read_manifest
 from ...core.card import ModelCard
 from ...core.errors import ArtifactError, EdgeCNNError, InputError, first_line
 from ...core.files import refuse_inputs_inside, sha256_file, staged_output

@@ -6,8 +6,8 @@ import dataclasses
 import math
 import numbers
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from ...core.errors import InputError
 from ...core.sizes import parse_hw
@@ -63,7 +63,7 @@ class BenchOptions:
         if self.input_size is not None:
             object.__setattr__(self, "input_size", parse_hw(self.input_size, "input size"))
 
-    def replace(self, **changes) -> "BenchOptions":
+    def replace(self, **changes) -> BenchOptions:
         """A copy with ``changes`` (checked again)."""
         return dataclasses.replace(self, **changes)
 

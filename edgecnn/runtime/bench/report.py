@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .results import SCHEMA_VERSION, BenchResult
-
 
 TABLE_HEADERS = (
     "model",

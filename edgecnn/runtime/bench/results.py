@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -26,7 +26,7 @@ class LatencyStats:
     max_ms: float
 
     @classmethod
-    def from_samples(cls, samples_ms: Sequence[float]) -> "LatencyStats":
+    def from_samples(cls, samples_ms: Sequence[float]) -> LatencyStats:
         a = np.asarray(samples_ms, dtype=np.float64)
         p50, p90, p99 = np.percentile(a, [50, 90, 99])
         return cls(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from ...core.errors import ArtifactError, InputError
 from ..openvino import precision_of

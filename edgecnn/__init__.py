@@ -9,10 +9,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
 from .core.card import ModelCard  # standard library only
 from .core.errors import EdgeCNNError  # standard library only
+from .core.version import __version__  # standard library only
 
 # public name -> the submodule that defines it
 _LAZY = {

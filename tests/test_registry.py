@@ -332,7 +332,7 @@ def test_spec_data_matches_the_builder(name):
     import inspect
 
     spec = get_spec(name)
-    params = inspect.signature(spec.resolve_builder()).parameters
+    params = inspect.signature(registry.builder_of(spec)).parameters
     assert spec.builder_options == {n: p.default for n, p in params.items() if n != "num_classes"}
     assert set(spec.arch_options) <= set(spec.builder_options)
     assert spec.family == spec.builder.split(":")[0] and spec.family in {

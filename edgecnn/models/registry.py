@@ -83,7 +83,7 @@ def builder_options(spec: ModelSpec) -> dict:
     # For a model registered at run time they are read from its builder's signature.
     if spec.builder_options is not None:
         return dict(spec.builder_options)
-    params = inspect.signature(spec.resolve_builder()).parameters
+    params = inspect.signature(builder_of(spec)).parameters
     return {n: p.default for n, p in params.items() if n != "num_classes" and not n.startswith("_")}
 
 
@@ -125,7 +125,7 @@ def create_model_with_report(name: str, *, num_classes: int | None = None, weigh
             arch_options = {**ckpt.arch_options, **arch_options}
             if num_classes is None:
                 num_classes = ckpt.num_classes
-    model = spec.resolve_builder()(num_classes=num_classes or spec.num_classes, **arch_options)
+    model = builder_of(spec)(num_classes=num_classes or spec.num_classes, **arch_options)
     report = None
     if weights is not None:
         if ckpt is not None:
@@ -142,3 +142,19 @@ def create_model_with_report(name: str, *, num_classes: int | None = None, weigh
 
 for _spec in zoo():
     _add(_spec)
+
+
+def builder_of(spec: ModelSpec) -> Callable:
+    """The builder function a spec names (``"resnet:resnet50"``), from its family module (these import torch;
+    ``models.specs`` stays data, read by ``edgecnn list``/``info`` without it)."""
+    if callable(spec.builder):
+        return spec.builder
+    from . import alexnet, efficientnet, googlenet, mobilenet, resnet, unet, vgg  # torch: only when a model is built
+
+    module, function = spec.builder.split(":")
+    families = {
+        m.__name__.rsplit(".", 1)[-1]: m for m in (alexnet, efficientnet, googlenet, mobilenet, resnet, unet, vgg)
+    }
+    if module not in families:
+        raise ValueError(f"{spec.name}: no model family '{module}' in edgecnn.models")
+    return getattr(families[module], function)

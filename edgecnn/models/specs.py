@@ -8,7 +8,6 @@ GFLOPs) and builder options are data here and re-checked against the real builde
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 from collections.abc import Callable
@@ -95,13 +94,6 @@ class ModelSpec:
     arch_options: dict = field(default_factory=dict)
     dynamic_hw: bool = False
     builder_options: dict | None = None
-
-    def resolve_builder(self) -> Callable:
-        """The builder function (imports its family module, and so torch)."""
-        if callable(self.builder):
-            return self.builder
-        module, function = self.builder.split(":")
-        return getattr(importlib.import_module(f"{__package__}.{module}"), function)
 
     def checkpoint(self, name: str) -> Checkpoint:
         """A published checkpoint by name; ``"imagenet"`` is the first (torchvision's DEFAULT)."""
@@ -294,80 +286,35 @@ _RESNET_FIGURES = {
 _WIDTH = {"width_mult": 1.0}
 
 
+# The zoo as data, one row per architecture (or per family's figure table), in listing order: name, builder,
+# torchvision's parameter count and GFLOPs, reference layout, builder defaults, then the row's own options.
+# fmt: off
+_ZOO = (
+    _classifier("alexnet", "alexnet:alexnet", 61_100_840, 0.714, _ALEXNET, {"dropout": 0.5}, min_size=63),
+    *(_classifier(n, f"vgg:{n}", p, g, _VGG, {"dropout": 0.5}, min_size=32, aliases=("vgg",) if n == "vgg16" else ())
+      for n, (p, g) in _VGG_FIGURES.items()),
+    _classifier("googlenet", "googlenet:googlenet", 6_624_904, 1.498, _GOOGLENET,
+                {"aux_logits": False, "transform_input": False, "dropout": 0.2}, min_size=15,
+                aliases=("inception", "inception_v1"), reference_options={"aux_logits": True},
+                arch_options={"aux_logits": False, "transform_input": False}),
+    _classifier("mobilenet_v1", "mobilenet:mobilenet_v1", 4_231_976, 0.569, _MOBILENET_V1,
+                {"width_mult": 1.0, "dropout": 0.001}, reference=None, arch_options=_WIDTH),
+    _classifier("mobilenet_v2", "mobilenet:mobilenet_v2", 3_504_872, 0.301, _MOBILENET_V2,
+                {"width_mult": 1.0, "dropout": 0.2}, aliases=("mobilenet",), arch_options=_WIDTH),
+    _classifier("mobilenet_v3_small", "mobilenet:mobilenet_v3_small", 2_542_856, 0.057, _MOBILENET_V3,
+                {"width_mult": 1.0, "dropout": 0.2}, arch_options=_WIDTH),
+    _classifier("mobilenet_v3_large", "mobilenet:mobilenet_v3_large", 5_483_032, 0.217, _MOBILENET_V3,
+                {"width_mult": 1.0, "dropout": 0.2}, aliases=("mobilenet_v3",), arch_options=_WIDTH),
+    *(_classifier(n, f"resnet:{n}", p, g, _RESNET, {"zero_init_residual": False},
+                  aliases=("resnet",) if n == "resnet50" else ())
+      for n, (p, g) in _RESNET_FIGURES.items()),
+    *(_lite(n, *figures) for n, figures in _LITE_FIGURES.items()),
+    _unet("unet", 31_037_698, 48.172, {"in_channels": 3, "bilinear": False}, {"in_channels": 3, "bilinear": False}),
+    _unet("unet_bilinear", 17_263_042, 39.984, {"in_channels": 3}, {"in_channels": 3}),
+)
+# fmt: on
+
+
 def zoo() -> tuple:
     """Every architecture's spec, in listing order."""
-    return (
-        _classifier("alexnet", "alexnet:alexnet", 61_100_840, 0.714, _ALEXNET, {"dropout": 0.5}, min_size=63),
-        *(
-            _classifier(
-                n, f"vgg:{n}", p, g, _VGG, {"dropout": 0.5}, min_size=32, aliases=("vgg",) if n == "vgg16" else ()
-            )
-            for n, (p, g) in _VGG_FIGURES.items()
-        ),
-        _classifier(
-            "googlenet",
-            "googlenet:googlenet",
-            6_624_904,
-            1.498,
-            _GOOGLENET,
-            {"aux_logits": False, "transform_input": False, "dropout": 0.2},
-            min_size=15,
-            aliases=("inception", "inception_v1"),
-            reference_options={"aux_logits": True},
-            arch_options={"aux_logits": False, "transform_input": False},
-        ),
-        _classifier(
-            "mobilenet_v1",
-            "mobilenet:mobilenet_v1",
-            4_231_976,
-            0.569,
-            _MOBILENET_V1,
-            {"width_mult": 1.0, "dropout": 0.001},
-            reference=None,
-            arch_options=_WIDTH,
-        ),
-        _classifier(
-            "mobilenet_v2",
-            "mobilenet:mobilenet_v2",
-            3_504_872,
-            0.301,
-            _MOBILENET_V2,
-            {"width_mult": 1.0, "dropout": 0.2},
-            aliases=("mobilenet",),
-            arch_options=_WIDTH,
-        ),
-        _classifier(
-            "mobilenet_v3_small",
-            "mobilenet:mobilenet_v3_small",
-            2_542_856,
-            0.057,
-            _MOBILENET_V3,
-            {"width_mult": 1.0, "dropout": 0.2},
-            arch_options=_WIDTH,
-        ),
-        _classifier(
-            "mobilenet_v3_large",
-            "mobilenet:mobilenet_v3_large",
-            5_483_032,
-            0.217,
-            _MOBILENET_V3,
-            {"width_mult": 1.0, "dropout": 0.2},
-            aliases=("mobilenet_v3",),
-            arch_options=_WIDTH,
-        ),
-        *(
-            _classifier(
-                n,
-                f"resnet:{n}",
-                p,
-                g,
-                _RESNET,
-                {"zero_init_residual": False},
-                aliases=("resnet",) if n == "resnet50" else (),
-            )
-            for n, (p, g) in _RESNET_FIGURES.items()
-        ),
-        *(_lite(n, *figures) for n, figures in _LITE_FIGURES.items()),
-        _unet("unet", 31_037_698, 48.172, {"in_channels": 3, "bilinear": False}, {"in_channels": 3, "bilinear": False}),
-        _unet("unet_bilinear", 17_263_042, 39.984, {"in_channels": 3}, {"in_channels": 3}),
-    )
+    return _ZOO

@@ -15,10 +15,15 @@ from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
 from edgecnn.cli import app
+from edgecnn.convert import torch_runner
 from edgecnn.core.card import ModelCard
 from edgecnn.core.errors import InputError, ProviderUnavailableError
 from edgecnn.runtime import bench as B
-from edgecnn.runtime.providers import is_available, make_session, model_precision
+from edgecnn.runtime.onnxrt import model_precision
+from edgecnn.runtime.providers import is_available
+from edgecnn.runtime.runner import open_runner
+
+torch_runner.register()  # bench --torch's eager runner lives on the torch side (the CLI registers it the same way)
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "bench_schema.md"
 
@@ -192,7 +197,7 @@ def test_seconds_mode_runs_at_least_five(tiny):
 
 def test_make_inputs_dynamic_hw_uint8_and_fixed_batch(tmp_path):
     path = _dynamic_uint8(tmp_path)
-    sess = make_session(path)
+    sess = open_runner(path)
     x = B.make_inputs(sess, 2, input_size=(16, 20))["input"]
     assert x.shape == (2, 16, 20, 3) and x.dtype == np.uint8 and x.max() > x.min()
     with pytest.raises(InputError, match="--input-size"):
@@ -202,7 +207,7 @@ def test_make_inputs_dynamic_hw_uint8_and_fixed_batch(tmp_path):
     )
     assert B.make_inputs(sess, 1, card=card)["input"].shape == (1, 24, 32, 3)
 
-    fixed = make_session(_dynamic_uint8(tmp_path, batch=1, name="fixed.onnx"))
+    fixed = open_runner(_dynamic_uint8(tmp_path, batch=1, name="fixed.onnx"))
     with pytest.raises(InputError, match="fixed batch of 1"):
         B.make_inputs(fixed, 4, input_size=(8, 8))
     r = B.benchmark(path, runs=2, warmup=0, input_size=(8, 8))
@@ -276,8 +281,8 @@ def test_bench_options_are_checked_normalised_and_combine_with_keywords(tiny):
 def test_schedule_interleaves_rounds_and_counts_runs(monkeypatch):
     log: list[str] = []
     monkeypatch.setattr(B.time, "sleep", lambda s: log.append(f"pause {s}"))
-    contestants = [B._Contestant(lambda n=n: log.append(n), runs=r) for n, r in (("a", 6), ("b", 6), ("c", 3))]
-    B._schedule(contestants, rounds=3, settle_s=0.25)
+    contestants = [B.Contestant(lambda n=n: log.append(n), runs=r) for n, r in (("a", 6), ("b", 6), ("c", 3))]
+    B.schedule(contestants, rounds=3, settle_s=0.25)
     assert [len(c.samples) for c in contestants] == [6, 6, 3]
     # 3 rounds, order rotated each round; before each chunk a pause, then one untimed run
     chunks = " ".join(log).split("pause 0.25")[1:]
@@ -288,8 +293,8 @@ def test_schedule_interleaves_rounds_and_counts_runs(monkeypatch):
 
 def test_a_single_configuration_runs_back_to_back(monkeypatch):
     monkeypatch.setattr(B.time, "sleep", lambda s: pytest.fail("no pause without a switch"))
-    only = B._Contestant(lambda: None, runs=4)
-    B._schedule([only], rounds=2)
+    only = B.Contestant(lambda: None, runs=4)
+    B.schedule([only], rounds=2)
     assert len(only.samples) == 4
 
 

@@ -100,12 +100,10 @@ ROOMS = ("core", "models", "convert", "runtime", "deploy", "pipeline", "cli")
 DEVICE_ROOMS = ("core", "runtime")
 FORBIDDEN_INTERNAL = ("edgecnn.convert", "edgecnn.models", "edgecnn.pipeline", "edgecnn.deploy")
 ALLOWED_INTERNAL = ("edgecnn.models.specs",)
-# Known today, in files this test's author does not own; reported, to be removed as they are fixed.
-# bench --torch times the eager model: that import belongs outside runtime (or behind an injected callable).
-KNOWN_DEVICE_VIOLATIONS = {
-    ("edgecnn.runtime.bench.runner", "torch"),
-    ("edgecnn.runtime.bench.torch_side", "edgecnn.models.create_model"),
-}
+# None left: bench --torch's eager model is a runner the torch side registers (edgecnn/convert/torch_runner.py).
+KNOWN_DEVICE_VIOLATIONS: set[tuple[str, str]] = set()
+# Where a runtime's session may be made: the runner folders behind runtime.runner.open_runner.
+RUNNER_FOLDERS = ("runtime/onnxrt/", "runtime/openvino/")
 
 
 def _module_name(path: Path) -> str:
@@ -202,3 +200,28 @@ def test_runtime_and_core_stay_torch_free():
             if (top in BLOCKED or internal) and (module, target) not in KNOWN_DEVICE_VIOLATIONS:
                 bad.append(f"{module}:{line} imports {target}")
     assert not bad, "\n".join(bad)
+
+
+def test_sessions_are_made_only_in_the_runner_folders():
+    """One factory opens every model: an onnxruntime ``InferenceSession`` or an OpenVINO ``Core`` is created only
+    inside runtime/onnxrt/ and runtime/openvino/."""
+    bad = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE).as_posix()
+        if rel.startswith(RUNNER_FOLDERS):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if isinstance(node, ast.Call):
+                name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                if name in ("InferenceSession", "Core"):
+                    bad.append(f"edgecnn/{rel}:{node.lineno} calls {name}(")
+    assert not bad, "\n".join(bad)
+
+
+def test_openvino_config_does_not_import_its_runner():
+    """The config ↔ session cycle stays broken: the runner imports the config, never the other way."""
+    graph = _graph()
+    back = [t for t, _ in graph["edgecnn.runtime.openvino.config"] if t.startswith("edgecnn.runtime.openvino.runner")]
+    assert not back and any(
+        t.startswith("edgecnn.runtime.openvino.config") for t, _ in graph["edgecnn.runtime.openvino.runner"]
+    )

@@ -48,10 +48,13 @@ def test_export_writes_a_checked_twin_per_precision(exported):
     for precision in ("fp32", "fp16", "int8"):
         twin = files[f"mobilenet_v2.{precision}.nhwc_uint8.onnx"]
         assert twin.precision == precision
-        assert twin.parity["passed"] and twin.parity["reference"] == f"mobilenet_v2.{precision}.onnx"
-        assert twin.parity["samples"] >= 8
+        assert twin.parity.passed and twin.reference == f"mobilenet_v2.{precision}.onnx"
+        assert twin.parity.samples >= 8
     manifest = json.loads((exported.out_dir / "manifest.json").read_text())
     assert manifest["options"]["embed_preprocess"] is True
+    # the twin's parity block in the manifest names the file it was judged against
+    twins = [a for a in manifest["artifacts"] if a["file"].endswith(".nhwc_uint8.onnx")]
+    assert [a["parity"]["reference"] for a in twins] == [f"mobilenet_v2.{p}.onnx" for p in ("fp32", "fp16", "int8")]
     assert len(manifest["artifacts"]) == 6 and exported.passed
 
 

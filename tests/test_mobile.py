@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 from edgecnn.cli import app
 from edgecnn.convert.calibration import sample_photos
 from edgecnn.core.errors import ArtifactError, EdgeCNNError, InputError
-from edgecnn.deploy.mobile import decompose_hard_activations, make_mobile, partition_report
-from edgecnn.pipeline import export
+from edgecnn.deploy.mobile import decompose_hard_activations, partition_report
+from edgecnn.pipeline import export, make_mobile
 from edgecnn.runtime.predictor import Predictor
 
 runner = CliRunner()
@@ -125,14 +125,14 @@ def test_fixed_shape_mobilenet_v2_is_one_nnapi_partition(tmp_path):
     from edgecnn.convert.onnx_export import export_onnx
     from edgecnn.convert.simplify import simplify
     from edgecnn.models import create_model, get_spec
-    from edgecnn.pipeline import _write_onnx, build_card
+    from edgecnn.pipeline import build_card, write_onnx
 
     spec = get_spec("mobilenet_v2")
     raw = tmp_path / "raw.onnx"
     export_onnx(create_model("mobilenet_v2"), raw, input_shape=(3, 224, 224), batch=None)
     graph, _ = simplify(onnx.load(str(raw)))
     src = tmp_path / "mobilenet_v2.fp32.onnx"
-    _write_onnx(graph, build_card(spec, (224, 224), 1000, None, None, False, None), src)
+    write_onnx(graph, build_card(spec, (224, 224), 1000, None, None, False, None), src)
 
     res = make_mobile(src, batch=1)
     nnapi = res.partition("NNAPI")

@@ -17,6 +17,7 @@ from edgecnn.cli import app
 from edgecnn.core.errors import InputError
 from edgecnn.runtime import openvino as ov
 from edgecnn.runtime import providers as P
+from edgecnn.runtime.runner import open_runner
 from edgecnn.runtime.selftest import selftest
 from edgecnn.runtime.session import run_batched
 
@@ -69,7 +70,7 @@ def test_plugin_on_this_cpu(monkeypatch):
     else:
         assert not ov.plugin_offers_device() and ov.backend() is None
         with pytest.raises(P.ProviderUnavailableError, match="serves Intel devices only"):
-            P.make_session(__file__, "openvino")
+            open_runner(__file__, providers="openvino")
         monkeypatch.setenv("EDGECNN_OPENVINO_BACKEND", "auto")  # the default then runs OpenVINO's runtime
         assert ov.backend() == ov.RUNTIME
 
@@ -100,15 +101,17 @@ def test_precision_hint_can_be_asked_for_and_is_checked(monkeypatch):
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 def test_sessions_run_on_openvino_and_agree_with_cpu(export, backend, precision):
     x = np.random.RandomState(0).rand(3, 3, 64, 64).astype(np.float32)
-    sess = P.make_session(export[precision], "openvino", threads=2)
-    assert sess.get_providers()[0] == OV and getattr(sess, "backend", ov.PLUGIN) == backend
-    assignment = P.node_assignment(sess)
+    runner = open_runner(export[precision], providers="openvino", threads=2)
+    assert runner.providers[0] == OV and (ov.RUNTIME if runner.runtime == "openvino" else ov.PLUGIN) == backend
+    assignment = runner.node_assignment()
     assert set(assignment) == {OV} and assignment[OV] > 50  # every node on OpenVINO, none fell back
-    assert ov.precision_of(sess.get_provider_options()[OV]) == "f32"  # read back from the session
-    card = sess.get_modelmeta().custom_metadata_map  # the file's card, through either backend
+    assert runner.info()["precision"][OV] == "f32"  # read back from the session
+    if runner.runtime == "onnxruntime":  # the plugin's options, as the session holds them
+        assert ov.precision_of(runner.session.get_provider_options()[OV]) == "f32"
+    card = runner.metadata  # the file's card, through either backend
     assert card["edgecnn.model"] == json.dumps("mobilenet_v2")
-    got = run_batched(sess, x)[0]
-    ref = run_batched(P.make_session(export[precision], "cpu", threads=2), x)[0]
+    got = run_batched(runner, x)[0]
+    ref = run_batched(open_runner(export[precision], providers="cpu", threads=2), x)[0]
     # the random-init outputs are tiny: compare them relative to their own scale
     scale = float(np.abs(ref).max())
     assert scale > 0
@@ -128,32 +131,32 @@ def test_fp16_output_is_found_by_the_graphs_output_name(export, tmp_path, monkey
     # OpenVINO's own runtime, where edgecnn maps names to ports (on an Intel CPU 'auto' takes the plugin instead,
     # and onnxruntime answers for the names itself)
     monkeypatch.setenv("EDGECNN_OPENVINO_BACKEND", "runtime")
-    sess = P.make_session(fp16, "openvino", threads=2)
+    runner = open_runner(fp16, providers="openvino", threads=2)
     x = np.random.RandomState(0).rand(2, 3, 64, 64).astype(np.float32)
-    name = sess.get_outputs()[0].name
-    (got,) = sess.run([name], {"input": x})
-    ref = P.make_session(fp16, "cpu", threads=2).run([name], {"input": x})[0]
+    name = runner.outputs[0].name
+    (got,) = runner.run({"input": x}, [name])
+    ref = open_runner(fp16, providers="cpu", threads=2).run({"input": x}, [name])[0]
     assert name == "logits" and got.shape == ref.shape == (2, 1000)
     assert float(np.abs(got - ref).max()) <= 1e-2 * float(np.abs(ref).max())
     with pytest.raises(ValueError, match="no output named 'nope'; outputs: logits"):
-        sess.run(["nope"], {"input": x})
+        runner.run({"input": x}, ["nope"])
 
 
 def test_runtime_compiles_a_static_copy_per_repeated_shape(export, monkeypatch):
     """OpenVINO's static kernels beat its dynamic-shape ones (MobileNetV2 int8 2.29 → 2.06 ms here): batch 1 is
     compiled static up front, another shape the second time it comes, and every compile gives the same numbers."""
     monkeypatch.setenv("EDGECNN_OPENVINO_BACKEND", "runtime")
-    sess = P.make_session(export["fp32"], "openvino", threads=2)
+    sess = open_runner(export["fp32"], providers="openvino", threads=2)
     assert sess.static_shapes == [(1, 3, 64, 64)]
     x = np.random.RandomState(1).rand(2, 3, 64, 64).astype(np.float32)
-    once = sess.run(None, {"input": x})[0]  # first sight of batch 2: the dynamic compile runs it
+    once = sess.run({"input": x})[0]  # first sight of batch 2: the dynamic compile runs it
     assert sess.static_shapes == [(1, 3, 64, 64)]
-    again = sess.run(None, {"input": x})[0]  # second sight: compiled static for it
+    again = sess.run({"input": x})[0]  # second sight: compiled static for it
     assert sess.static_shapes == [(1, 3, 64, 64), (2, 3, 64, 64)]
-    ref = P.make_session(export["fp32"], "cpu", threads=2).run(None, {"input": x})[0]
+    ref = open_runner(export["fp32"], providers="cpu", threads=2).run({"input": x})[0]
     scale = float(np.abs(ref).max())
     assert scale > 0
-    for got in (once, again, np.concatenate([sess.run(None, {"input": x[i : i + 1]})[0] for i in range(2)])):
+    for got in (once, again, np.concatenate([sess.run({"input": x[i : i + 1]})[0] for i in range(2)])):
         assert float(np.abs(got - ref).max()) <= 1e-4 * scale
 
 

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from edgecnn.cli import app
 from edgecnn.core.errors import ArtifactError, InputError, ProviderUnavailableError
 from edgecnn.runtime import providers as P
+from edgecnn.runtime.onnxrt import create_session, node_assignment
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +103,7 @@ def test_tensorrt_options_and_fallback_order(monkeypatch, tmp_path):
 
 
 def test_make_session_sets_threads_and_records_providers(conv_model):
-    sess = P.make_session(conv_model, "cpu", threads=1, graph_opt="basic")
+    sess = create_session(conv_model, "cpu", threads=1, graph_opt="basic")
     assert sess.get_providers() == ["CPUExecutionProvider"]
     so = sess.get_session_options()
     assert so.intra_op_num_threads == 1 and so.inter_op_num_threads == 1
@@ -115,7 +116,7 @@ def test_make_session_refuses_cuda_here(conv_model):
     if P.is_available("cuda"):
         pytest.skip("CUDA is in this build")
     with pytest.raises(ProviderUnavailableError, match="onnxruntime-gpu"):
-        P.make_session(conv_model, ["cuda"])
+        create_session(conv_model, ["cuda"])
 
 
 def test_provider_dropped_by_onnxruntime_is_an_error(conv_model, monkeypatch):
@@ -124,33 +125,33 @@ def test_provider_dropped_by_onnxruntime_is_an_error(conv_model, monkeypatch):
         pytest.skip("CUDA is really in this build")
     monkeypatch.setattr(P.ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     with pytest.raises(ProviderUnavailableError) as err:
-        P.make_session(conv_model, "cuda")
+        create_session(conv_model, "cuda")
     msg = str(err.value)
     assert "dropped cuda" in msg and "CPUExecutionProvider" in msg and "not in available provider names" in msg
 
 
 def test_make_session_bad_inputs(conv_model, tmp_path):
     with pytest.raises(ArtifactError, match="not found"):
-        P.make_session(tmp_path / "nope.onnx")
+        create_session(tmp_path / "nope.onnx")
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not a model")
     with pytest.raises(ArtifactError, match="cannot load"):
-        P.make_session(bad)
+        create_session(bad)
     with pytest.raises(InputError, match="graph optimization"):
-        P.make_session(conv_model, graph_opt="max")
+        create_session(conv_model, graph_opt="max")
     with pytest.raises(InputError, match="threads"):
-        P.make_session(conv_model, threads=0)
+        create_session(conv_model, threads=0)
 
 
 def test_node_assignment_counts_nodes_per_provider(conv_model):
-    assert P.node_assignment(conv_model, "cpu", graph_opt="disable") == {"CPUExecutionProvider": 3}
+    assert node_assignment(conv_model, "cpu", graph_opt="disable") == {"CPUExecutionProvider": 3}
     # Recorded at partitioning, before the CPU provider's own fusions (Conv+Relu): still the file's 3 nodes.
-    assert P.node_assignment(P.make_session(conv_model, "cpu")) == {"CPUExecutionProvider": 3}
+    assert node_assignment(create_session(conv_model, "cpu")) == {"CPUExecutionProvider": 3}
 
 
 def test_node_assignment_unknown_without_recording(conv_model):
     plain = ort.InferenceSession(str(conv_model), providers=["CPUExecutionProvider"])
-    assert P.node_assignment(plain) is None
+    assert node_assignment(plain) is None
 
 
 def test_cli_providers_table_and_json():
@@ -164,3 +165,62 @@ def test_cli_providers_table_and_json():
     res = runner.invoke(app, ["providers", "--json"])
     data = {d["name"]: d for d in json.loads(res.output)}
     assert set(data) == set(P.PROVIDERS) and data["cpu"]["available"] is True
+
+
+def test_open_runner_describes_runs_and_says_what_ran(conv_model):
+    from edgecnn.runtime.runner import IOSpec, open_runner
+    from edgecnn.runtime.session import run_batched
+
+    runner = open_runner(conv_model, providers="cpu", threads=1, graph_opt="basic")
+    assert runner.runtime == "onnxruntime" and runner.session.get_providers() == [P.CPU]
+    assert runner.inputs == (IOSpec("input", ("batch", 3, 8, 8), np.dtype(np.float32), "tensor(float)"),)
+    assert [o.name for o in runner.outputs] == ["logits"]
+    info = runner.info()
+    assert info["runtime"] == "onnxruntime" and info["providers"] == [P.CPU] and info["threads"] == 1
+    x = np.ones((3, 3, 8, 8), np.float32)
+    assert runner.run({"input": x})[0].shape == (3, 4, 1, 1)
+    assert run_batched(runner, x, chunk=2)[0].shape == (3, 4, 1, 1)
+    assert runner.node_assignment() == {P.CPU: 3}
+    with open(conv_model, "rb") as f:  # a model in memory opens too (the export's own checks)
+        assert open_runner(f.read()).run({"input": x})[0].shape == (3, 4, 1, 1)
+
+
+def test_open_runner_refuses_what_it_cannot_open(conv_model, tmp_path):
+    from edgecnn.runtime.runner import RunnerOptions, open_runner
+
+    with pytest.raises(InputError, match="unknown option 'thread'"):
+        open_runner(conv_model, thread=2)
+    with pytest.raises(InputError, match="no runtime 'litert'"):
+        open_runner(conv_model, runtime="litert")
+    with pytest.raises(InputError, match="threads"):
+        RunnerOptions(threads=0)
+    with pytest.raises(ArtifactError, match="not found"):
+        open_runner(tmp_path / "nope.onnx")
+    if not P.is_available("cuda"):
+        with pytest.raises(ProviderUnavailableError, match="onnxruntime-gpu"):
+            open_runner(conv_model, providers="cuda")
+
+
+def test_register_runtime_is_the_slot_for_other_runtimes(conv_model):
+    from edgecnn.runtime import runner as R
+
+    class Echo(R.Runner):
+        runtime = "echo"
+
+        def __init__(self, source, options):
+            self.inputs = (R.IOSpec("input", (None, 3, 8, 8), np.dtype(np.float32)),)
+            self.threads = options.threads
+
+        def run(self, feeds, outputs=None):
+            return [next(iter(feeds.values())) * 2]
+
+        def info(self):
+            return {"runtime": "echo", "providers": [], "threads": self.threads}
+
+    R.register_runtime("echo", Echo)
+    try:
+        runner = R.open_runner(conv_model, runtime="echo", threads=3)
+        assert "echo" in R.runtimes() and runner.info()["threads"] == 3
+        assert runner.run({"input": np.ones(2)})[0].tolist() == [2.0, 2.0]
+    finally:
+        R._RUNTIMES.pop("echo")

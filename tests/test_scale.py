@@ -66,8 +66,7 @@ def _seeded_export(out_dir: Path, int8: bool):
     """``edgecnn export`` one by one, seeded as the sweep's tasks are."""
     import torch
 
-    from edgecnn.convert.options import ExportOptions, Int8Options
-    from edgecnn.pipeline import export
+    from edgecnn.pipeline import ExportOptions, Int8Options, export
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the sweep's tasks (export_cpus=1): BatchNorm re-estimation sums alike
@@ -83,7 +82,7 @@ def _seeded_export(out_dir: Path, int8: bool):
 @pytest.fixture(scope="module")
 def swept(local_ray, tmp_path_factory):
     """A 1 model × fp32/int8 sweep on the local Ray, with benchmarks (also the model the predict tests use)."""
-    from edgecnn.convert.options import ExportOptions, Int8Options
+    from edgecnn.pipeline import ExportOptions, Int8Options
     from edgecnn.runtime.bench import BenchOptions
     from edgecnn.scale import sweep
 
@@ -233,7 +232,7 @@ def test_sweep_matches_one_by_one_exports(swept, tmp_path):
         mine = json.loads((Path(row["folder"]) / "manifest.json").read_text())
         theirs = by_precision[row["precision"]]
         art = next(a for a in mine["artifacts"] if a["precision"] == row["precision"])
-        assert art["parity"]["passed"] == theirs.parity["passed"]
+        assert art["parity"]["passed"] == theirs.parity.passed
         a = onnx.load(Path(row["folder"]) / art["file"])
         b = onnx.load(one.out_dir / theirs.file)
         assert [n.op_type for n in a.graph.node] == [n.op_type for n in b.graph.node]
@@ -337,8 +336,7 @@ def test_sweep_three_models_matches_one_by_one(local_ray, tmp_path):
     import onnx
     import torch
 
-    from edgecnn.convert.options import ExportOptions, Int8Options
-    from edgecnn.pipeline import export
+    from edgecnn.pipeline import ExportOptions, Int8Options, export
     from edgecnn.scale import sweep
 
     options = ExportOptions(input_size=32, int8=Int8Options(speed=False))
@@ -355,7 +353,7 @@ def test_sweep_three_models_matches_one_by_one(local_ray, tmp_path):
                 theirs = next(a for a in one.artifacts if a.precision == row["precision"])
                 mine = json.loads((Path(row["folder"]) / "manifest.json").read_text())
                 art = next(a for a in mine["artifacts"] if a["precision"] == row["precision"])
-                assert art["parity"]["passed"] == theirs.parity["passed"], (name, row["precision"])
+                assert art["parity"]["passed"] == theirs.parity.passed, (name, row["precision"])
                 a, b = onnx.load(Path(row["folder"]) / art["file"]), onnx.load(one.out_dir / theirs.file)
                 assert [n.op_type for n in a.graph.node] == [n.op_type for n in b.graph.node]
                 assert all(

@@ -4,7 +4,7 @@
 
 Each fixture (tools/train_fixtures.py: a small zoo model briefly trained on scikit-learn's digits) is exported
 through the pipeline with --int8, calibrated on its calibration split; its 441 held-out digits are saved as
-PNGs in one folder per class; then ``edgecnn.evaluate`` scores fp32 and int8 side by side: top-1, and the
+PNGs in one folder per class; then ``edgecnn.runtime.evaluate`` scores fp32 and int8 side by side: top-1, and the
 int8 − fp32 difference with its paired-bootstrap 95% interval. The table goes between the eval_report markers.
 """
 

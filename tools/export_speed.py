@@ -63,7 +63,7 @@ def render(rows: dict, repeats: int) -> str:
     import torch
 
     import edgecnn
-    from edgecnn.convert.speed import vnni_label
+    from edgecnn.convert.int8.speed import vnni_label
     from edgecnn.runtime.bench import machine_info
 
     m = machine_info()

@@ -78,26 +78,22 @@ def calibration_rows(models, out: Path, log) -> list[dict]:
 
     Uses the fp32 artifacts of the accuracy exports and the calibration images as the pipeline reads them.
     """
-    import onnxruntime as ort
-
     from edgecnn.convert.calibration import load_folder
-    from edgecnn.convert.int8 import CALIBRATION_CHOICES, build_int8
+    from edgecnn.convert.int8 import CALIBRATION_CHOICES, Int8Options, Int8Request, build_int8
     from edgecnn.core.card import ModelCard
     from edgecnn.pipeline import DEFAULT_CALIB_LIMIT
+    from edgecnn.runtime.runner import open_runner
 
     rows = []
     for name in models:
         fixture = tf.trained_fixture(name)
         fp32 = out / name / f"{name}.fp32.onnx"
-        card = ModelCard.from_metadata(
-            ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
-        )
+        card = ModelCard.from_metadata(open_runner(fp32, providers="cpu").metadata)
         arrays = load_folder(fixture.calib_dir, card, limit=DEFAULT_CALIB_LIMIT).arrays
         row = {"model": name, "task": fixture.task, "fp32": tf.evaluate(fp32, fixture)}
         for method in CALIBRATION_CHOICES:
-            result = build_int8(
-                fp32, out / name / f"calib-{method}.onnx", arrays, task=fixture.task, method=method, speed=False
-            )
+            request = Int8Request(fp32, out / name / f"calib-{method}.onnx", arrays, task=fixture.task)
+            result = build_int8(request, Int8Options(calib_method=method, speed=False))
             row[method] = tf.evaluate(result.path, fixture)
             if method == "auto":
                 row["auto_picked"] = result.method
@@ -108,17 +104,15 @@ def calibration_rows(models, out: Path, log) -> list[dict]:
 
 def plain_qdq(fp32: Path, dst: Path, count: int = 32) -> None:
     """onnxruntime's default static QDQ (its pre-processing with optimisation, no int8 form), for comparison."""
-    import onnxruntime as ort
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from edgecnn.convert.calibration import load_samples
-    from edgecnn.convert.quantize import BatchReader
+    from edgecnn.convert.int8.calibrate import BatchReader
     from edgecnn.core.card import ModelCard
+    from edgecnn.runtime.runner import open_runner
 
-    card = ModelCard.from_metadata(
-        ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
-    )
+    card = ModelCard.from_metadata(open_runner(fp32, providers="cpu").metadata)
     pre = dst.with_suffix(".pre.onnx")
     quant_pre_process(str(fp32), str(pre))
     quantize_static(
@@ -136,17 +130,17 @@ def plain_qdq(fp32: Path, dst: Path, count: int = 32) -> None:
 def mv3_forms(fp32: Path, folder: Path, seconds: float, rounds: int) -> list[dict]:
     """MobileNetV3-Large int8 in several forms, timed against fp32 in one interleaved run."""
     import onnx
-    import onnxruntime as ort
 
     from edgecnn.convert.calibration import load_samples
-    from edgecnn.convert.int8 import float_islands
-    from edgecnn.convert.quantize import calibrate, int8_form, preprocess_for_quantization, quantize_int8
+    from edgecnn.convert.int8.calibrate import calibrate
+    from edgecnn.convert.int8.quantize import quantize_int8
+    from edgecnn.convert.int8.speed import float_islands
+    from edgecnn.convert.int8.twin import int8_form, preprocess_for_quantization
     from edgecnn.core.card import ModelCard
     from edgecnn.runtime.bench import benchmark_many
+    from edgecnn.runtime.runner import open_runner
 
-    card = ModelCard.from_metadata(
-        ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
-    )
+    card = ModelCard.from_metadata(open_runner(fp32, providers="cpu").metadata)
     images = load_samples(card, 32).arrays
     whole, form = folder / "pre.onnx", folder / "form.onnx"
     preprocess_for_quantization(fp32, whole)
@@ -192,7 +186,7 @@ def mv3_forms(fp32: Path, folder: Path, seconds: float, rounds: int) -> list[dic
 
 def latency_rows(models, out: Path, seconds: float, rounds: int, log) -> list[dict]:
     from edgecnn import pipeline
-    from edgecnn.convert.int8 import float_islands
+    from edgecnn.convert.int8.speed import float_islands
     from edgecnn.runtime.bench import benchmark_many
 
     rows = []
@@ -237,7 +231,7 @@ def conditions() -> dict:
 
     import onnxruntime
 
-    from edgecnn.convert.int8 import cpu_has_vnni
+    from edgecnn.convert.int8.speed import cpu_has_vnni
     from edgecnn.runtime.bench import machine_info
 
     info = machine_info()
@@ -378,7 +372,7 @@ def render(acc: list, cal: list, lat: list, cond: dict, load_after: list) -> str
     lines += [
         "## What makes int8 fast here",
         "",
-        "* **The int8 form of hard-swish and hard-sigmoid** (`edgecnn.convert.quantize.int8_form`). onnxruntime's CPU "
+        "* **The int8 form of hard-swish and hard-sigmoid** (`edgecnn.convert.int8.twin.int8_form`). onnxruntime's CPU "
         "provider has no int8 kernel for HardSwish/HardSigmoid, so plain QDQ leaves each one in float between "
         "a DequantizeLinear and a QuantizeLinear (29 such round trips in MobileNetV3-Large, four passes over "
         "the tensor each, plus onnxruntime's pre-processing inlines HardSwish into HardSigmoid + Mul). "

@@ -43,13 +43,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edgecnn.convert.speed import vnni_label  # noqa: E402
+from edgecnn.convert.int8.speed import vnni_label  # noqa: E402
 from edgecnn.core.files import write_text_atomic  # noqa: E402
 from edgecnn.core.text import text_table  # noqa: E402
 from edgecnn.runtime import openvino as _ov  # noqa: E402
-from edgecnn.runtime.bench import SETTLE_S, _Contestant, _read_card, _schedule, _time_once, machine_info  # noqa: E402
+from edgecnn.runtime.bench import SETTLE_S, Contestant, machine_info, read_card, schedule, time_once  # noqa: E402
 from edgecnn.runtime.bench.layer_times import precision_bound  # noqa: E402
-from edgecnn.runtime.providers import make_session, node_assignment  # noqa: E402
+from edgecnn.runtime.runner import open_runner  # noqa: E402
 
 MODELS = ("resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_large", "googlenet", "alexnet")
 THREADS = 2
@@ -149,7 +149,7 @@ def calibration_images(fp32: Path) -> np.ndarray:
     """The sample photographs our export calibrates from, preprocessed as its card says."""
     from edgecnn.convert.calibration import load_samples
 
-    card = _read_card(make_session(fp32, "cpu"))
+    card = read_card(open_runner(fp32, providers="cpu"))
     return load_samples(card, CALIB_IMAGES).arrays.astype(np.float32)
 
 
@@ -158,23 +158,22 @@ class Contest:
 
     def __init__(self, seconds: float, warmup: int):
         self.seconds, self.warmup = seconds, warmup
-        self.named: dict[str, _Contestant] = {}
+        self.named: dict[str, Contestant] = {}
 
     def add(self, key: str, run, keep=None) -> None:
-        c = _Contestant(run, keep=keep)
-        warm = [_time_once(run) for _ in range(self.warmup)]
+        c = Contestant(run, keep=keep)
+        warm = [time_once(run) for _ in range(self.warmup)]
         c.runs = int(max(20, min(5000, self.seconds * 1000.0 / max(float(np.median(warm)), 1e-3))))
         self.named[key] = c
 
     def run(self, rounds: int) -> dict:
-        _schedule(list(self.named.values()), rounds, SETTLE_S)
+        schedule(list(self.named.values()), rounds, SETTLE_S)
         return {k: float(np.median(c.samples)) for k, c in self.named.items()}
 
 
 def _ort(path: Path, providers: str, x: np.ndarray):
-    sess = make_session(path, providers, threads=THREADS)
-    feeds = {sess.get_inputs()[0].name: x}
-    return (lambda: sess.run(None, feeds)), sess
+    runner = open_runner(path, providers=providers, threads=THREADS)
+    return runner.bind({runner.inputs[0].name: x}), runner
 
 
 def _openvino_runtime(path: Path, x: np.ndarray):
@@ -216,7 +215,7 @@ def time_model(name: str, ours: dict, plain: dict, seconds: float, rounds: int) 
     import torch
 
     torch.set_num_threads(THREADS)
-    h, w = _read_card(make_session(ours["fp32"], "cpu")).input_shape[2:]
+    h, w = read_card(open_runner(ours["fp32"], providers="cpu")).input_shape[2:]
     x = np.random.RandomState(0).standard_normal((1, 3, h, w)).astype(np.float32)
     contest = Contest(seconds, warmup=10)
     fallback = {}
@@ -227,10 +226,10 @@ def time_model(name: str, ours: dict, plain: dict, seconds: float, rounds: int) 
         ("ovep_plain_int8", plain["int8"], "openvino"),
         ("ovep_ours_int8", ours["int8"], "openvino"),
     ):
-        run, sess = _ort(path, ep, x)
-        contest.add(key, run, sess)
+        run, runner = _ort(path, ep, x)
+        contest.add(key, run, runner)
         if ep == "openvino":
-            counts = node_assignment(sess) or {}
+            counts = runner.node_assignment() or {}
             fallback[key] = counts.get("CPUExecutionProvider", 0)
     contest.add("eager_fp32", *_eager(name, x))
     for key, path in (("ovrt_plain_int8", plain["int8"]), ("ovrt_ours_int8", ours["int8"])):

@@ -371,7 +371,7 @@ def export_and_score(fixture: Fixture, out_dir: Path, *, int8="static", calib_me
     }
     for artifact in result.artifacts:
         row[artifact.precision] = evaluate(result.out_dir / artifact.file, fixture)
-        row[f"{artifact.precision}_parity"] = artifact.parity.get("passed")
+        row[f"{artifact.precision}_parity"] = artifact.parity.passed
     record = result.manifest.get("int8") or {}
     row["int8_kept"] = record.get("kept")
     row["int8_method"] = record.get("calibration_method")

@@ -41,12 +41,17 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import edgecnn
-from edgecnn import benchmark_many, compare, export, get_spec, list_models, make_session
+from edgecnn import benchmark_many, compare, export, get_spec, list_models
+from edgecnn.convert import torch_runner
+from edgecnn.core.documents import manifest_options
 from edgecnn.core.errors import EdgeCNNError
 from edgecnn.core.files import sha256_file, write_text_atomic
 from edgecnn.core.text import text_table
 from edgecnn.runtime.bench import make_inputs
 from edgecnn.runtime.providers import available, get_provider
+from edgecnn.runtime.runner import open_runner
+
+torch_runner.register()  # bench's PyTorch eager baseline: a runner the torch side registers with the factory
 
 ROOT = Path(__file__).resolve().parents[1]
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -173,7 +178,7 @@ def manifest_mismatch(folder: Path, name: str, versions: dict) -> str | None:
     except (OSError, ValueError):
         return "no readable manifest.json"
     spec = get_spec(name)
-    o = m.get("options") or {}
+    o = manifest_options(m)  # version 1 or 2, read as version 2 writes it
     wanted = {
         "input_size": list(spec.input_size),
         "batch": "dynamic",
@@ -183,10 +188,12 @@ def manifest_mismatch(folder: Path, name: str, versions: dict) -> str | None:
         "arch_options": {},
         "num_classes": spec.num_classes,
     }
+    defaults = ("input_size", "num_classes")  # version 2 records null where the spec's default was asked for
     for key, value in wanted.items():
-        if o.get(key) != value:
+        if o.get(key) != value and not (key in defaults and o.get(key) is None and m.get("edgecnn_manifest", 1) >= 2):
             return f"option {key} is {o.get(key)!r}, not {value!r}"
-    if o.get("int8") not in (True, "static") or o.get("calib_method") != "minmax":
+    int8 = o.get("int8") or {}
+    if int8.get("policy") != "static" or int8.get("calib_method") != "minmax":
         return "int8 was not static QDQ with minmax calibration"
     wanted_weights = _offline_checkpoint(spec) or "random"
     if m.get("model") != spec.name or (m.get("weights") or {}).get("source") != wanted_weights:
@@ -295,10 +302,10 @@ def plain_export(name: str, folder: Path, versions: dict) -> Path:
 
 def cross_provider_parity(path: Path, ep: str, task: str, precision: str) -> str:
     """For a provider other than CPU: the artifact's outputs there against its CPU outputs, same inputs."""
-    cpu, other = make_session(path, "cpu"), make_session(path, ep)
-    first = cpu.get_inputs()[0].shape[0]
+    cpu, other = open_runner(path, providers="cpu"), open_runner(path, providers=ep)
+    first = cpu.inputs[0].shape[0]
     feeds = make_inputs(cpu, first if isinstance(first, int) and first > 0 else 4, seed=1)
-    report = compare(cpu.run(None, feeds)[0], other.run(None, feeds)[0], task=task, precision=precision)
+    report = compare(cpu.run(feeds)[0], other.run(feeds)[0], task=task, precision=precision)
     return ("pass" if report.passed else "FAIL") + " vs CPU"
 
 
@@ -328,7 +335,7 @@ def bench_model(name: str, manifest: dict, folder: Path, providers: list, opts: 
         warmup=opts["warmup"],
         runs=opts["runs"],
         rounds=opts["rounds"],
-        torch_baseline=True,
+        torch_baseline=True,  # the eager runner registered at the top (it lives on the torch side)
     )
     ov = {r.precision: r.batches[0].latency.p50_ms for r in results if r.providers_requested[0] in side}
     results = [r for r in results if r.providers_requested[0] not in side]

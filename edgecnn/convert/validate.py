@@ -23,8 +23,8 @@ initializers would be circular — a corrupted weight would be copied into the r
 Export from a checkpoint (``edgecnn export NAME --weights CKPT``), or pass the checkpoint with ``--weights``.
 
 Inputs are images: a folder (``data=``) through the card's own preprocessing, else the default sample
-photographs (``edgecnn.calibration.sample_photos``). A provider missing from this onnxruntime build, or dropped
-by it at load time, is an error before anything is judged (``providers.make_session`` never falls back).
+photographs (``edgecnn.convert.calibration.sample_photos``). A provider missing from this onnxruntime build, or dropped
+by it at load time, is an error before anything is judged (``runtime.runner.open_runner`` never falls back).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class ProviderCheck:
     """The artifact on one provider entry (a short name, or a priority list such as ``tensorrt+cuda``)."""
 
     requested: tuple  # short names asked for
-    providers: tuple  # session.get_providers(): what the session really used, fallbacks included
+    providers: tuple  # runner.providers: what really ran, fallbacks included
     outputs: tuple  # OutputCheck per graph output
 
     @property
@@ -151,8 +151,7 @@ def validate(
 
     Args:
         path: the artifact (``.onnx``).
-        against: registry name of the architecture to compare with, instead of the card's model; required for a
-            file without an edgecnn card.
+        against: registry name of the architecture to compare with (required for a file without a card).
         weights: checkpoint file or published checkpoint name; default: the one recorded in the card.
         providers: provider entries, each checked on its own: ``("cpu", "cuda")``, ``"cpu,cuda"``; an entry may
             be a priority list (``("tensorrt", "cuda")`` or ``"tensorrt+cuda"``).
@@ -171,73 +170,86 @@ def validate(
         CheckpointError: the reference weights cannot be found or do not fit (random-weight artifacts included).
         ArtifactError / InputError / UnknownModelError: an unreadable file, bad images or options, unknown model.
     """
-    from ..runtime.providers import make_session, parse_entries, resolve
+    from ..runtime.runner import open_runner
 
     path = Path(path)
-    if not path.is_file():
-        raise ArtifactError(f"model file not found: {path}")
-    if count < 1:
-        raise InputError(f"count must be at least 1, got {count}")
-    entries = parse_entries(providers)
-    for entry in entries:  # refuse a missing provider before building anything
-        resolve(entry)
-
-    session = make_session(path, entries[0], threads=threads)
-    graph_input = session.get_inputs()[0]  # its declared size, bounded before images are made that size
-    check_input_shape(graph_input.shape, f"{path.name}: input '{graph_input.name}'")
-    card, spec, notes = _identify(session, path, against, arch_options)
+    entries = _checked_entries(path, providers, count)
+    runner = open_runner(path, providers=entries[0], threads=threads)
+    graph_input = runner.inputs[0]  # its declared size, bounded before images are made that size
+    check_input_shape(list(graph_input.shape), f"{path.name}: input '{graph_input.name}'")
+    card, spec, notes = _identify(runner, path, against, arch_options)
     model, weights_record, weight_notes = rebuild_reference(spec, card, weights, path)
     notes += weight_notes
     inputs = _load_inputs(card, data, count, seed)
     reference = torch_outputs(model, inputs.torch, half=card.precision == "fp16")
     notes += list(reference.notes)
-    del model  # VGG's 550 MB need not stay while the sessions run
+    del model  # VGG's 550 MB need not stay while the runners run
 
     checks = []
     for i, entry in enumerate(entries):
         if i:
-            session = make_session(path, entry, threads=threads)
-        names = [o.name for o in session.get_outputs()]
-        if len(names) != len(reference.fp32):
-            raise ArtifactError(
-                f"{path.name} has {len(names)} outputs but the PyTorch {spec.name} has "
-                f"{len(reference.fp32)}; is --against the right architecture?"
-            )
-        outputs = _run_onnx(session, inputs.onnx, card)
-        reports = tuple(
-            OutputCheck(
-                n,
-                compare(
-                    ref,
-                    out,
-                    task=card.task,
-                    precision=card.precision,
-                    tolerances=tolerances,
-                    exact=reference.yardstick(card.precision, k),
-                ),
-            )
-            for k, (n, ref, out) in enumerate(zip(names, reference.fp32, outputs))
-        )
-        checks.append(ProviderCheck(tuple(entry), tuple(session.get_providers()), reports))
-        session = None  # one session at a time
+            runner = open_runner(path, providers=entry, threads=threads)
+        checks.append(_check(runner, entry, path, spec, card, reference, inputs, tolerances))
+        runner = None  # one runner at a time
     return ValidationResult(
         str(path), spec.name, card.task, card.precision, weights_record, inputs.record, tuple(checks), tuple(notes)
     )
 
 
+def _checked_entries(path: Path, providers, count: int) -> list:
+    """The provider entries to check, after the cheap refusals: a missing file, a bad count, a missing provider
+    (before anything is built)."""
+    from ..runtime.providers import parse_entries, resolve
+
+    if not path.is_file():
+        raise ArtifactError(f"model file not found: {path}")
+    if count < 1:
+        raise InputError(f"count must be at least 1, got {count}")
+    entries = parse_entries(providers)
+    for entry in entries:
+        resolve(entry)
+    return entries
+
+
+def _check(runner, entry, path: Path, spec, card: ModelCard, reference, inputs: _Inputs, tolerances) -> ProviderCheck:
+    """Every output of the artifact on one provider entry, judged against the PyTorch reference."""
+    names = [o.name for o in runner.outputs]
+    if len(names) != len(reference.fp32):
+        raise ArtifactError(
+            f"{path.name} has {len(names)} outputs but the PyTorch {spec.name} has "
+            f"{len(reference.fp32)}; is --against the right architecture?"
+        )
+    outputs = _run_onnx(runner, inputs.onnx, card)
+    reports = tuple(
+        OutputCheck(
+            n,
+            compare(
+                ref,
+                out,
+                task=card.task,
+                precision=card.precision,
+                tolerances=tolerances,
+                exact=reference.yardstick(card.precision, k),
+            ),
+        )
+        for k, (n, ref, out) in enumerate(zip(names, reference.fp32, outputs))
+    )
+    return ProviderCheck(tuple(entry), tuple(runner.providers), reports)
+
+
 # --------------------------------------------------------------------------------- what the file is
 
 
-def _identify(session, path: Path, against: str | None, arch_options: dict | None):
+def _identify(runner, path: Path, against: str | None, arch_options: dict | None):
     """The card (read from the file, or made from ``against`` and the graph), the spec, and notes."""
     from ..models import get_spec
 
     notes: list[str] = []
     # a card whose values are of the wrong type or range is refused in one line naming the key
-    card = ModelCard.from_metadata(session.get_modelmeta().custom_metadata_map, path.name)
+    card = ModelCard.from_metadata(runner.metadata, path.name)
     if card is not None:
-        shapes = {o.name: o.shape for o in session.get_outputs()}
-        check_classes(path.name, card, shapes.get(card.output_name, session.get_outputs()[0].shape))
+        shapes = {o.name: list(o.shape) for o in runner.outputs}
+        check_classes(path.name, card, shapes.get(card.output_name, list(runner.outputs[0].shape)))
     if card is None and against is None:
         raise ArtifactError(
             f"{path.name} carries no edgecnn card, so its PyTorch source is unknown; pass "
@@ -245,7 +257,7 @@ def _identify(session, path: Path, against: str | None, arch_options: dict | Non
         )
     spec = get_spec(against if against is not None else card.model)
     if card is None:
-        card = _card_from_graph(session, spec, path)
+        card = _card_from_graph(runner, spec, path)
         notes.append(
             f"{path.name} has no edgecnn card: input size, classes and precision were read from the "
             f"graph, preprocessing is {spec.name}'s default"
@@ -257,9 +269,9 @@ def _identify(session, path: Path, against: str | None, arch_options: dict | Non
     return card, spec, notes
 
 
-def _card_from_graph(session, spec, path: Path) -> ModelCard:
+def _card_from_graph(runner, spec, path: Path) -> ModelCard:
     """A card for a file without one: shapes from the graph, preprocessing from the spec, precision guessed."""
-    inp, out = session.get_inputs()[0], session.get_outputs()[0]
+    inp, out = runner.inputs[0], runner.outputs[0]
     shape = list(inp.shape)
     if len(shape) != 4:
         raise ArtifactError(f"{path.name}: input {inp.name!r} has shape {shape}; expected N×C×H×W")
@@ -339,17 +351,17 @@ def _load_inputs(card: ModelCard, data, count: int, seed: int) -> _Inputs:
 _FEED_TYPES = ("tensor(float)", "tensor(float16)", "tensor(uint8)", "tensor(double)")  # image inputs validate feeds
 
 
-def _run_onnx(session, arrays: np.ndarray, card: ModelCard) -> list[np.ndarray]:
+def _run_onnx(runner, arrays: np.ndarray, card: ModelCard) -> list[np.ndarray]:
     """The artifact's outputs on ``arrays`` (float32), through the one batched runner (``iter_batched``)."""
     from ..runtime.session import ORT_DTYPES, iter_batched
 
-    inp = session.get_inputs()[0]
+    inp = runner.inputs[0]
     if inp.type not in _FEED_TYPES:
         raise ArtifactError(f"input {inp.name!r} has type {inp.type}; validate feeds float32/float16/uint8 images")
     feed = arrays.astype(ORT_DTYPES[inp.type], copy=False)
     chunks = [
         [np.asarray(o, dtype=np.float32) for o in outs]
-        for outs in iter_batched(session, feed, input_name=inp.name, chunk=_CHUNK)
+        for outs in iter_batched(runner, feed, input_name=inp.name, chunk=_CHUNK)
     ]
     return [np.concatenate(parts) for parts in zip(*chunks)]
 

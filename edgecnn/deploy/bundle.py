@@ -154,12 +154,12 @@ def _empty_folder(out: Path, create: bool = True) -> Path:
 
 def _add_model(export_dir: Path, out: Path, i: int, name: str, card: ModelCard, golden: dict) -> dict:
     """Link model ``i`` into the bundle, compute its expected output on the golden input, return its entry."""
-    import onnxruntime as ort
+    from ..runtime.runner import open_runner
 
     _link_or_copy(export_dir / name, out / name)
-    session = ort.InferenceSession(str(out / name), providers=["CPUExecutionProvider"])
-    key = "pixels" if session.get_inputs()[0].type == "tensor(uint8)" else "input"
-    golden[f"expected_{i}"] = run_golden(session, golden[key])
+    runner = open_runner(out / name, providers="cpu")
+    key = "pixels" if runner.inputs[0].type == "tensor(uint8)" else "input"
+    golden[f"expected_{i}"] = run_golden(runner, golden[key])
     return {
         "file": name,
         "precision": card.precision,
@@ -175,7 +175,7 @@ def _add_model(export_dir: Path, out: Path, i: int, name: str, card: ModelCard, 
 def _manifest(out: Path, base: ModelCard, float_card: ModelCard, entries: list, files: list, images: int) -> dict:
     import onnxruntime as ort
 
-    from .. import __version__
+    from ..core.version import __version__
 
     return {
         "edgecnn_bundle": 1,
@@ -200,7 +200,7 @@ def _manifest(out: Path, base: ModelCard, float_card: ModelCard, entries: list, 
         },
         "models": entries,
         "files": {n: {"size": (out / n).stat().st_size, "sha256": sha256_file(out / n)} for n in files},
-        "selftest": "edgecnn selftest <this folder>  (or edgecnn.bundle.selftest(path))",
+        "selftest": "edgecnn selftest <this folder>  (or edgecnn.runtime.selftest.selftest(path))",
     }
 
 

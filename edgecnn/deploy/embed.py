@@ -4,7 +4,7 @@
 
 The pixels must already be resized and centre-cropped to the model's input size (what a camera pipeline or an
 image library's thumbnailing gives); everything after that happens in the graph, so an app needs no numpy.
-The float operations are the ones ``edgecnn.preprocess.preprocess`` does, in the same order, so the embedded
+The float operations are the ones ``edgecnn.runtime.preprocess.preprocess`` does, in the same order, so the embedded
 graph and the float graph fed by the runtime agree to float rounding.
 """
 
@@ -19,6 +19,7 @@ import numpy as np
 from ..core.artifact import Artifact
 from ..core.card import ModelCard
 from ..core.errors import ArtifactError, InputError
+from ..runtime.compare import ParityReport
 
 SUFFIX = ".nhwc_uint8.onnx"  # mobilenet_v2.fp32.onnx → mobilenet_v2.fp32.nhwc_uint8.onnx
 PARITY_SAMPLES = 16
@@ -126,7 +127,7 @@ class EmbedResult:
     path: Path
     source: Path
     card: ModelCard
-    parity: dict
+    parity: ParityReport  # runtime.compare's record; JSON only where it is written (the manifest)
 
 
 def embed_file(
@@ -134,7 +135,7 @@ def embed_file(
 ) -> EmbedResult:
     """Write the uint8-NHWC twin of an exported ``.onnx`` and check it against the float model.
 
-    Parity: the same sample photographs go through the float model (via ``edgecnn.preprocess``) and as resized
+    Parity: the same sample photographs go through the float model (via ``edgecnn.runtime.preprocess``) and as resized
     uint8 pixels through the twin; outputs are compared with the artifact's own precision's tolerances.
 
     Args:
@@ -175,7 +176,7 @@ def embed_file(
     out = _run(dst, pixels)
     random_weights = (card.weights or {}).get("source") == "random"
     report = compare(ref, out, task=card.task, precision=card.precision, random_weights=random_weights)
-    return EmbedResult(dst, src, new_card, report.to_dict())
+    return EmbedResult(dst, src, new_card, report)
 
 
 def embed_variants(folder: str | os.PathLike, artifacts, warnings: list | None = None) -> list:
@@ -198,9 +199,9 @@ def embed_variants(folder: str | os.PathLike, artifacts, warnings: list | None =
         if artifact.file.endswith(SUFFIX):
             continue
         res = embed_file(folder / artifact.file)
-        if warnings is not None and res.parity.get("judged", True) and not res.parity["passed"]:
+        if warnings is not None and res.parity.judged and not res.parity.passed:
             warnings.append(
-                f"{res.path.name}: parity against {artifact.file} FAILED: " + "; ".join(res.parity["failures"])
+                f"{res.path.name}: parity against {artifact.file} FAILED: " + "; ".join(res.parity.failures)
             )
         note = (
             f"preprocessing in the graph: takes uint8 {'x'.join(map(str, res.card.input_shape))} "
@@ -212,8 +213,9 @@ def embed_variants(folder: str | os.PathLike, artifacts, warnings: list | None =
                 artifact.precision,
                 res.path.stat().st_size,
                 sha256_file(res.path),
-                {**res.parity, "reference": artifact.file},
+                res.parity,
                 (note,),
+                reference=artifact.file,
             )
         )
     return added
@@ -235,7 +237,7 @@ def _sample_pair(card: ModelCard, count: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _run(path: Path, arrays: np.ndarray) -> np.ndarray:
     """The first output of ``path`` on ``arrays``, on the CPU provider (``session.run_batched``)."""
-    from ..runtime.providers import make_session
+    from ..runtime.runner import open_runner
     from ..runtime.session import run_batched
 
-    return run_batched(make_session(path, "cpu"), arrays)[0]
+    return run_batched(open_runner(path, providers="cpu"), arrays)[0]

@@ -10,8 +10,8 @@ Data:
         or a CSV of ``path,label`` rows (paths relative to the CSV). The CSV is UTF-8, with or without a byte-order
         mark (Excel's "CSV UTF-8"); another encoding is refused in one line naming the line (guessing it could
         misread file names). Blank rows and rows starting with ``#`` are skipped; the first row is a header, and
-        skipped, when its first cell is one of ``HEADER_PATHS`` (path, file, filename, image …) and its second one
-        of ``HEADER_LABELS`` (label, class, category, target …), in any case.
+        skipped, when its first cell is one of ``eval_data.HEADER_PATHS`` (path, file, filename, image …) and its
+        second one of ``eval_data.HEADER_LABELS`` (label, class, category, target …), in any case.
     segmentation: ``data/images/`` and ``data/masks/`` holding files of the same stems; a mask is a single-channel
         image of class indices (255 is ignored): L and P by value (a P mask's palette index), 1-bit as 0/1, 16- and
         32-bit integers by value. A photo is read upright, its EXIF orientation applied, as predict reads it; its
@@ -27,8 +27,6 @@ resampled together, seeded).
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -36,17 +34,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
-from ..core.documents import wide_encoding
 from ..core.errors import InputError
+from .eval_data import check_pair, mask_for, mask_indices, pixel_scores, read_classification_data
 from .predictor import Predictor
-from .preprocess import PreprocessParams, list_images, load_image, resize_crop_indices
+from .preprocess import list_images, load_image
 
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
 CONFUSION_MAX_CLASSES = 50
-IGNORE_INDEX = 255
 
 
 @dataclass(frozen=True)
@@ -171,72 +168,6 @@ def evaluate(
 # --------------------------------------------------------------------------- classification
 
 
-#: A CSV's first row is a header when its first cell is one of these and its second one of ``HEADER_LABELS``
-#: (any case, spaces around ignored); any other first row is data.
-HEADER_PATHS = ("path", "file", "filename", "file_name", "filepath", "image", "image_path", "img")
-HEADER_LABELS = ("label", "class", "class_name", "category", "target")
-
-
-def _read_classification_data(data: Path) -> list[tuple[Path, str]]:
-    """(image path, label) of every sample in an ImageFolder or a CSV."""
-    if data.is_file():
-        return _read_csv(data)
-    classes = sorted(d for d in data.iterdir() if d.is_dir() and not d.name.startswith("."))
-    samples = [(img, d.name) for d in classes for img in list_images(d)]
-    if not samples:
-        raise InputError(
-            f"{data}: no labelled images; expected one subfolder of images per class "
-            "(data/<label>/image.jpg) or a CSV of path,label"
-        )
-    return samples
-
-
-def _read_csv(data: Path) -> list[tuple[Path, str]]:
-    """Rows of ``path,label`` (paths relative to the CSV); blank rows and rows starting with ``#`` are skipped,
-    and the first row is skipped when it is a header (``HEADER_PATHS``, ``HEADER_LABELS``)."""
-    samples: list[tuple[Path, str]] = []
-    reader = csv.reader(io.StringIO(_csv_text(data), newline=""))
-    first = True
-    for row in reader:
-        if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
-            continue
-        if len(row) < 2 or not row[1].strip():
-            other = next((d for d in ";\t|" if d in row[0]), None)
-            hint = f" (this row is separated by {other!r}: save the CSV with commas)" if other else ""
-            raise InputError(f"{data}, line {reader.line_num}: expected 'path,label', got {','.join(row)!r}{hint}")
-        path, label = row[0].strip(), row[1].strip()
-        if first and path.lower() in HEADER_PATHS and label.lower() in HEADER_LABELS:
-            first = False
-            continue
-        first = False
-        p = Path(path)
-        samples.append((p if p.is_absolute() else data.parent / p, label))
-    if not samples:
-        raise InputError(f"{data}: no labelled images (expected rows of 'path,label')")
-    return samples
-
-
-def _csv_text(data: Path) -> str:
-    """A CSV's text: UTF-8, with or without the byte-order mark Excel's "CSV UTF-8" writes. Any other encoding
-    (Excel's plain "CSV" is Windows-1252) is refused, naming the line: guessing it could misread file names."""
-    try:
-        raw = data.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{data}: cannot read it ({exc.strerror or exc})") from None
-    save_as = "save it as UTF-8 (Excel: 'CSV UTF-8 (Comma delimited)')"
-    wide = wide_encoding(raw)
-    if wide:
-        raise InputError(f"{data} is {wide} text; a CSV is read as UTF-8: {save_as}")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise InputError(
-            f"{data}, line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}, as Windows-1252 or "
-            f"Latin-1 write accented letters); a CSV is read as UTF-8: {save_as}"
-        ) from None
-
-
 def _class_index(predictor: Predictor, classes: Sequence[str], labels_from: str, n_out: int) -> np.ndarray:
     """The model output index of each data class."""
     if labels_from == "folder":
@@ -289,7 +220,7 @@ def _precision(p: Predictor) -> str:
 
 
 def _evaluate_classification(predictors, data: Path, labels_from: str, batch: int, progress) -> EvalResult:
-    samples = _read_classification_data(data)
+    samples = read_classification_data(data)
     classes = tuple(sorted({label for _, label in samples}, key=_natural))
     ok, unreadable = _readable([p for p, _ in samples])
     if not ok:
@@ -385,88 +316,8 @@ def _natural(label: str):
 # --------------------------------------------------------------------------- segmentation
 
 
-#: Mask modes read as class indices: L and P by value (a P mask's palette index is its class, as VOC stores them),
-#: 1-bit as 0/1, 32- and 16-bit integer modes by value.
-MASK_MODES = ("L", "P", "1", "I", "I;16", "I;16B", "I;16L", "I;16N")
-_EXIF_ORIENTATION = 0x0112
-_SWAPS_SIDES = (5, 6, 7, 8)  # EXIF orientations that turn the picture a quarter: width and height swap
-
-
-def _orientation(image: Image.Image) -> int:
-    try:
-        value = image.getexif().get(_EXIF_ORIENTATION, 1)
-    except (OSError, SyntaxError, ValueError):  # unreadable EXIF: load_image would not rotate either
-        return 1
-    return value if isinstance(value, int) else 1
-
-
-def _upright_size(image: Image.Image) -> tuple[int, int]:
-    """(width, height) of an image once its EXIF orientation is applied, as ``load_image`` (predict) reads it."""
-    w, h = image.size
-    return (h, w) if _orientation(image) in _SWAPS_SIDES else (w, h)
-
-
-def mask_indices(mask: Image.Image) -> np.ndarray:
-    """A mask's class indices (int64, H×W) with its own EXIF orientation applied, if it carries one.
-
-    Raises:
-        InputError: a mode that does not hold one class index per pixel (RGB, LA, F …).
-    """
-    name = getattr(mask, "filename", "") or "image"
-    if mask.mode not in MASK_MODES:
-        raise InputError(
-            f"mask {name} is a {mask.mode} image; a mask holds one class index per pixel (a "
-            "single-channel L, P, 1-bit or 16-bit PNG)"
-        )
-    if _orientation(mask) != 1:
-        mask = ImageOps.exif_transpose(mask)
-    # 1-bit pixels are 0/1 here; Pillow's convert("I") would make them 0/255, and 255 means "ignore"
-    return np.asarray(mask).astype(np.int64)  # PNG masks hold no negative values (Pillow reads 16-bit as I;16/I)
-
-
-def _mask_for(indices: np.ndarray, params: PreprocessParams) -> np.ndarray:
-    """Class indices through the same resize and centre crop as their image, with nearest-neighbour resampling
-    (Pillow's NEAREST values, computed over the crop window only: memory of the crop's size whatever the aspect)."""
-    return resize_crop_indices(indices, params, IGNORE_INDEX).astype(np.int64, copy=False)
-
-
-def _check_pair(img_path: Path, mask_path: Path) -> None:
-    """A mask is read as stored, turned by its own EXIF orientation if it has one, and must then have the size of
-    its photo as predict reads it: upright, the photo's EXIF orientation applied."""
-    with Image.open(img_path) as img, Image.open(mask_path) as mask:
-        if mask.mode not in MASK_MODES:
-            raise InputError(
-                f"mask {mask_path} is a {mask.mode} image; a mask holds one class index per pixel "
-                "(a single-channel L, P, 1-bit or 16-bit PNG)"
-            )
-        want, got = _upright_size(img), _upright_size(mask)
-        if want == got:
-            return
-        if got == img.size:
-            raise InputError(
-                f"mask {mask_path} is {got[0]}x{got[1]}, the size {img_path.name} is stored at, but "
-                f"the photo has an EXIF orientation ({_orientation(img)}) and is read upright at "
-                f"{want[0]}x{want[1]}, as predict reads it: save the mask upright at that size"
-            )
-        raise InputError(
-            f"mask {mask_path} is {got[0]}x{got[1]}, its image {img_path.name} {want[0]}x{want[1]}: "
-            "a mask must have its image's size (upright, EXIF orientation applied)"
-        )
-
-
-def _pixel_scores(truth: np.ndarray, predicted: np.ndarray, k: int, mask_path: Path, model: str) -> tuple:
-    """(valid pixels, hits, per-class intersections, per-class unions) of one mask; 255 is ignored."""
-    valid = truth != IGNORE_INDEX
-    if (truth[valid] >= k).any():
-        raise InputError(f"mask {mask_path} holds class {int(truth[valid].max())}, but {model} has {k} classes")
-    hit = (predicted == truth) & valid
-    t, q = truth[valid], predicted[valid]
-    inter = np.bincount(t[t == q], minlength=k)[:k]
-    union = (np.bincount(t, minlength=k) + np.bincount(q, minlength=k))[:k] - inter
-    return int(valid.sum()), int(hit.sum()), inter, union
-
-
-def _evaluate_segmentation(predictors, data: Path, batch: int, progress) -> EvalResult:
+def _segmentation_pairs(data: Path) -> tuple[list, list, list]:
+    """(readable image/mask pairs, each checked; (path, reason) of unreadable files; images without a mask)."""
     images_dir, masks_dir = data / "images", data / "masks"
     if not images_dir.is_dir() or not masks_dir.is_dir():
         raise InputError(f"{data}: a segmentation data set needs the folders images/ and masks/ (same file stems)")
@@ -484,53 +335,63 @@ def _evaluate_segmentation(predictors, data: Path, batch: int, progress) -> Eval
     if not paired:
         raise InputError(f"{data}: none of its image/mask pairs could be read")
     for img_path, mask_path in paired:
-        _check_pair(img_path, mask_path)
-    total, done = len(paired) * len(predictors), 0
-    results, per_image = [], []
-    n_classes = 0
-    for pred in predictors:
-        inter = union = None
-        correct_px, total_px, image_acc = 0, 0, []
-        for start in range(0, len(paired), batch):
-            chunk = paired[start : start + batch]
-            logits = pred.run(pred.preprocess([i for i, _ in chunk]))
-            k = max(2, logits.shape[1])
-            if inter is None:
-                inter, union = np.zeros(k, np.int64), np.zeros(k, np.int64)
-                n_classes = max(n_classes, k)
-            predicted = (logits[:, 0] > 0).astype(np.int64) if logits.shape[1] == 1 else logits.argmax(1)
-            for (_, mask_path), p in zip(chunk, predicted):
-                with Image.open(mask_path) as m:
-                    truth = _mask_for(mask_indices(m), pred.params)
-                n_valid, n_hit, i_k, u_k = _pixel_scores(truth, p, k, mask_path, pred.path.name)
-                correct_px, total_px = correct_px + n_hit, total_px + n_valid
-                image_acc.append(n_hit / max(n_valid, 1))
-                inter += i_k
-                union += u_k
-            done += len(chunk)
-            if progress:
-                progress(done, total)
-        present = union > 0
-        iou = {str(c): (float(inter[c] / union[c]) if present[c] else None) for c in range(len(union))}
-        results.append(
-            ModelResult(
-                path=str(pred.path),
-                model=_model_name(pred),
-                precision=_precision(pred),
-                n_images=len(paired),
-                pixel_accuracy=correct_px / max(total_px, 1),
-                miou=float((inter[present] / union[present]).mean()) if present.any() else None,
-                per_class_iou=iou,
-            )
-        )
-        per_image.append(np.asarray(image_acc))
-    unmatched_list = tuple((str(images_dir / n), "no mask of the same stem in masks/") for n in unmatched)
+        check_pair(img_path, mask_path)
+    unmatched_list = [(str(images_dir / n), "no mask of the same stem in masks/") for n in unmatched]
+    return paired, unreadable, unmatched_list
+
+
+def _score_segmentation(pred: Predictor, paired: list, batch: int, tick) -> tuple[ModelResult, np.ndarray, int]:
+    """One model over every pair: its result, per-image pixel accuracy, and its class count."""
+    inter = union = None
+    correct_px, total_px, image_acc, k = 0, 0, [], 0
+    for start in range(0, len(paired), batch):
+        chunk = paired[start : start + batch]
+        logits = pred.run(pred.preprocess([i for i, _ in chunk]))
+        k = max(2, logits.shape[1])
+        if inter is None:
+            inter, union = np.zeros(k, np.int64), np.zeros(k, np.int64)
+        predicted = (logits[:, 0] > 0).astype(np.int64) if logits.shape[1] == 1 else logits.argmax(1)
+        for (_, mask_path), p in zip(chunk, predicted):
+            with Image.open(mask_path) as m:
+                truth = mask_for(mask_indices(m), pred.params)
+            n_valid, n_hit, i_k, u_k = pixel_scores(truth, p, k, mask_path, pred.path.name)
+            correct_px, total_px = correct_px + n_hit, total_px + n_valid
+            image_acc.append(n_hit / max(n_valid, 1))
+            inter += i_k
+            union += u_k
+        tick(len(chunk))
+    present = union > 0
+    iou = {str(c): (float(inter[c] / union[c]) if present[c] else None) for c in range(len(union))}
+    result = ModelResult(
+        path=str(pred.path),
+        model=_model_name(pred),
+        precision=_precision(pred),
+        n_images=len(paired),
+        pixel_accuracy=correct_px / max(total_px, 1),
+        miou=float((inter[present] / union[present]).mean()) if present.any() else None,
+        per_class_iou=iou,
+    )
+    return result, np.asarray(image_acc), k
+
+
+def _evaluate_segmentation(predictors, data: Path, batch: int, progress) -> EvalResult:
+    paired, unreadable, unmatched = _segmentation_pairs(data)
+    total, done = len(paired) * len(predictors), [0]
+
+    def tick(n: int) -> None:
+        done[0] += n
+        if progress:
+            progress(done[0], total)
+
+    scored = [_score_segmentation(pred, paired, batch, tick) for pred in predictors]
+    results = [r for r, _, _ in scored]
+    n_classes = max((k for _, _, k in scored), default=0)
     return EvalResult(
         task="segmentation",
         data=str(data),
         classes=tuple(str(c) for c in range(n_classes)),
         n_images=len(paired),
         models=tuple(results),
-        comparisons=_compare(results, per_image),
-        unreadable=tuple(unreadable) + unmatched_list,
+        comparisons=_compare(results, [acc for _, acc, _ in scored]),
+        unreadable=tuple(unreadable) + tuple(unmatched),
     )

@@ -27,7 +27,7 @@ from ..core.card import ModelCard, check_classes
 from ..core.errors import ArtifactError, InputError
 from ..core.sizes import check_input_shape, max_input_elements
 from .preprocess import ImageLike, PreprocessParams, preprocess, preprocess_uint8
-from .providers import make_session
+from .runner import open_runner
 from .session import ORT_DTYPES, run_batched
 
 # The input types an image graph may take (their numpy dtypes come from session.ORT_DTYPES).
@@ -39,7 +39,7 @@ DEFAULT_BATCH = 16
 
 @dataclass(frozen=True)
 class _Input:
-    """What the graph's input takes, read from the session (the graph is the truth; the card a hint)."""
+    """What the graph's input takes, read from the runner (the graph is the truth; the card a hint)."""
 
     name: str
     shape: tuple  # ints for static axes, None for dynamic ones
@@ -72,10 +72,10 @@ class Predictor:
         card: the ``ModelCard`` read from the file, or ``None``.
         task: ``"classification"`` or ``"segmentation"``.
         labels: class names, or ``None`` (labels are then the class indices as strings).
-        providers: the providers the session really uses, as onnxruntime reports them.
+        providers: the providers the runner really uses, as the runtime reports them.
         params: the ``PreprocessParams`` images go through.
 
-    Calls are safe from several threads at once: onnxruntime's ``InferenceSession.run`` is thread-safe and the
+    Calls are safe from several threads at once: onnxruntime's session ``run`` is thread-safe and the
     predictor keeps no per-call state.
     """
 
@@ -95,12 +95,12 @@ class Predictor:
         self.path = Path(path)
         if not self.path.is_file():
             raise ArtifactError(f"{self.path}: no such model file")
-        # providers.make_session refuses a provider this onnxruntime lacks, and one it drops at start-up
+        # open_runner refuses a provider this onnxruntime lacks, and one it drops at start-up
         # (e.g. CUDA libraries missing), naming what to install: never a silent CPU fallback.
-        self._session = make_session(self.path, providers or ("cpu",), threads=intra_op_threads)
-        self.providers = self._session.get_providers()
+        self._runner = open_runner(self.path, providers=providers or ("cpu",), threads=intra_op_threads)
+        self.providers = self._runner.providers
 
-        self.card = ModelCard.from_metadata(self._session.get_modelmeta().custom_metadata_map, self.path.name)
+        self.card = ModelCard.from_metadata(self._runner.metadata, self.path.name)
         self._input = self._read_input()
         self._output_name = self._read_output()
         self.embedded = self._input.dtype == np.uint8
@@ -115,7 +115,7 @@ class Predictor:
         check_classes(
             self.path.name,
             self.card,
-            next(o.shape for o in self._session.get_outputs() if o.name == self._output_name),
+            next(o.shape for o in self._runner.outputs if o.name == self._output_name),
             labels,
         )
         self.batch_size = self._batch_size()
@@ -156,7 +156,7 @@ class Predictor:
         array = self._check(array)
         # A dynamic batch runs in one call (chunk = all rows); a fixed one in pieces of its size, padded.
         return run_batched(
-            self._session, array, input_name=self._input.name, outputs=[self._output_name], chunk=len(array)
+            self._runner, array, input_name=self._input.name, outputs=[self._output_name], chunk=len(array)
         )[0]
 
     def predict(self, images: ImageLike | Sequence[ImageLike], top_k: int = 5) -> list:
@@ -212,7 +212,7 @@ class Predictor:
         return max(1, min(DEFAULT_BATCH, max_input_elements() // per_image))
 
     def _read_input(self) -> _Input:
-        inputs = self._session.get_inputs()
+        inputs = self._runner.inputs
         if len(inputs) != 1:
             raise ArtifactError(
                 f"{self.path.name}: expected a model with one image input, it has "
@@ -237,14 +237,14 @@ class Predictor:
         return _Input(node.name, shape, dtype, layout)
 
     def _read_output(self) -> str:
-        names = [o.name for o in self._session.get_outputs()]
+        names = [o.name for o in self._runner.outputs]
         for preferred in ((self.card.output_name if self.card else None), "logits"):
             if preferred in names:
                 return preferred
         return names[0]
 
     def _infer_task(self) -> str:
-        rank = len(self._session.get_outputs()[0].shape)
+        rank = len(self._runner.outputs[0].shape)
         return "segmentation" if rank == 4 else "classification"
 
     def _read_params(self, mean, std, resize, crop) -> PreprocessParams:

@@ -230,16 +230,16 @@ def check_golden(name: str, headers: dict, models: Sequence[dict]) -> None:
 
 
 def _run_model(root: Path, entry: dict, golden: dict, providers) -> tuple:
-    from .providers import make_session
+    from .runner import open_runner
 
     path = inside(root, entry["file"], "model file")
-    # make_session refuses a provider this onnxruntime lacks or drops, instead of falling back to CPU
-    session = make_session(path, providers or "cpu", precision=entry["precision"])
+    # open_runner refuses a provider this onnxruntime lacks or drops, instead of falling back to CPU
+    runner = open_runner(path, providers=providers or "cpu", precision=entry["precision"])
     try:
-        got = run_golden(session, golden[entry["input"]])
+        got = run_golden(runner, golden[entry["input"]])
     except InputError as exc:
         raise ArtifactError(f"{path.name}: {exc}") from None
-    return got, tuple(session.get_providers())
+    return got, tuple(runner.providers)
 
 
 def judge(entry: dict, expected: np.ndarray, got: np.ndarray, providers: Sequence = ()) -> ModelCheck:
@@ -313,13 +313,14 @@ def read_bundle_manifest(root: Path) -> dict:
     return read_bundle_json(root)
 
 
-def run_golden(session, array: np.ndarray) -> np.ndarray:
-    """The first output for all rows of ``array`` (``session.run_batched``: chunks the graph takes).
+def run_golden(runner, array: np.ndarray) -> np.ndarray:
+    """The first output of ``runner`` (a ``runtime.runner.Runner``) for all rows of ``array``
+    (``session.run_batched``: chunks the graph takes).
 
     Raises:
         InputError: ``array``'s shape does not fit the graph's input.
     """
-    shape = session.get_inputs()[0].shape
+    shape = list(runner.inputs[0].shape)
     if array.ndim != len(shape) or any(isinstance(d, int) and d != a for d, a in zip(shape[1:], array.shape[1:])):
         raise InputError(f"the golden input has shape {list(array.shape)} but the model takes {shape}")
-    return run_batched(session, array, outputs=None, chunk=len(array))[0]
+    return run_batched(runner, array, outputs=None, chunk=len(array))[0]

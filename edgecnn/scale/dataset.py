@@ -4,8 +4,8 @@
       └─ map_batches(decode_batch)        read bytes (local, s3://, fsspec), decode, resize, crop, normalise,
                                           exactly as ``Predictor.preprocess`` does; on CPUs fused by Ray into
                                           the actors below, with GPUs separate 1-CPU tasks
-          └─ map_batches(InferenceActor)  an actor pool; each actor holds one ``Predictor`` (one onnxruntime
-                                          session, loaded once) with ``threads`` intra-op threads and asks Ray
+          └─ map_batches(InferenceActor)  an actor pool; each actor holds one ``Predictor`` (one runner, from
+                                          ``open_runner``, loaded once) with ``threads`` intra-op threads and asks Ray
                                           for that many CPUs (or one GPU with ``ep="cuda"``)
               └─ driver                   streams the result tables into atomic Parquet parts (``output``)
 
@@ -243,26 +243,46 @@ def predict_dataset(
         InputError / ArtifactError: no images, a bad model, an output of another model or over an input, an
             output another live run holds (refused before anything in it is touched), a plan without CPUs.
     """
-    from ..runtime.predictor import Predictor
     from ._ray import require_ray
 
     require_ray()  # the missing extra is the first thing said (imported, not started)
     if int(batch_size) < 1 or int(top_k) < 1:
         raise InputError(f"batch size and top-k must be at least 1, got {batch_size} and {top_k}")
-    # Everything that can be checked is checked before the output is locked and before Ray starts: a CPU session
-    # on the driver reads what the decode tasks need (preprocessing, task) and checks the model; the source is
-    # listed; the output may not be (or hold, or lie inside) an input.
-    probe = Predictor(model, providers=["cpu"], intra_op_threads=1, **overrides)
+    probe, listed, out = _check(model, source, output, overrides)
     providers = [e.strip() for e in ep.split(",")] if isinstance(ep, str) else list(ep)
     gpu = any(str(e).lower() in ("cuda", "tensorrt") for e in providers)
+    actor_kwargs = {
+        "model": str(Path(model).absolute()),
+        "providers": providers,
+        "top_k": top_k,
+        "overrides": overrides,
+        "model_sha256": sha256_file(model),
+        "announce_to": announce_to,
+    }
+    run_kwargs = dict(address=address, workers=workers, threads=threads, gpu=gpu, batch_size=batch_size)
+    run_kwargs.update(part_rows=part_rows, progress=progress, ray_remote_args=ray_remote_args)
+    return _locked_run(out, listed, str(source), probe, actor_kwargs, run_kwargs)
+
+
+def _check(model, source, output, overrides: dict) -> tuple:
+    """Everything that can be checked, before the output is locked and before Ray starts: a CPU runner on the
+    driver reads what the decode tasks need (preprocessing, task) and checks the model; the source is listed; the
+    output may not be (or hold, or lie inside) an input. Returns (the probe ``Predictor``, the listed sources,
+    the checked output path)."""
+    from ..runtime.predictor import Predictor
+
+    probe = Predictor(model, providers=["cpu"], intra_op_threads=1, **overrides)
     listed = list_sources(source)
     refuse_output_over_inputs(output, [model, *local_root(source)], "--output")
-    out = out_parts.check(output)
-    model_sha = sha256_file(model)
+    return probe, listed, out_parts.check(output)
+
+
+def _locked_run(out: Path, listed: list, source: str, probe, actor_kwargs: dict, run_kwargs: dict) -> PredictSummary:
+    """Under the output's lock: skip the images already in it, then run the rest (Ray not started when none)."""
     with output_lock(out):  # nothing in the output is touched before this: a refused run deletes nothing
         out = out_parts.prepare(out)
         notes: list = []
-        done = out_parts.done_paths(out, model_sha, notes)
+        done = out_parts.done_paths(out, actor_kwargs["model_sha256"], notes)
         todo = [p for p in listed if p not in done]
         mask_dir = out.parent / (out.stem + ".masks") if probe.task == "segmentation" else None
         summary = dict(
@@ -270,30 +290,8 @@ def predict_dataset(
         )
         if not todo:  # a finished output: Ray is not even started
             return PredictSummary(inferred=0, errors=0, **summary)
-        actor_kwargs = {
-            "model": str(Path(model).absolute()),
-            "providers": providers,
-            "top_k": top_k,
-            "overrides": overrides,
-            "model_sha256": model_sha,
-            "mask_dir": str(mask_dir) if mask_dir else None,
-            "announce_to": announce_to,
-        }
-        return _run(
-            todo,
-            str(source),
-            probe,
-            summary,
-            actor_kwargs,
-            address=address,
-            workers=workers,
-            threads=threads,
-            gpu=gpu,
-            batch_size=batch_size,
-            part_rows=part_rows,
-            progress=progress,
-            ray_remote_args=ray_remote_args,
-        )
+        actor_kwargs = {**actor_kwargs, "mask_dir": str(mask_dir) if mask_dir else None}
+        return _run(todo, source, probe, summary, actor_kwargs, **run_kwargs)
 
 
 def _run(

@@ -54,8 +54,7 @@ def export_one(model: str, precision: str, folder: str, options: Any, threads: i
     """A Ray task: one export into its own folder; a user error becomes the row's ``error``."""
     import torch
 
-    from ..convert.options import Int8Options
-    from ..pipeline import export
+    from ..pipeline import Int8Options, export
 
     torch.set_num_threads(max(1, threads))  # the CPUs this task asked Ray for, no more
     opts = options.replace(
@@ -71,9 +70,9 @@ def export_one(model: str, precision: str, folder: str, options: Any, threads: i
         {
             "file": a.file,
             "precision": a.precision,
-            "passed": bool(a.parity.get("passed")),
-            "top1_agreement": a.parity.get("top1_agreement"),
-            "cosine": a.parity.get("cosine"),
+            "passed": bool(a.parity.passed),
+            "top1_agreement": a.parity.top1_agreement,
+            "cosine": a.parity.cosine,
         }
         for a in result.artifacts
     ]
@@ -92,6 +91,10 @@ def bench_one(path: str, options: Any, cpus: int) -> dict:
     """A Ray task holding a whole node: benchmark one artifact with that node's CPUs as intra-op threads."""
     from ..runtime.bench import benchmark_many
 
+    if options.torch_baseline:  # a task is its own process: the eager runner registers here, from the torch side
+        from ..convert import torch_runner
+
+        torch_runner.register()
     opts = options if options.threads is not None else _with_threads(options, cpus)
     started = time.time()
     result = benchmark_many([path], opts)[0].to_dict()
@@ -139,7 +142,7 @@ def sweep(
         export_cpus: CPUs (and torch threads) each export task asks for.
         force: replace existing export folders (only once each new one is complete) and ``sweep.json``.
     """
-    from ..convert.options import ExportOptions
+    from ..pipeline import ExportOptions
     from ._ray import connect, require_ray
 
     names = check_sweep(models, precisions, options or ExportOptions(), export_cpus, bench)  # before Ray
@@ -180,7 +183,7 @@ def check_sweep(
     """
     from ..models.registry import get_spec
     from ..models.specs import zoo
-    from ..pipeline import parse_input_size
+    from ..pipeline import check_input_size
 
     names = [spec.name for spec in zoo()] if list(models) == ["all"] else list(dict.fromkeys(models))
     bad = [p for p in precisions if p not in PRECISIONS]
@@ -189,7 +192,7 @@ def check_sweep(
             f"a sweep needs models and precisions of {', '.join(PRECISIONS)}; got {list(models)} × {list(precisions)}"
         )
     for name in names:
-        parse_input_size(options.input_size, get_spec(name))  # unknown names, and sizes a model cannot take
+        check_input_size(options.input_size, get_spec(name))  # unknown names, and sizes a model cannot take
     if isinstance(export_cpus, bool) or not isinstance(export_cpus, int) or export_cpus < 1:
         raise InputError(f"export CPUs must be a whole number, 1 or more, got {export_cpus!r}")
     if bench not in (None, False, True):

@@ -11,7 +11,8 @@ Why each step:
   dynamic shapes slowly. Every dimension is fixed, then onnxsim folds the shape arithmetic that became constant.
 * NNAPI and CoreML's NeuralNetwork format lack ``HardSwish``/``HardSigmoid`` (MobileNetV3); written as
   ``Add → Clip(0, 6) → Div`` (and a ``Mul``) they run there, with the clip mapping to NNAPI's RELU6. The
-  ``ReduceMean → GlobalAveragePool`` rewrite of ``edgecnn.simplify`` is applied again in case the source skipped it.
+  ``ReduceMean → GlobalAveragePool`` rewrite of ``edgecnn.convert.simplify`` is applied again in case the source
+  skipped it.
 * ``.ort`` files load in onnxruntime's mobile (minimal) builds. ``NAME.fixed.ort`` is optimised ahead of time
   for the CPU/XNNPACK providers; ``NAME.fixed.with_runtime_opt.ort`` keeps the graph at basic optimisations so
   NNAPI/CoreML can take whole partitions (onnxruntime's own guidance). ``required_operators*.config`` list the

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import os
 from collections.abc import Callable
@@ -215,14 +214,15 @@ def _resolve_source(
         # a path read from a manifest stays inside its folder (never '../../elsewhere/private.onnx')
         if fp32 is not None and inside(folder, fp32["file"], f"{folder / EXPORT_MANIFEST}: artifact").is_file():
             return folder / fp32["file"], {"reused": str(folder), "parity_vs_pytorch": fp32["parity"]}
-    if export_fn is None:
-        # Last resort, resolved only here: edgecnn.pipeline imports edgecnn.deploy, so deploy must not import
-        # pipeline at module level. Callers that compose (the CLI) can pass export_fn=edgecnn.pipeline.export.
-        export_fn = importlib.import_module("edgecnn.pipeline").export
+    if export_fn is None:  # deploy sits under pipeline and never imports it: the composer passes its export
+        raise InputError(
+            f"{spec.name} has no export in {folder} to make mobile files from; export it first "
+            "(edgecnn export NAME), or call edgecnn.pipeline.make_mobile, which exports on the way"
+        )
     say(f"export {spec.name} (batch {batch})")
     result = export_fn(spec.name, folder, weights=weights, input_size=input_size, batch=batch, force=force)
     fp32 = result.artifacts[0]
-    return result.path("fp32"), {"exported": str(folder), "batch": batch, "parity_vs_pytorch": fp32.parity}
+    return result.path("fp32"), {"exported": str(folder), "batch": batch, "parity_vs_pytorch": fp32.parity.to_dict()}
 
 
 def _load(path: Path):
@@ -280,10 +280,10 @@ def _sample_inputs(model, card: ModelCard | None, shape: list[int]) -> tuple[np.
 
 def _run(path: Path, arrays: np.ndarray, input_name: str) -> np.ndarray:
     """The first output of the file at ``path`` on ``arrays``, on the CPU provider (``session.run_batched``)."""
-    from ...runtime.providers import make_session
+    from ...runtime.runner import open_runner
     from ...runtime.session import run_batched
 
-    return run_batched(make_session(path, "cpu"), arrays, input_name=input_name)[0]
+    return run_batched(open_runner(path, providers="cpu"), arrays, input_name=input_name)[0]
 
 
 def _parity(reference: np.ndarray, outputs: np.ndarray, task: str, precision: str, random_weights: bool) -> dict:

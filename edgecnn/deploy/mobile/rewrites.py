@@ -1,6 +1,6 @@
 """Portable operator forms for mobile providers: HardSwish/HardSigmoid as Add/Clip/Div, Flatten as Reshape.
 
-``edgecnn.convert.quantize.int8_form`` rewrites the same two activations, differently and for another purpose:
+``edgecnn.convert.int8.twin.int8_form`` rewrites the same two activations, differently and for another purpose:
 ``Add → Clip(0, 1/α) → Mul(α)`` with float32 constants and any HardSigmoid α/β, so the ``Mul(α)`` becomes an int8
 dequantisation scale. Here the form must be ``Add → Clip(0, 6) → Div(6)`` in PyTorch's order of operations (the
 Clip maps to NNAPI's RELU6), with constants in the graph's own float type (fp16 sources). They are kept apart.
@@ -42,18 +42,9 @@ def decompose_hard_activations(model) -> dict:
 
     new_nodes = []
     for node in model.graph.node:
-        if node not in targets:
-            new_nodes.append(node)
-            continue
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        if node.op_type == "HardSigmoid" and (
-            abs(attrs.get("alpha", 0.2) - 1 / 6) > 1e-6 or abs(attrs.get("beta", 0.5) - 0.5) > 1e-6
-        ):
-            new_nodes.append(node)  # not PyTorch's hardsigmoid: its constants would need another form
-            continue
-        elem = types.get(node.input[0], onnx.TensorProto.FLOAT)
-        if elem not in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16):
-            new_nodes.append(node)
+        elem = types.get(node.input[0], onnx.TensorProto.FLOAT) if node in targets else None
+        if elem is None or not _pytorch_form(node, elem):
+            new_nodes.append(node)  # not a target, or not PyTorch's constants / a float type: left alone
             continue
         x, out = node.input[0], node.output[0]
         base = node.name or out
@@ -73,6 +64,19 @@ def decompose_hard_activations(model) -> dict:
     del model.graph.node[:]
     model.graph.node.extend(new_nodes)
     return counts
+
+
+def _pytorch_form(node, elem: int) -> bool:
+    """Whether the node has PyTorch's hardsigmoid constants (HardSwish always) and a float32/float16 input."""
+    import onnx
+    from onnx import helper
+
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    if node.op_type == "HardSigmoid" and (
+        abs(attrs.get("alpha", 0.2) - 1 / 6) > 1e-6 or abs(attrs.get("beta", 0.5) - 0.5) > 1e-6
+    ):
+        return False  # not PyTorch's hardsigmoid: its constants would need another form
+    return elem in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
 
 
 def flatten_to_reshape(model) -> dict:

@@ -15,27 +15,22 @@ first run; ``peak_rss_growth_mb`` subtracts the resident set just before. ``proc
 
 The JSON shape is ``results.SCHEMA``; docs/bench_schema.md shows the same table and a test keeps them equal.
 
+Every configuration runs on a ``runtime.runner.Runner`` made by ``open_runner``; the eager baseline is the
+``"torch"`` runtime, registered from the torch side (``edgecnn/convert/torch_runner.py``), so bench imports no
+torch.
+
 Modules: ``options`` (the validated ``BenchOptions``), ``inputs`` (random feeds), ``timing`` (the interleaved
-loop), ``machine`` (machine info, memory), ``torch_side`` (the eager baseline), ``runner`` (the API),
-``results`` (records and ``SCHEMA``), ``report`` (table, markdown, JSON). Every name is importable from here.
+loop), ``machine`` (machine info, memory), ``baseline`` (the eager contestants), ``runner`` (the API),
+``results`` (records and ``SCHEMA``), ``report`` (table, markdown, JSON), ``layer_times`` (fp32 vs int8 per
+layer). The public names are importable from here.
 """
 
 from __future__ import annotations
 
 import time  # noqa: F401  (tests patch bench.time.sleep)
 
-from .inputs import _hw_from_card, _read_card, make_inputs
-from .machine import (
-    _affinity,
-    _cpuinfo,
-    _gpu_mem_mb,
-    _max_rss_mb,
-    _nvidia_smi,
-    _r,
-    _reset_peak_rss,
-    _status_mb,
-    machine_info,
-)
+from .inputs import hw_from_card, make_inputs, read_card
+from .machine import machine_info
 from .options import DEFAULT_RUNS, BenchOptions
 from .report import TABLE_HEADERS, TORCH_HEADERS, report_dict, table_rows, to_markdown
 from .results import (
@@ -52,8 +47,7 @@ from .results import (
     schema_paths,
 )
 from .runner import benchmark, benchmark_many
-from .timing import SETTLE_S, _Contestant, _ort_runner, _parse_io_binding, _schedule, _time_once
-from .torch_side import _arch_options, _torch_contestant, _torch_input
+from .timing import SETTLE_S, Contestant, bound_run, schedule, time_once
 
 __all__ = [
     "BenchOptions",
@@ -66,12 +60,18 @@ __all__ = [
     "SCHEMA",
     "SCHEMA_VERSION",
     "SETTLE_S",
+    "Contestant",
     "DEFAULT_RUNS",
     "TABLE_HEADERS",
     "TORCH_HEADERS",
     "benchmark",
     "benchmark_many",
     "make_inputs",
+    "read_card",
+    "hw_from_card",
+    "bound_run",
+    "schedule",
+    "time_once",
     "machine_info",
     "flatten_keys",
     "schema_markdown",

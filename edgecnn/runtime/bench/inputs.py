@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-import onnxruntime as ort
 
 from ...core.card import ModelCard
 from ...core.errors import InputError
 from ...core.sizes import check_input_shape
+from ..runner import Runner
 from ..session import ORT_DTYPES
 
 # The input types bench feeds (their numpy dtypes come from session.ORT_DTYPES).
@@ -15,12 +15,16 @@ _FED_TYPES = ("tensor(float)", "tensor(float16)", "tensor(double)", "tensor(uint
 _DTYPES = {t: ORT_DTYPES[t] for t in _FED_TYPES}
 
 
-def _read_card(sess: ort.InferenceSession, source: str | None = None) -> ModelCard | None:
-    # a card whose values are of the wrong type is refused in one line naming the key (ModelCard.from_metadata)
-    return ModelCard.from_metadata(sess.get_modelmeta().custom_metadata_map, source)
+def read_card(runner: Runner, source: str | None = None) -> ModelCard | None:
+    """The edgecnn card in the runner's metadata, or ``None`` without one.
+
+    A card whose values are of the wrong type is refused in one line naming the key (``ModelCard.from_metadata``).
+    """
+    return ModelCard.from_metadata(runner.metadata, source)
 
 
-def _hw_from_card(card: ModelCard | None) -> tuple[int, int] | None:
+def hw_from_card(card: ModelCard | None) -> tuple[int, int] | None:
+    """The image ``(H, W)`` the card says (its input shape, else its crop), or ``None``."""
     if card is None:
         return None
     shape = list(card.input_shape or [])
@@ -33,7 +37,7 @@ def _hw_from_card(card: ModelCard | None) -> tuple[int, int] | None:
 
 
 def make_inputs(
-    sess: ort.InferenceSession,
+    runner: Runner,
     batch_size: int,
     *,
     input_size: tuple[int, int] | None = None,
@@ -49,9 +53,9 @@ def make_inputs(
         InputError: a fixed batch axis other than ``batch_size``, dynamic axes with no size known, an odd dtype.
     """
     rng = np.random.default_rng(seed)
-    hw = tuple(input_size) if input_size else _hw_from_card(card)
+    hw = tuple(input_size) if input_size else hw_from_card(card)
     feeds = {}
-    for inp in sess.get_inputs():
+    for inp in runner.inputs:
         dtype = _DTYPES.get(inp.type)
         if dtype is None:
             raise InputError(f"input {inp.name!r} has type {inp.type}; bench feeds float32/float16/uint8/int8 only")
@@ -65,7 +69,7 @@ def make_inputs(
         if free:
             if hw is None or len(free) != 2:
                 raise InputError(
-                    f"input {inp.name!r} has dynamic axes {inp.shape}; give the image size with --input-size H,W"
+                    f"input {inp.name!r} has dynamic axes {list(inp.shape)}; give the image size with --input-size H,W"
                 )
             dims[free[0]], dims[free[1]] = hw
         check_input_shape(dims, f"input {inp.name!r} at batch {batch_size}")  # before it is allocated

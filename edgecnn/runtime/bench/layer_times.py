@@ -104,14 +104,10 @@ class PrecisionBound:
 
 
 def _session(path: Path, threads: int, prefix: str):
-    import onnxruntime as ort
+    """An onnxruntime session on the CPU with its profiler on (the profile is onnxruntime's own feature)."""
+    from ..runner import open_runner
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.log_severity_level = 3
-    opts.enable_profiling = True
-    opts.profile_file_prefix = prefix
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return open_runner(path, providers="cpu", threads=threads, profile_prefix=prefix).session
 
 
 def _dims(entry) -> tuple:

@@ -10,14 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...core.errors import ArtifactError, InputError
-from ..openvino import precision_of
-from ..providers import get_provider, make_session, model_precision, node_assignment, resolve
-from .inputs import _read_card, make_inputs
+from ..onnxrt import model_precision
+from ..providers import get_provider, resolve
+from ..runner import open_runner
+from .baseline import Baseline
+from .inputs import make_inputs, read_card
 from .machine import _affinity, _gpu_mem_mb, _max_rss_mb, _r, _reset_peak_rss, _status_mb, machine_info
 from .options import BenchOptions
 from .results import SCHEMA_VERSION, BatchResult, BenchResult, LatencyStats, MemoryStats, ThreadSettings
-from .timing import _Contestant, _ort_runner, _parse_io_binding, _schedule, _time_once
-from .torch_side import _torch_contestant
+from .timing import Contestant, _parse_io_binding, bound_run, schedule, time_once
 
 
 def benchmark_many(
@@ -39,7 +40,8 @@ def benchmark_many(
             warmup: untimed runs per configuration before timing.
             runs: timed runs per configuration (default 50 when ``seconds`` is not given either).
             seconds: instead of ``runs``, about this much timed work per configuration, estimated from the warmup.
-            torch_baseline: also time each file's PyTorch eager model (from its card) in the same rounds.
+            torch_baseline: also time each file's PyTorch eager model (from its card) in the same rounds; the
+                torch side's runner must be registered first (``edgecnn.convert.torch_runner.register()``).
             io_binding: ``"auto"`` (on for CUDA/TensorRT), True or False.
             input_size: ``(H, W)`` for files with dynamic height/width (default: the card's).
             graph_opt: onnxruntime graph optimization level.
@@ -53,7 +55,8 @@ def benchmark_many(
     Raises:
         ProviderUnavailableError: a provider missing from this onnxruntime build, or dropped by it — checked for
             every entry before anything is timed.
-        InputError: bad options. ArtifactError: a file that cannot be read.
+        InputError: bad options, or ``torch_baseline`` without the torch runner registered.
+        ArtifactError: a file that cannot be read.
     """
     try:
         opts = (options or BenchOptions()).replace(**keywords) if keywords else (options or BenchOptions())
@@ -68,19 +71,12 @@ def benchmark_many(
     for entry in opts.providers:  # refuse a missing provider before spending minutes on the others
         resolve(list(entry))
 
-    torch_mod = None
-    torch_threads_before = None
-    if opts.torch_baseline:
-        import torch as torch_mod
-
-        torch_threads_before = torch_mod.get_num_threads()
-        if opts.threads:
-            torch_mod.set_num_threads(opts.threads)
+    baseline = Baseline(opts.threads) if opts.torch_baseline else None
     try:
-        return _run(paths, opts, torch_mod)
+        return _run(paths, opts, baseline)
     finally:
-        if torch_mod is not None:
-            torch_mod.set_num_threads(torch_threads_before)
+        if baseline is not None:
+            baseline.close()  # torch's thread count as it was found
 
 
 def benchmark(
@@ -123,11 +119,11 @@ def benchmark(
 
 @dataclass
 class _Staged:
-    """One (file, provider entry) before timing: its session and everything but the timings."""
+    """One (file, provider entry) before timing: its runner and everything but the timings."""
 
     path: Path
     entry: tuple
-    sess: object
+    runner: object
     card: object
     create_ms: float
     memory: MemoryStats
@@ -143,71 +139,76 @@ class _Planner:
 
     def __init__(self, opts: BenchOptions):
         self.opts = opts
-        self.contestants: list[_Contestant] = []
+        self.contestants: list[Contestant] = []
 
-    def add(self, c: _Contestant) -> _Contestant:
-        warm_ms = [_time_once(c.run) for _ in range(self.opts.warmup)]
-        c.runs = self.opts.planned_runs(warm_ms, lambda: _time_once(c.run))
+    def add(self, c: Contestant) -> Contestant:
+        warm_ms = [time_once(c.run) for _ in range(self.opts.warmup)]
+        c.runs = self.opts.planned_runs(warm_ms, lambda: time_once(c.run))
         self.contestants.append(c)
         return c
 
 
-def _run(paths: list[Path], opts: BenchOptions, torch_mod) -> list[BenchResult]:
+def _run(paths: list[Path], opts: BenchOptions, baseline: Baseline | None) -> list[BenchResult]:
     planner = _Planner(opts)
-    torch_cache: dict = {}  # (model, classes, arch, shape) -> contestant, shared by files of the same model
-    staged = [_stage(path, entry, opts, planner, torch_mod, torch_cache) for path in paths for entry in opts.providers]
+    staged = [_stage(path, entry, opts, planner, baseline) for path in paths for entry in opts.providers]
     contestants = planner.contestants
-    _schedule(contestants, opts.rounds, opts.settle_s)
+    schedule(contestants, opts.rounds, opts.settle_s)
 
     method = _method(contestants, opts)
     uses_gpu = any(get_provider(n).device == "cuda" for entry in opts.providers for n in entry)
-    machine = machine_info(gpu=uses_gpu, torch_version=torch_mod.__version__ if torch_mod else None)
+    eager = baseline.info() if baseline else {}
+    machine = machine_info(gpu=uses_gpu, torch_version=eager.get("version"))
     max_rss = _r(_max_rss_mb())
-    torch_threads = torch_mod.get_num_threads() if torch_mod else None
+    torch_threads = eager.get("threads")
     return [_result(s, opts, method, machine, max_rss, torch_threads) for s in staged]
 
 
-def _stage(path: Path, entry: tuple, opts: BenchOptions, planner: _Planner, torch_mod, torch_cache: dict) -> _Staged:
-    """Create the session (timed, memory watched), warm up each batch size, and the torch twin when asked."""
+def _stage(path: Path, entry: tuple, opts: BenchOptions, planner: _Planner, baseline: Baseline | None) -> _Staged:
+    """Open the runner (timed, memory watched), warm up each batch size, and the torch twin when asked."""
     device = _parse_io_binding(opts.io_binding, entry)
     # TensorRT's flags depend on the precision; read it outside the timed session creation.
     precision = model_precision(path) if any(get_provider(n).name == "tensorrt" for n in entry) else None
     rss_before = _status_mb("VmRSS")
     reset = _reset_peak_rss()
     t0 = time.perf_counter()
-    sess = make_session(
-        path, list(entry), threads=opts.threads, graph_opt=opts.graph_opt, precision=precision, cache_dir=opts.cache_dir
+    runner = open_runner(
+        path,
+        providers=list(entry),
+        threads=opts.threads,
+        graph_opt=opts.graph_opt,
+        precision=precision,
+        cache_dir=opts.cache_dir,
     )
     create_ms = (time.perf_counter() - t0) * 1000.0
-    card = _read_card(sess, path.name)
+    card = read_card(runner, path.name)
     ort_side = []
     for b in opts.batch_sizes:
-        feeds = make_inputs(sess, b, input_size=opts.input_size, card=card)
-        fn, keep = _ort_runner(sess, feeds, device)
-        ort_side.append((b, feeds, planner.add(_Contestant(fn, keep=keep))))  # the OrtValues outlive the binding
+        feeds = make_inputs(runner, b, input_size=opts.input_size, card=card)
+        fn, keep = bound_run(runner, feeds, device)
+        ort_side.append((b, feeds, planner.add(Contestant(fn, keep=keep))))  # the OrtValues outlive the binding
     # Read the peak now: the torch baseline below must not count against this session.
     memory = _memory(rss_before, reset, device)
     per_batch = []
     for b, feeds, c in ort_side:
         tc = None
-        if torch_mod is not None:
-            tc = _torch_contestant(torch_mod, torch_cache, card, path, b, feeds, opts.input_size)
+        if baseline is not None:
+            tc = baseline.contestant(path, card, b, feeds, opts.input_size)
             if tc.runs == 0:  # new: warm it up and plan its runs
                 planner.add(tc)
         per_batch.append((b, {k: list(v.shape) for k, v in feeds.items()}, c, tc))
-    so = sess.get_session_options()
+    info = runner.info()
     return _Staged(
         path,
         entry,
-        sess,
+        runner,
         card,
         create_ms,
         memory,
         per_batch,
         device is not None,
-        node_assignment(sess),
-        so.intra_op_num_threads,
-        so.inter_op_num_threads,
+        runner.node_assignment(),
+        info["threads"],
+        info.get("inter_op_threads", 1),
     )
 
 
@@ -225,7 +226,7 @@ def _memory(rss_before: float | None, reset: bool, device: str | None) -> Memory
     )
 
 
-def _method(contestants: list[_Contestant], opts: BenchOptions) -> str:
+def _method(contestants: list[Contestant], opts: BenchOptions) -> str:
     """How the timed runs were scheduled and summarised, in words."""
     n_runs = sorted({c.runs for c in contestants})
     n_text = str(n_runs[0]) if len(n_runs) == 1 else f"{n_runs[0]}-{n_runs[-1]}"
@@ -259,7 +260,7 @@ def _result(
                 torch_speedup=(tlat.p50_ms / lat.p50_ms) if tlat else None,
             )
         )
-    card = s.card
+    card, info = s.card, s.runner.info()
     return BenchResult(
         schema_version=SCHEMA_VERSION,
         model_path=str(s.path),
@@ -267,10 +268,12 @@ def _result(
         precision=card.precision if card else None,
         file_mb=_r(s.path.stat().st_size / 2**20),
         providers_requested=tuple(get_provider(n).name for n in s.entry),
-        providers=tuple(s.sess.get_providers()),
+        providers=tuple(info["providers"]),
         node_assignment=s.assignment,
-        provider_precision=_provider_precision(s.sess),
-        backend=getattr(s.sess, "backend", "onnxruntime"),
+        # the precision hint each provider ran with, read back (OpenVINO defaults to bf16 on some CPUs; a
+        # benchmark must say which it measured)
+        provider_precision=info.get("precision"),
+        backend=info.get("backend", "onnxruntime"),
         io_binding=s.io_binding,
         graph_opt=opts.graph_opt,
         session_create_ms=s.create_ms,
@@ -287,11 +290,3 @@ def _result(
         batches=tuple(batches),
         machine=machine,
     )
-
-
-def _provider_precision(sess) -> dict | None:
-    """The precision hint each provider ran with, read back from the session (OpenVINO defaults to bf16 on
-    some CPUs; a benchmark must say which it measured)."""
-    found = {name: precision_of(opts) for name, opts in sess.get_provider_options().items()}
-    found = {name: hint for name, hint in found.items() if hint}
-    return found or None

@@ -7,10 +7,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import onnxruntime as ort
-
 from ...core.errors import InputError
 from ..providers import get_provider
+from ..runner import Runner
 
 # Pause before each chunk of timed runs when configurations are interleaved. onnxruntime's worker threads
 # spin for a while after a session's last run (measured here: about 40 ms of CPU burnt on a 2-core machine),
@@ -19,29 +18,35 @@ SETTLE_S = 0.1
 
 
 @dataclass
-class _Contestant:
+class Contestant:
     """One timed configuration: a run() closure and the samples it collected."""
 
     run: Callable[[], object]
     runs: int = 0
     samples: list = dataclasses.field(default_factory=list)
-    keep: object = None  # whatever run() needs kept alive (bound OrtValues, the torch model)
+    keep: object = None  # whatever run() needs kept alive (bound OrtValues, the torch runner)
 
 
-def _time_once(fn: Callable[[], object]) -> float:
+def time_once(fn: Callable[[], object]) -> float:
+    """Milliseconds one call of ``fn`` takes (``perf_counter_ns``)."""
     t0 = time.perf_counter_ns()
     fn()
     return (time.perf_counter_ns() - t0) / 1e6
 
 
-def _ort_runner(sess: ort.InferenceSession, feeds: dict, device: str | None) -> tuple[Callable, object]:
-    """A closure that runs the session once; with ``device``, through IO binding set up once.
+def bound_run(runner: Runner, feeds: dict, device: str | None) -> tuple[Callable, object]:
+    """A closure that runs the runner once; with ``device``, through onnxruntime's IO binding set up once.
 
     IO binding copies inputs to the device before timing and leaves outputs there, so the timed runs measure
     the model, not host↔device copies (onnxruntime synchronises the device at the end of each run).
     """
     if device is None:
-        return (lambda: sess.run(None, feeds)), None
+        return runner.bind(feeds), None
+    sess = getattr(runner, "session", None)
+    if sess is None:
+        raise InputError(f"IO binding is onnxruntime's; {runner.runtime} runs without it: use --io-binding off")
+    import onnxruntime as ort
+
     binding = sess.io_binding()
     keep = []
     for name, x in feeds.items():
@@ -53,7 +58,7 @@ def _ort_runner(sess: ort.InferenceSession, feeds: dict, device: str | None) -> 
     return (lambda: sess.run_with_iobinding(binding)), keep
 
 
-def _schedule(contestants: list[_Contestant], rounds: int, settle_s: float = SETTLE_S) -> None:
+def schedule(contestants: list[Contestant], rounds: int, settle_s: float = SETTLE_S) -> None:
     """Run every contestant's timed runs, interleaved in rounds with a rotating order.
 
     Before each chunk: a pause of ``settle_s`` (the previous contestant's threads stop spinning), then one
@@ -71,7 +76,7 @@ def _schedule(contestants: list[_Contestant], rounds: int, settle_s: float = SET
                 time.sleep(settle_s)
                 c.run()
             for _ in range(n):
-                c.samples.append(_time_once(c.run))
+                c.samples.append(time_once(c.run))
 
 
 def _parse_io_binding(io_binding, provider_names: Sequence[str]) -> str | None:

@@ -1,11 +1,10 @@
-"""OpenVINO's own runtime behind the session interface edgecnn uses, for machines where the plugin offers no device.
+"""OpenVINO's own runtime behind the ``Runner`` interface, for machines where the plugin offers no device.
 
-onnxruntime's OpenVINO plugin (runtime/openvino.py) offers devices from Intel only: on an AMD CPU it loads,
+onnxruntime's OpenVINO plugin (runtime/openvino/config.py) offers devices from Intel only: on an AMD CPU it loads,
 registers, and lists no device, so ``--ep openvino`` could not run there, although OpenVINO's CPU runtime runs
-on any x86-64 (and ARM) CPU. ``OpenVINOSession`` compiles the ONNX file with ``openvino.Core`` and answers the
-calls edgecnn makes on an ``onnxruntime.InferenceSession`` (``run``, ``get_inputs``, ``get_outputs``,
-``get_providers``, ``get_modelmeta``, ``get_provider_options``, ``get_session_options``), so predict, validate,
-selftest, bench and Ray actors run on it unchanged.
+on any x86-64 (and ARM) CPU. ``OpenVINORunner`` compiles the ONNX file with ``openvino.Core`` and is a
+``runtime.runner.Runner`` like onnxruntime's, so predict, validate, selftest, bench and Ray actors run on it
+unchanged; ``runtime.runner.open_runner`` picks it where ``config.backend()`` says so.
 
 What differs from the plugin, and is said where it shows: OpenVINO compiles the whole graph or refuses it — there
 is no partition with the CPU provider, so ``node_assignment`` is every operation on OpenVINO (counted in
@@ -22,14 +21,19 @@ seen once, like a short last batch, runs on the dynamic compile instead of payin
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from .openvino import ORT_NAME  # the provider's identity in results, whichever backend ran it
-from .openvino import RUNTIME as BACKEND
+from ...core.errors import ProviderUnavailableError
+from ..runner import IOSpec, Runner, RunnerOptions
+from ..session import ORT_DTYPES
+from .config import ORT_NAME  # the provider's identity in results, whichever backend ran it
+from .config import RUNTIME as BACKEND
+from .config import config as _config
+from .config import device as _device
 
 # OpenVINO element types → onnxruntime's type strings (what edgecnn's callers compare against)
 _TYPES = {
@@ -46,29 +50,13 @@ _NOT_COMPUTE = {"Constant", "Parameter", "Result"}
 STATIC_SHAPES = 4  # static compiles kept per session (each holds its own copy of the weights)
 
 
-@dataclass(frozen=True)
-class _Arg:  # onnxruntime's NodeArg, as far as edgecnn reads it
-    name: str
-    shape: list
-    type: str
-
-
-@dataclass(frozen=True)
-class _Meta:  # onnxruntime's ModelMetadata: the file's metadata_props
-    custom_metadata_map: dict
-
-
-@dataclass(frozen=True)
-class _Threads:  # onnxruntime's SessionOptions, as bench records them
-    intra_op_num_threads: int
-    inter_op_num_threads: int = 1
-
-
-def _arg(port) -> _Arg:
+def _arg(port) -> IOSpec:
     # a dynamic axis reads "?" (onnxruntime gives its symbolic name): anything but a positive int means "free"
-    shape = [d.get_length() if d.is_static else "?" for d in port.get_partial_shape()]
+    shape = tuple(d.get_length() if d.is_static else "?" for d in port.get_partial_shape())
     kind = port.get_element_type().get_type_name()
-    return _Arg(port.get_any_name(), shape, _TYPES.get(kind, f"tensor({kind})"))
+    onnx_type = _TYPES.get(kind, f"tensor({kind})")
+    dtype = ORT_DTYPES.get(onnx_type)
+    return IOSpec(port.get_any_name(), shape, np.dtype(dtype) if dtype else None, onnx_type)
 
 
 def _metadata(model) -> dict:
@@ -83,9 +71,10 @@ class CompileError(RuntimeError):
     """OpenVINO could not read or compile the file (its own message inside)."""
 
 
-class OpenVINOSession:
+class OpenVINORunner(Runner):
     """An ONNX file compiled by OpenVINO's runtime on ``device``, with ``config`` (precision hint, threads)."""
 
+    runtime = "openvino"
     backend = BACKEND
 
     def __init__(self, path: str | Path, *, device: str, config: dict) -> None:
@@ -97,9 +86,9 @@ class OpenVINOSession:
         except RuntimeError as exc:  # OpenVINO's errors are RuntimeErrors with a long C++ trace in the text
             raise CompileError(" ".join(str(exc).split())[:400]) from exc
         model = self._model
-        self._inputs = [_arg(p) for p in model.inputs]
-        self._outputs = [_arg(p) for p in model.outputs]
-        self._meta = _Meta(_metadata(model))
+        self.inputs = tuple(_arg(p) for p in model.inputs)
+        self.outputs = tuple(_arg(p) for p in model.outputs)
+        self.metadata = _metadata(model)
         self._ops = sum(1 for op in model.get_ordered_ops() if op.get_type_name() not in _NOT_COMPUTE)
         self._device, self._config = device, {k: str(v) for k, v in config.items()}
         self._dynamic = model.is_dynamic()
@@ -113,13 +102,13 @@ class OpenVINOSession:
         used = {k: v.get_type_name() if hasattr(v, "get_type_name") else str(v) for k, v in got.items()}
         self._used = used
         threads = used.get("INFERENCE_NUM_THREADS")
-        self._threads = _Threads(int(threads) if threads and threads.isdigit() else 0)
+        self._threads = int(threads) if threads and threads.isdigit() else 0
 
     def _batch_one_key(self):
         """The input shapes with a free leading (batch) axis set to 1, when every other axis is fixed; else None
         (U-Net's free height and width: no shape to guess, the dynamic compile serves until shapes repeat)."""
         shapes = []
-        for arg in self._inputs:
+        for arg in self.inputs:
             dims = [d if isinstance(d, int) else None for d in arg.shape]
             if not dims or any(d is None for d in dims[1:]):
                 return None
@@ -150,7 +139,7 @@ class OpenVINOSession:
         """The static compile for these input shapes (made the second time they are fed), else the dynamic one."""
         if not self._dynamic:
             return self._compiled[None]
-        key = tuple(tuple(np.shape(feeds[a.name])) if a.name in feeds else () for a in self._inputs)
+        key = tuple(tuple(np.shape(feeds[a.name])) if a.name in feeds else () for a in self.inputs)
         if key in self._compiled:
             return self._compiled[key]
         self._seen[key] = self._seen.get(key, 0) + 1
@@ -170,33 +159,58 @@ class OpenVINOSession:
         """The input shapes compiled static so far (first input's shape per compile)."""
         return [k[0] for k in self._compiled if k is not None]
 
-    def run(self, output_names, feeds: dict, run_options=None) -> list[np.ndarray]:  # noqa: ARG002 - ORT's signature
+    def run(self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> list[np.ndarray]:
         _, request, ports = self._request_for(feeds)
-        names = list(output_names) if output_names else [o.name for o in self._outputs]
+        names = list(outputs) if outputs else [o.name for o in self.outputs]
         unknown = [n for n in names if n not in ports]
         if unknown:
-            raise ValueError(f"no output named {unknown[0]!r}; outputs: {', '.join(o.name for o in self._outputs)}")
+            raise ValueError(f"no output named {unknown[0]!r}; outputs: {', '.join(o.name for o in self.outputs)}")
         results = request.infer({k: np.ascontiguousarray(v) for k, v in feeds.items()})  # outputs copied
         return [np.asarray(results[ports[n]]) for n in names]
 
-    def get_inputs(self) -> list[_Arg]:
-        return list(self._inputs)
-
-    def get_outputs(self) -> list[_Arg]:
-        return list(self._outputs)
-
-    def get_providers(self) -> list[str]:
-        return [ORT_NAME]
-
-    def get_modelmeta(self) -> _Meta:
-        return self._meta
-
-    def get_provider_options(self) -> dict:
-        return {ORT_NAME: {"load_config": json.dumps({self._device: self._used}), "backend": BACKEND}}
-
-    def get_session_options(self) -> _Threads:
-        return self._threads
+    def info(self) -> dict:
+        hint = self._used.get("INFERENCE_PRECISION_HINT")
+        return {
+            "runtime": self.runtime,
+            "providers": [ORT_NAME],
+            "device": self._device,
+            "threads": self._threads,
+            "inter_op_threads": 1,
+            "backend": BACKEND,
+            "precision": {ORT_NAME: hint} if hint else None,
+            "config": dict(self._used),
+        }
 
     def node_assignment(self) -> dict:
         """Every compute operation is OpenVINO's: its runtime compiles whole graphs, with no CPU-provider share."""
         return {ORT_NAME: self._ops}
+
+
+def open_openvino(source, options: RunnerOptions) -> OpenVINORunner:
+    """The ``openvino`` opener registered with ``runtime.runner``: OpenVINO alone, optionally the CPU provider
+    after it, which the runtime never needs (it compiles the whole graph or refuses it)."""
+    from ..providers import resolve
+
+    if isinstance(source, bytes):
+        raise ProviderUnavailableError("OpenVINO's runtime opens model files, not bytes; write the model first")
+    if not Path(source).is_file():
+        from ...core.errors import ArtifactError
+
+        raise ArtifactError(f"model file not found: {source}")
+    resolved = resolve(options.providers, threads=options.threads)
+    others = [name for name, _ in resolved if name not in (ORT_NAME, "CPUExecutionProvider")]
+    if others:
+        raise ProviderUnavailableError(
+            f"OpenVINO runs here on its own runtime, which cannot share a session with {', '.join(others)}; "
+            "use --ep openvino alone, or a comma between entries to compare them (--ep openvino,cuda)"
+        )
+    try:  # the latency hint as OpenVINO's docs set it for batch-1 use (tools/peer_bench.py's OV rt does the same)
+        return OpenVINORunner(
+            source,
+            device=_device(),
+            config={**_config(options.threads), "PERFORMANCE_HINT": "LATENCY"},
+        )
+    except CompileError as exc:
+        raise ProviderUnavailableError(
+            f"OpenVINO's runtime could not compile {os.path.basename(str(source))} for {_device()}: {exc}"
+        ) from exc

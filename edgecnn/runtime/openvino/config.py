@@ -1,4 +1,5 @@
-"""OpenVINO as an onnxruntime execution provider: the ``onnxruntime-ep-openvino`` plugin beside our onnxruntime.
+"""OpenVINO's configuration, and OpenVINO as an onnxruntime execution provider: the ``onnxruntime-ep-openvino``
+plugin beside our onnxruntime.
 
 Why the plugin and not OpenVINO's own runtime or ``onnxruntime-openvino``: the plugin is a shared library that
 onnxruntime (≥ 1.23) loads next to its CPU provider, so a session on it is an ordinary ``InferenceSession`` —
@@ -17,7 +18,7 @@ OpenVINO device (default CPU). Only onnxruntime is imported here.
 
 Two backends, one provider: the plugin offers Intel devices only (its device filter skips any other vendor; an
 AMD CPU gets no OpenVINO device), so where it offers none, ``--ep openvino`` runs on OpenVINO's own runtime
-(``openvino.Core``, runtime/openvino_session.py), which runs on any x86-64 CPU. ``backend()`` picks: the
+(``openvino.Core``, runtime/openvino/runner.py), which runs on any x86-64 CPU. ``backend()`` picks: the
 plugin when it offers the device, else the runtime; ``EDGECNN_OPENVINO_BACKEND=plugin|runtime`` forces one.
 Both get the same config (precision hint, threads), and results say which ran (``backend``).
 """
@@ -29,7 +30,7 @@ import os
 
 import onnxruntime as ort
 
-from ..core.errors import InputError, ProviderUnavailableError
+from ...core.errors import InputError, ProviderUnavailableError
 
 ORT_NAME = "OpenVINOExecutionProvider"
 INSTALL = (
@@ -137,25 +138,6 @@ def _reasons() -> list[str]:
         if not ok:
             out.append(why)
     return out
-
-
-def runtime_session(path, resolved, threads: int | None):
-    """A session on OpenVINO's own runtime for ``resolved`` (OpenVINO, optionally the CPU provider after it,
-    which the runtime never needs: it compiles the whole graph or refuses it)."""
-    from .openvino_session import CompileError, OpenVINOSession
-
-    others = [name for name, _ in resolved if name not in (ORT_NAME, "CPUExecutionProvider")]
-    if others:
-        raise ProviderUnavailableError(
-            f"OpenVINO runs here on its own runtime, which cannot share a session with {', '.join(others)}; "
-            "use --ep openvino alone, or a comma between entries to compare them (--ep openvino,cuda)"
-        )
-    try:  # the latency hint as OpenVINO's docs set it for batch-1 use (tools/peer_bench.py's OV rt does the same)
-        return OpenVINOSession(path, device=device(), config={**config(threads), "PERFORMANCE_HINT": "LATENCY"})
-    except CompileError as exc:
-        raise ProviderUnavailableError(
-            f"OpenVINO's runtime could not compile {os.path.basename(str(path))} for {device()}: {exc}"
-        ) from exc
 
 
 def precision_hint() -> str:

@@ -14,9 +14,11 @@ from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 from torch import nn
 
 import edgecnn
+from edgecnn.convert.int8.calibrate import calibrate
+from edgecnn.convert.int8.per_channel import covered, full_range_overrides, full_range_weights, to_per_channel
+from edgecnn.convert.int8.quantize import quantize_int8
+from edgecnn.convert.int8.twin import int8_form, quantization_twin
 from edgecnn.convert.ort_tools import quiet
-from edgecnn.convert.per_channel import covered, full_range_overrides, full_range_weights, to_per_channel
-from edgecnn.convert.quantize import calibrate, int8_form, quantization_twin, quantize_int8
 from edgecnn.convert.simplify import simplify
 
 
@@ -224,7 +226,7 @@ def test_optimized_calibration_measures_onnxruntimes_ranges(twins, tmp_path):
     onnxruntime's own calibrator finds on the unoptimized one, up to kernel rounding."""
     from onnxruntime.quantization.calibrate import create_calibrator, load_tensors_data
 
-    from edgecnn.convert.quantize import BatchReader, _op_types
+    from edgecnn.convert.int8.calibrate import BatchReader, _op_types
 
     twin, cache = twins("mobilenet_v3_small")
     ours = load_tensors_data(cache).data  # written by calibrate(), on the same 6 images

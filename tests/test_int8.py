@@ -16,18 +16,30 @@ import pytest
 import torch
 from torch import nn
 
-from edgecnn.convert import int8 as q8
-from edgecnn.convert.int8 import Agreement, SpeedGate, agreement, build_int8, layer_sensitivity, run_model
-from edgecnn.convert.quantize import (
-    BatchReader,
-    calibrate,
-    fold_scales,
-    int8_form,
-    preprocess_for_quantization,
-    quantize_int8,
-)
+from edgecnn.convert.int8 import Int8Options, Int8Request, build_int8
+from edgecnn.convert.int8 import build as q8build
+from edgecnn.convert.int8 import decide as q8decide
+from edgecnn.convert.int8 import speed as q8speed
+from edgecnn.convert.int8 import stems as q8stems
+from edgecnn.convert.int8 import steps as q8steps
+from edgecnn.convert.int8.agreement import Agreement, agreement, run_model
+from edgecnn.convert.int8.calibrate import BatchReader, calibrate
+from edgecnn.convert.int8.quantize import quantize_int8
+from edgecnn.convert.int8.sensitivity import layer_sensitivity
+from edgecnn.convert.int8.speed import SpeedGate
+from edgecnn.convert.int8.twin import fold_scales, int8_form, preprocess_for_quantization
 from edgecnn.core.errors import InputError
 from edgecnn.models.blocks import SqueezeExcite
+
+
+def _build(
+    fp32, dst, arrays, *, method="minmax", policy="static", speed=True, speed_seconds=0.5, max_fallback=None, **kw
+):
+    """``build_int8`` from keywords: the options' fields to ``Int8Options``, the rest to ``Int8Request``."""
+    options = Int8Options(
+        policy=policy, calib_method=method, speed=speed, speed_seconds=speed_seconds, max_fallback=max_fallback
+    )
+    return build_int8(Int8Request(fp32, dst, arrays, **kw), options)
 
 
 class TinyV3(nn.Module):
@@ -138,7 +150,7 @@ def test_int8_form_leaves_no_float_islands(tiny, tmp_path):
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
     )
-    islands = q8.float_islands(plain)
+    islands = q8speed.float_islands(plain)
     assert islands["count"] >= 2 and ({"HardSwish", "HardSigmoid"} & set(islands["ops"]))
 
     model = onnx.load(str(pre))
@@ -149,7 +161,7 @@ def test_int8_form_leaves_no_float_islands(tiny, tmp_path):
     fast = tmp_path / "fast.int8.onnx"
     report = quantize_int8(twin, fast, calibration_cache=cache)
     assert report.scales_folded == 2  # both α multiplies became dequantization scales
-    assert q8.float_islands(fast) == {"count": 0, "ops": {}}
+    assert q8speed.float_islands(fast) == {"count": 0, "ops": {}}
     ref, out = run_model(pre, images)[0], run_model(fast, images)[0]
     assert _sqnr(ref, out) > 15
 
@@ -246,7 +258,7 @@ def test_int8_weights_are_7_bit_so_no_cpu_saturates_their_pair_sums(outlier, tmp
     ref = run_model(fp32, images)[0]
     sqnr7, sqnr8 = _sqnr(ref, run_model(seven, images)[0]), _sqnr(ref, run_model(eight, images)[0])
     assert sqnr7 > 25
-    if q8.cpu_has_vnni() is False:  # this machine saturates: the reason 7 is the default
+    if q8speed.cpu_has_vnni() is False:  # this machine saturates: the reason 7 is the default
         assert sqnr8 < sqnr7 - 10
     else:  # int32 dot products: the extra bit is worth having
         assert sqnr8 > sqnr7 - 1
@@ -255,8 +267,6 @@ def test_int8_weights_are_7_bit_so_no_cpu_saturates_their_pair_sums(outlier, tmp
 
 
 def test_weight_bits_option_is_checked_where_it_enters():
-    from edgecnn.convert.options import Int8Options
-
     assert Int8Options().weight_bits == 7 and Int8Options.from_flag(True, weight_bits=8).weight_bits == 8
     with pytest.raises(InputError, match="--int8-weight-bits must be 7 or 8"):
         Int8Options(weight_bits=4)
@@ -320,7 +330,7 @@ def test_resnet50_from_a_checkpoint_with_calib_falls_back_in_valid_graphs(traine
     from edgecnn.pipeline import export
 
     fx = trained_checkpoint("resnet50")
-    monkeypatch.setitem(q8.DEFAULT_TARGETS, "classification", {"top1": 1.01})
+    monkeypatch.setitem(q8build.DEFAULT_TARGETS, "classification", {"top1_agreement": 1.01})
     written = []
 
     def checked(src, dst, *args, **kwargs):
@@ -330,7 +340,7 @@ def test_resnet50_from_a_checkpoint_with_calib_falls_back_in_valid_graphs(traine
         written.append(len(kwargs.get("exclude_nodes", ())))
         return report
 
-    monkeypatch.setattr(q8, "quantize_int8", checked)
+    monkeypatch.setattr(q8steps, "quantize_int8", checked)
     result = export(
         "resnet50",
         tmp_path / "r50",
@@ -351,10 +361,10 @@ def test_build_int8_falls_back_until_the_target_or_says_it_was_not_met(outlier, 
     fp32, *_ = outlier
     images = outlier[4]
     dst = tmp_path / "o.int8.onnx"
-    met = build_int8(fp32, dst, np.concatenate([images, images]), target={"top1": 1.0}, speed=False)
+    met = _build(fp32, dst, np.concatenate([images, images]), target={"top1_agreement": 1.0}, speed=False)
     assert met.kept in ("int8", "mixed") and met.path == dst and dst.is_file()
     # An unreachable target: rounds of 1, 2 nodes, then a plain warning.
-    result = build_int8(
+    result = _build(
         fp32,
         tmp_path / "x.onnx",
         np.concatenate([images, images]),
@@ -378,17 +388,45 @@ def test_agreement_measures():
     out = ref.copy()
     out[0] = [0, 6, 0, 0]
     ag = agreement(ref, out, "classification")
-    assert ag.top1 == pytest.approx(5 / 6)
-    assert ag.meets({"top1": 0.8}) and not ag.meets({"top1": 0.9})
+    assert ag.top1_agreement == pytest.approx(5 / 6)
+    assert ag.meets({"top1_agreement": 0.8}) and not ag.meets({"top1_agreement": 0.9})
     masks = np.zeros((2, 3, 4, 4))
     masks[:, 1, :2] = 1.0
     seg = agreement(masks, masks, "segmentation")
-    assert seg.pixel == 1.0 and seg.miou == 1.0 and seg.sqnr_db == 99.0
+    assert seg.pixel_agreement == 1.0 and seg.mean_iou == 1.0 and seg.sqnr_db == 99.0
+
+
+def test_records_written_before_the_compare_names_still_read_back():
+    """The int8 record took runtime.compare's names (top1_agreement, pixel_agreement, mean_iou); records with the
+    old ones (top1, pixel, miou) still render, and targets in the old names still mean the same."""
+    from edgecnn.convert.int8 import render_report
+    from edgecnn.convert.int8.agreement import target_names
+
+    old = {
+        "kept": "int8",
+        "decision": "static policy: int8 shipped",
+        "calibration_method": "minmax",
+        "calibration_images": 30,
+        "target": {"top1": 0.97},
+        "agreement": {"task": "classification", "samples": 10, "sqnr_db": 30.0, "cosine": 0.99, "top1": 0.9},
+        "calibration_candidates": {"minmax": {"top1": 0.9, "kl": 0.01}, "entropy": {"top1": 0.8, "kl": 0.02}},
+        "fallback": {"nodes": [], "rounds": [{"nodes": 1, "agreement": {"samples": 10, "sqnr_db": 31.0, "miou": 0.5}}]},
+    }
+    text = render_report(old)
+    assert "top-1 0.900" in text and "entropy top-1 0.800" in text and "mIoU 0.5000, 31.0 dB" in text
+    new = {**old, "agreement": {**old["agreement"], "top1_agreement": 0.9}}
+    del new["agreement"]["top1"]
+    assert "top-1 0.900" in render_report(new)
+    assert target_names({"top1": 0.97, "miou": 0.9, "pixel": 0.98}) == {
+        "top1_agreement": 0.97,
+        "mean_iou": 0.9,
+        "pixel_agreement": 0.98,
+    }
 
 
 def test_auto_calibration_tries_each_method_and_keeps_the_best(tiny, tmp_path):
     fp32, _, images = tiny
-    result = build_int8(fp32, tmp_path / "a.onnx", images, method="auto", judge_accuracy=False, speed=False)
+    result = _build(fp32, tmp_path / "a.onnx", images, method="auto", judge_accuracy=False, speed=False)
     assert set(result.calibration) == {"minmax", "entropy", "percentile"}
     best = max(result.calibration.values(), key=Agreement.score)
     assert result.calibration[result.method].score() == best.score()
@@ -405,17 +443,20 @@ def test_auto_calibration_tries_each_method_and_keeps_the_best(tiny, tmp_path):
 
 def test_unknown_options_are_refused_early():
     with pytest.raises(InputError, match="calibration method"):
-        q8.check_int8_options(True, "kl")
+        Int8Options.from_flag(True, "kl")
     with pytest.raises(InputError, match="int8 must be"):
-        q8.check_int8_options("fast", "minmax")
-    assert q8.check_int8_options("auto", "auto") == "auto" and q8.check_int8_options(True, "minmax") == "static"
+        Int8Options.from_flag("fast", "minmax")
+    assert Int8Options.from_flag("auto", "auto").policy == "auto"
+    assert Int8Options.from_flag(True, "minmax").policy == "static"
 
 
 def _fake_gate(ratio: float, *names):
     def gate(fp32_path, candidates, **kwargs):
         ms = {n: 2.0 * ratio for n in candidates}
         islands = {n: {"count": 3, "ops": {"HardSigmoid": 3}} for n in candidates}
-        causes = tuple(q8.explain_slow_int8(islands[next(iter(candidates))], False, 4, 2.0, 0)) if ratio >= 1 else ()
+        causes = (
+            tuple(q8speed.explain_slow_int8(islands[next(iter(candidates))], False, 4, 2.0, 0)) if ratio >= 1 else ()
+        )
         return SpeedGate(2.0, ms, {n: ratio for n in candidates}, 2, 1, "stand-in", islands, False, 4, causes)
 
     return gate
@@ -423,9 +464,9 @@ def _fake_gate(ratio: float, *names):
 
 def test_auto_policy_keeps_fp32_when_int8_is_slower(tiny, tmp_path, monkeypatch):
     fp32, _, images = tiny
-    monkeypatch.setattr(q8, "speed_gate", _fake_gate(1.4))
+    monkeypatch.setattr(q8decide, "speed_gate", _fake_gate(1.4))
     dst = tmp_path / "auto.int8.onnx"
-    result = build_int8(fp32, dst, images, policy="auto", judge_accuracy=False)
+    result = _build(fp32, dst, images, policy="auto", judge_accuracy=False)
     assert result.kept == "fp32" and result.path is None and not dst.exists()
     assert "kept fp32" in result.decision and "fastest" in result.decision
     assert not list(tmp_path.glob(".int8-*"))  # the working folder is gone
@@ -433,8 +474,8 @@ def test_auto_policy_keeps_fp32_when_int8_is_slower(tiny, tmp_path, monkeypatch)
 
 def test_static_policy_ships_int8_but_says_why_it_is_slower(tiny, tmp_path, monkeypatch):
     fp32, _, images = tiny
-    monkeypatch.setattr(q8, "speed_gate", _fake_gate(1.4))
-    result = build_int8(fp32, tmp_path / "s.int8.onnx", images, policy="static", judge_accuracy=False)
+    monkeypatch.setattr(q8decide, "speed_gate", _fake_gate(1.4))
+    result = _build(fp32, tmp_path / "s.int8.onnx", images, policy="static", judge_accuracy=False)
     assert result.kept == "int8" and result.path.is_file()
     warning = next(w for w in result.warnings if "not faster" in w)
     assert "round trips" in warning and "VNNI" in warning and "depthwise" in warning and "--int8 auto" in warning
@@ -443,27 +484,27 @@ def test_static_policy_ships_int8_but_says_why_it_is_slower(tiny, tmp_path, monk
 
 def test_auto_policy_ships_int8_when_it_is_faster(tiny, tmp_path, monkeypatch):
     fp32, _, images = tiny
-    monkeypatch.setattr(q8, "speed_gate", _fake_gate(0.5))
-    result = build_int8(fp32, tmp_path / "f.int8.onnx", images, policy="auto", judge_accuracy=False)
+    monkeypatch.setattr(q8decide, "speed_gate", _fake_gate(0.5))
+    result = _build(fp32, tmp_path / "f.int8.onnx", images, policy="auto", judge_accuracy=False)
     assert result.kept == "int8" and result.path.is_file() and not result.warnings
     assert "fastest" in result.decision
 
 
 def test_explain_slow_int8_names_each_cause():
-    causes = q8.explain_slow_int8({"count": 2, "ops": {"HardSigmoid": 2}}, False, 3, 0.1, 1)
+    causes = q8speed.explain_slow_int8({"count": 2, "ops": {"HardSigmoid": 2}}, False, 3, 0.1, 1)
     text = " ".join(causes)
     for word in ("HardSigmoid", "VNNI", "depthwise", "ConvTranspose", "tiny"):
         assert word in text
-    assert "no structural cause" in q8.explain_slow_int8({"count": 0, "ops": {}}, True, 0, 5.0, 0)[0]
-    assert q8.cpu_has_vnni() in (True, False, None)
+    assert "no structural cause" in q8speed.explain_slow_int8({"count": 0, "ops": {}}, True, 0, 5.0, 0)[0]
+    assert q8speed.cpu_has_vnni() in (True, False, None)
 
 
 def test_speed_gate_times_side_by_side(tiny, tmp_path):
     """The real gate: both timed, ratios computed, islands counted (no assertion on which is faster)."""
     fp32, _, images = tiny
     dst = tmp_path / "g.onnx"
-    build_int8(fp32, dst, images, judge_accuracy=False, speed=False)
-    gate = q8.speed_gate(fp32, {"int8": dst}, seconds=0.05, warmup=2, rounds=2)
+    _build(fp32, dst, images, judge_accuracy=False, speed=False)
+    gate = q8speed.speed_gate(fp32, {"int8": dst}, seconds=0.05, warmup=2, rounds=2)
     assert gate.fp32_ms > 0 and gate.candidates_ms["int8"] > 0
     assert gate.ratios["int8"] == pytest.approx(gate.candidates_ms["int8"] / gate.fp32_ms)
     assert gate.round_trips["int8"]["count"] == 0 and gate.depthwise_convs == 1 and gate.threads == 2
@@ -497,15 +538,15 @@ def test_trained_mobilenet_v3_int8_keeps_accuracy_without_round_trips(trained_ch
     assert result.passed, result.warnings
     # MobileNetV3's int8 parity check of the default run (test_export's trained parity set leaves it to this one)
     parity = next(a for a in result.artifacts if a.precision == "int8").parity
-    assert parity["judged"] is True and parity["top1_agreement"] >= 0.90
-    assert parity["decisive_samples"] >= 0.8 * parity["samples"]
+    assert parity.judged is True and parity.top1_agreement >= 0.90
+    assert parity.decisive_samples >= 0.8 * parity.samples
     fp32 = heldout_score(result.path("fp32"), fx)
     int8 = heldout_score(result.path("int8"), fx)
     assert fp32 > 0.85 and abs(int8 - fp32) <= 0.01
     record = result.manifest["int8"]
     assert record["form"]["hardswish_decomposed"] > 0 and record["judged"]
     # the export's own target on its 48 held-out images (one disagreement is 0.979), and close in value
-    assert record["agreement"]["top1"] >= q8.DEFAULT_TARGETS["classification"]["top1"]
+    assert record["agreement"]["top1_agreement"] >= q8build.DEFAULT_TARGETS["classification"]["top1_agreement"]
     assert record["agreement"]["sqnr_db"] > 20
     assert record["form"]["weight_bits"] == 7
     assert record["speed_gate"]["round_trips"]["int8"]["count"] == 0
@@ -570,7 +611,7 @@ def test_fixed_batch_graphs_are_calibrated_and_timed_in_their_batch(tmp_path):
             opset_version=17,
         )
     images = np.random.default_rng(0).standard_normal((21, 3, 16, 16)).astype(np.float32)  # odd: last batch padded
-    result = build_int8(fp32, tmp_path / "b2.int8.onnx", images, batch=2, judge_accuracy=False, speed_seconds=0.05)
+    result = _build(fp32, tmp_path / "b2.int8.onnx", images, batch=2, judge_accuracy=False, speed_seconds=0.05)
     assert result.path.is_file() and result.speed.batch == 2
     out = run_model(result.path, images[:5], batch=2)[0]
     assert out.shape == (5, 5) and np.isfinite(out).all()
@@ -604,14 +645,14 @@ def test_stem_cuts_are_block_boundaries(tmp_path):
     path = tmp_path / "chain.onnx"
     _export(Chain(), path)
     model = onnx.load(str(path))
-    cuts = q8.stem_cuts(model, fractions=(0.05, 0.2, 0.4))
+    cuts = q8stems.stem_cuts(model, fractions=(0.05, 0.2, 0.4))
     nodes = model.graph.node
     assert cuts and cuts == sorted(set(cuts)) and all(0 < k < len(nodes) // 2 for k in cuts)
     for k in cuts:  # exactly one tensor crosses each cut: what the first k nodes make and the rest read
         made = {o for n in nodes[:k] for o in n.output}
         read_later = {i for n in nodes[k:] for i in n.input}
         assert len(made & read_later) == 1, k
-    assert q8.stem_cuts(onnx.load(str(_tiny_path(tmp_path)))) == []  # too few convolutions to bother
+    assert q8stems.stem_cuts(onnx.load(str(_tiny_path(tmp_path)))) == []  # too few convolutions to bother
 
 
 def _tiny_path(tmp_path):
@@ -632,9 +673,9 @@ def test_auto_policy_times_float_stems_and_ships_the_fastest(tmp_path, monkeypat
         ms = {n: (0.5 if stems and n == stems[-1] else 0.8) for n in candidates}
         return SpeedGate(2.0, ms, {n: v / 2.0 for n, v in ms.items()}, 2, 1, "stand-in", {}, True, 3, ())
 
-    monkeypatch.setattr(q8, "speed_gate", gate)
+    monkeypatch.setattr(q8decide, "speed_gate", gate)
     dst = tmp_path / "auto.int8.onnx"
-    result = build_int8(fp32, dst, images, policy="auto", judge_accuracy=False)
+    result = _build(fp32, dst, images, policy="auto", judge_accuracy=False)
     stems = [n for n in timed if n.startswith("stem:")]
     assert "int8" in timed and stems  # plain int8 and the float stems were timed side by side
     assert result.shipped == max(stems, key=lambda n: int(n[5:])) and result.kept == "mixed"
@@ -648,7 +689,7 @@ def test_auto_policy_times_float_stems_and_ships_the_fastest(tmp_path, monkeypat
     assert agreement(ref, run_model(dst, images[:8])[0], "classification").sqnr_db > 10
     # the static policy never searches: what it ships is the default quantizer's graph plus the fallback
     timed.clear()
-    build_int8(fp32, tmp_path / "static.int8.onnx", images, policy="static", judge_accuracy=False)
+    _build(fp32, tmp_path / "static.int8.onnx", images, policy="static", judge_accuracy=False)
     assert not [n for n in timed if n.startswith("stem:")]
 
 
@@ -696,7 +737,7 @@ class Shifted(nn.Module):
 
 
 def test_bias_correction_removes_the_mean_shift_of_weight_rounding(tmp_path):
-    from edgecnn.convert.bias_correction import input_means
+    from edgecnn.convert.int8.bias_correction import input_means
 
     fp32, pre = tmp_path / "shift.onnx", tmp_path / "shift.pre.onnx"
     module = Shifted().eval()
@@ -734,7 +775,7 @@ def test_bias_correction_removes_the_mean_shift_of_weight_rounding(tmp_path):
 
 def test_static_policy_prefers_cheap_float_forms_and_never_ships_one_slower_than_fp32():
     def ag(top1, kl):
-        return Agreement("classification", 16, 25.0, 1.0, top1=top1, kl=kl)
+        return Agreement("classification", 16, 25.0, 1.0, top1_agreement=top1, kl=kl)
 
     good, poor = ag(1.0, 0.01), ag(0.9, 0.05)
     timing = lambda n: ""  # noqa: E731
@@ -748,26 +789,34 @@ def test_static_policy_prefers_cheap_float_forms_and_never_ships_one_slower_than
         "stem:3": ("c", good),
         "mixed": ("d", ag(1.0, 0.002)),
     }
-    accurate = {n: c for n, c in cands.items() if c[1].meets({"top1": 0.97})}
+    accurate = {n: c for n, c in cands.items() if c[1].meets({"top1_agreement": 0.97})}
     # int8 misses the target: the most accurate form that is still faster than fp32 (mixed, the closest, is not)
-    name, why = q8._decide_static(
-        cands, accurate, gate(int8=1.0, **{"stem:5": 1.1, "stem:3": 1.2, "mixed": 2.5}), {"top1": 0.97}, timing
+    name, why = q8decide.decide_static(
+        cands,
+        accurate,
+        gate(int8=1.0, **{"stem:5": 1.1, "stem:3": 1.2, "mixed": 2.5}),
+        {"top1_agreement": 0.97},
+        timing,
     )
     assert name == "stem:5" and "first 5 nodes in float" in why and "most accurate" in why
     # int8 that meets the target ships as it is, whatever else agrees better
     assert (
-        q8._decide_static(
+        q8decide.decide_static(
             {**cands, "int8": ("a", good)},
             {**accurate, "int8": ("a", good)},
             gate(int8=1.0, **{"stem:5": 1.1, "stem:3": 1.2, "mixed": 1.5}),
-            {"top1": 0.97},
+            {"top1_agreement": 0.97},
             timing,
         )[0]
         == "int8"
     )
     # mixed meets the target but is slower than fp32 while int8 is faster: int8 ships, and says so
     cands = {"int8": ("a", poor), "mixed": ("d", good)}
-    name, why = q8._decide_static(cands, {"mixed": cands["mixed"]}, gate(int8=1.0, mixed=5.6), {"top1": 0.97}, timing)
+    name, why = q8decide.decide_static(
+        cands, {"mixed": cands["mixed"]}, gate(int8=1.0, mixed=5.6), {"top1_agreement": 0.97}, timing
+    )
     assert name == "int8" and "no form met" in why
     # without a speed gate, the accurate mixed form ships
-    assert q8._decide_static(cands, {"mixed": cands["mixed"]}, None, {"top1": 0.97}, timing)[0] == "mixed"
+    assert (
+        q8decide.decide_static(cands, {"mixed": cands["mixed"]}, None, {"top1_agreement": 0.97}, timing)[0] == "mixed"
+    )

@@ -167,12 +167,12 @@ def test_a_correct_export_of_a_badly_conditioned_network_passes(noise_export):
     result, _ = noise_export
     (art,) = result.artifacts
     parity = art.parity
-    assert parity["max_rel"] > TOLERANCES["fp32"]["max_rel"]  # main's fixed rule failed this export
-    assert parity["passed"] and parity["judged"], parity["failures"]
-    assert parity["exact_samples"] == EXACT_IMAGES
+    assert parity.max_rel > TOLERANCES["fp32"]["max_rel"]  # main's fixed rule failed this export
+    assert parity.passed and parity.judged, parity.failures
+    assert parity.exact_samples == EXACT_IMAGES
     # as accurate as PyTorch itself (measured: 0.8×), not merely within the bound
-    assert parity["exact_max_abs"] <= 4 * parity["torch_max_abs"]
-    assert parity["cosine"] > 0.99999 and parity["decisive_top1"] == 1.0
+    assert parity.exact_max_abs <= 4 * parity.torch_max_abs
+    assert parity.cosine > 0.99999 and parity.decisive_top1 == 1.0
 
 
 def test_a_weight_off_by_1e_3_in_the_onnx_file_fails_fp32_parity(noise_export, tmp_path):

@@ -1,6 +1,6 @@
 """Images for calibration and parity: a user's folder, or the documented default sample.
 
-Every image goes through the model's own preprocessing (``edgecnn.preprocess``, the same code the
+Every image goes through the model's own preprocessing (``edgecnn.runtime.preprocess``, the same code the
 torch-free runtime uses), so int8 ranges are measured on exactly what the deployed model will see.
 
 The default, used when no folder is given, is ``sample_photos``: random crops, flips and scales of five
@@ -179,3 +179,24 @@ def load_samples(card: ModelCard, count: int, seed: int = 0) -> ImageSet:
         imgs = [im.convert("L") for im in imgs]
     arrays = np.stack([preprocess(im, card) for im in imgs])
     return ImageSet(arrays, f"{DEFAULT_SOURCE}, seed {seed}", preprocessing=preprocessing_record(card))
+
+
+def split_held_out(arrays, most: int, share: int, keep: int | None = None) -> tuple:
+    """The one rule that holds images out of calibration to judge a result on images it was not fitted to.
+
+    The export holds out its parity images (``pipeline.images``: ``keep`` = the calibration count, ``most`` 32,
+    ``share`` 3); int8 holds out its selection slice from what it calibrates on (``convert.int8``: ``most`` 48,
+    ``share`` 4). With ``keep`` and at least 8 images beyond it: the first ``keep`` calibrate and up to ``most``
+    after them are held out. Otherwise, from 16 images, the last ``1/share`` (at most ``most``) are held out; with
+    fewer, nothing can be spared and both parts are ``arrays`` itself (callers say so: ``held is calib``).
+
+    Returns:
+        ``(calibration, held_out)``, slices of ``arrays``.
+    """
+    n = len(arrays)
+    if keep is not None and n >= keep + 8:
+        return arrays[:keep], arrays[keep : keep + most]
+    if n < 16:
+        return arrays, arrays
+    k = min(most, n // share)
+    return arrays[: n - k], arrays[n - k :]

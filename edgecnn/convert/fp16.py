@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,8 +16,11 @@ class Fp16Result:
     weights_out_of_range: int  # fp32 weights whose magnitude exceeds fp16's range (they would become ±inf)
 
 
-def to_fp16(src: str | Path, dst: str | Path) -> Fp16Result:
-    """Convert ``src`` to fp16 weights and activations, fp32 inputs/outputs (``keep_io_types``)."""
+def to_fp16(src: str | Path, dst: str | Path, stamp: Callable[[onnx.ModelProto], None] | None = None) -> Fp16Result:
+    """Convert ``src`` to fp16 weights and activations, fp32 inputs/outputs (``keep_io_types``).
+
+    ``stamp`` is called on the converted model just before it is saved (the pipeline's card: written with the
+    file, never added by a reload)."""
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     model = onnx.load(str(src))
@@ -29,6 +33,8 @@ def to_fp16(src: str | Path, dst: str | Path) -> Fp16Result:
         warnings.simplefilter("ignore")
         converted = convert_float_to_float16(model, keep_io_types=True)
     toposort(converted.graph)  # the converter appends its input casts at the end of the node list
+    if stamp is not None:
+        stamp(converted)
     onnx.save(converted, str(dst))
     return Fp16Result(too_big)
 

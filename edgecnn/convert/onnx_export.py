@@ -166,12 +166,24 @@ def make_batch_dynamic(path: Path, traced_batch: int) -> bool:
     proven: run at batch 1 and at batch 3 it must equal itself at the traced batch — what the trace computes —
     row for row (up to kernel choice: 1e-5 relative). Returns False, leaving the file as traced, when any check fails.
     """
-    import numpy as np
     import onnx
-    from onnx import numpy_helper
 
     model = onnx.load(str(path))
-    graph = model.graph
+    if not _free_batch(model.graph, traced_batch):
+        return False
+    dynamic_bytes = model.SerializeToString()
+    shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim[1:]]
+    if not _same_at_any_batch(dynamic_bytes, shape, traced_batch):
+        return False
+    Path(path).write_bytes(dynamic_bytes)
+    return True
+
+
+def _free_batch(graph, traced_batch: int) -> bool:
+    """Rewrite ``graph``'s Reshape shapes and its inputs'/outputs' first axis to a dynamic batch, in place;
+    False when it holds shape arithmetic this does not rewrite (the symbolic trace handles those)."""
+    from onnx import numpy_helper
+
     inits = {i.name: i for i in graph.initializer}
     for node in graph.node:
         if node.op_type in ("Expand", "Tile", "ConstantOfShape", "Range"):
@@ -199,27 +211,26 @@ def make_batch_dynamic(path: Path, traced_batch: int) -> bool:
         dims[0].Clear()
         dims[0].dim_param = "batch"
     del graph.value_info[:]  # intermediate shapes were inferred at the traced batch
-    dynamic_bytes = model.SerializeToString()
+    return True
+
+
+def _same_at_any_batch(dynamic_bytes: bytes, shape: list, traced_batch: int) -> bool:
+    """Whether the rewritten graph computes, at batches 1 and the rest, what it computes at the traced batch."""
+    import numpy as np
 
     try:
         # At the traced batch the rewritten graph computes what the trace did (a -1 or 0 there resolves to
         # the traced batch); at other batches it must agree with that row for row.
-        session = _quiet_session(dynamic_bytes)
-        shape = [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim[1:]]
+        run = _quiet_session(dynamic_bytes)
         # two traced batches' worth of images, run at the traced batch and again as 1 + the rest: batches no Reshape
         # left fixed to the traced batch could give
         x = np.random.default_rng(0).standard_normal((2 * traced_batch, *shape)).astype(np.float32)
-        want = np.concatenate(
-            [session.run(None, {INPUT_NAME: x[i : i + traced_batch]})[0] for i in range(0, len(x), traced_batch)]
-        )
-        got = np.concatenate([session.run(None, {INPUT_NAME: x[:1]})[0], session.run(None, {INPUT_NAME: x[1:]})[0]])
+        want = np.concatenate([run(x[i : i + traced_batch]) for i in range(0, len(x), traced_batch)])
+        got = np.concatenate([run(x[:1]), run(x[1:])])
     except Exception:  # onnxruntime rejects the rewritten graph: keep the traced one, trace symbolically
         return False
     scale = float(np.abs(want).max()) or 1.0
-    if got.shape != want.shape or float(np.abs(got - want).max()) > 1e-5 * scale:
-        return False
-    Path(path).write_bytes(dynamic_bytes)
-    return True
+    return got.shape == want.shape and float(np.abs(got - want).max()) <= 1e-5 * scale
 
 
 # Ops that compute the same function at any height and width (no size in their attributes or inputs); Resize
@@ -282,7 +293,7 @@ def make_hw_dynamic(path: Path, model: nn.Module, size_multiple: int) -> bool:
     m = max(1, size_multiple)
     x = np.random.default_rng(1).standard_normal((2, c, 3 * m, 5 * m)).astype(np.float32)
     try:
-        got = _quiet_session(dynamic_bytes).run(None, {INPUT_NAME: x})[0]
+        got = _quiet_session(dynamic_bytes)(x)
     except Exception:  # onnxruntime rejects the rewritten graph (a size baked in somewhere): trace symbolically
         return False
     with torch.no_grad():
@@ -295,12 +306,16 @@ def make_hw_dynamic(path: Path, model: nn.Module, size_multiple: int) -> bool:
 
 
 def _quiet_session(model_bytes: bytes):
-    """A CPU session on a rewritten graph; a rejected rewrite is an expected outcome, not an error to print."""
+    """A CPU runner on a rewritten graph, as a function of the input batch (its first output); a rejected rewrite is
+    an expected outcome, not an error to print, so its runs log nothing below fatal."""
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 4
-    return ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
+    from ..runtime.runner import open_runner
+
+    session = open_runner(model_bytes, providers="cpu").session
+    quiet = ort.RunOptions()
+    quiet.log_severity_level = 4
+    return lambda x: session.run(None, {INPUT_NAME: x}, quiet)[0]
 
 
 def _name_dynamic_axes(path: Path, dynamic_batch: bool, dynamic_hw: bool) -> None:

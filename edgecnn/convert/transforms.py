@@ -1,7 +1,7 @@
-"""The PyTorch path of the preprocessing recipe: the same steps as ``edgecnn.preprocess``, in torch ops.
+"""The PyTorch path of the preprocessing recipe: the same steps as ``edgecnn.runtime.preprocess``, in torch ops.
 
 Used where torch is at hand (export parity, calibration, validation) and as the reference that the
-torch-free ``edgecnn.preprocess`` is tested against. It follows torchvision's recipe without needing
+torch-free ``edgecnn.runtime.preprocess`` is tested against. It follows torchvision's recipe without needing
 torchvision: ``Resize(resize)`` (shorter side, antialiased bilinear) → ``CenterCrop(crop)`` →
 ``ToTensor`` → ``Normalize(mean, std)``.
 """
@@ -20,7 +20,7 @@ def torch_preprocess(image: ImageLike, card_or_params: ModelCard | PreprocessPar
     """Model input for one image as a float32 ``C×H×W`` tensor, computed with torch ops.
 
     Args:
-        image: anything ``edgecnn.preprocess.load_image`` accepts (path, bytes, PIL image, uint8 array).
+        image: anything ``edgecnn.runtime.preprocess.load_image`` accepts (path, bytes, PIL image, uint8 array).
         card_or_params: the model's ``ModelCard`` or explicit ``PreprocessParams``.
 
     Returns:

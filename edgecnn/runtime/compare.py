@@ -1,7 +1,9 @@
 """Numerical parity between an exported artifact and its PyTorch source, with per-precision tolerances.
 
 A comparison is plain data (``ParityReport``): error figures, task agreement, the tolerances it was
-judged by, and the reasons it failed. Only numpy is needed here.
+judged by, and the reasons it failed. Only numpy is needed here. The measures are public functions
+(``cosine_similarity``, ``top1_agreement``, ``pixel_agreement``, ``mean_iou``, ``sqnr_db``, ``kl_divergence``):
+the int8 step's agreement with fp32 (``convert.int8.agreement``) is computed with them, in the same words.
 
 How each precision is judged:
 
@@ -28,6 +30,7 @@ How each precision is judged:
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -151,29 +154,69 @@ def compare(
     ref = np.asarray(ref, dtype=np.float64)
     out = np.asarray(out, dtype=np.float64)
     if ref.shape != out.shape:
-        return ParityReport(
-            False,
-            precision,
-            task,
-            int(ref.shape[0]) if ref.ndim else 0,
-            float("inf"),
-            float("inf"),
-            float("inf"),
-            0.0,
-            tolerances=tol,
-            failures=(f"output shape {list(out.shape)} differs from the reference {list(ref.shape)}",),
-        )
+        return _shape_mismatch(ref, out, precision, task, tol)
     nonfinite = int((~np.isfinite(out)).sum())
     safe_out = np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
     diff = np.abs(ref - safe_out)
+    failures = [f"{nonfinite} NaN/Inf values in the artifact's output"] if nonfinite else []
+    errors = _errors(ref, safe_out, diff, exact, precision, tol, failures)
+    if task == "segmentation":
+        fields = _segmentation(ref, safe_out, tol, failures)
+    else:
+        fields = _classification(ref, safe_out, diff, precision, tol, failures)
+    judged = not (random_weights and precision == "int8")
+    note = "" if judged else _NOT_JUDGED
+    return ParityReport(
+        not failures or not judged and not nonfinite,
+        precision,
+        task,
+        int(len(ref)),
+        tolerances=tol,
+        failures=tuple(failures),
+        nonfinite=nonfinite,
+        judged=judged,
+        note=note,
+        **errors,
+        **fields,
+    )
+
+
+_NOT_JUDGED = (
+    "random weights: int8 agreement of an untrained model is not a verdict; "
+    "export trained weights (--weights) to judge it"
+)
+
+
+def _shape_mismatch(ref: np.ndarray, out: np.ndarray, precision: str, task: str, tol: dict) -> ParityReport:
+    return ParityReport(
+        False,
+        precision,
+        task,
+        int(ref.shape[0]) if ref.ndim else 0,
+        float("inf"),
+        float("inf"),
+        float("inf"),
+        0.0,
+        tolerances=tol,
+        failures=(f"output shape {list(out.shape)} differs from the reference {list(ref.shape)}",),
+    )
+
+
+def _errors(
+    ref: np.ndarray,
+    out: np.ndarray,
+    diff: np.ndarray,
+    exact: ExactReference | None,
+    precision: str,
+    tol: dict,
+    failures: list,
+) -> dict:
+    """Error figures (absolute, relative, cosine, and against float64 where given); failures appended."""
     scale = max(float(np.abs(ref).max()), 1e-12)
     max_abs, mean_abs = float(diff.max()), float(diff.mean())
     max_rel = max_abs / scale
-    cosine = _cosine(ref.reshape(len(ref), -1), safe_out.reshape(len(ref), -1))
-    failures = []
-    if nonfinite:
-        failures.append(f"{nonfinite} NaN/Inf values in the artifact's output")
-    yardstick = _against_float64(exact, safe_out, precision, tol) if precision in UNIT_ROUNDOFF else {}
+    cosine = cosine_similarity(ref.reshape(len(ref), -1), out.reshape(len(ref), -1))
+    yardstick = _against_float64(exact, out, precision, tol) if precision in UNIT_ROUNDOFF else {}
     if yardstick:
         if yardstick["exact_max_abs"] > yardstick["error_bound"]:
             failures.append(_float64_failure(precision, tol, **yardstick))
@@ -181,36 +224,7 @@ def compare(
         failures.append(f"max relative error {max_rel:.2e} > {tol['max_rel']:.0e}")
     if cosine < tol["cosine"]:
         failures.append(f"cosine similarity {cosine:.6f} < {tol['cosine']}")
-    if task == "segmentation":
-        fields = _segmentation(ref, safe_out, tol, failures)
-    else:
-        fields = _classification(ref, safe_out, diff, precision, tol, failures)
-    judged = not (random_weights and precision == "int8")
-    note = (
-        ""
-        if judged
-        else (
-            "random weights: int8 agreement of an untrained model is not a verdict; "
-            "export trained weights (--weights) to judge it"
-        )
-    )
-    return ParityReport(
-        not failures or not judged and not nonfinite,
-        precision,
-        task,
-        int(len(ref)),
-        max_abs,
-        max_rel,
-        mean_abs,
-        cosine,
-        tolerances=tol,
-        failures=tuple(failures),
-        nonfinite=nonfinite,
-        judged=judged,
-        note=note,
-        **fields,
-        **yardstick,
-    )
+    return dict(max_abs=max_abs, max_rel=max_rel, mean_abs=mean_abs, cosine=cosine, **yardstick)
 
 
 def _against_float64(exact: ExactReference | None, out: np.ndarray, precision: str, tol: dict) -> dict:
@@ -258,7 +272,7 @@ def _segmentation(ref: np.ndarray, out: np.ndarray, tol: dict, failures: list) -
     """Pixel agreement and mean IoU of the argmax masks; failures appended."""
     r_mask, o_mask = ref.argmax(1), out.argmax(1)
     pixel = float((r_mask == o_mask).mean())
-    miou = _mean_iou(r_mask, o_mask, ref.shape[1])
+    miou = mean_iou(r_mask, o_mask, ref.shape[1])
     if pixel < tol["pixel"]:
         failures.append(f"pixel agreement {pixel:.4f} < {tol['pixel']}")
     if miou < tol["miou"]:
@@ -297,7 +311,7 @@ def _classification(
     return dict(top1_agreement=top1, top5_agreement=top5, decisive_top1=dec_top1, decisive_samples=int(decisive.sum()))
 
 
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
     """Mean over samples of the cosine similarity of their output vectors (centred, so offsets count)."""
     a = a - a.mean(axis=1, keepdims=True)
     b = b - b.mean(axis=1, keepdims=True)
@@ -308,7 +322,7 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(cos.mean())
 
 
-def _mean_iou(ref_mask: np.ndarray, out_mask: np.ndarray, num_classes: int) -> float:
+def mean_iou(ref_mask: np.ndarray, out_mask: np.ndarray, num_classes: int) -> float:
     """Mean IoU over the classes present in either mask."""
     ious = []
     for c in range(num_classes):
@@ -317,3 +331,31 @@ def _mean_iou(ref_mask: np.ndarray, out_mask: np.ndarray, num_classes: int) -> f
         if union:
             ious.append(np.logical_and(r, o).sum() / union)
     return float(np.mean(ious)) if ious else 1.0
+
+
+def top1_agreement(ref: np.ndarray, out: np.ndarray) -> float:
+    """Share of samples whose top-1 class (axis 1) is the same in ``ref`` and ``out``."""
+    return float((ref.argmax(1) == out.argmax(1)).mean())
+
+
+def pixel_agreement(ref: np.ndarray, out: np.ndarray) -> float:
+    """Share of pixels whose class (the argmax over axis 1 of N×classes×H×W outputs) is the same."""
+    return float((ref.argmax(1) == out.argmax(1)).mean())
+
+
+def sqnr_db(signal: float, noise: float) -> float:
+    """Signal-to-noise ratio in dB from summed powers, clipped to ±99 (99: no noise at all)."""
+    if noise <= 0:
+        return 99.0
+    if signal <= 0:
+        return -99.0
+    return float(min(99.0, 10 * math.log10(signal / noise)))
+
+
+def kl_divergence(ref: np.ndarray, out: np.ndarray) -> float:
+    """Mean KL(softmax(ref) ‖ softmax(out)) over the class axis (1), averaged over samples and pixels."""
+    lr = ref - ref.max(1, keepdims=True)
+    lr = lr - np.log(np.exp(lr).sum(1, keepdims=True))
+    lo = out - out.max(1, keepdims=True)
+    lo = lo - np.log(np.exp(lo).sum(1, keepdims=True))
+    return float(np.maximum((np.exp(lr) * (lr - lo)).sum(1), 0.0).mean())

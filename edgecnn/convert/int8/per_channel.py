@@ -83,17 +83,27 @@ def to_per_channel(qmodel: onnx.ModelProto, twin: onnx.ModelProto, *, reduce_ran
     holds something this does not cover."""
     if not covered(twin):
         return None
-    full = full_range_weights(twin) if reduce_range else set()
-    graph = qmodel.graph
-    inits = {i.name: i for i in graph.initializer}
+    inits = {i.name: i for i in qmodel.graph.initializer}
     floats = {i.name: i for i in twin.graph.initializer}
+    plan = _plan(qmodel.graph, twin, inits, floats)
+    if plan is None:
+        return None
+    full = full_range_weights(twin) if reduce_range else set()
+    for node, tnode, wdq, xdq, bdq, attrs, axis in plan:
+        reduced = reduce_range and tnode.input[1] not in full
+        _rewrite(node, tnode, wdq, xdq, bdq, attrs, axis, inits, floats, reduced)
+    return len(plan)
+
+
+def _plan(graph: onnx.GraphProto, twin: onnx.ModelProto, inits: dict, floats: dict) -> list | None:
+    """For each int8 weight: (node, twin node, weight/input/bias DequantizeLinear, attributes, channel axis);
+    None when one of them has a shape this module does not rewrite (onnxruntime's own path is taken)."""
     twin_nodes = {n.name: n for n in twin.graph.node}
     producer = {o: n for n in graph.node for o in n.output}
     readers = defaultdict(int)
     for n in graph.node:
         for i in n.input:
             readers[i] += 1
-
     plan = []
     for node in graph.node:
         if node.op_type not in ("Conv", "ConvTranspose", "Gemm") or len(node.input) < 2:
@@ -126,34 +136,35 @@ def to_per_channel(qmodel: onnx.ModelProto, twin: onnx.ModelProto, *, reduce_ran
         if bdq is not None and list(floats[tnode.input[2]].dims) != [dims[axis]]:
             return None  # e.g. a grouped ConvTranspose: fewer weight channels than biases
         plan.append((node, tnode, wdq, xdq, bdq, attrs, axis))
+    return plan
 
-    for node, tnode, wdq, xdq, bdq, attrs, axis in plan:
-        w = numpy_helper.to_array(floats[tnode.input[1]])
-        reduced = reduce_range and tnode.input[1] not in full
-        scale = _weight_scales(w, axis, _INT8_REDUCED if reduced else _INT8_SYMMETRIC)
-        if bdq is not None:
-            bias = numpy_helper.to_array(floats[tnode.input[2]])
-            x_scale = numpy_helper.to_array(inits[xdq.input[1]]).astype(np.float32)
-            scale = _fit_int32_bias(scale, bias, x_scale)
-            beta = float(attrs.get("beta", 1.0)) if node.op_type == "Gemm" else 1.0
-            b_scale = x_scale * scale * beta
-            q_bias = np.clip(
-                (bias.astype(np.float64) / b_scale.astype(np.float64)).round(),
-                np.float64(np.iinfo(np.int32).min),
-                np.float64(np.iinfo(np.int32).max),
-            ).astype(np.int32)
-            _replace(inits, bdq.input[0], q_bias.reshape(bias.shape))
-            _replace(inits, bdq.input[1], b_scale.astype(np.float32))
-            _replace(inits, bdq.input[2], np.zeros(len(scale), np.int32))
-            _set_axis(bdq, 0)
-        shape = [1] * w.ndim
-        shape[axis] = -1
-        q = np.clip((w.astype(np.float32) / scale.reshape(shape)).round(), -128, 127).astype(np.int8)
-        _replace(inits, wdq.input[0], q)
-        _replace(inits, wdq.input[1], scale)
-        _replace(inits, wdq.input[2], np.zeros(len(scale), np.int8))
-        _set_axis(wdq, axis)
-    return len(plan)
+
+def _rewrite(node, tnode, wdq, xdq, bdq, attrs: dict, axis: int, inits: dict, floats: dict, reduced: bool) -> None:
+    """One weight (and its bias) re-quantized per channel from its float values, in place."""
+    w = numpy_helper.to_array(floats[tnode.input[1]])
+    scale = _weight_scales(w, axis, _INT8_REDUCED if reduced else _INT8_SYMMETRIC)
+    if bdq is not None:
+        bias = numpy_helper.to_array(floats[tnode.input[2]])
+        x_scale = numpy_helper.to_array(inits[xdq.input[1]]).astype(np.float32)
+        scale = _fit_int32_bias(scale, bias, x_scale)
+        beta = float(attrs.get("beta", 1.0)) if node.op_type == "Gemm" else 1.0
+        b_scale = x_scale * scale * beta
+        q_bias = np.clip(
+            (bias.astype(np.float64) / b_scale.astype(np.float64)).round(),
+            np.float64(np.iinfo(np.int32).min),
+            np.float64(np.iinfo(np.int32).max),
+        ).astype(np.int32)
+        _replace(inits, bdq.input[0], q_bias.reshape(bias.shape))
+        _replace(inits, bdq.input[1], b_scale.astype(np.float32))
+        _replace(inits, bdq.input[2], np.zeros(len(scale), np.int32))
+        _set_axis(bdq, 0)
+    shape = [1] * w.ndim
+    shape[axis] = -1
+    q = np.clip((w.astype(np.float32) / scale.reshape(shape)).round(), -128, 127).astype(np.int8)
+    _replace(inits, wdq.input[0], q)
+    _replace(inits, wdq.input[1], scale)
+    _replace(inits, wdq.input[2], np.zeros(len(scale), np.int8))
+    _set_axis(wdq, axis)
 
 
 def _weight_scales(w: np.ndarray, axis: int, qrange: float) -> np.ndarray:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import onnx
 
-from .agreement import _iter_outputs, run_model  # noqa: F401
+from ...runtime.runner import open_runner
 
 # ----------------------------------------------------------------------------------------------- speed gate
 
@@ -61,15 +61,10 @@ def float_islands(path: str | Path) -> dict:
     one feeds a float operator onnxruntime had no int8 kernel or fusion for. Returns
     ``{"count": n, "ops": {float op type: n}}``.
     """
-    import onnxruntime as ort
-
     with tempfile.TemporaryDirectory(prefix="edgecnn-opt-") as tmp:
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-        opts.optimized_model_filepath = str(Path(tmp) / "opt.onnx")
-        ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        model = onnx.load(opts.optimized_model_filepath)
+        optimized = Path(tmp) / "opt.onnx"
+        open_runner(Path(path), providers="cpu", graph_opt="extended", optimized_model_path=optimized)
+        model = onnx.load(str(optimized))
     inits = {i.name for i in model.graph.initializer}
     outputs = {o.name for o in model.graph.output}
     consumers = defaultdict(list)
@@ -116,7 +111,7 @@ def speed_gate(
     The runs are interleaved in rounds, so drift on a shared machine lands on all alike and the ratios are
     fair; ``seconds`` of timed work per configuration keeps an export quick.
     """
-    from ..runtime.bench import benchmark_many
+    from ...runtime.bench import benchmark_many
 
     names = list(candidates)
     paths = [fp32_path] + [candidates[n] for n in names]

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from .agreement import _iter_outputs, _sqnr, run_model  # noqa: F401
-from .quantize import SCALE_SUFFIX  # noqa: F401
+from ...runtime.compare import sqnr_db
+from .agreement import iter_outputs
+from .twin import SCALE_SUFFIX
 
 SENSITIVITY_IMAGES = 8  # images the per-layer SQNR is measured on
 _ACTIVATIONS = ("Relu", "Clip")
@@ -54,9 +55,17 @@ def layer_sensitivity(
         Quantized nodes, most sensitive (largest ``loss_db``) first.
     """
     twin, qdq = onnx.load(str(twin_path)), onnx.load(str(qdq_path))
-    pairs = _dequantized_pairs(twin, qdq)  # twin tensor -> QDQ tensor
+    pairs = dequantized_pairs(twin, qdq)  # twin tensor -> QDQ tensor
     if not pairs:
         return ()
+    sqnr = _tensor_sqnr(twin, qdq, pairs, arrays, input_name=input_name, batch=batch)
+    result = _per_node(twin, qdq, sqnr, _weight_sqnr(twin, qdq))
+    result.sort(key=lambda s: (-s.loss_db, s.sqnr_db))
+    return tuple(result)
+
+
+def _tensor_sqnr(twin, qdq, pairs: dict, arrays: np.ndarray, *, input_name: str, batch: int | None) -> dict:
+    """twin tensor → SQNR of its dequantized int8 value against it, signal and noise summed over ``arrays``."""
     twin_names, q_names = list(pairs), [pairs[t] for t in pairs]
     signal: dict = defaultdict(float)
     noise: dict = defaultdict(float)
@@ -67,15 +76,17 @@ def layer_sensitivity(
         # One image at a time: every intermediate tensor of a 224² U-Net is ~200 MB per image.
         kw = dict(input_name=input_name, batch=batch, level="basic", step=1)
         for ref, out in zip(
-            _iter_outputs(fa, arrays, outputs=twin_names, **kw), _iter_outputs(qa, arrays, outputs=q_names, **kw)
+            iter_outputs(fa, arrays, outputs=twin_names, **kw), iter_outputs(qa, arrays, outputs=q_names, **kw)
         ):
             for t, r, o in zip(twin_names, ref, out):
                 r64 = r.astype(np.float64)
                 signal[t] += float((r64**2).sum())
                 noise[t] += float(((r64 - o.astype(np.float64)) ** 2).sum())
-    sqnr = {t: _sqnr(signal[t], noise[t]) for t in twin_names}
-    weights = _weight_sqnr(twin, qdq)
+    return {t: sqnr_db(signal[t], noise[t]) for t in twin_names}
 
+
+def _per_node(twin: onnx.ModelProto, qdq: onnx.ModelProto, sqnr: dict, weights: dict) -> list[LayerSensitivity]:
+    """Each quantized node's output SQNR, its worst input's, and the dB lost between them."""
     q_nodes = {n.name for n in qdq.graph.node}
     consumers = defaultdict(list)
     for n in twin.graph.node:
@@ -101,11 +112,10 @@ def layer_sensitivity(
                 node.name, node.op_type, sqnr[out_t], worst_in, max(0.0, worst_in - sqnr[out_t]), weights.get(node.name)
             )
         )
-    result.sort(key=lambda s: (-s.loss_db, s.sqnr_db))
-    return tuple(result)
+    return result
 
 
-def _dequantized_pairs(twin: onnx.ModelProto, qdq: onnx.ModelProto) -> dict:
+def dequantized_pairs(twin: onnx.ModelProto, qdq: onnx.ModelProto) -> dict:
     """twin tensor name → QDQ tensor that holds its dequantized int8 value."""
     inits = {i.name for i in qdq.graph.initializer}
     producer = {o: n for n in qdq.graph.node for o in n.output}
@@ -171,5 +181,5 @@ def _weight_sqnr(twin: onnx.ModelProto, qdq: onnx.ModelProto) -> dict:
             s = s.reshape(shape)
             z = np.reshape(z, shape) if np.ndim(z) == 1 and np.size(z) > 1 else z
         deq = (q - z) * s
-        out[node.name] = _sqnr(float((w**2).sum()), float(((w - deq) ** 2).sum()))
+        out[node.name] = sqnr_db(float((w**2).sum()), float(((w - deq) ** 2).sum()))
     return out

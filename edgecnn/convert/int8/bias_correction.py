@@ -22,7 +22,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from .agreement import _iter_outputs
+from .agreement import iter_outputs
 
 _LAYERS = ("Conv", "Gemm")
 _MEAN_SUFFIX = "_edgecnn_mean"
@@ -66,7 +66,7 @@ def input_means(
     with tempfile.TemporaryDirectory(prefix="edgecnn-bias-") as tmp:
         path = Path(tmp) / "means.onnx"
         onnx.save(model, str(path))
-        for outs in _iter_outputs(path, arrays, input_name=input_name, batch=batch, outputs=names):
+        for outs in iter_outputs(path, arrays, input_name=input_name, batch=batch, outputs=names):
             for name, value in zip(names, outs):
                 sums[name] = sums[name] + np.asarray(value, np.float64).sum(axis=0)
             rows += len(outs[0])

@@ -33,7 +33,7 @@ _LAZY = {
     "available_providers": "runtime.providers",
     "validate": "convert.validate",
     "ValidationResult": "convert.validate",
-    "make_mobile": "deploy.mobile",
+    "make_mobile": "pipeline",
     "MobileResult": "deploy.mobile",
     "make_bundle": "deploy.bundle",
     "selftest": "deploy.bundle",
@@ -41,7 +41,7 @@ _LAZY = {
     "embed_preprocessing": "deploy.embed",
     "build_int8": "convert.int8",
     "Int8Result": "convert.int8",
-    "int8_form": "convert.quantize",
+    "int8_form": "convert.int8",
     "CheckpointError": "core.errors",
     "UnknownModelError": "core.errors",
     "InputError": "core.errors",
@@ -67,15 +67,14 @@ def __dir__() -> list[str]:
 __all__ = ["__version__", "ModelCard", "EdgeCNNError", *_LAZY]
 
 if TYPE_CHECKING:
-    from .convert.int8 import Int8Result, build_int8
-    from .convert.quantize import int8_form
+    from .convert.int8 import Int8Result, build_int8, int8_form
     from .convert.validate import ValidationResult, validate
     from .core.errors import ArtifactError, CheckpointError, InputError, ProviderUnavailableError, UnknownModelError
     from .deploy.bundle import SelftestResult, make_bundle, selftest
     from .deploy.embed import embed_preprocessing
-    from .deploy.mobile import MobileResult, make_mobile
+    from .deploy.mobile import MobileResult
     from .models import ModelSpec, create_model, get_spec, list_models
-    from .pipeline import ExportResult, export
+    from .pipeline import ExportResult, export, make_mobile
     from .runtime.bench import BenchResult, benchmark, benchmark_many
     from .runtime.compare import ParityReport, compare
     from .runtime.predictor import Predictor

@@ -278,11 +278,12 @@ def test_random_init_is_the_same_every_run_and_leaves_the_callers_rng_alone():
     import torch
 
     from edgecnn.models.registry import get_spec
-    from edgecnn.pipeline import _build_model, _Run, options_from_keywords
+    from edgecnn.pipeline import options_from_keywords
+    from edgecnn.pipeline.steps import Run, build_model
 
     options = options_from_keywords(arch_options={"width_mult": 0.25}).replace(input_size=(32, 32))
     state = torch.random.get_rng_state()
-    first, second = (_build_model(get_spec("mobilenet_v1"), options, _Run(None), None).model for _ in range(2))
+    first, second = (build_model(get_spec("mobilenet_v1"), options, Run(None), None).model for _ in range(2))
     assert torch.equal(torch.random.get_rng_state(), state)
     for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items()):
         assert torch.equal(a, b), name

@@ -16,6 +16,7 @@ from edgecnn.core.documents import (
     Where,
     check,
     int8_record,
+    manifest_options,
     read_bundle_json,
     read_export_manifest,
 )
@@ -103,15 +104,38 @@ INT8 = {
 }
 
 
+INT8_OPTIONS = {
+    "policy": "static",
+    "calib_method": "minmax",
+    "speed": True,
+    "threads": 2,
+    "speed_seconds": 0.5,
+    "max_fallback": None,
+    "bias_correction": True,
+    "weight_bits": 7,
+}
+#: ``options`` of a version 1 manifest (the release before ExportOptions.to_dict() was the whole block).
+V1_OPTIONS = {
+    "weights": None,
+    "num_classes": 1000,
+    "input_size": [32, 32],
+    "batch": "dynamic",
+    "int8_options": INT8_OPTIONS,
+    "int8": True,
+    "calib_method": "minmax",
+    "arch_options": {"width_mult": 0.25},
+}
+
+
 def manifest(**changes) -> dict:
-    """A manifest shaped as convert/manifest.py's build_manifest writes it (the current release)."""
+    """A manifest shaped as pipeline/manifest.py's build_manifest writes it (version 2, the current release)."""
     doc = {
-        "edgecnn_manifest": 1,
+        "edgecnn_manifest": 2,
         "model": "mobilenet_v1",
         "task": "classification",
         "created": "2026-01-01",
         "command": "edgecnn export mobilenet_v1",
-        "options": {"arch_options": {"width_mult": 0.25}},
+        "options": {"input_size": [32, 32], "int8": INT8_OPTIONS, "arch_options": {"width_mult": 0.25}},
         "weights": {"source": "random", "sha256": None},
         "card": {"crop": [32, 32]},
         "labels": None,
@@ -153,13 +177,34 @@ def test_a_manifest_as_the_release_writes_it_reads(tmp_path):
     assert read_export_manifest(folder)["artifacts"][0]["parity"]["passed"] is True
     assert int8_record(folder)["kept"] == "int8"
     assert int8_record(_write(tmp_path / "no8", "manifest.json", manifest(int8=None))) is None
+    assert manifest_options(read_export_manifest(folder))["int8"] == INT8_OPTIONS
+
+
+def test_a_version_1_manifest_still_reads(tmp_path):
+    """Manifests written before version 2 (``options.int8`` a flag) read, and their options read as version 2's."""
+    folder = _write(tmp_path / "v1", "manifest.json", manifest(edgecnn_manifest=1, options=V1_OPTIONS))
+    doc = read_export_manifest(folder)
+    assert doc["edgecnn_manifest"] == 1 and doc["artifacts"][0]["parity"]["passed"] is True
+    assert int8_record(folder)["kept"] == "int8"
+    options = manifest_options(doc)
+    assert options["int8"] == INT8_OPTIONS and "int8_options" not in options and "calib_method" not in options
+    assert options["input_size"] == [32, 32] and options["arch_options"] == {"width_mult": 0.25}
+    # older version 1 manifests had only the flag: "auto" and its method become Int8Options' fields
+    flag_only = {"int8": "auto", "calib_method": "entropy"}
+    assert manifest_options(manifest(edgecnn_manifest=1, options=flag_only))["int8"] == {
+        "policy": "auto",
+        "calib_method": "entropy",
+    }
+    assert manifest_options(manifest(edgecnn_manifest=1, options={"int8": False}))["int8"] is None
 
 
 @pytest.mark.parametrize(
     "doc, needle",
     [
         ([], "not an edgecnn export manifest (a JSON object), got an empty list"),
-        (manifest(edgecnn_manifest=2), "key 'edgecnn_manifest' must be 1, got 2"),
+        (manifest(edgecnn_manifest=3), "key 'edgecnn_manifest' must be 1 or 2, got 3"),
+        (manifest(options={"int8": True}), "key 'options.int8' must be null or an object, got true"),
+        (manifest(options={"int8": {"policy": "auto"}}), "key 'options.int8.calib_method' is missing"),
         (manifest(artifacts={}), "key 'artifacts' must be a list of objects, got an object"),
         (manifest(artifacts=[{"file": "m.onnx", "precision": "fp32"}]), "key 'artifacts[0].parity' is missing"),
         (

@@ -25,7 +25,7 @@ import edgecnn
 from edgecnn.cli import app
 from edgecnn.core.errors import ArtifactError
 from edgecnn.core.owned import LISTING, write_listing
-from edgecnn.pipeline import export, options_from_keywords, read_manifest
+from edgecnn.pipeline import ExportOptions, Int8Options, export, options_from_keywords, read_manifest
 
 # Small inputs keep the default run fast; the architectures are unchanged.
 SMALL_SIZE = {"alexnet": 64, "unet": 32, "unet_bilinear": 32}
@@ -81,10 +81,10 @@ def test_fp32_parity_every_model(name, tmp_path):
     result = export(name, tmp_path / name, input_size=SMALL_SIZE.get(name, 32), calib_count=8)
     (art,) = result.artifacts
     assert art.precision == "fp32"
-    assert art.parity["passed"], art.parity["failures"]
-    assert art.parity["judged"]
+    assert art.parity.passed, art.parity.failures
+    assert art.parity.judged
     # judged against PyTorch's own error (float64 reference on the first 8 parity images), not a fixed ratio
-    assert art.parity["exact_samples"] == 8 and art.parity["exact_max_abs"] <= art.parity["error_bound"]
+    assert art.parity.exact_samples == 8 and art.parity.exact_max_abs <= art.parity.error_bound
     path = tmp_path / name / art.file
     onnx.checker.check_model(str(path), full_check=True)
     meta = _metadata(path)
@@ -101,17 +101,13 @@ def small_export(tmp_path_factory):
     # Random weights come from torch's global generator: seed it, or the model (and how close this tiny
     # network's fp16 outputs come to the tolerance) depends on which tests ran before.
     torch.manual_seed(0)
-    result = export(
-        "mobilenet_v2",
-        out,
-        input_size=64,
-        fp16=True,
-        int8=True,
-        calib_count=16,
-        arch_options={"width_mult": 0.25},
-        num_classes=10,
-    )
-    return result
+    return export("mobilenet_v2", out, SMALL_OPTIONS)
+
+
+# the small export's options, passed whole (as the CLI does): the manifest's options block is their to_dict()
+SMALL_OPTIONS = ExportOptions(
+    input_size=64, fp16=True, int8=Int8Options(), calib_count=16, arch_options={"width_mult": 0.25}, num_classes=10
+)
 
 
 def test_every_artifact_checks_loads_and_carries_metadata(small_export):
@@ -143,7 +139,7 @@ def test_fp16_keeps_fp32_io_and_is_half_the_size(small_export):
     assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert fp16.size_bytes < 0.6 * fp32.size_bytes
-    assert fp16.parity["passed"] and fp16.parity["nonfinite"] == 0
+    assert fp16.parity.passed and fp16.parity.nonfinite == 0
 
 
 def test_fp32_notes_say_how_the_graph_was_traced(small_export):
@@ -151,7 +147,7 @@ def test_fp32_notes_say_how_the_graph_was_traced(small_export):
     assert "batch axis: static trace, made dynamic" in notes
     # MobileNetV2's 52 BatchNorms all follow a conv: folded before tracing, and the graph still passes parity
     assert "BatchNorm folded into the preceding layer before tracing: 52" in notes
-    assert small_export.artifacts[0].parity["passed"]
+    assert small_export.artifacts[0].parity.passed
 
 
 def test_int8_is_qdq_and_records_calibration(small_export):
@@ -159,7 +155,7 @@ def test_int8_is_qdq_and_records_calibration(small_export):
     ops = {n.op_type for n in onnx.load(str(small_export.out_dir / int8.file)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     # an untrained model's int8 agreement is reported, not judged
-    assert int8.parity["judged"] is False and "random weights" in int8.parity["note"]
+    assert int8.parity.judged is False and "random weights" in int8.parity.note
     calib = small_export.manifest["calibration"]
     assert calib["count"] == 16 + 32 and calib["used_for_calibration"] == 16 and calib["held_out_for_parity"] == 32
     assert calib["parity_on_calibration_images"] is False
@@ -179,10 +175,32 @@ def test_manifest_records_files_parity_versions_timings(small_export):
     assert {"export onnx", "simplify", "check fp32", "convert fp16", "quantize int8"} <= set(manifest["timings_s"])
     assert manifest["versions"]["onnxruntime"] == ort.__version__
     assert manifest["command"]
+    # version 2: the options block is exactly the options object's to_dict(), int8 as Int8Options' fields
+    assert manifest["edgecnn_manifest"] == 2
+    assert manifest["options"] == SMALL_OPTIONS.to_dict()
+    assert manifest["options"]["int8"] == dataclasses.asdict(Int8Options())
     # only the artifacts and the manifest: no temporary files left behind
     assert sorted(p.name for p in small_export.out_dir.iterdir()) == sorted(
         [a["file"] for a in manifest["artifacts"]] + ["manifest.json", LISTING]
     )
+
+
+def test_keyword_form_is_the_options_object_and_one_rule():
+    """``export(name, out, **keywords)``: ExportOptions' fields, with the int8 flag mapped onto Int8Options once."""
+    keywords = dict(input_size=64, fp16=True, calib_count=16, arch_options={"width_mult": 0.25}, num_classes=10)
+    assert options_from_keywords(int8=True, **keywords) == SMALL_OPTIONS
+    auto = options_from_keywords(int8="auto", calib_method="entropy", int8_weight_bits=8)
+    assert auto.int8 == Int8Options(policy="auto", calib_method="entropy", weight_bits=8)
+    assert options_from_keywords(int8=Int8Options(policy="auto")).int8.policy == "auto"
+    assert options_from_keywords().int8 is None and options_from_keywords(input_size="256x320").input_size == (256, 320)
+    with pytest.raises(TypeError, match="not both"):
+        export("mobilenet_v2", None, SMALL_OPTIONS, fp16=True)
+    with pytest.raises(TypeError, match="no_such_option"):
+        options_from_keywords(no_such_option=1)
+    with pytest.raises(edgecnn.EdgeCNNError, match="input size 'big' is not a number or HxW"):
+        options_from_keywords(input_size="big")
+    with pytest.raises(edgecnn.EdgeCNNError, match="only applies with --int8"):
+        options_from_keywords(calib_method="entropy")
 
 
 def test_portable_ops_in_graph(small_export):
@@ -200,7 +218,7 @@ def test_unet_dynamic_hw_in_multiples_of_16(tmp_path):
     result = export("unet_bilinear", tmp_path / "u", weights=str(ckpt), input_size=32, calib_count=8)
     # this is unet_bilinear's fp32 parity check of the default run (test_fp32_parity_every_model's is slow-marked)
     (art,) = result.artifacts
-    assert art.parity["passed"] and art.parity["judged"] and art.parity["exact_samples"] == 8, art.parity
+    assert art.parity.passed and art.parity.judged and art.parity.exact_samples == 8, art.parity
     path = result.path("fp32")
     meta = _metadata(path)
     assert meta["edgecnn.input_shape"] == ["batch", 3, "height", "width"]
@@ -248,7 +266,7 @@ def test_fixed_batch_and_labels(tmp_path):
     meta = _metadata(result.path("fp32"))
     assert meta["edgecnn.input_shape"] == [2, 3, 32, 32]
     assert meta["edgecnn.labels"] == ["class 0", "class 1", "class 2", "class 3"]
-    assert result.artifacts[0].parity["passed"]
+    assert result.artifacts[0].parity.passed
 
 
 # --- refusing to overwrite, atomic writes ---------------------------------------------------------------------
@@ -424,7 +442,9 @@ def test_cli_export_json_and_refusal(tmp_path):
     args = ["export", "mobilenet_v3_small", "--input-size", "32", "--calib-count", "8", "--json"]
     first = _cli(*args, cwd=tmp_path)
     assert first.exit_code == 0, first.output
-    manifest = json.loads(first.stdout)
+    record = json.loads(first.stdout)  # one shape for one model and for 'all' (README: breaking changes in 0.2)
+    assert record["edgecnn_export"] == 2 and record["failed"] == []
+    (manifest,) = record["exports"]
     assert manifest["model"] == "mobilenet_v3_small"
     assert manifest["artifacts"][0]["parity"]["passed"]
     again = _cli(*args, cwd=tmp_path)
@@ -473,13 +493,13 @@ def test_int8_parity_on_trained_models(name, trained_checkpoint, tmp_path):
     options = dataclasses.replace(options, int8=dataclasses.replace(options.int8, speed=False))
     result = export(name, tmp_path / name, options)
     int8 = next(a for a in result.artifacts if a.precision == "int8")
-    assert int8.parity["judged"] is True
-    assert int8.parity["passed"], int8.parity["failures"]
+    assert int8.parity.judged is True
+    assert int8.parity.passed, int8.parity.failures
     if fx.task == "segmentation":
-        assert int8.parity["mean_iou"] >= 0.90
+        assert int8.parity.mean_iou >= 0.90
     else:
-        assert int8.parity["decisive_samples"] >= 0.8 * int8.parity["samples"]  # trained outputs are decisive
-        assert int8.parity["top1_agreement"] >= 0.90
+        assert int8.parity.decisive_samples >= 0.8 * int8.parity.samples  # trained outputs are decisive
+        assert int8.parity.top1_agreement >= 0.90
 
 
 def test_batchnorm_reestimation_keeps_momentum_and_matches_update_bn():

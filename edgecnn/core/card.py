@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .documents import Choice, MapOf, Mismatch, Opt, Where, check, is_finite
 from .errors import ArtifactError, InputError
+from .schema import Choice, MapOf, Mismatch, Opt, Where, check, is_finite
 from .sizes import MAX_SIDE
 
 PREFIX = "edgecnn."

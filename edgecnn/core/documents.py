@@ -3,7 +3,8 @@
 One reader per document, each checking the types and keys its readers rely on, so that a malformed file is one
 line naming the file and the key — never a ``KeyError`` or ``AttributeError`` deep inside a command:
 
-- ``read_export_manifest``: an export folder's ``manifest.json`` (``int8_record`` for its ``int8`` part);
+- ``read_export_manifest``: an export folder's ``manifest.json``, version 1 or 2 (``int8_record`` for its ``int8``
+  part, ``manifest_options`` for its ``options`` block in version 2's shape whichever version wrote it);
 - ``read_bundle_json``: a bundle's ``bundle.json``.
 
 The card values stored in an ``.onnx`` file are checked by ``edgecnn.core.card.ModelCard.from_metadata``.
@@ -16,185 +17,29 @@ so documents written by the current release, and by later ones that add keys, re
 from __future__ import annotations
 
 import json
-import math
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import ArtifactError
+from .schema import (  # noqa: F401 - the schema language, re-exported for the readers that import it from here
+    Choice,
+    MapOf,
+    Mismatch,
+    Opt,
+    Where,
+    check,
+    describe,
+    is_finite,
+    is_number,
+    shown,
+)
 
 #: No manifest edgecnn writes comes near this; a larger "manifest" is not one, and is not read into memory.
 MAX_DOCUMENT_BYTES = 64 << 20
 
 EXPORT_MANIFEST = "manifest.json"
 BUNDLE_JSON = "bundle.json"
-
-
-# --- the schema language: plain Python values describe what a document holds --------------------------------
-#
-#   str, int, bool, dict, list      a value of that JSON type (int excludes true/false)
-#   float                           a number: an integer or a decimal, not true/false
-#   None                            null
-#   (a, b)                          either
-#   {"key": spec}                   an object holding these keys (Opt(spec): the key may be absent); extra keys pass
-#   [spec]                          a list of values, each matching spec
-#   MapOf(spec)                     an object whose every value matches spec
-#   Choice("a", "b")                one of these values
-#   Where(spec, test, what)         spec, and test(value) is true ("what" says what was expected)
-
-
-@dataclass(frozen=True)
-class Opt:
-    spec: Any
-
-
-@dataclass(frozen=True)
-class MapOf:
-    spec: Any
-
-
-@dataclass(frozen=True)
-class Choice:
-    values: tuple
-
-    def __init__(self, *values: Any) -> None:
-        object.__setattr__(self, "values", values)
-
-
-@dataclass(frozen=True)
-class Where:
-    spec: Any
-    test: Callable[[Any], bool]
-    what: str
-
-
-class Mismatch(Exception):
-    """Where a value is not what its schema says: ``key`` (``artifacts[0].parity``), and what was expected."""
-
-    def __init__(self, key: str, detail: str) -> None:
-        super().__init__(f"key '{key}' {detail}" if key else detail)
-        self.key, self.detail = key, detail
-
-
-_TYPE_NAMES = {
-    str: "a string",
-    int: "an integer",
-    float: "a number",
-    bool: "true or false",
-    dict: "an object",
-    list: "a list",
-    None: "null",
-}
-
-
-def describe(spec: Any) -> str:
-    """What a schema expects, in words (``"a string or null"``)."""
-    if isinstance(spec, tuple):
-        return " or ".join(describe(s) for s in spec)
-    if isinstance(spec, list):
-        return f"a list of {_plural(describe(spec[0]))}"
-    if isinstance(spec, (MapOf, Opt)) or isinstance(spec, dict):
-        return "an object"
-    if isinstance(spec, Choice):
-        return " or ".join(json.dumps(v) for v in spec.values)
-    if isinstance(spec, Where):
-        return spec.what
-    return _TYPE_NAMES.get(spec, str(spec))
-
-
-def _plural(text: str) -> str:
-    for article in ("an ", "a "):
-        if text.startswith(article):
-            return text[len(article) :] + ("s" if not text.endswith("s") else "")
-    return text
-
-
-def shown(value: Any, limit: int = 40) -> str:
-    """A value as a message quotes it: ``'abc'``, ``5``, ``a list``, ``an object``, ``null``."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return "an empty list" if not value else "a list"
-    if isinstance(value, dict):
-        return "an object"
-    text = repr(value) if isinstance(value, str) else str(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def is_number(value: Any) -> bool:
-    """An int or float, not a bool (JSON ``true`` is not a number)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def is_finite(value: Any) -> bool:
-    return is_number(value) and math.isfinite(value)
-
-
-def _matches_type(value: Any, spec: Any) -> bool:
-    if spec is None:
-        return value is None
-    if spec is float:
-        return is_number(value)
-    if spec is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, spec)
-
-
-def check(value: Any, spec: Any, key: str = "") -> None:
-    """Raise ``Mismatch`` naming the first key (dotted, with list indices) whose value does not match ``spec``."""
-    if isinstance(spec, tuple):
-        for option in spec:
-            try:
-                check(value, option, key)
-                return
-            except Mismatch as exc:
-                if exc.key != key:  # the right kind, wrong inside: that error is the useful one
-                    raise
-        raise Mismatch(key, f"must be {describe(spec)}, got {shown(value)}")
-    if isinstance(spec, dict):
-        if not isinstance(value, dict):
-            raise Mismatch(key, f"must be an object, got {shown(value)}")
-        for name, sub in spec.items():
-            inner = f"{key}.{name}" if key else name
-            if name not in value:
-                if isinstance(sub, Opt):
-                    continue
-                raise Mismatch(inner, "is missing")
-            check(value[name], sub.spec if isinstance(sub, Opt) else sub, inner)
-        return
-    if isinstance(spec, list):
-        if not isinstance(value, list):
-            raise Mismatch(key, f"must be {describe(spec)}, got {shown(value)}")
-        for i, item in enumerate(value):
-            check(item, spec[0], f"{key}[{i}]")
-        return
-    _check_leaf(value, spec, key)
-
-
-def _check_leaf(value: Any, spec: Any, key: str) -> None:
-    if isinstance(spec, MapOf):
-        if not isinstance(value, dict):
-            raise Mismatch(key, f"must be an object, got {shown(value)}")
-        for name, item in value.items():
-            check(item, spec.spec, f"{key}.{name}" if key else name)
-    elif isinstance(spec, Choice):
-        if value not in spec.values or isinstance(value, bool) != any(isinstance(v, bool) for v in spec.values):
-            raise Mismatch(key, f"must be {describe(spec)}, got {shown(value)}")
-    elif isinstance(spec, Where):
-        try:
-            check(value, spec.spec, key)
-        except Mismatch as exc:
-            if exc.key != key:  # wrong inside (an item of a list): that error is the useful one
-                raise
-            raise Mismatch(key, f"must be {spec.what}, got {shown(value)}") from None
-        if not spec.test(value):
-            raise Mismatch(key, f"must be {spec.what}, got {shown(value)}")
-    elif not _matches_type(value, spec):
-        raise Mismatch(key, f"must be {describe(spec)}, got {shown(value)}")
 
 
 # --- reading a JSON file ----------------------------------------------------------------------------------------
@@ -278,9 +123,14 @@ _ARTIFACT = {
     "notes": Opt([str]),
 }
 
+#: ``options.int8`` of a version 2 manifest: ``Int8Options``' fields, or null without int8.
+_INT8_OPTIONS = (None, {"policy": str, "calib_method": str, "weight_bits": Opt(int)})
+
 #: What an export manifest holds, as far as edgecnn's readers (mobile, web, sweep, int8-report, tools) use it.
+#: Version 2 (``options`` is ``ExportOptions.to_dict()``) adds ``options.int8`` as ``_INT8_OPTIONS``; version 1
+#: had the flag there (``true``/``"auto"``/``false``) with ``calib_method`` and ``int8_options`` beside it.
 EXPORT_MANIFEST_SCHEMA = {
-    "edgecnn_manifest": Choice(1),
+    "edgecnn_manifest": Choice(1, 2),
     "model": str,
     "task": Opt(str),
     "options": Opt(dict),
@@ -310,13 +160,35 @@ def read_export_manifest(folder: str | os.PathLike) -> dict:
         raise ArtifactError(
             f"{path} is not an edgecnn export manifest (a JSON object), got {shown(manifest)}; {_EXPORT_FIX}"
         )
-    return checked(manifest, EXPORT_MANIFEST_SCHEMA, str(path), _EXPORT_FIX)
+    checked(manifest, EXPORT_MANIFEST_SCHEMA, str(path), _EXPORT_FIX)
+    if manifest["edgecnn_manifest"] >= 2:
+        checked(manifest.get("options", {}), {"int8": Opt(_INT8_OPTIONS)}, str(path), _EXPORT_FIX, prefix="options")
+    return manifest
+
+
+def manifest_options(manifest: dict) -> dict:
+    """A manifest's ``options`` block as version 2 writes it (``ExportOptions.to_dict()``), whichever version
+    wrote it: a version 1 block's ``int8`` flag, ``calib_method`` and ``int8_options`` become ``int8``, the
+    ``Int8Options`` fields (``policy``, ``calib_method`` …) or ``None``. Version 1 recorded the resolved class
+    count as ``num_classes``; the card (``manifest["card"]``) holds it in both versions."""
+    options = dict(manifest.get("options") or {})
+    if manifest.get("edgecnn_manifest", 1) >= 2:
+        return options
+    flag, method = options.pop("int8", False), options.pop("calib_method", None)
+    int8 = options.pop("int8_options", None)
+    if int8 is None and flag:
+        int8 = {"policy": "static" if flag is True else flag, "calib_method": method or "minmax"}
+    options["int8"] = int8 if flag else None
+    return options
 
 
 _AGREEMENT = {
     "sqnr_db": float,
     "samples": int,
-    "top1": Opt(float),
+    "top1_agreement": Opt(float),
+    "pixel_agreement": Opt(float),
+    "mean_iou": Opt(float),
+    "top1": Opt(float),  # top1, pixel, miou: the names records had before the int8 step took runtime.compare's
     "pixel": Opt(float),
     "miou": Opt(float),
     "kl": Opt(float),
@@ -332,7 +204,7 @@ _SPEED_GATE = {
     "causes": Opt([str]),
 }
 
-#: What ``int8-report`` reads of a manifest's ``int8`` record (convert/int8.py's ``Int8Result.to_dict``).
+#: What ``int8-report`` reads of a manifest's ``int8`` record (convert/int8/build.py's ``Int8Result.to_dict``).
 INT8_RECORD_SCHEMA = {
     "kept": str,
     "decision": str,
@@ -342,7 +214,17 @@ INT8_RECORD_SCHEMA = {
     "target": Opt(MapOf(float)),
     "judged": Opt(bool),
     "agreement": Opt((None, _AGREEMENT)),
-    "calibration_candidates": Opt(MapOf({"top1": Opt(float), "miou": Opt(float), "kl": Opt(float)})),
+    "calibration_candidates": Opt(
+        MapOf(
+            {
+                "top1_agreement": Opt(float),
+                "mean_iou": Opt(float),
+                "top1": Opt(float),
+                "miou": Opt(float),
+                "kl": Opt(float),
+            }
+        )
+    ),
     "form": Opt(
         {
             "hardswish_decomposed": Opt(int),

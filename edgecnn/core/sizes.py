@@ -37,8 +37,8 @@ DEFAULT_MAX_INPUT_ELEMENTS = 4 * MAX_SIDE * MAX_SIDE
 LIMIT_VARS = (MAX_IMAGE_PIXELS_VAR, MAX_INPUT_ELEMENTS_VAR)
 
 
-def parse_ints(value: str | int | tuple | list, what: str) -> list[int]:
-    """``"1,8"``, ``"256x320"``, ``8`` or ``[1, 8]`` → positive integers; one-line ``InputError`` otherwise."""
+def _numbers(value: str | int | tuple | list) -> list[int]:
+    """The integers a size or list spells (``"1,8"``, ``"256x320"``, ``8``, ``[1, 8]``); ValueError/TypeError if not."""
     if isinstance(value, (tuple, list)):
         items = list(value)
     elif isinstance(value, int):
@@ -46,8 +46,13 @@ def parse_ints(value: str | int | tuple | list, what: str) -> list[int]:
     else:
         text = str(value).strip().strip("()[]").lower().replace(" ", "").replace("x", ",")
         items = [p for p in text.split(",") if p]
+    return [int(v) for v in items]
+
+
+def parse_ints(value: str | int | tuple | list, what: str) -> list[int]:
+    """``"1,8"``, ``"256x320"``, ``8`` or ``[1, 8]`` → positive integers; one-line ``InputError`` otherwise."""
     try:
-        numbers = [int(v) for v in items]
+        numbers = _numbers(value)
     except (TypeError, ValueError):
         raise InputError(f"{what} must be positive integers (e.g. 224 or 256x320), got {value!r}") from None
     if not numbers or min(numbers) < 1:
@@ -56,10 +61,17 @@ def parse_ints(value: str | int | tuple | list, what: str) -> list[int]:
 
 
 def parse_hw(value: str | int | tuple | list, what: str = "input size") -> tuple[int, int]:
-    """``224`` → ``(224, 224)``; ``"256x320"`` → ``(256, 320)``; at most ``MAX_SIDE`` a side."""
-    numbers = parse_ints(value, what)
-    if len(numbers) not in (1, 2):
-        raise InputError(f"{what} is one number or HxW (e.g. 224 or 256x320), got {value!r}")
+    """``224`` → ``(224, 224)``; ``"256x320"`` → ``(256, 320)``; at most ``MAX_SIDE`` a side.
+
+    Raises:
+        InputError: ``"input size 'big' is not a number or HxW (e.g. 224 or 256x320)"``, or a side over the limit.
+    """
+    try:
+        numbers = _numbers(value)
+    except (TypeError, ValueError):
+        numbers = []
+    if len(numbers) not in (1, 2) or min(numbers) < 1:
+        raise InputError(f"{what} {value!r} is not a number or HxW (e.g. 224 or 256x320)")
     h, w = numbers[0], numbers[-1]
     if max(h, w) > MAX_SIDE:
         raise InputError(f"{what} {h}x{w} is larger than edgecnn's limit of {MAX_SIDE} a side")

@@ -172,3 +172,127 @@ def test_another_missing_module_is_not_hidden():
 
     with pytest.raises(ModuleNotFoundError):
         broken()
+
+
+# --- the conventions a CLI user expects: --version, NO_COLOR, one --json shape, --int8's spellings -------------
+
+
+def test_version_prints_the_package_version():
+    from edgecnn.core.version import __version__
+
+    res = runner.invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.stdout == f"edgecnn {__version__}\n"
+
+
+def test_shell_completion_options_exist():
+    names = {opt for p in get_command(app).params for opt in p.opts}
+    assert {"--install-completion", "--show-completion", "--version"} <= names
+
+
+def test_no_color_turns_ansi_off(monkeypatch):
+    import edgecnn.cli.run
+
+    monkeypatch.setattr(edgecnn.cli.run, "text_table", lambda headers, rows: typer.style("table", fg="red"))
+    coloured = runner.invoke(app, ["providers"], color=True)
+    assert coloured.exit_code == 0 and "\x1b[" in coloured.stdout  # the check below can see colour
+    plain = runner.invoke(app, ["providers"], color=True, env={"NO_COLOR": "1"})
+    assert plain.exit_code == 0 and "table" in plain.stdout and "\x1b[" not in plain.output
+
+
+class _Exported:
+    """What the fake export returns: enough of an ``ExportResult`` for the CLI."""
+
+    passed = True
+
+    def __init__(self, name, options):
+        self.manifest = {"model": name, "int8": None if options.int8 is None else options.int8.policy}
+
+
+@pytest.fixture
+def fake_export(monkeypatch):
+    """``edgecnn.pipeline.export`` replaced: records the options object the command built, exports nothing."""
+    import edgecnn.pipeline
+
+    calls = []
+
+    def export(name, out_dir, options, *, command=None, progress=None):
+        calls.append((name, options))
+        return _Exported(name, options)
+
+    monkeypatch.setattr(edgecnn.pipeline, "export", export)
+    return calls
+
+
+def test_export_json_is_one_shape_for_one_model_and_for_all(fake_export, monkeypatch):
+    import edgecnn.models.registry
+
+    monkeypatch.setattr(edgecnn.models.registry, "list_models", lambda: ["mobilenet_v1", "alexnet"])
+    one = runner.invoke(app, ["export", "mobilenet_v1", "--json"])
+    every = runner.invoke(app, ["export", "all", "--json"])
+    assert one.exit_code == every.exit_code == 0, one.output + every.output
+    one, every = json.loads(one.stdout), json.loads(every.stdout)
+    assert set(one) == set(every) == {"edgecnn_export", "exports", "failed"}
+    assert one["edgecnn_export"] == every["edgecnn_export"] == 2
+    assert [m["model"] for m in one["exports"]] == ["mobilenet_v1"]
+    assert [m["model"] for m in every["exports"]] == ["mobilenet_v1", "alexnet"]
+
+
+@pytest.mark.parametrize(
+    "args, policy",
+    [
+        ([], None),
+        (["--int8"], "static"),
+        (["--int8", "--fp16"], "static"),
+        (["--int8", "auto"], "auto"),
+        (["--int8=auto"], "auto"),
+        (["--int8", "static"], "static"),
+        (["--int8", "auto", "--calib-method", "entropy", "--int8-weight-bits", "8"], "auto"),
+    ],
+)
+def test_int8_spellings_build_one_options_object(fake_export, args, policy):
+    from edgecnn.pipeline import ExportOptions
+
+    res = runner.invoke(app, ["export", "mobilenet_v1", *args, "--json"])
+    assert res.exit_code == 0, res.output
+    ((name, options),) = fake_export
+    assert name == "mobilenet_v1" and isinstance(options, ExportOptions)
+    assert (options.int8 and options.int8.policy) == policy
+    assert options.fp16 == ("--fp16" in args)
+    if "entropy" in args:
+        assert (options.int8.calib_method, options.int8.weight_bits) == ("entropy", 8)
+
+
+@pytest.mark.parametrize("args", [["--int8", "bogus"], ["--int8=bogus"], ["--int8="]])
+def test_a_bad_int8_value_is_one_line(fake_export, args):
+    res = runner.invoke(app, ["export", "mobilenet_v1", *args])
+    assert res.exit_code == 2 and res.output.count("\n") == 1 and res.output.startswith("error: "), res.output
+    assert "--int8" in res.output and not fake_export
+
+
+def test_bench_in_a_browser_routes_to_the_web_runner_and_refuses_what_does_not_apply(monkeypatch):
+    import types
+
+    import edgecnn.web.runners
+
+    def bench_browser(model, *, ep, threads, warmup, runs, seconds, input_size, browser):
+        fields = dict(model_path=model, ep=ep, input_shape=(1, 3, 8, 8), create_ms=1.0, runs=runs, warmup=warmup)
+        timing = dict(p50_ms=1.0, p90_ms=1.0, p99_ms=1.0, onnxruntime_web="1", browser="x/chromium", threads=1)
+        return types.SimpleNamespace(
+            **fields, **timing, simd=True, cross_origin_isolated=True, to_dict=lambda: {"model": model}
+        )
+
+    monkeypatch.setattr(edgecnn.web.runners, "bench_browser", bench_browser)
+    res = runner.invoke(app, ["bench", "a.onnx", "--ep", "wasm", "--runs", "3", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout) == {"edgecnn_browser_bench": 1, "results": [{"model": "a.onnx"}]}
+    res = runner.invoke(app, ["bench", "a.onnx", "--ep", "webgpu", "--torch", "--graph-opt", "basic"])
+    assert res.exit_code == 2 and res.output.count("\n") == 1
+    assert "--torch, --graph-opt do(es) not apply there" in res.output
+
+
+def test_predict_options_of_ray_only_are_refused_without_ray(tmp_path):
+    res = runner.invoke(app, ["predict", "m.onnx", "x.png", "--workers", "2", "--output", str(tmp_path / "o")])
+    assert res.exit_code == 2 and res.output.count("\n") == 1 and "add --ray" in res.output
+    assert "--output" in res.output and "--workers" in res.output
+    res = runner.invoke(app, ["predict", "m.onnx", "x.png", "--ray", "--output", "o.parquet", "--save-masks", "m"])
+    assert res.exit_code == 2 and "drop --save-masks" in res.output

@@ -8,44 +8,93 @@ scikit-learn) in a device install without it says so in one line and exits 2.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
+from typing import Annotated
 
+import click
 import typer
-import typer.core
+from typer.core import TyperGroup  # Typer's documented base for a custom group (``Typer(cls=...)``)
 
 from ..core.errors import EdgeCNNError
-
-_click = typer.core._click
 
 # Modules only the export stack brings (pip install "edgecnn[export]"); a device install has none of them.
 EXPORT_STACK = ("torch", "torchvision", "onnx", "onnxscript", "onnxsim", "sklearn", "scipy")
 # What `export`, `mobile` and `validate` need before they start (checked up front: no half-done progress).
 EXPORT_NEEDS = ("torch", "onnx", "onnxscript", "onnxsim", "sklearn")
 EXPORT_HINT = 'pip install "edgecnn[export]"'
+# Commands written with Click itself, for what Typer cannot say (``export --int8 [auto]``), added by the group.
+CLICK_COMMANDS: dict[str, click.Command] = {}
 
 
-class OneLineGroup(typer.core.TyperGroup):
-    """Bad option values and unknown options print ``error: ...`` once (exit 2), not Typer's usage box."""
+def _is_usage_error(exc: BaseException) -> bool:
+    """A bad option value or an unknown option: Click's ``ClickException`` (Typer's own copy of Click included).
+
+    Typer ships its own Click, whose exception classes it does not export; both copies, and ``TyperException``,
+    carry an integer ``exit_code`` and a ``format_message()``, which is what is read here.
+    """
+    return isinstance(getattr(exc, "exit_code", None), int) and callable(getattr(exc, "format_message", None))
+
+
+def _one_line(exc: Exception) -> int:
+    """Print a usage error as one ``error: COMMAND: message`` line; its exit code."""
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command_path + ": " if ctx is not None else ""
+    typer.echo(f"error: {command}{' '.join(exc.format_message().split())}", err=True)
+    return exc.exit_code
+
+
+class OneLineGroup(TyperGroup):
+    """Bad option values and unknown options print ``error: ...`` once (exit 2), not Typer's usage box.
+
+    It also adds ``CLICK_COMMANDS`` and honours ``NO_COLOR`` (https://no-color.org): no ANSI colour when set.
+    """
+
+    def __init__(self, **attrs):
+        super().__init__(**attrs)
+        for name, command in CLICK_COMMANDS.items():
+            self.add_command(command, name)
+
+    def list_commands(self, ctx) -> list[str]:
+        rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
+        return sorted(self.commands, key=lambda name: rank.get(name, len(rank)))
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if os.environ.get("NO_COLOR"):  # any non-empty value
+            extra.setdefault("color", False)
         try:
             rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
-        except _click.exceptions.NoArgsIsHelpError as exc:
-            typer.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message(), err=True)
-            rv = 2
-        except _click.exceptions.ClickException as exc:
-            command = exc.ctx.command_path + ": " if getattr(exc, "ctx", None) is not None else ""
-            message = " ".join(exc.format_message().split())
-            typer.echo(f"error: {command}{message}", err=True)
+        except click.exceptions.Exit as exc:  # a Click command's --help
             rv = exc.exit_code
-        except typer.Abort:
+        except (typer.Abort, click.Abort):
             typer.echo("interrupted", err=True)
             rv = 130
+        except Exception as exc:
+            if not _is_usage_error(exc):
+                raise
+            rv = _one_line(exc)
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)
 
+
+# The order `edgecnn --help` lists the commands in.
+COMMAND_ORDER = (
+    "eval",
+    "export",
+    "validate",
+    "mobile",
+    "int8-report",
+    "predict",
+    "providers",
+    "bench",
+    "selftest",
+    "sweep",
+    "web",
+    "list",
+    "info",
+)
 
 app = typer.Typer(
     name="edgecnn",
@@ -54,12 +103,37 @@ app = typer.Typer(
     "Conventions, the same in every command: --ep is a comma list of execution providers in priority order "
     "for ONE session (cuda,cpu); --each-ep (bench, validate) runs each entry on its own (cpu,cuda; join with "
     "+ for a priority list: cpu,tensorrt+cuda); --json prints JSON on stdout; --force replaces what exists. "
-    'Exporting needs the export stack: pip install "edgecnn[export]".',
-    no_args_is_help=True,
-    add_completion=False,
+    'Exporting needs the export stack: pip install "edgecnn[export]". NO_COLOR=1 turns colour off.',
+    add_completion=True,  # --install-completion / --show-completion
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # help text is plain: 'edgecnn[export]' stays as written
 )
+
+
+def version() -> str:
+    """edgecnn's version (``edgecnn.core.version``)."""
+    from ..core.version import __version__
+
+    return __version__
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"edgecnn {version()}")
+        raise typer.Exit(0)
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    ctx: typer.Context,
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_print_version, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    if ctx.invoked_subcommand is None:  # bare `edgecnn`: the help, on stderr, exit 2
+        typer.echo(ctx.get_help(), err=True)
+        raise typer.Exit(2)
 
 
 def fail(message: str, code: int = 2) -> None:

@@ -5,50 +5,53 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from .app import app, handle_errors
-from .options import ep_option, force_option, json_option, refuse_existing
+from .options import EpDefaultCpu, Force, Json, LabelsFrom, MdOut, refuse_existing
+
+Data = Annotated[
+    Path,
+    typer.Option(
+        "--data",
+        help="An ImageFolder (one subfolder per class, named by label or index), "
+        "a CSV of path,label, or a folder with images/ and masks/ (segmentation).",
+    ),
+]
+LabelsFromOption = Annotated[
+    LabelsFrom,
+    typer.Option(
+        "--labels-from",
+        help="card: match folder names to the model's labels; folder: classes are the sorted folder names.",
+    ),
+]
 
 
 @app.command("eval")
 @handle_errors
 def eval_cmd(
-    models: list[Path] = typer.Argument(
-        ..., help="Exported .onnx files; the first is the baseline of the differences."
-    ),
-    data: Path = typer.Option(
-        ...,
-        "--data",
-        help="An ImageFolder (one subfolder per class, named by label or index), "
-        "a CSV of path,label, or a folder with images/ and masks/ (segmentation).",
-    ),
-    labels_from: str = typer.Option(
-        "card",
-        "--labels-from",
-        help="card: match folder names to the model's labels; folder: classes are the sorted folder names.",
-    ),
-    ep: str | None = ep_option(None, " Default: cpu."),
-    as_json: bool = json_option("the result"),
-    md_out: Path | None = typer.Option(None, "--md", help="Also write the tables as markdown."),
-    force: bool = force_option("Replace the file --md names."),
+    models: Annotated[list[Path], typer.Argument(help="Exported .onnx files; the first is the baseline.")],
+    data: Data,
+    labels_from: LabelsFromOption = LabelsFrom.card,
+    ep: EpDefaultCpu = None,
+    as_json: Json = False,
+    md_out: MdOut = None,
+    force: Force = False,
 ) -> None:
     """Top-1/top-5 (or pixel accuracy and mIoU) of each artifact on labelled data, with bootstrap 95% intervals."""
-    from ..core.errors import InputError
     from ..core.files import write_text_atomic
     from ..core.paths import refuse_output_over_inputs
     from ..runtime.evaluate import evaluate
     from .options import session_providers
 
-    if labels_from not in ("card", "folder"):
-        raise InputError(f"--labels-from takes 'card' or 'folder', got {labels_from!r}")
     if md_out is not None:  # never onto a model, the data folder's files, the CSV or an image it lists
         refuse_output_over_inputs(md_out, [*models, data, *_csv_images(data, md_out)], "--md")
     refuse_existing(md_out, force, "--md")
     show = None if as_json else (lambda done, total: print(f"\r  {done}/{total} images", end="", file=sys.stderr))
     result = evaluate(
-        [str(m) for m in models], data, labels_from=labels_from, providers=session_providers(ep), progress=show
+        [str(m) for m in models], data, labels_from=labels_from.value, providers=session_providers(ep), progress=show
     )
     if show:
         print(file=sys.stderr)

@@ -1,43 +1,29 @@
-"""``edgecnn export``, ``mobile``, ``int8-report``, ``validate``: the commands that need the export stack.
+"""``edgecnn export``: a model to ONNX (fp32, fp16, int8) with its manifest; it needs the export stack.
 
-Their heavy imports are inside the commands, so a device install (no torch) still loads the CLI; there they
-end in one line naming ``pip install "edgecnn[export]"`` (see ``app.handle_errors``).
+Written with Click itself (``CLICK_COMMANDS``; the app's group adds it), because ``--int8`` takes an optional
+value (``--int8``, ``--int8 auto``, ``--int8=auto``), which Typer cannot say. Its heavy imports are inside the
+command, so a device install (no torch) still loads the CLI; there it ends in one line naming
+``pip install "edgecnn[export]"`` (see ``app.handle_errors``).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from pathlib import Path
 
+import click
 import typer
-import typer.core
 
 from ..core.errors import EdgeCNNError
 from ..core.text import text_table
-from .app import app, fail, handle_errors, require_export_stack
-from .options import (
-    each_ep_option,
-    ep_option,
-    force_option,
-    input_size_option,
-    json_option,
-    out_option,
-    provider_entries,
-    weights_option,
-)
+from .app import CLICK_COMMANDS, fail, handle_errors, require_export_stack
+from .options import FORCE_HELP, CalibMethod, Int8Policy, refuse_unused
 
-
-class _OptionalValueCommand(typer.core.TyperCommand):
-    """Lets ``--int8`` be given bare (static QDQ) or as ``--int8 auto``: Typer has no optional-value options."""
-
-    def parse_args(self, ctx, args):
-        fixed = []
-        for i, arg in enumerate(args):
-            nxt = args[i + 1] if i + 1 < len(args) else None
-            fixed.append("--int8=static" if arg == "--int8" and nxt not in ("auto", "static") else arg)
-        return super().parse_args(ctx, fixed)
+# `export --json` prints one shape for one model and for `all`: {"edgecnn_export": 2, "exports": [...], ...}
+EXPORT_JSON_VERSION = 2
 
 
 def _progress(quiet: bool):
@@ -45,95 +31,119 @@ def _progress(quiet: bool):
     return None if quiet else (lambda step: typer.echo(f"  [{time.perf_counter() - t0:6.1f}s] {step}", err=True))
 
 
-@app.command("export", cls=_OptionalValueCommand)
+def _int8_value(ctx, param, value):
+    """``--int8`` bare is ``static`` (Click's ``flag_value``); ``--int8 auto`` / ``--int8=auto``; else one line."""
+    if value is not None and value not in {policy.value for policy in Int8Policy}:
+        raise click.BadParameter(f"--int8 takes no value or 'auto', got '{value}'", ctx, param)
+    return value
+
+
+def _size_text(ctx, param, value):
+    """``S`` or ``HxW`` as written; ``ExportOptions`` parses it and checks its range."""
+    if value is not None and not re.fullmatch(r"\s*\d+\s*([x,]\s*\d+\s*)?", value.lower()):
+        raise click.BadParameter(f"input size '{value}' is not a number or HxW (e.g. 224 or 256x320)", ctx, param)
+    return value
+
+
+# Click itself, not Typer: `--int8` takes an optional value (`--int8`, `--int8 auto`), which Typer cannot say.
+@click.command("export", context_settings={"help_option_names": ["--help"]})
+@click.argument("name")
+@click.option(
+    "--weights", "-w", help="Checkpoint file, or a published checkpoint name ('imagenet'). Default: random init."
+)
+@click.option("--num-classes", type=int, help="Classifier size (default: the model's or checkpoint's).")
+@click.option("--input-size", callback=_size_text, help="S or HxW (default: the model's).")
+@click.option("--batch", default="dynamic", show_default=True, help="'dynamic' or a fixed batch size.")
+@click.option("--opset", type=int, default=18, show_default=True, help="ONNX opset (18-21).")
+@click.option("--fp16", is_flag=True, help="Also write an fp16 artifact (fp32 inputs/outputs kept).")
+@click.option(
+    "--int8",
+    is_flag=False,
+    flag_value="static",
+    default=None,
+    callback=_int8_value,
+    metavar="[auto]",
+    help="Also write an int8 artifact (static QDQ). '--int8 auto' keeps the fastest form that meets parity.",
+)
+@click.option(
+    "--calib",
+    type=click.Path(path_type=Path),
+    help="Folder of calibration images (jpg/png/bmp/webp). Default: bundled sample photographs.",
+)
+@click.option("--calib-count", type=int, help="Number of calibration images to use.")
+@click.option(
+    "--calib-method",
+    type=click.Choice([m.value for m in CalibMethod]),
+    default=CalibMethod.minmax.value,
+    show_default=True,
+    help="How int8 ranges are calibrated (auto: try each, keep the best agreement).",
+)
+@click.option(
+    "--int8-weight-bits",
+    type=int,
+    default=7,
+    show_default=True,
+    help="7 (correct on every CPU) or 8 (a little more accurate; only for targets with VNNI or ARM: "
+    "x86 CPUs without VNNI saturate 8-bit weights).",
+)
+@click.option("--no-simplify", is_flag=True, help="Skip onnxsim.")
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(path_type=Path),
+    help="Output folder (default: exported/NAME; with 'all', the parent folder).",
+)
+@click.option("--force", is_flag=True, help=FORCE_HELP)
+@click.option("--labels", type=click.Path(path_type=Path), help="Text file with one class name per line.")
+@click.option(
+    "--embed-preprocess",
+    is_flag=True,
+    help="Also write twins (*.nhwc_uint8.onnx) that take uint8 NHWC pixels, already resized/cropped, and "
+    "normalise inside the graph.",
+)
+@click.option(
+    "--bundle",
+    is_flag=True,
+    help="Also write a deployment bundle (OUT/bundle: models, labels, golden input/output, bundle.json); "
+    "check it with 'edgecnn selftest'.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the manifests as JSON on stdout instead of text.")
 @handle_errors
-def export_cmd(
-    name: str = typer.Argument(..., help="Model name or alias, or 'all' for every model."),
-    weights: str | None = weights_option(
-        "Checkpoint file, or a published checkpoint name ('imagenet'). Default: random init."
-    ),
-    num_classes: int | None = typer.Option(
-        None, "--num-classes", help="Classifier size (default: the model's or checkpoint's)."
-    ),
-    input_size: str | None = input_size_option(),
-    batch: str = typer.Option("dynamic", "--batch", help="'dynamic' or a fixed batch size."),
-    opset: int = typer.Option(18, "--opset", help="ONNX opset (18-21)."),
-    fp16: bool = typer.Option(False, "--fp16", help="Also write an fp16 artifact (fp32 inputs/outputs kept)."),
-    int8: str | None = typer.Option(
-        None,
-        "--int8",
-        metavar="[auto]",
-        help="Also write an int8 artifact (static QDQ). '--int8 auto' keeps the fastest form that meets parity.",
-    ),
-    calib: Path | None = typer.Option(
-        None, "--calib", help="Folder of calibration images (jpg/png/bmp/webp). Default: bundled sample photographs."
-    ),
-    calib_count: int | None = typer.Option(None, "--calib-count", help="Number of calibration images to use."),
-    calib_method: str = typer.Option("minmax", "--calib-method", help="minmax, entropy, percentile or auto."),
-    int8_weight_bits: int = typer.Option(
-        7,
-        "--int8-weight-bits",
-        help="7 (default: correct on every CPU) or 8 (a little more accurate; only for targets with VNNI or ARM: "
-        "x86 CPUs without VNNI saturate 8-bit weights).",
-    ),
-    no_simplify: bool = typer.Option(False, "--no-simplify", help="Skip onnxsim."),
-    out: Path | None = out_option("Output folder (default: exported/NAME; with 'all', the parent folder)."),
-    force: bool = force_option("Replace an existing export (only once the new one has succeeded)."),
-    labels: Path | None = typer.Option(None, "--labels", help="Text file with one class name per line."),
-    embed_preprocess: bool = typer.Option(
-        False,
-        "--embed-preprocess",
-        help="Also write twins (*.nhwc_uint8.onnx) that take uint8 NHWC pixels, already resized/cropped, and "
-        "normalise inside the graph.",
-    ),
-    bundle: bool = typer.Option(
-        False,
-        "--bundle",
-        help="Also write a deployment bundle (OUT/bundle: models, labels, golden input/output, bundle.json); "
-        "check it with 'edgecnn selftest'.",
-    ),
-    as_json: bool = json_option("the manifest"),
-) -> None:
-    """Export a model to simplified ONNX (fp32, optionally fp16/int8), check parity, write a manifest."""
+def export_cmd(name: str, out: Path | None, as_json: bool, **given) -> None:
+    """Export a model to simplified ONNX (fp32, optionally fp16/int8), check parity, write a manifest.
+
+    NAME is a model name or alias, or 'all' for every model.
+    """
     require_export_stack()
-    from ..pipeline import export
     from .zoo import _registry
 
-    if int8 not in (None, "static", "auto"):
-        fail(f"--int8 takes no value or 'auto', got '{int8}'")
     every = name.lower() == "all"
-    names = _registry()[1]() if every else [name]
-    if every and weights is not None:
+    if every and given["weights"] is not None:
         fail("--weights cannot be used with 'all'; export the model it belongs to")
+    options = _export_options(given)
+    names = _registry()[1]() if every else [name]
+    folders = {n: (out or Path("exported")) / n if every else out for n in names}
+    manifests, failed = _export_each(folders, options, as_json)
+    if as_json:
+        record = {"edgecnn_export": EXPORT_JSON_VERSION, "exports": manifests, "failed": failed}
+        typer.echo(json.dumps(record, indent=2))
+    if failed:
+        fail(f"parity failed or export refused for: {', '.join(failed)} (see the manifest for details)", 1)
+
+
+def _export_each(folders: dict, options, as_json: bool) -> tuple[list, list]:
+    """Export each model into its folder; with several, a refused one is said and the next one goes on."""
+    from ..pipeline import export
+
     command = "edgecnn " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("edgecnn") else None
-    options = dict(
-        weights=weights,
-        num_classes=num_classes,
-        input_size=input_size,
-        batch=batch,
-        opset=opset,
-        fp16=fp16,
-        int8=int8 or False,
-        calib=calib,
-        calib_count=calib_count,
-        calib_method=calib_method,
-        int8_weight_bits=int8_weight_bits,
-        simplify=not no_simplify,
-        force=force,
-        labels=labels,
-        embed_preprocess=embed_preprocess,
-        bundle=bundle,
-        command=command,
-    )
-    failed, manifests = [], []
-    for model_name in names:
-        out_dir = (out or Path("exported")) / model_name if every else out
+    manifests, failed = [], []
+    for model_name, out_dir in folders.items():
         if not as_json:
             typer.echo(f"exporting {model_name}", err=True)
         try:
-            result = export(model_name, out_dir, progress=_progress(as_json), **options)
+            result = export(model_name, out_dir, options, command=command, progress=_progress(as_json))
         except EdgeCNNError as exc:
-            if len(names) == 1:
+            if len(folders) == 1:
                 raise
             typer.echo(f"error: {model_name}: {exc}", err=True)
             failed.append(model_name)
@@ -143,27 +153,53 @@ def export_cmd(
             failed.append(model_name)
         if not as_json:
             _print_export(result)
-    if as_json:
-        typer.echo(json.dumps(manifests[0] if len(names) == 1 and manifests else manifests, indent=2))
-    if failed:
-        fail(f"parity failed or export refused for: {', '.join(failed)} (see the manifest for details)", 1)
+    return manifests, failed
+
+
+def _export_options(given: dict):
+    """The export's options, built once from the command line: ``ExportOptions`` with its ``Int8Options``."""
+    from ..pipeline import ExportOptions, Int8Options
+
+    int8, method, bits = given["int8"], given["calib_method"], given["int8_weight_bits"]
+    if int8 is None:  # said, not ignored
+        refuse_unused(
+            {f"--calib-method {method}": method != "minmax", f"--int8-weight-bits {bits}": bits != 7},
+            "{flags} only applies with --int8; add --int8 or drop it",
+        )
+    return ExportOptions(
+        weights=given["weights"],
+        num_classes=given["num_classes"],
+        input_size=given["input_size"],
+        batch=given["batch"],
+        opset=given["opset"],
+        fp16=given["fp16"],
+        int8=Int8Options(policy=int8, calib_method=method, weight_bits=bits) if int8 else None,
+        calib=given["calib"],
+        calib_count=given["calib_count"],
+        simplify=not given["no_simplify"],
+        labels=given["labels"],
+        embed_preprocess=given["embed_preprocess"],
+        bundle=given["bundle"],
+        force=given["force"],
+    )
+
+
+CLICK_COMMANDS["export"] = export_cmd
 
 
 def _print_export(result) -> None:
     rows = []
     for a in result.artifacts:
         p = a.parity
-        verdict = ("pass" if p["passed"] else "FAIL") if p.get("judged", True) else "n/a"
-        agree = (
-            f"top1 {p['top1_agreement']:.3f}" if p.get("top1_agreement") is not None else f"mIoU {p['mean_iou']:.3f}"
-        )
+        verdict = ("pass" if p.passed else "FAIL") if p.judged else "n/a"
+        agree = f"top1 {p.top1_agreement:.3f}" if p.top1_agreement is not None else f"mIoU {p.mean_iou:.3f}"
         rows.append(
             [
                 a.file,
                 a.precision,
                 f"{a.size_bytes / 1e6:.1f} MB",
-                f"{p['max_abs']:.1e}",
-                f"{p['cosine']:.5f}",
+                f"{p.max_abs:.1e}",
+                f"{p.cosine:.5f}",
                 agree,
                 verdict,
             ]
@@ -180,124 +216,3 @@ def _print_export(result) -> None:
             f"{'passed' if b['selftest_passed'] else 'FAILED'}); check it anywhere with "
             f"'edgecnn selftest {folder}'"
         )
-
-
-@app.command("validate")
-@handle_errors
-def validate_cmd(
-    model: Path = typer.Argument(..., help="An exported .onnx file."),
-    against: str | None = typer.Option(
-        None,
-        "--against",
-        help="Architecture to compare with instead of the file's card (needed for files without one).",
-    ),
-    weights: str | None = weights_option(
-        "Checkpoint file or published name (default: the checkpoint recorded in the file)."
-    ),
-    ep: str | None = ep_option(None, " Default: cpu."),
-    each_ep: str | None = each_ep_option(),
-    data: Path | None = typer.Option(None, "--data", help="Folder of images (default: bundled sample photographs)."),
-    count: int = typer.Option(32, "--count", min=1, help="Images to compare on (at most)."),
-    as_json: bool = json_option(),
-) -> None:
-    """Check an artifact against its PyTorch source, per provider session; exit 0 only when every output passes.
-
-    Exit status: 0 all pass, 1 a parity failure, 2 a problem with the input (file, weights, provider).
-    """
-    require_export_stack()
-    from ..convert.validate import table_rows, validate
-
-    result = validate(
-        model, against=against, weights=weights, providers=provider_entries(ep, each_ep), data=data, count=count
-    )
-    if as_json:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
-    else:
-        w = result.weights
-        typer.echo(
-            f"{result.path}: {result.model} {result.precision} {result.task}, "
-            f"{result.inputs['count']} images ({result.inputs['source']})"
-        )
-        typer.echo(f"reference weights: {w['path'] or w['source']} ({w['origin']})")
-        headers, rows = table_rows(result)
-        typer.echo(text_table(headers, rows))
-    for skipped in result.inputs["skipped"]:
-        typer.echo(f"skipped {skipped['reason']}", err=True)
-    for note in result.notes:
-        typer.echo(f"note: {note}", err=True)
-    failed = [c for c in result.checks if not c.passed]
-    for c in failed:
-        for o in c.outputs:
-            for reason in o.report.failures:
-                typer.echo(f"FAIL {'+'.join(c.requested)} {o.name}: {reason}", err=True)
-    if failed:
-        fail(
-            f"{Path(result.path).name} does not match {result.model} on "
-            f"{', '.join('+'.join(c.requested) for c in failed)} (see the table)",
-            1,
-        )
-    if not as_json:
-        typer.echo(
-            f"PASS: {Path(result.path).name} matches {result.model} on "
-            f"{', '.join('+'.join(c.requested) for c in result.checks)}"
-        )
-
-
-@app.command("mobile")
-@handle_errors
-def mobile_cmd(
-    src: str = typer.Argument(
-        ...,
-        help="An exported .onnx file, or a model name (its export in exported/NAME is "
-        "used, or made first with a fixed batch).",
-    ),
-    out: Path | None = out_option("Output folder (default: mobile/ beside the .onnx)."),
-    batch: int = typer.Option(1, "--batch", min=1, help="Batch size to fix."),
-    input_size: str | None = input_size_option(
-        "S or HxW, for models with dynamic height/width (U-Net; default: "
-        "the card's crop). With a model name: the export size."
-    ),
-    weights: str | None = weights_option("With a model name: weights to export with (a checkpoint, or 'imagenet')."),
-    force: bool = force_option("Replace an existing mobile folder (only once the new one is complete)."),
-    as_json: bool = json_option("the report"),
-) -> None:
-    """Make mobile artifacts: fixed-shape ONNX, .ort files, an NNAPI/CoreML partition report.
-
-    Also writes the required-operators configs for minimal onnxruntime builds. Every artifact is parity-checked
-    against the source on the CPU provider; the exit status is 1 when one fails.
-    """
-    require_export_stack()
-    from ..deploy.mobile import make_mobile, render_report
-
-    result = make_mobile(
-        src, out, batch=batch, input_size=input_size, weights=weights, force=force, progress=_progress(as_json)
-    )
-    if as_json:
-        typer.echo(json.dumps(result.report, indent=2))
-    else:
-        typer.echo(render_report(result.report))
-        typer.echo(f"wrote {result.out_dir}/ (report.json, report.txt)")
-    if not result.passed:
-        fail(
-            "parity failed for: "
-            + ", ".join(a.file for a in result.artifacts if not a.parity["passed"])
-            + f" (see {result.out_dir / 'report.json'})",
-            1,
-        )
-
-
-@app.command("int8-report")
-@handle_errors
-def int8_report_cmd(
-    export_dir: Path = typer.Argument(..., help="An export folder (the one holding manifest.json)."),
-    top: int = typer.Option(10, "--top", min=1, help="How many of the most sensitive layers to list."),
-    as_json: bool = json_option("the manifest's int8 record"),
-) -> None:
-    """How an export's int8 artifact was made: calibration, agreement, per-layer sensitivity, fallback, speed gate."""
-    from ..convert.int8 import render_report
-    from ..core.documents import int8_record
-
-    record = int8_record(export_dir)  # the manifest and its int8 record, types and keys checked (one line if not)
-    if not record:
-        fail(f"'{export_dir}' holds no int8 record; export with --int8 (or --int8 auto) first")
-    typer.echo(json.dumps(record, indent=2) if as_json else render_report(record, top=top))

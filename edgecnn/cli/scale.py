@@ -8,53 +8,62 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from ..core.text import text_table
 from .app import app, fail, handle_errors, require_export_stack
-from .options import force_option, input_size_option, json_option
+from .options import Force, InputSize, Json, Precisions
 
 
 def predict_with_ray(
     model: str,
-    inputs: list[str],
+    source: str,
+    ray,
     *,
-    output: Path | None,
-    address: str | None,
-    workers: int | None,
-    batch_size: int | None,
     top_k: int,
     providers: list[str],
     threads: int | None,
     overrides: dict,
     as_json: bool,
-    save_masks: str | None = None,
 ) -> None:
-    """What ``predict --ray`` does: one source into a Parquet folder; exit 1 when any image was unreadable."""
+    """What ``predict --ray`` does (``cli.predict`` checked its options): one source into a Parquet folder.
+
+    The exit status is 1 when any image was unreadable.
+    """
     from ..scale import predict_dataset
     from ..scale.dataset import DEFAULT_BATCH
 
-    if output is None:
-        fail("--ray writes its rows to Parquet: pass --output FILE.parquet")
-    if save_masks is not None:
-        fail("with --ray, masks are written beside the output (FILE.masks/); drop --save-masks")
-    if len(inputs) != 1:
-        fail(f"--ray takes one SOURCE (a folder, a glob or a URI such as s3://bucket/images/), got {len(inputs)}")
     summary = predict_dataset(
         model,
-        inputs[0],
-        output,
-        address=address,
-        workers=workers,
+        source,
+        ray.output,
+        address=ray.address,
+        workers=ray.workers,
         threads=threads,
-        batch_size=batch_size or DEFAULT_BATCH,
+        batch_size=ray.batch_size or DEFAULT_BATCH,
         top_k=top_k,
         ep=providers,
         progress=not as_json,
         **overrides,
     )
-    record = {
+    for note in summary.notes:  # an unreadable part set aside and redone: said, never silent
+        typer.echo(f"note: {note}", err=True)
+    if as_json:
+        typer.echo(json.dumps(_summary_record(summary), indent=2))
+    else:
+        _print_summary(summary)
+    if summary.errors:
+        typer.echo(
+            f"error: {summary.errors} image(s) could not be read (rows with ok = false in {summary.output})", err=True
+        )
+        raise typer.Exit(1)
+
+
+def _summary_record(summary) -> dict:
+    """``predict --ray --json``: the run's summary (the rows themselves are in the Parquet folder)."""
+    return {
         "output": str(summary.output),
         "listed": summary.listed,
         "skipped_already_done": summary.skipped,
@@ -66,60 +75,46 @@ def predict_with_ray(
         "seconds": round(summary.seconds, 3),
         "images_per_s": round(summary.images_per_s, 1),
         "mask_dir": str(summary.mask_dir) if summary.mask_dir else None,
+        "notes": list(summary.notes),
     }
-    record["notes"] = list(summary.notes)
-    for note in summary.notes:  # an unreadable part set aside and redone: said, never silent
-        typer.echo(f"note: {note}", err=True)
-    if as_json:
-        typer.echo(json.dumps(record, indent=2))
-    else:
-        plan = f"{summary.workers} × {summary.threads}" if summary.workers else "- (nothing to do)"
-        typer.echo(
-            text_table(
-                ["listed", "already done", "inferred", "errors", "workers × threads", "images/s"],
-                [
-                    [
-                        str(summary.listed),
-                        str(summary.skipped),
-                        str(summary.inferred),
-                        str(summary.errors),
-                        plan,
-                        f"{summary.images_per_s:.1f}",
-                    ]
-                ],
-            )
+
+
+def _print_summary(summary) -> None:
+    plan = f"{summary.workers} × {summary.threads}" if summary.workers else "- (nothing to do)"
+    counts = [summary.listed, summary.skipped, summary.inferred, summary.errors]
+    typer.echo(
+        text_table(
+            ["listed", "already done", "inferred", "errors", "workers × threads", "images/s"],
+            [[*map(str, counts), plan, f"{summary.images_per_s:.1f}"]],
         )
-        typer.echo(f"wrote {summary.output}/ ({len(summary.parts)} new part(s))")
-    if summary.errors:
-        typer.echo(
-            f"error: {summary.errors} image(s) could not be read (rows with ok = false in {summary.output})", err=True
-        )
-        raise typer.Exit(1)
+    )
+    typer.echo(f"wrote {summary.output}/ ({len(summary.parts)} new part(s))")
+
+
+SweepOut = Annotated[Path, typer.Option("--out", "-o", help="Sweep folder: OUT/MODEL.PRECISION/ and OUT/sweep.json.")]
+Address = Annotated[str | None, typer.Option("--address", help="Ray cluster address (default: a local Ray).")]
+Bench = Annotated[bool, typer.Option("--bench", help="Benchmark each artifact, each on a whole node.")]
+Runs = Annotated[int, typer.Option("--runs", min=1, help="Timed runs per benchmark (with --bench).")]
+ExportCpus = Annotated[int, typer.Option("--export-cpus", min=1, help="CPUs (torch threads) per export task.")]
 
 
 @app.command("sweep")
 @handle_errors
 def sweep_cmd(
-    models: list[str] = typer.Argument(..., help="Model names or aliases ('all' for the whole zoo)."),
-    precision: str = typer.Option(
-        "fp32,int8",
-        "--precision",
-        help="Comma-separated: fp32, fp16, int8 (one export task and folder per model × precision).",
-    ),
-    input_size: str | None = input_size_option(),
-    out: Path = typer.Option(
-        Path("sweep"), "--out", "-o", help="Sweep folder: OUT/MODEL.PRECISION/ and OUT/sweep.json."
-    ),
-    address: str | None = typer.Option(None, "--address", help="Ray cluster address (default: a local Ray)."),
-    bench: bool = typer.Option(False, "--bench", help="Benchmark each artifact, each on a whole node."),
-    runs: int = typer.Option(20, "--runs", min=1, help="Timed runs per benchmark (with --bench)."),
-    export_cpus: int = typer.Option(1, "--export-cpus", min=1, help="CPUs (torch threads) per export task."),
-    force: bool = force_option("Replace existing export folders (each only once its new one is complete)."),
-    as_json: bool = json_option("the sweep rows"),
+    models: Annotated[list[str], typer.Argument(help="Model names or aliases ('all' for the whole zoo).")],
+    precision: Precisions = "fp32,int8",
+    input_size: InputSize = None,
+    out: SweepOut = Path("sweep"),
+    address: Address = None,
+    bench: Bench = False,
+    runs: Runs = 20,
+    export_cpus: ExportCpus = 1,
+    force: Force = False,
+    as_json: Json = False,
 ) -> None:
     """Export models × precisions as Ray tasks (one folder each, atomic), optionally benchmark each on a node."""
     require_export_stack()
-    from ..convert.options import ExportOptions
+    from ..pipeline import ExportOptions
     from ..runtime.bench import BenchOptions
     from ..scale import sweep
 
@@ -136,43 +131,47 @@ def sweep_cmd(
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
     else:
-        typer.echo(
-            text_table(
-                ["model", "precision", "parity", "node", "seconds", "error"],
-                [
-                    [
-                        r["model"],
-                        r["precision"],
-                        "pass" if r.get("passed") else "FAIL",
-                        r.get("hostname", "?"),
-                        str(r.get("seconds", "")),
-                        (r.get("error") or "")[:60],
-                    ]
-                    for r in result.exports
-                ],
-            )
-        )
-        if result.benchmarks:
-            typer.echo(
-                text_table(
-                    ["model", "precision", "p50 ms", "images/s", "threads", "node"],
-                    [
-                        [
-                            b["model"],
-                            b["precision"],
-                            f"{b.get('p50_ms', float('nan')):.2f}",
-                            f"{b.get('throughput_ips', float('nan')):.1f}",
-                            str(b.get("threads", "")),
-                            b.get("hostname", "?"),
-                        ]
-                        for b in result.benchmarks
-                    ],
-                )
-            )
-        typer.echo(f"wrote {out}/sweep.json")
+        _print_sweep(result, out)
     if not result.passed:
         fail(
             "parity failed or export refused for: "
             + ", ".join(f"{r['model']}.{r['precision']}" for r in result.exports if not r.get("passed")),
             1,
         )
+
+
+def _print_sweep(result, out: Path) -> None:
+    typer.echo(
+        text_table(
+            ["model", "precision", "parity", "node", "seconds", "error"],
+            [
+                [
+                    r["model"],
+                    r["precision"],
+                    "pass" if r.get("passed") else "FAIL",
+                    r.get("hostname", "?"),
+                    str(r.get("seconds", "")),
+                    (r.get("error") or "")[:60],
+                ]
+                for r in result.exports
+            ],
+        )
+    )
+    if result.benchmarks:
+        typer.echo(
+            text_table(
+                ["model", "precision", "p50 ms", "images/s", "threads", "node"],
+                [
+                    [
+                        b["model"],
+                        b["precision"],
+                        f"{b.get('p50_ms', float('nan')):.2f}",
+                        f"{b.get('throughput_ips', float('nan')):.1f}",
+                        str(b.get("threads", "")),
+                        b.get("hostname", "?"),
+                    ]
+                    for b in result.benchmarks
+                ],
+            )
+        )
+    typer.echo(f"wrote {out}/sweep.json")

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from ..core.text import text_table
 from .app import app, handle_errors
-from .options import force_option, json_option
+from .options import Force, Json
+
+WebOut = Annotated[
+    Path | None, typer.Option("--out", "-o", help="The web app folder (default: SOURCE's name + '_web' beside it).")
+]
 
 
 @app.command("web")
 @handle_errors
 def web_cmd(
-    source: Path = typer.Argument(..., help="MODEL.onnx, an export folder or a bundle folder."),
-    out: Path | None = typer.Option(
-        None, "--out", "-o", help="The web app folder (default: SOURCE's name + '_web' beside it)."
-    ),
-    force: bool = force_option("Replace an existing web app folder (only once the new one is complete)."),
-    as_json: bool = json_option(),
+    source: Annotated[Path, typer.Argument(help="MODEL.onnx, an export folder or a bundle folder.")],
+    out: WebOut = None,
+    force: Force = False,
+    as_json: Json = False,
 ) -> None:
     """Write a self-contained static web app (onnxruntime-web, WASM or WebGPU) that classifies or segments images.
 
@@ -54,42 +58,39 @@ def web_cmd(
 def browser_bench(
     models: list,
     ep: str,
-    *,
-    threads,
+    threads: int | None,
     warmup: int,
-    runs,
-    seconds,
-    input_size,
+    runs: int | None,
+    seconds: float | None,
+    *,
+    input_size: tuple | None,
     as_json: bool,
-    json_out,
-    force: bool,
+    json_out: Path | None,
     browser: str | None = None,
-    unused: tuple = (),
 ) -> None:
-    """``edgecnn bench --ep wasm|webgpu``: each model timed inside headless Chromium (edgecnn.web.runners)."""
-    from ..core.errors import InputError
-    from ..core.files import write_text_atomic
-    from ..core.paths import refuse_output_over_inputs
-    from ..core.sizes import parse_hw
-    from ..core.text import text_table
-    from ..runtime.bench.options import check_counts
-    from ..web.runners import bench_browser
-    from .options import refuse_existing
+    """``edgecnn bench --ep wasm|webgpu``: each model timed inside headless Chromium (``edgecnn.web.runners``).
 
-    if unused:  # said, not ignored: the browser bench times batch 1 of each file in one page
-        raise InputError(f"--ep {ep} times batch 1 inside the browser: {', '.join(unused)} do(es) not apply there")
-    check_counts(runs=runs, seconds=seconds, warmup=warmup, threads=threads, prefix="--")
-    if json_out is not None:  # the report never replaces a model it timed
-        refuse_output_over_inputs(json_out, models, "--json-out")
-    refuse_existing(json_out, force, "--json-out")
-    size = parse_hw(input_size, "--input-size") if input_size else None
+    ``cli.bench`` has checked the options (counts, outputs, the ones that do not apply in a browser).
+    """
+    from ..core.files import write_text_atomic
+    from ..web.runners import bench_browser
+
     results = [
         bench_browser(
-            m, ep=ep, threads=threads, warmup=warmup, runs=runs, seconds=seconds, input_size=size, browser=browser
+            m, ep=ep, threads=threads, warmup=warmup, runs=runs, seconds=seconds, input_size=input_size, browser=browser
         )
         for m in models
     ]
     say = (lambda text: typer.echo(text, err=True)) if as_json else typer.echo  # stdout is the JSON's alone
+    _say_browser_table(results, say)
+    report = json.dumps({"edgecnn_browser_bench": 1, "results": [x.to_dict() for x in results]}, indent=2)
+    if json_out:
+        say(f"wrote {write_text_atomic(json_out, report + chr(10))}")
+    if as_json:
+        typer.echo(report)
+
+
+def _say_browser_table(results: list, say) -> None:
     rows = [
         [
             Path(r.model_path).name,
@@ -110,8 +111,3 @@ def browser_bench(
         f"SIMD {'yes' if r.simd else 'no'}, cross-origin isolated {'yes' if r.cross_origin_isolated else 'no'}; "
         f"{r.warmup} warm-up runs, then timed runs one after another"
     )
-    report = json.dumps({"edgecnn_browser_bench": 1, "results": [x.to_dict() for x in results]}, indent=2)
-    if json_out:
-        say(f"wrote {write_text_atomic(json_out, report + chr(10))}")
-    if as_json:
-        typer.echo(report)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import Annotated
 
 import typer
 
 from ..core.text import text_table
 from .app import app, handle_errors
-from .options import json_option
+from .options import Json
 
 
 def _registry():
@@ -48,7 +49,7 @@ def spec_dict(spec) -> dict:
 
 @app.command("list")
 @handle_errors
-def list_cmd(as_json: bool = json_option("the models")) -> None:
+def list_cmd(as_json: Json = False) -> None:
     """List the architectures: task, parameters, GFLOPs, input size, published checkpoints."""
     get_spec, list_models, _ = _registry()
     specs = [get_spec(n) for n in list_models()]
@@ -71,9 +72,7 @@ def list_cmd(as_json: bool = json_option("the models")) -> None:
 
 @app.command("info")
 @handle_errors
-def info_cmd(
-    name: str = typer.Argument(..., help="Model name or alias."), as_json: bool = json_option("everything known")
-) -> None:
+def info_cmd(name: Annotated[str, typer.Argument(help="Model name or alias.")], as_json: Json = False) -> None:
     """Show everything known about one architecture."""
     get_spec, _, _ = _registry()
     data = spec_dict(get_spec(name))

@@ -142,3 +142,26 @@ def test_every_file_named_in_prose_exists(texts):
         }
     )
     assert not stale, "paths that do not exist:\n" + "\n".join(stale)
+
+
+_FROM_IMPORT = re.compile(r"from (edgecnn[\w.]*) import ([\w, ]+)")
+
+
+def _importable(module, dotted: str) -> bool:
+    """A name a ``from module import name`` finds: an attribute, or a submodule of a package."""
+    name = dotted.rsplit(".", 1)[1]
+    return hasattr(module, name) or (hasattr(module, "__path__") and importlib.util.find_spec(dotted) is not None)
+
+
+def test_every_import_shown_in_prose_works(texts):
+    """``from edgecnn.x import a, b`` in the README, docs and docstrings: each name is importable from there."""
+    broken = []
+    for where, text in texts:
+        for module, names in _FROM_IMPORT.findall(text):
+            if not _resolves(module):
+                broken.append(f"{where}: {module}")
+                continue
+            mod = importlib.import_module(module)
+            names = [n.split()[0] for n in names.split(",") if n.strip()]  # "a as b": the name imported is a
+            broken += [f"{where}: {module}.{n}" for n in names if not _importable(mod, f"{module}.{n}")]
+    assert not broken, "imports shown that do not work:\n" + "\n".join(sorted(set(broken)))

@@ -336,7 +336,7 @@ def _train_into(name: str, spec: FixtureSpec, task: str, folder: Path) -> None:
 
 def evaluate(path: Path, fixture: Fixture) -> float:
     """Held-out score of one ONNX artifact (onnxruntime, CPU)."""
-    from edgecnn.convert.int8 import run_model
+    from edgecnn.convert.int8.agreement import run_model
 
     return score(run_model(path, fixture.heldout)[0], fixture.labels, fixture.task)
 

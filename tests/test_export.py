@@ -128,6 +128,14 @@ def test_every_artifact_checks_loads_and_carries_metadata(small_export):
         assert set(meta["edgecnn.versions"]) >= {"edgecnn", "torch", "onnx", "onnxruntime"}
         assert meta["edgecnn.weights"]["source"] == "random"
         assert meta["edgecnn.extra"]["arch_options"] == {"width_mult": 0.25}
+        if art.precision == "int8":  # stamped as the file was first written, with how it was calibrated
+            record = small_export.manifest["int8"]
+            assert meta["edgecnn.extra"]["calibration"] == {
+                "source": small_export.manifest["calibration"]["source"],
+                "count": record["calibration_images"],
+                "method": record["calibration_method"],
+                "form": record["kept"],
+            }
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         out = sess.run(None, {"input": np.zeros((3, 3, 64, 64), np.float32)})[0]  # dynamic batch
         assert out.shape == (3, 10) and np.isfinite(out).all()

@@ -124,15 +124,6 @@ def put_metadata(model, card: ModelCard) -> None:
     model.doc_string = f"{card.model} ({card.precision}) exported by edgecnn {__version__}"
 
 
-def set_card(path: Path, card: ModelCard) -> None:
-    """Stamp ``card`` into an ONNX file already written (a reload and a save: steps stamp at first write instead)."""
-    import onnx
-
-    model = onnx.load(str(path))
-    put_metadata(model, card)
-    onnx.save(model, str(path))
-
-
 def build_manifest(
     spec, options, card: ModelCard, command: str | None, *, checkpoint, records: dict, artifacts: list
 ) -> dict:

@@ -27,7 +27,7 @@ from ..core.files import sha256_file
 from ..core.paths import is_checkpoint_path
 from ..models.registry import ModelSpec, imagenet_labels
 from .images import ExportImages
-from .manifest import build_card, card_stamp, set_card, write_onnx
+from .manifest import build_card, card_stamp, write_onnx
 from .options import ExportOptions
 
 # Images the BatchNorm statistics of random weights are re-estimated on. Their job is outputs that vary with
@@ -219,11 +219,10 @@ def export_int8(job: Job, card: ModelCard, images: ExportImages, ref) -> tuple[d
             input_size=options.input_size,
             judge_accuracy=options.weights is not None,
             progress=progress,
+            stamp=lambda model, q: card_stamp(int8_card(card, images, q))(model),  # the card goes in with the file
         )
         q = build_int8(request, options.int8)
         run.warnings.extend(q.warnings)
-        if q.path is not None:
-            set_card(path, int8_card(card, images, q))
     if q.path is None:
         return q.to_dict(), None
     artifact = check(

@@ -31,6 +31,8 @@ class Int8Request:
         target: agreement thresholds (default ``build.DEFAULT_TARGETS[task]``), e.g. ``{"top1_agreement": 0.98}``
             (the record's former names, ``top1``, ``pixel``, ``miou``, are accepted too).
         progress: called with a short description of each sub-step.
+        stamp: called as ``stamp(model, result)`` on the chosen graph just before it is written to ``dst``, with
+            the ``Int8Result`` that says how it was made: the caller's card goes in with the file's first write.
     """
 
     fp32_path: Path
@@ -43,6 +45,7 @@ class Int8Request:
     judge_accuracy: bool = True
     target: dict | None = None
     progress: Callable[[str], None] | None = None
+    stamp: Callable[[object, object], None] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fp32_path", Path(self.fp32_path))

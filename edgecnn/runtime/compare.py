@@ -18,7 +18,9 @@ How each precision is judged:
   more. Measured: correct artifacts at 0.36–1.35× PyTorch's own error in fp32 and 0.38–1.45× in fp16 (12 zoo models
   at 64², 7 sets of 8 photographs each), at most 2.6× on the noise-statistics MobileNetV3-Large (56 sets); one
   mid-network convolution's weights × 1.001 at ≥ 40× (≥ 100× for the classifiers; 22× on that MobileNetV3).
-  Then cosine ≥ 0.99999 (fp16: 0.995), and top-1 identical on every *decisive* sample (one whose top-1/top-2
+  Then cosine ≥ 0.99999 (fp16: 0.995) — or, where PyTorch's own outputs fall further short of float64's (a
+  cosine shortfall 1 − c), ≥ 1 − 8·(1 − c): a correct file of that noise MobileNetV3 at 224² came within 5e-6 of
+  the fixed threshold — and top-1 identical on every *decisive* sample (one whose top-1/top-2
   margin exceeds twice the observed max error; near-ties may legitimately swap; fp16: ≥ 99%).
 * fp32 and fp16 against another artifact's outputs (no float64 reference: the bundle self-test, embedded
   preprocessing, mobile, other providers): relative max error (max |ref - out| / max |ref|) ≤ 1e-4 (fp16:
@@ -107,6 +109,8 @@ class ParityReport:
     torch_max_abs: float | None = None  # PyTorch's own, at the artifact's precision, on the same inputs
     error_bound: float | None = None  # what exact_max_abs was held to: torch_multiple × torch_max_abs + floor
     exact_samples: int | None = None  # inputs the float64 check ran on
+    cosine_bound: float | None = None  # what cosine was held to (lower than the fixed one only for a network
+    # whose own PyTorch outputs stray further from float64 than that, see ``_cosine_bound``)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -217,14 +221,26 @@ def _errors(
     max_rel = max_abs / scale
     cosine = cosine_similarity(ref.reshape(len(ref), -1), out.reshape(len(ref), -1))
     yardstick = _against_float64(exact, out, precision, tol) if precision in UNIT_ROUNDOFF else {}
+    torch_cosine = yardstick.pop("torch_cosine", None)
     if yardstick:
         if yardstick["exact_max_abs"] > yardstick["error_bound"]:
             failures.append(_float64_failure(precision, tol, **yardstick))
     elif max_rel > tol["max_rel"]:
         failures.append(f"max relative error {max_rel:.2e} > {tol['max_rel']:.0e}")
-    if cosine < tol["cosine"]:
-        failures.append(f"cosine similarity {cosine:.6f} < {tol['cosine']}")
-    return dict(max_abs=max_abs, max_rel=max_rel, mean_abs=mean_abs, cosine=cosine, **yardstick)
+    bound = _cosine_bound(torch_cosine, tol)
+    if cosine < bound:
+        failures.append(f"cosine similarity {cosine:.6f} < {bound:.6g}")
+    return dict(max_abs=max_abs, max_rel=max_rel, mean_abs=mean_abs, cosine=cosine, cosine_bound=bound, **yardstick)
+
+
+def _cosine_bound(torch_cosine: float | None, tol: dict) -> float:
+    """The fixed cosine threshold, unless PyTorch's own outputs at this precision are further from float64 than
+    it allows: then the same multiple of PyTorch's own shortfall (1 − its cosine with float64) as the error bound
+    uses. A badly conditioned network (BatchNorm statistics from noise) reached cosine 0.9999949 against
+    PyTorch fp32 with a correct file; a file that is wrong still fails the float64 error bound first."""
+    if torch_cosine is None or "torch_multiple" not in tol:
+        return tol["cosine"]
+    return min(tol["cosine"], 1.0 - tol["torch_multiple"] * (1.0 - torch_cosine))
 
 
 def _against_float64(exact: ExactReference | None, out: np.ndarray, precision: str, tol: dict) -> dict:
@@ -249,11 +265,13 @@ def _against_float64(exact: ExactReference | None, out: np.ndarray, precision: s
         return {}
     own = max(float(np.abs(r - truth).max()) for r in runs)
     floor = FLOOR_UNITS * UNIT_ROUNDOFF[precision] * float(np.abs(truth).max())
+    flat = truth.reshape(n, -1)
     return dict(
         exact_max_abs=float(np.abs(out[:n] - truth).max()),
         torch_max_abs=own,
         error_bound=tol["torch_multiple"] * own + floor,
         exact_samples=int(n),
+        torch_cosine=min(cosine_similarity(r.reshape(n, -1), flat) for r in runs),
     )
 
 

@@ -16,8 +16,9 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from .errors import ArtifactError, InputError
+from .errors import ArtifactError
 from .owned import describe, edgecnn_subfolders, foreign_files, write_listing, writer_of
+from .paths import refuse_folder_over_inputs
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -81,7 +82,7 @@ def staged_output(
     out_dir = Path(os.path.abspath(out_dir))  # '--out .' has no name to stage beside: use the folder's own
     if out_dir.is_symlink():
         out_dir = out_dir.resolve()
-    refuse_inputs_inside(out_dir, inputs)
+    refuse_folder_over_inputs(out_dir, inputs)
     with output_lock(out_dir, notes), _sigterm_as_exit():
         staging = _prepare_staging(out_dir, force, notes)
         try:
@@ -91,7 +92,7 @@ def staged_output(
                     f"'{out_dir}' was filled by another process while this one ran; "
                     "nothing was replaced (pass --force to replace it)"
                 )
-            _refuse_foreign(out_dir)  # a file dropped there while this run worked is not swapped away either
+            refuse_foreign(out_dir)  # a file dropped there while this run worked is not swapped away either
             write_listing(staging, writer)
             _swap_in(staging, out_dir)
         except BaseException:
@@ -204,25 +205,8 @@ def _sigterm_as_exit() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def refuse_inputs_inside(out_dir: Path, inputs: Sequence[str | os.PathLike]) -> None:
-    """A command never replaces the folder its own input lives in (mobile over its export, web over its bundle).
-
-    ``staged_output`` checks it too; a command calls it first where work (an npm install, an export) comes before.
-    """
-    out_dir = Path(os.path.abspath(out_dir))
-    if out_dir.is_symlink():
-        out_dir = out_dir.resolve()
-    for item in inputs:
-        path = Path(os.path.abspath(item))
-        for candidate in {path, path.resolve()}:
-            if candidate == out_dir or out_dir in candidate.parents:
-                raise InputError(
-                    f"the output folder '{out_dir}' holds this command's input '{item}'; "
-                    "write to another folder (--out DIR)"
-                )
-
-
-def _refuse_foreign(out_dir: Path) -> None:
+def refuse_foreign(out_dir: Path) -> None:
+    """Refuse a folder holding any file no edgecnn run wrote (``core.owned``): ``--force`` never replaces it."""
     foreign = foreign_files(out_dir)
     if foreign:
         raise ArtifactError(
@@ -236,7 +220,7 @@ def _prepare_staging(out_dir: Path, force: bool, notes: list | None = None) -> P
     """Check ``out_dir`` may be written, clear stale staging folders, and create a fresh staging folder."""
     if out_dir.exists() and not out_dir.is_dir():
         raise ArtifactError(f"output path '{out_dir}' is a file; pass a folder with --out")
-    _refuse_foreign(out_dir)
+    refuse_foreign(out_dir)
     if out_dir.is_dir() and force and notes is not None:
         notes.extend(
             f"replaced {sub} in '{out_dir}' (written by an earlier `edgecnn {writer_of(out_dir / sub)}` "

@@ -51,6 +51,23 @@ def _contains(folder: str, path: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
+def refuse_folder_over_inputs(out_dir: str | os.PathLike, inputs: Iterable[str | os.PathLike]) -> None:
+    """A command never replaces the folder its own input lives in (mobile over its export, web over its bundle).
+
+    Unlike ``refuse_output_over_inputs`` (a report file), an output folder may lie inside an input folder (a web
+    app in ``EXPORT/site``): only a folder that is, or holds, one of the inputs is refused. ``staged_output``
+    checks it; a command calls it first where work (an npm install, an export) comes before.
+    """
+    from .errors import InputError
+
+    out = os.path.realpath(out_dir)
+    for item in inputs:
+        if any(_contains(out, p) for p in {os.path.abspath(item), os.path.realpath(item)}):
+            raise InputError(
+                f"the output folder '{out}' holds this command's input '{item}'; write to another folder (--out DIR)"
+            )
+
+
 def refuse_output_over_inputs(
     output: str | os.PathLike, inputs: Iterable[str | os.PathLike], flag: str = "output"
 ) -> None:

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import ArtifactError, EdgeCNNError, InputError, first_line
-from ..core.files import output_lock, write_text_atomic
-from ..core.owned import describe, foreign_files, write_listing
+from ..core.errors import EdgeCNNError, InputError, first_line
+from ..core.files import output_lock, refuse_foreign, write_text_atomic
+from ..core.owned import write_listing
 
 PRECISIONS = ("fp32", "fp16", "int8")
 SWEEP_FILE = "sweep.json"
@@ -151,12 +151,8 @@ def sweep(
     with output_lock(out):  # one sweep per folder: a second one refuses at once, naming the first
         if (out / SWEEP_FILE).exists() and not force:
             raise InputError(f"{out / SWEEP_FILE} exists; pass --force to run the sweep again over it")
-        foreign = foreign_files(out) if force else []  # --force replaces what edgecnn wrote, nothing else
-        if foreign:
-            raise ArtifactError(
-                f"'{out}' holds files edgecnn did not write ({describe(foreign)}); nothing was "
-                "replaced: move them elsewhere or choose another --out"
-            )
+        if force:  # --force replaces what edgecnn wrote, nothing else
+            refuse_foreign(out)
         options = (options or ExportOptions()).replace(force=force)
         ray = connect(address)
         task = ray.remote(num_cpus=export_cpus)(export_one)

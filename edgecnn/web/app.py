@@ -18,8 +18,8 @@ from pathlib import Path
 from ..core.card import ModelCard
 from ..core.documents import BUNDLE_JSON, read_bundle_json
 from ..core.errors import ArtifactError, InputError
-from ..core.files import refuse_inputs_inside, staged_output
-from ..core.paths import inside
+from ..core.files import staged_output
+from ..core.paths import inside, refuse_folder_over_inputs
 from ..core.sizes import check_input_shape, max_image_pixels
 from .npm import ASSETS, node_modules, pinned_versions
 
@@ -202,7 +202,7 @@ def make_web_app(source: str | os.PathLike, out_dir: str | os.PathLike, *, force
         InputError: ``source`` holds no model. ArtifactError: a model without an edgecnn card, one
         onnxruntime-web cannot run, or ``out_dir`` not empty (without ``force``).
     """
-    refuse_inputs_inside(out_dir, [source])  # before anything is read or installed: never over its own source
+    refuse_folder_over_inputs(out_dir, [source])  # before anything is read or installed: never over its own source
     files, labels_file = _sources(Path(source))
     cards = {p: read_card(p) for p in files}
     # the default model: the float model at full precision, whose preprocessing the page does in JS

@@ -14,8 +14,8 @@ from ...core.artifact import MANIFEST as EXPORT_MANIFEST
 from ...core.artifact import read_manifest
 from ...core.card import ModelCard
 from ...core.errors import ArtifactError, EdgeCNNError, InputError, first_line
-from ...core.files import refuse_inputs_inside, sha256_file, staged_output
-from ...core.paths import inside
+from ...core.files import sha256_file, staged_output
+from ...core.paths import inside, refuse_folder_over_inputs
 from .ort_format import convert_to_ort
 from .partitions import partition_report
 from .records import PARITY_SAMPLES, REPORT_JSON, REPORT_TEXT, MobileArtifact, MobileResult
@@ -60,7 +60,7 @@ def make_mobile(
     if int(batch) < 1:
         raise InputError(f"batch must be a positive integer, got {batch}")
     if out_dir is not None and os.path.exists(src):  # before any export or conversion: never over the source
-        refuse_inputs_inside(out_dir, [src])
+        refuse_folder_over_inputs(out_dir, [src])
     source, export_record = _resolve_source(src, batch, input_size, weights, force, say, export_fn)
     out_dir = Path(out_dir) if out_dir is not None else source.parent / "mobile"
     model = _load(source)

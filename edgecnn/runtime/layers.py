@@ -34,6 +34,8 @@ class LayerPrecisions:
 
 
 def layer_precisions(path: str | Path) -> LayerPrecisions | None:
+    if Path(path).suffix.lower() != ".onnx":
+        return None  # read from ONNX graphs only: a .tflite/.pte reports its delegate's share instead
     try:
         import onnx
     except ImportError:  # a device install: numpy and onnxruntime only

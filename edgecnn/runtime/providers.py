@@ -146,6 +146,12 @@ def default_cache_dir() -> Path:
     return Path(root) / "trt"
 
 
+def known_provider(name: str) -> Provider | None:
+    """``get_provider``'s row, or ``None`` for a name only another runtime knows (LiteRT's ``builtin``)."""
+    key = name.strip().lower()
+    return PROVIDERS.get(key) or _BY_ORT.get(key)
+
+
 def get_provider(name: str) -> Provider:
     """Look a provider up by short name (``"cuda"``) or ORT name (``"CUDAExecutionProvider"``).
 
@@ -194,6 +200,11 @@ def is_available(name: str) -> bool:
     return p.ort_name in _build(plugins=p.ort_name == _openvino.ORT_NAME)
 
 
+#: ``--ep`` names that only a runtime other than onnxruntime takes: LiteRT's own kernels, without its XNNPACK
+#: delegate, for a ``.tflite`` (``runtime/litert``); onnxruntime refuses them when it opens a file.
+RUNTIME_ONLY = ("builtin",)
+
+
 def parse_entries(providers: str | Iterable) -> list[list[str]]:
     """The ``--ep`` syntax: comma-separated entries, each checked on its own session; ``+`` joins providers
     into one session's priority list. ``"cpu,tensorrt+cuda"`` → ``[["cpu"], ["tensorrt", "cuda"]]``; a
@@ -203,12 +214,17 @@ def parse_entries(providers: str | Iterable) -> list[list[str]]:
     entries = []
     for item in items:
         names = item.split("+") if isinstance(item, str) else list(item)
-        names = [get_provider(n).name for n in names if n and n.strip()]
+        names = [_short_name(n) for n in names if n and n.strip()]
         if names:
             entries.append(names)
     if not entries:
         raise InputError("no execution provider given; e.g. --ep cpu or --ep cpu,cuda")
     return entries
+
+
+def _short_name(name: str) -> str:
+    key = name.strip().lower()
+    return key if key in RUNTIME_ONLY else get_provider(name).name
 
 
 def _split(names: str | Iterable[str]) -> list[str]:

@@ -8,11 +8,15 @@ Each runtime lives in its own folder behind the same ``Runner`` interface, as Po
 
 - ``runtime/onnxrt/``: onnxruntime with any of its execution providers (``runtime/providers.py`` names them);
 - ``runtime/openvino/``: OpenVINO's own runtime, where ``--ep openvino`` runs there (the onnxruntime plugin
-  offers no device on this CPU; ``runtime/openvino/config.py`` decides).
+  offers no device on this CPU; ``runtime/openvino/config.py`` decides);
+- ``runtime/litert/``: LiteRT's interpreter for ``.tflite`` files (torch-free: ``pip install "edgecnn[litert]"``);
+- ``runtime/executorch/``: ExecuTorch's Python runtime for ``.pte`` files. It imports torch when it opens a file
+  (ExecuTorch's Python bindings need it), so a ``.pte`` does not run on the torch-free device install.
 
-``register_runtime(name, opener)`` is the slot for the next runtimes (LiteRT, ExecuTorch) and for runners that
-need torch (the eager model of ``bench --torch``, registered from ``edgecnn/convert/torch_runner.py``): they are
-registered from their own side, so this module and ``runtime/`` never import torch.
+A ``.tflite`` or ``.pte`` opens on its own runtime whatever the providers say (``SUFFIX_RUNTIMES``); an ONNX file's
+runtime follows its providers. ``register_runtime(name, opener)`` is the slot for runners registered from their own
+side (the eager model of ``bench --torch``, from ``edgecnn/convert/torch_runner.py``), so this module never imports
+torch.
 """
 
 from __future__ import annotations
@@ -137,11 +141,22 @@ def register_runtime(name: str, opener: Opener) -> None:
 
 def runtimes() -> list[str]:
     """The names ``open_runner`` knows (the built-in ones and those registered so far)."""
-    return sorted({"onnxruntime", "openvino", *_RUNTIMES})
+    return sorted({"onnxruntime", "openvino", "litert", "executorch", *_RUNTIMES})
+
+
+#: Files whose suffix names their runtime; any other file is ONNX (``.onnx``, ``.ort``).
+SUFFIX_RUNTIMES = {".tflite": "litert", ".pte": "executorch"}
+
+
+def runtime_of(source: ModelSource) -> str | None:
+    """The runtime a file's suffix names (``"litert"`` for ``.tflite``, ``"executorch"`` for ``.pte``) or ``None``."""
+    if isinstance(source, bytes):
+        return None
+    return SUFFIX_RUNTIMES.get(Path(source).suffix.lower())
 
 
 def _builtin(name: str) -> Opener | None:
-    # imported on first use: a process that never asks for OpenVINO does not load its config
+    # imported on first use: a process that never asks for OpenVINO (or LiteRT …) does not load it
     if name == "onnxruntime":
         from .onnxrt import open_onnxrt
 
@@ -150,14 +165,25 @@ def _builtin(name: str) -> Opener | None:
         from .openvino import open_openvino
 
         return open_openvino
+    if name == "litert":
+        from .litert import open_litert
+
+        return open_litert
+    if name == "executorch":
+        from .executorch import open_executorch
+
+        return open_executorch
     return None
 
 
-def pick_runtime(options: RunnerOptions) -> str:
-    """The runtime ``options`` open on: the one named, else OpenVINO's own runtime where ``--ep openvino``
-    runs there (``runtime/openvino/config.py``'s ``backend``), else onnxruntime."""
+def pick_runtime(options: RunnerOptions, source: ModelSource | None = None) -> str:
+    """The runtime ``options`` open ``source`` on: the one named, else the one its suffix names (``.tflite``,
+    ``.pte``), else OpenVINO's own runtime where ``--ep openvino`` runs there (``runtime/openvino/config.py``'s
+    ``backend``), else onnxruntime."""
     if options.runtime:
         return options.runtime
+    if source is not None and runtime_of(source):
+        return runtime_of(source)
     from . import openvino as ov
     from .providers import _split, get_provider
 
@@ -174,7 +200,8 @@ def open_runner(source: ModelSource, options: RunnerOptions | None = None, **key
     """Open a model on the runtime its options ask for.
 
     Args:
-        source: the model file (``.onnx``/``.ort``), or an ONNX model's bytes (onnxruntime only).
+        source: the model file (``.onnx``/``.ort``, ``.tflite``, ``.pte``), or an ONNX model's bytes (onnxruntime
+            only).
         options: a ``RunnerOptions``; ``keywords`` (its field names) are applied on top, so
             ``open_runner(path, providers="cpu", threads=2)`` works as well.
 
@@ -188,7 +215,7 @@ def open_runner(source: ModelSource, options: RunnerOptions | None = None, **key
     if unknown:
         raise InputError(f"open_runner: unknown option {unknown[0]!r}; options: {', '.join(sorted(known))}")
     opts = replace(options or RunnerOptions(), **keywords) if keywords else (options or RunnerOptions())
-    name = pick_runtime(opts)
+    name = pick_runtime(opts, source)
     opener = _RUNTIMES.get(name) or _builtin(name)
     if opener is None:
         raise InputError(f"no runtime {name!r} is registered; known: {', '.join(runtimes())}")

@@ -1,0 +1,179 @@
+"""int8 through PyTorch 2 Export quantization (PT2E), the route both ExecuTorch and LiteRT quantize by.
+
+``quantize(model, example, calibration, backend)`` exports the eval-mode model with ``torch.export``, annotates it
+with the backend's own quantizer (ExecuTorch's ``XNNPACKQuantizer``, litert-torch's ``PT2EQuantizer``: per-channel
+symmetric int8 weights, per-tensor int8 activations), runs the calibration arrays through the observers one image at
+a time (the files are batch 1), and converts. ``Recipe`` holds what edgecnn adds for accuracy
+(``pt2e_passes``: clamps fused into their layer, bias correction; the activation observer; float modules).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+BACKENDS = ("xnnpack", "litert")
+OBSERVERS = ("histogram", "minmax")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How the int8 model keeps its accuracy.
+
+    Attributes:
+        float_modules: qualified names of submodules left in float (the backend's quantizer skips them).
+        fuse_clamps: quantize ``conv → ReLU6`` as one unit, observed after the clamp (``pt2e_passes``).
+        bias_correction: take the mean output shift of each layer's int8 weights out of its bias.
+        observer: the activation observer: ``"histogram"`` (both backends' default) or ``"minmax"``.
+    """
+
+    float_modules: tuple = ()
+    fuse_clamps: bool = False
+    bias_correction: bool = False
+    observer: str = "histogram"
+
+    def __post_init__(self) -> None:
+        if self.observer not in OBSERVERS:
+            raise ValueError(f"unknown activation observer {self.observer!r}; known: {', '.join(OBSERVERS)}")
+
+    def to_dict(self) -> dict:
+        return {
+            "float_modules": list(self.float_modules),
+            "fuse_clamps": self.fuse_clamps,
+            "bias_correction": self.bias_correction,
+            "observer": self.observer,
+        }
+
+
+#: random weights: nothing to keep accurate, but fusing the clamps costs nothing (the same operators are lowered)
+DEFAULT = Recipe(fuse_clamps=True)
+#: trained weights: what tools/pt2e_study.py measured best on EfficientNet-Lite0 without model-specific float
+#: layers (ImageNet weights, 512 crops: XNNPACK 0.490 with the backend default, 0.887 with this)
+TRAINED = Recipe(fuse_clamps=True, bias_correction=True)
+#: EfficientNet-Lite's stem and first four blocks (to the first block of stage 2), about the 28 ONNX nodes the ONNX
+#: int8 keeps float: with min/max observers on top of TRAINED, Lite0 (ImageNet) kept 0.973 on the 512 crops on
+#: XNNPACK, and ran faster (7.3 ms against the default's 9.7: XNNPACK's int8 3-channel stem and high-resolution
+#: depthwise layers are slower than their fp32)
+LITE_STEM = ("_conv_stem", "_bn0", "_blocks.0", "_blocks.1", "_blocks.2", "_blocks.3")
+
+
+def trained_recipe(model) -> Recipe:
+    """The recipe for trained weights: ``TRAINED``, and for the EfficientNet-Lite layout its measured float stem
+    with min/max observers (no other architecture's stem has been measured yet)."""
+    names = {name for name, _ in model.named_modules()}
+    if set(LITE_STEM) <= names:
+        return replace(TRAINED, float_modules=LITE_STEM, observer="minmax")
+    return TRAINED
+
+
+def backend_config(backend: str, observer: str = "histogram"):
+    """The backend's own int8 configuration (its docs' recommendation), with ``observer`` for activations."""
+    if backend == "xnnpack":
+        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import get_symmetric_quantization_config
+
+        config = get_symmetric_quantization_config(is_per_channel=True)
+    elif backend == "litert":
+        from litert_torch.quantize.pt2e_quantizer import get_symmetric_quantization_config
+
+        config = get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False)
+    else:
+        raise ValueError(f"unknown PT2E backend {backend!r}; known: {', '.join(BACKENDS)}")
+    if observer == "histogram":
+        return config
+    from torchao.quantization.pt2e.observer import MinMaxObserver
+
+    act = replace(config.input_activation, observer_or_fake_quant_ctr=MinMaxObserver.with_args(eps=2**-12))
+    return replace(config, input_activation=act, output_activation=act)
+
+
+def make_quantizer(backend: str, recipe: Recipe):
+    """The backend's own PT2E quantizer with ``recipe``'s observer, wrapped (``pt2e_passes.RecipeQuantizer``) to
+    keep its float modules float and fuse clamps when the recipe asks."""
+    config = backend_config(backend, recipe.observer)
+    if backend == "xnnpack":
+        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer
+
+        quantizer = XNNPACKQuantizer().set_global(config)
+    else:
+        from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer
+
+        quantizer = PT2EQuantizer().set_global(config)
+    if not (recipe.float_modules or recipe.fuse_clamps):
+        return quantizer
+    from .pt2e_passes import RecipeQuantizer
+
+    return RecipeQuantizer(quantizer, config, recipe.float_modules, recipe.fuse_clamps)
+
+
+def quantize(
+    model,
+    example: np.ndarray,
+    calibration: np.ndarray,
+    backend: str,
+    recipe: Recipe | None = None,
+    *,
+    trained: bool = False,
+):
+    """The converted (quantize/dequantize-annotated) ``GraphModule`` and the quantizer that annotated it.
+
+    Args:
+        model: the eval-mode float model.
+        example: ``1×C×H×W`` float32, the static shape.
+        calibration: ``N×C×H×W`` float32, preprocessed as the model's inputs.
+        backend: ``"xnnpack"`` (ExecuTorch) or ``"litert"``.
+        recipe: how to keep accuracy; ``None``: ``trained_recipe(model)`` with ``trained``, else ``DEFAULT``.
+        trained: the weights were given (a checkpoint or a published set).
+    """
+    recipe = recipe or (trained_recipe(model) if trained else DEFAULT)
+    prepared, quantizer = calibrate(model, example, calibration, backend, recipe)
+    converted = convert(prepared, calibration, backend, recipe)
+    converted.meta["edgecnn_recipe"] = recipe
+    return converted, quantizer
+
+
+def calibrate(model, example: np.ndarray, calibration: np.ndarray, backend: str, recipe: Recipe):
+    """The exported model annotated by ``recipe``'s quantizer with its observers run over ``calibration`` (one
+    image at a time: the files are batch 1), and the quantizer."""
+    import torch
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
+
+    quantizer = make_quantizer(backend, recipe)
+    x = torch.from_numpy(np.ascontiguousarray(example, dtype=np.float32))
+    prepared = prepare_pt2e(torch.export.export(model.eval(), (x,)).module(), quantizer)
+    with torch.no_grad():
+        for row in calibration:
+            prepared(torch.from_numpy(np.ascontiguousarray(row[None], dtype=np.float32)))
+    return prepared, quantizer
+
+
+def convert(prepared, calibration: np.ndarray, backend: str, recipe: Recipe):
+    """The calibrated model converted to quantize/dequantize form, its biases corrected when ``recipe`` asks."""
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
+
+    # weights stay float behind their quantize/dequantize until bias correction has read them; LiteRT's converter
+    # takes them so, XNNPACK's lowering wants them folded to int8 constants
+    converted = convert_pt2e(prepared, fold_quantize=False)
+    converted.meta["edgecnn_biases_corrected"] = 0
+    if recipe.bias_correction:
+        from .pt2e_passes import correct_biases
+
+        converted.meta["edgecnn_biases_corrected"] = correct_biases(converted, calibration)
+    if backend == "xnnpack":
+        from torchao.quantization.pt2e.constant_fold import constant_fold
+        from torchao.quantization.pt2e.quantize_pt2e import _quant_node_constraint
+
+        constant_fold(converted, _quant_node_constraint)
+    return converted
+
+
+def record(converted, quantizer, recipe: Recipe | None = None) -> dict:
+    """What the manifest says of an int8 made by ``quantize``: the recipe (``converted.meta["edgecnn_recipe"]``, the
+    one ``quantize`` ran, when not given), and what it did (clamps fused, operators kept float, biases corrected)."""
+    recipe = recipe or converted.meta["edgecnn_recipe"]
+    return {
+        **recipe.to_dict(),
+        "clamps_fused": int(getattr(quantizer, "fused", 0)),
+        "ops_kept_float": int(getattr(quantizer, "kept_float", 0)),
+        "biases_corrected": int(converted.meta.get("edgecnn_biases_corrected", 0)),
+    }

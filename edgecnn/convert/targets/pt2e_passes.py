@@ -1,0 +1,193 @@
+"""What edgecnn adds to a PT2E quantization for accuracy: fused clamps and bias correction.
+
+Fused clamps. Both backends' quantizers fuse ``conv → relu`` (one int8 output, observed after the relu) but not
+``conv → hardtanh``, which is what ReLU6 exports to: the convolution's output is quantized over its whole pre-clamp
+range and the clamp shares those parameters, so a ReLU6 output in [0, 6] gets the few int8 steps that fall inside
+a range like [-30, 25]. EfficientNet-Lite and the MobileNets put ReLU6 after nearly every convolution.
+``RecipeQuantizer`` annotates ``conv/linear → hardtanh`` as one unit (weights and input as the backend
+would, the output observed after the clamp); XNNPACK fuses the clamp into the convolution's output bounds, as it
+does a relu, and LiteRT's converter into its fused activation, so the file has the same operators, and none slower.
+
+Bias correction (Nagel et al., ICCV 2019, as ``convert.int8.bias_correction`` does for ONNX): rounding a layer's
+weights to int8 moves its output by ``ΔW·x``, whose mean ``ΔW·E[x]`` per output channel is a systematic offset
+that adds up layer after layer. ``correct_biases`` reads ``ΔW`` from the converted graph's own quantize/dequantize
+of each (BatchNorm-folded) weight, measures ``E[x]`` on the float graph over the calibration images, and takes the
+offset out of each layer's float bias (the backends quantize the bias when they lower).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.fx import GraphModule, Interpreter, Node
+from torchao.quantization.pt2e.quantizer import QuantizationAnnotation, Quantizer
+
+_KEY = "quantization_annotation"
+_CLAMPS = (torch.ops.aten.hardtanh.default, torch.ops.aten.hardtanh_.default)
+_CONVS = (torch.ops.aten.conv2d.default,)
+_LAYERS = _CONVS + (torch.ops.aten.linear.default,)
+_QDQ = tuple(
+    getattr(torch.ops.quantized_decomposed, f"{op}_per_{kind}").default
+    for op in ("quantize", "dequantize")
+    for kind in ("tensor", "channel")
+)
+
+
+def in_modules(node: Node, names: tuple) -> bool:
+    """Whether ``node`` was traced inside one of the submodules ``names`` (qualified names, as
+    ``model.named_modules()`` gives them)."""
+    stack = node.meta.get("nn_module_stack") or {}
+    paths = [entry[0] for entry in stack.values()]
+    return any(path == name or path.startswith(name + ".") for path in paths for name in names)
+
+
+class RecipeQuantizer(Quantizer):
+    """``backend``'s quantizer, after two annotations of its own: the nodes inside ``float_modules`` are marked
+    annotated with nothing to observe (they stay float: XNNPACK's quantizer refuses ``set_module_name(name,
+    None)``), and, with ``fuse_clamps``, each ``conv/linear → hardtanh`` pair is annotated with ``config`` as one
+    unit. The backend then annotates the rest: its annotators leave annotated nodes alone."""
+
+    def __init__(self, backend: Quantizer, config, float_modules: tuple = (), fuse_clamps: bool = True) -> None:
+        super().__init__()
+        self.backend, self.config = backend, config
+        self.float_modules, self.fuse_clamps = tuple(float_modules), fuse_clamps
+        self.fused = self.kept_float = 0
+
+    @property
+    def global_config(self):
+        """The backend's global configuration (litert-torch's ``QuantConfig`` reads it)."""
+        return self.backend.global_config
+
+    def transform_for_annotation(self, model: GraphModule) -> GraphModule:
+        return self.backend.transform_for_annotation(model)
+
+    def annotate(self, model: GraphModule) -> GraphModule:
+        self.kept_float = keep_float(model, self.float_modules)
+        if self.fuse_clamps:
+            self.fused = annotate_clamps(model, self.config)
+        return self.backend.annotate(model)
+
+    def validate(self, model: GraphModule) -> None:
+        self.backend.validate(model)
+
+
+def keep_float(model: GraphModule, float_modules: tuple) -> int:
+    """Mark every operator traced inside ``float_modules`` as annotated with no quantization; returns how many."""
+    kept = 0
+    for node in model.graph.nodes:
+        if node.op == "call_function" and float_modules and in_modules(node, float_modules):
+            node.meta[_KEY] = QuantizationAnnotation(_annotated=True)
+            kept += 1
+    return kept
+
+
+def annotate_clamps(model: GraphModule, config) -> int:
+    """Annotate each ``conv/linear → hardtanh`` (the layer's only user) as one quantized unit; returns how many."""
+    fused = 0
+    for clamp in model.graph.nodes:
+        layer = clamp.args[0] if clamp.op == "call_function" and clamp.target in _CLAMPS else None
+        if not (isinstance(layer, Node) and layer.op == "call_function" and layer.target in _LAYERS):
+            continue
+        if len(layer.users) != 1 or _annotated(layer) or _annotated(clamp):
+            continue
+        qspecs = {layer.args[0]: config.input_activation, layer.args[1]: config.weight}
+        bias = layer.args[2] if len(layer.args) > 2 else None
+        if isinstance(bias, Node) and config.bias is not None:
+            qspecs[bias] = config.bias
+        layer.meta[_KEY] = QuantizationAnnotation(input_qspec_map=qspecs, _annotated=True)
+        clamp.meta[_KEY] = QuantizationAnnotation(output_qspec=config.output_activation, _annotated=True)
+        fused += 1
+    return fused
+
+
+def _annotated(node: Node) -> bool:
+    annotation = node.meta.get(_KEY)
+    return annotation is not None and annotation._annotated
+
+
+class _FloatMeans(Interpreter):
+    """Runs a converted graph as float (every quantize/dequantize passes its input through) and sums each
+    layer's per-channel input mean, one image at a time."""
+
+    def __init__(self, model: GraphModule, layers: list) -> None:
+        super().__init__(model)
+        self.layers = set(layers)
+        self.sums: dict = {}
+
+    def call_function(self, target, args, kwargs):
+        return args[0] if target in _QDQ else super().call_function(target, args, kwargs)
+
+    def run_node(self, node: Node):
+        if node in self.layers:
+            x = self.env[node.args[0]].double()
+            mean = x.mean(dim=(0, 2, 3)) if x.ndim == 4 else x.reshape(-1, x.shape[-1]).mean(0)
+            self.sums[node] = self.sums.get(node, 0) + mean
+        return super().run_node(node)
+
+
+def correct_biases(model: GraphModule, calibration: np.ndarray) -> int:
+    """Subtract ``ΔW·E[x]`` from the bias of every quantized conv/linear of ``model`` (converted with
+    ``fold_quantize=False``, so each weight is still float behind its quantize/dequantize), in place; returns how
+    many layers were corrected. Layers left in float, or without a bias, are left alone."""
+    layers = [n for n in model.graph.nodes if n.op == "call_function" and n.target in _LAYERS]
+    means = _FloatMeans(model, layers)
+    with torch.no_grad():
+        for row in calibration:
+            means.run(torch.from_numpy(np.ascontiguousarray(row[None], dtype=np.float32)))
+    corrected = 0
+    with torch.no_grad():
+        for layer in layers:
+            bias = layer.args[2] if len(layer.args) > 2 else None
+            weight = _root(layer.args[1])
+            if not isinstance(bias, Node) or bias.op != "get_attr" or weight is None or weight is layer.args[1]:
+                continue
+            delta = _evaluate(model, layer.args[1]).double() - _fetch(model, weight.target).double()
+            groups = int(layer.args[6]) if layer.target in _CONVS and len(layer.args) > 6 else 1
+            shift = _output_shift(delta, means.sums[layer] / len(calibration), groups)
+            if shift is None:
+                continue
+            old = _fetch(model, bias.target)
+            _assign(model, bias.target, (old.double() - shift).to(old.dtype))
+            corrected += 1
+    return corrected
+
+
+def _output_shift(delta_w: torch.Tensor, mean: torch.Tensor, groups: int) -> torch.Tensor | None:
+    """``ΔW·E[x]`` per output channel (convolutions: borders, where padding reads zeros, are ignored)."""
+    out_ch, per_group = delta_w.shape[:2]
+    if per_group * groups != mean.shape[0] or out_ch % groups:
+        return None
+    summed = delta_w.reshape(out_ch, per_group, -1).sum(dim=2).reshape(groups, out_ch // groups, per_group)
+    return torch.einsum("goi,gi->go", summed, mean.reshape(groups, per_group)).reshape(out_ch)
+
+
+def _root(node) -> Node | None:
+    """The ``get_attr`` a weight's quantize/dequantize chain starts from (the node itself when not quantized)."""
+    while isinstance(node, Node) and node.op == "call_function" and node.target in _QDQ:
+        node = node.args[0]
+    return node if isinstance(node, Node) and node.op == "get_attr" else None
+
+
+def _evaluate(model: GraphModule, node) -> torch.Tensor:
+    """The value of a constant subgraph (a weight's quantize → dequantize), computed as the graph would."""
+    if not isinstance(node, Node):
+        return node
+    if node.op == "get_attr":
+        return _fetch(model, node.target)
+    args = [_evaluate(model, a) for a in node.args]
+    kwargs = {k: _evaluate(model, v) for k, v in node.kwargs.items()}
+    return node.target(*args, **kwargs)
+
+
+def _fetch(model: GraphModule, target: str) -> torch.Tensor:
+    owner, _, name = target.rpartition(".")
+    return getattr(model.get_submodule(owner) if owner else model, name)
+
+
+def _assign(model: GraphModule, target: str, value: torch.Tensor) -> None:
+    """Replace the constant ``target`` (never writing into the tensor: it may be the caller's own parameter)."""
+    owner, _, name = target.rpartition(".")
+    module = model.get_submodule(owner) if owner else model
+    if isinstance(getattr(module, name), torch.nn.Parameter):
+        value = torch.nn.Parameter(value, requires_grad=False)
+    setattr(module, name, value)

@@ -107,10 +107,24 @@ def _size_text(ctx, param, value):
     help="Also write a deployment bundle (OUT/bundle: models, labels, golden input/output, bundle.json); "
     "check it with 'edgecnn selftest'.",
 )
+@click.option(
+    "--format",
+    "formats",
+    default="onnx",
+    show_default=True,
+    help="Formats to write, comma-separated: onnx, tflite (LiteRT), pte (ExecuTorch), or 'all' that this install "
+    "can make. Each is checked on its own runtime.",
+)
+@click.option(
+    "--quantized-io",
+    is_flag=True,
+    help="The int8 .tflite takes and returns int8 tensors (scale and zero point in the file) instead of float32.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the manifests as JSON on stdout instead of text.")
 @handle_errors
 def export_cmd(name: str, out: Path | None, as_json: bool, **given) -> None:
-    """Export a model to simplified ONNX (fp32, optionally fp16/int8), check parity, write a manifest.
+    """Export a model to simplified ONNX (fp32, optionally fp16/int8), and with --format to LiteRT (.tflite) and
+    ExecuTorch (.pte); check each file's parity against PyTorch on its own runtime, write a manifest.
 
     NAME is a model name or alias, or 'all' for every model.
     """
@@ -181,6 +195,8 @@ def _export_options(given: dict):
         embed_preprocess=given["embed_preprocess"],
         bundle=given["bundle"],
         force=given["force"],
+        formats=given["formats"],
+        quantized_io=given["quantized_io"],
     )
 
 
@@ -205,6 +221,9 @@ def _print_export(result) -> None:
             ]
         )
     typer.echo(text_table(["artifact", "precision", "size", "max abs err", "cosine", "agreement", "parity"], rows))
+    for a in result.artifacts:
+        if a.runtime is not None:  # a .tflite/.pte: what its runtime really ran (the delegate's share)
+            typer.echo(f"{a.file} on {a.runtime.get('runtime')}: {'; '.join(a.notes) or 'no delegate report'}")
     for w in result.warnings:
         typer.echo(f"note: {w}", err=True)
     typer.echo(f"wrote {result.out_dir}/ (manifest.json)")

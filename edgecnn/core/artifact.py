@@ -31,6 +31,9 @@ class Artifact:
             boundary (``to_dict``: the manifest, ``--json``).
         reference: the file this one was judged against (an embedded-preprocessing twin names its float
             source); ``None``: PyTorch. Written into the parity block as ``reference``.
+        format: ``"onnx"``, ``"tflite"`` or ``"pte"``.
+        runtime: what really ran when the file was checked, for the formats beyond ONNX (the runner's ``info()``:
+            runtime, threads, the delegate's partitions and the ops outside it); ``None`` for ONNX files.
     """
 
     file: str
@@ -40,6 +43,8 @@ class Artifact:
     parity: ParityRecord
     notes: tuple = ()
     reference: str | None = None
+    format: str = "onnx"
+    runtime: dict | None = None
 
     @property
     def failed(self) -> bool:
@@ -57,6 +62,8 @@ class Artifact:
             "sha256": self.sha256,
             "parity": parity,
             "notes": list(self.notes),
+            "format": self.format,
+            **({"runtime": self.runtime} if self.runtime is not None else {}),
         }
 
 

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.errors import ParityError
+from ..core.errors import InputError, ParityError
 from ..core.files import staged_output
 from ..models.registry import get_spec
-from . import steps
+from . import steps, targets
 from .images import ExportImages, load_images
 from .manifest import build_manifest, tool_versions, weights_record, write_manifest
 from .options import ExportOptions, check_input_size, options_from_keywords
@@ -73,6 +73,7 @@ def export(
         options = options_from_keywords(**keywords)
     spec = get_spec(name)
     hw = check_input_size(options.input_size, spec)
+    _check_formats(options)
     label_list = steps.read_labels(options.labels) if options.labels is not None else None
     out_dir = Path(out_dir) if out_dir is not None else Path("exported") / spec.name
     run = steps.Run(progress)
@@ -90,6 +91,17 @@ def export(
         return result
 
 
+def _check_formats(options: ExportOptions) -> None:
+    """Refuse, before any work, a format this install cannot make, and ONNX-only options without ONNX."""
+    from ..convert.targets.request import formats
+
+    missing = [f"{fmt}: {reason}" for fmt, reason in formats().items() if fmt in options.formats and reason]
+    if missing:
+        raise InputError(f"cannot export {'; '.join(missing)}")
+    if "onnx" not in options.formats and options.embed_preprocess:
+        raise InputError("--embed-preprocess makes ONNX twins: add onnx to --format, or drop it")
+
+
 def _export_into(job: steps.Job, asked: ExportOptions, label_list, command, out_dir: Path) -> ExportResult:
     """The steps in order; ``asked`` (the caller's options) goes to the manifest as it is."""
     options, run = job.options, job.run
@@ -100,7 +112,7 @@ def _export_into(job: steps.Job, asked: ExportOptions, label_list, command, out_
         steps.reestimate_batchnorm(built.model, images.calibration, run)
     ref = steps.reference(built.model, images.parity, run, half=options.fp16)
     records = {
-        "versions": tool_versions(),
+        "versions": tool_versions(options.formats),
         "weights": weights_record(options.weights, built.load_report, built.checkpoint),
     }
     extra = {"arch_options": options.arch_options} if options.arch_options else {}
@@ -117,16 +129,19 @@ def _export_into(job: steps.Job, asked: ExportOptions, label_list, command, out_
 
 
 def _artifacts(job: steps.Job, built, card, images: ExportImages, ref, records: dict) -> list:
-    """fp32, then fp16, int8, twins and bundle as the options ask; the int8 and bundle records go to ``records``."""
-    options = job.options
-    artifacts = [steps.export_fp32(job, built, card, images, ref)]
-    if options.fp16:
-        artifacts.append(steps.export_fp16(job, card, images, ref))
-    if options.int8 is not None:
-        records["int8"], artifact = steps.export_int8(job, card, images, ref)
-        artifacts += [artifact] if artifact is not None else []
-    if options.embed_preprocess:
-        artifacts += steps.embed(job, artifacts)
+    """The ONNX files (fp32, then fp16, int8, twins), the other formats' files, and the bundle, as the options
+    ask; the int8 and bundle records go to ``records``."""
+    options, artifacts = job.options, []
+    if "onnx" in options.formats:
+        artifacts.append(steps.export_fp32(job, built, card, images, ref))
+        if options.fp16:
+            artifacts.append(steps.export_fp16(job, card, images, ref))
+        if options.int8 is not None:
+            records["int8"], artifact = steps.export_int8(job, card, images, ref)
+            artifacts += [artifact] if artifact is not None else []
+        if options.embed_preprocess:
+            artifacts += steps.embed(job, artifacts)
+    artifacts += targets.export_targets(job, built, card, images, ref)
     if options.bundle:
         records["bundle"] = steps.bundle(job, artifacts)
     return artifacts

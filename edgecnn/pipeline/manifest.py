@@ -65,7 +65,12 @@ def build_card(
     )
 
 
-def tool_versions() -> dict:
+#: The packages behind each format beyond ONNX, recorded when the export writes that format.
+FORMAT_PACKAGES = {"tflite": ("litert-torch", "ai-edge-litert"), "pte": ("executorch", "torchao")}
+
+
+def tool_versions(formats: tuple = ()) -> dict:
+    """The versions of what made the files: always the ONNX stack, and each other format's converter and runtime."""
     import onnx
     import onnxruntime
     import torch
@@ -76,7 +81,7 @@ def tool_versions() -> dict:
         onnxsim_version = version("onnxsim")
     except Exception:  # onnxsim missing or unreadable: recorded, not fatal
         onnxsim_version = None
-    return {
+    versions = {
         "edgecnn": __version__,
         "torch": torch.__version__,
         "onnx": onnx.__version__,
@@ -84,6 +89,19 @@ def tool_versions() -> dict:
         "onnxsim": onnxsim_version,
         "python": platform.python_version(),
     }
+    for fmt in formats:
+        for package in FORMAT_PACKAGES.get(fmt, ()):
+            versions[package] = _version_of(package)
+    return versions
+
+
+def _version_of(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
 
 
 def weights_record(weights, load_report, checkpoint) -> dict:

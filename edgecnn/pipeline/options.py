@@ -45,6 +45,10 @@ class ExportOptions:
         embed_preprocess: also write uint8 NHWC twins that normalise inside the graph.
         bundle: also write a deployment bundle in ``OUT/bundle``.
         force: replace an existing export (only once the new one is complete).
+        formats: the file formats to write, from ``convert.targets.FORMATS`` (``"onnx"``, ``"tflite"``, ``"pte"``);
+            given as a tuple or ``"onnx,tflite"``; ``"all"`` is every format this install can make.
+        quantized_io: the int8 ``.tflite`` takes and returns int8 tensors (scale and zero point in the file)
+            instead of float32.
     """
 
     weights: str | None = None
@@ -62,6 +66,8 @@ class ExportOptions:
     embed_preprocess: bool = False
     bundle: bool = False
     force: bool = False
+    formats: tuple = ("onnx",)
+    quantized_io: bool = False
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # normalise the convenient spellings once, here
@@ -83,6 +89,9 @@ class ExportOptions:
             raise InputError(
                 f"opset {self.opset} is not supported; use {OPSETS[0]}–{OPSETS[-1]} (the dynamo exporter starts at 18)"
             )
+        set_(self, "formats", parse_formats(self.formats))
+        if self.quantized_io and (self.int8 is None or "tflite" not in self.formats):
+            raise InputError("--quantized-io applies to the int8 .tflite: add --int8 and --format tflite, or drop it")
         if self.calib_count is not None and not 1 <= self.calib_count <= MAX_CALIB_COUNT:
             raise InputError(f"--calib-count must be between 1 and {MAX_CALIB_COUNT}, got {self.calib_count}")
 
@@ -95,7 +104,27 @@ class ExportOptions:
         d = dataclasses.asdict(self)
         d["input_size"] = list(self.input_size) if self.input_size else None
         d["batch"] = self.batch or "dynamic"
+        d["formats"] = list(self.formats)
         return d
+
+
+def parse_formats(value) -> tuple:
+    """``"onnx,tflite"``, ``("onnx", "pte")`` or ``"all"`` → the formats in ``FORMATS`` order, each once; ``all`` is
+    every format this install can make (``convert.targets.formats``).
+
+    Raises:
+        InputError: an unknown format, or none.
+    """
+    from ..convert.targets.request import FORMATS, formats
+
+    names = value.split(",") if isinstance(value, str) else list(value or ())
+    names = [str(n).strip().lower().lstrip(".") for n in names if str(n).strip()]
+    if names == ["all"]:
+        return tuple(f for f, reason in formats().items() if reason is None)
+    unknown = [n for n in names if n not in FORMATS]
+    if unknown or not names:
+        raise InputError(f"unknown format {unknown[0] if unknown else ''!r}; use {', '.join(FORMATS)} or all")
+    return tuple(f for f in FORMATS if f in names)
 
 
 def options_from_keywords(**keywords) -> ExportOptions:

@@ -247,10 +247,17 @@ def embed(job: Job, artifacts: list) -> list:
 
 def bundle(job: Job, artifacts: list) -> dict:
     """A deployment bundle in ``OUT/bundle`` (``deploy.bundle``); its record for the manifest."""
-    from ..deploy.bundle import make_bundle
+    from ..deploy.bundle import DEVICE_SUFFIXES, make_bundle
 
+    files = [a.file for a in artifacts if Path(a.file).suffix in DEVICE_SUFFIXES]
+    left_out = [a.file for a in artifacts if a.file not in files]
+    if left_out:
+        job.run.warnings.append(
+            f"bundle: {', '.join(left_out)} left out (ExecuTorch's runtime needs torch; a bundle is for the "
+            "torch-free device install)"
+        )
     with job.run.step("bundle"):
-        made = make_bundle(job.staging, [a.file for a in artifacts])
+        made = make_bundle(job.staging, files)
         if not made.selftest.passed:
             job.run.warnings.append(
                 "bundle self-test FAILED: "

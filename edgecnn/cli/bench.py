@@ -64,7 +64,11 @@ def bench_cmd(
     md_out: Md = None,
     force: Force = False,
 ) -> None:
-    """Time ONNX models: latency percentiles, throughput, memory, per provider session (--ep, or --each-ep).
+    """Time models: latency percentiles, throughput, memory, per provider session (--ep, or --each-ep).
+
+    .onnx, .tflite (LiteRT) and .pte (ExecuTorch) files are timed in the same interleaved rounds. For a .tflite,
+    --ep cpu (or xnnpack) runs LiteRT's default CPU path with its XNNPACK delegate, --ep builtin its own kernels
+    without a delegate; a .pte runs the delegate chosen at export (--ep cpu). --threads sets each runtime's threads.
 
     --ep wasm or webgpu times batch 1 of each file inside headless Chromium (--browser: which one). --json
     prints the results (docs/bench_schema.md); --force replaces the files --json-out / --md name.

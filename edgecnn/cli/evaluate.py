@@ -32,7 +32,9 @@ LabelsFromOption = Annotated[
 @app.command("eval")
 @handle_errors
 def eval_cmd(
-    models: Annotated[list[Path], typer.Argument(help="Exported .onnx files; the first is the baseline.")],
+    models: Annotated[
+        list[Path], typer.Argument(help="Exported .onnx, .tflite or .pte files; the first is the baseline.")
+    ],
     data: Data,
     labels_from: LabelsFromOption = LabelsFrom.card,
     ep: EpDefaultCpu = None,

@@ -52,7 +52,7 @@ class RayRun:
 @app.command("predict")
 @handle_errors
 def predict_cmd(
-    model: Annotated[str, typer.Argument(help="An exported .onnx (or .ort) file.")],
+    model: Annotated[str, typer.Argument(help="An exported .onnx (or .ort), .tflite or .pte (needs torch) file.")],
     inputs: Annotated[list[str], typer.Argument(help="Image files and/or folders (searched recursively).")],
     top_k: TopK = 5,
     as_json: Json = False,

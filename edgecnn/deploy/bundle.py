@@ -100,8 +100,10 @@ def make_bundle(
     """Write a deployment bundle for models of an export folder, and self-test it.
 
     Args:
-        export_dir: the folder holding the exported ``.onnx`` files.
-        models: file names in ``export_dir`` to bundle; default: every ``.onnx`` there.
+        export_dir: the folder holding the exported files.
+        models: file names in ``export_dir`` to bundle (``.onnx``, ``.tflite``, ``.pte``); default: every ``.onnx``
+            and ``.tflite`` there (a ``.pte`` only when named: its runtime needs torch, which the device install
+            that runs a bundle does not have).
         out_dir: the bundle folder; default ``export_dir/bundle``. Must not exist yet or be empty; the pipeline
             writes it inside its staging folder, so a failed export leaves no half bundle.
         images: how many golden images.
@@ -110,9 +112,10 @@ def make_bundle(
         ArtifactError: no models, models without an edgecnn card, or models that disagree on preprocessing.
     """
     export_dir = Path(export_dir)
-    names = list(models) if models is not None else sorted(p.name for p in export_dir.glob("*.onnx"))
+    default = sorted(p.name for p in export_dir.iterdir() if p.suffix in DEVICE_SUFFIXES) if export_dir.is_dir() else []
+    names = list(models) if models is not None else default
     if not names:
-        raise ArtifactError(f"no .onnx models in '{export_dir}' to bundle; export one first")
+        raise ArtifactError(f"no .onnx or .tflite models in '{export_dir}' to bundle; export one first")
     if out_dir is None:  # the pipeline's case: export_dir is its staging folder, locked by the export
         return _write_bundle(export_dir, names, _empty_folder(export_dir / "bundle"), images)
     target = _empty_folder(Path(out_dir), create=False)
@@ -144,6 +147,10 @@ def _write_bundle(export_dir: Path, names: list, out: Path, images: int) -> Bund
     return BundleResult(out, tuple(names), len(files) + 1, result)
 
 
+#: What a bundle takes by default: the formats the torch-free device install runs (ONNX; LiteRT with its extra).
+DEVICE_SUFFIXES = (".onnx", ".tflite")
+
+
 def _empty_folder(out: Path, create: bool = True) -> Path:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ArtifactError(f"'{out}' already exists and is not empty; remove it or choose another folder")
@@ -162,6 +169,7 @@ def _add_model(export_dir: Path, out: Path, i: int, name: str, card: ModelCard, 
     golden[f"expected_{i}"] = run_golden(runner, golden[key])
     return {
         "file": name,
+        "runtime": runner.runtime,
         "precision": card.precision,
         "task": card.task,
         "input": key,
@@ -205,12 +213,13 @@ def _manifest(out: Path, base: ModelCard, float_card: ModelCard, entries: list, 
 
 
 def _read_card(path: Path) -> ModelCard:
-    import onnx
+    from ..runtime.runner import open_runner
 
     if not path.is_file():
         raise ArtifactError(f"{path}: no such model file to bundle")
-    model = onnx.load(str(path), load_external_data=False)
-    card = ModelCard.from_metadata({p.key: p.value for p in model.metadata_props}, path.name)
+    runner = open_runner(path, providers="cpu")  # each format keeps its card its own way; the runner reads it
+    card = ModelCard.from_metadata(runner.metadata, path.name)
+    runner.close()
     if card is None:
         raise ArtifactError(f"{path.name} carries no edgecnn card; bundle models exported with 'edgecnn export'")
     return card

@@ -136,7 +136,7 @@ def evaluate(
     """Score one or more exported models on ``data`` (see the module docstring).
 
     Args:
-        models: .onnx files; the first is the baseline of the comparisons.
+        models: .onnx, .tflite or .pte files (each on its own runtime); the first is the baseline of the comparisons.
         data: an ImageFolder, a CSV of ``path,label``, or a folder with ``images/`` and ``masks/``.
         labels_from: ``"card"`` or ``"folder"`` (classification only).
         providers: onnxruntime providers, as ``Predictor`` takes them.

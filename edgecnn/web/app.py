@@ -156,6 +156,11 @@ def _sources(source: Path) -> tuple[list[Path], Path | None]:
     """The model files of a .onnx, a bundle or an export folder, and a labels.txt when there is one."""
     if source.is_file() and source.suffix == ".onnx":
         return [source], None
+    if source.is_file() and source.suffix in (".tflite", ".pte"):
+        raise InputError(
+            f"{source.name}: the page runs ONNX files on onnxruntime-web; a {source.suffix} file runs on "
+            f"{'LiteRT' if source.suffix == '.tflite' else 'ExecuTorch'}, not in this page: pass the export's .onnx"
+        )
     if (source / BUNDLE_JSON).is_file():
         manifest = read_bundle_json(source)  # types and keys checked: a malformed one is one line naming the key
         files = [inside(source, e["file"], "model file") for e in manifest["models"]]

@@ -193,6 +193,11 @@ def _resolve_source(
 ) -> tuple[Path, dict | None]:
     """The .onnx to work from, and the export record when a model name was exported for it."""
     path = Path(src)
+    if path.suffix.lower() in (".tflite", ".pte"):
+        raise InputError(
+            f"{path.name}: 'mobile' prepares ONNX files (fixed shapes, .ort, NNAPI/Core ML partitions); a "
+            f"{path.suffix} file is already the mobile artifact of its runtime (LiteRT, ExecuTorch): ship it as it is"
+        )
     if path.suffix.lower() == ".onnx" or path.exists():
         if not path.is_file():
             raise ArtifactError(

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+# 2: runtime and delegation added (.tflite on LiteRT, .pte on ExecuTorch timed beside .onnx); model_path may name
+# either.
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,8 @@ class BenchResult:
     node_assignment: dict | None  # ORT provider name -> nodes it was given at partitioning; None: unknown
     provider_precision: dict | None  # ORT provider name -> float precision hint it ran with (OpenVINO); None: none
     backend: str  # "onnxruntime", or "openvino runtime" where --ep openvino ran on OpenVINO's own runtime
+    runtime: str  # the runner's runtime: "onnxruntime", "openvino", "litert", "executorch"
+    delegation: dict | None  # LiteRT/ExecuTorch: what their XNNPACK delegate took; None for ONNX files
     io_binding: bool
     graph_opt: str
     session_create_ms: float
@@ -127,7 +131,7 @@ class BenchResult:
 # ``object`` marks a mapping whose keys vary (names), documented but not descended into.
 SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("schema_version", "int", "version of this shape; bumped when a key changes meaning or goes away"),
-    ("model_path", "str", "the .onnx file as given"),
+    ("model_path", "str", "the model file as given (.onnx, .ort, .tflite or .pte)"),
     ("model", "str or null", "registry name from the file's ModelCard; null without a card"),
     ("precision", "str or null", "fp32 / fp16 / int8 from the card; null without a card"),
     ("file_mb", "float", "size of the file in MiB"),
@@ -150,6 +154,18 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
         "str",
         "what ran the session: `onnxruntime` (any provider, the OpenVINO plugin included), or `openvino runtime` "
         "where `--ep openvino` ran on OpenVINO's own runtime because the plugin offers no device here (non-Intel CPUs)",
+    ),
+    (
+        "runtime",
+        "str",
+        "the runtime that ran the file: `onnxruntime`, `openvino` (its own runtime), `litert` (.tflite), "
+        "`executorch` (.pte)",
+    ),
+    (
+        "delegation",
+        "object or null",
+        "LiteRT/ExecuTorch: what their XNNPACK delegate took (partitions, delegated nodes, the ops left outside it); "
+        "null for ONNX files",
     ),
     ("io_binding", "bool", "inputs/outputs bound once to the provider's device (CUDA/TensorRT) instead of per run"),
     ("graph_opt", "str", "graph optimization level: disable / basic / extended / all"),

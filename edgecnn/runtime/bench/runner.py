@@ -11,8 +11,8 @@ from pathlib import Path
 
 from ...core.errors import ArtifactError, InputError
 from ..onnxrt import model_precision
-from ..providers import get_provider, resolve
-from ..runner import open_runner
+from ..providers import known_provider, resolve
+from ..runner import open_runner, runtime_of
 from .baseline import Baseline
 from .inputs import make_inputs, read_card
 from .machine import _affinity, _gpu_mem_mb, _max_rss_mb, _r, _reset_peak_rss, _status_mb, machine_info
@@ -68,8 +68,9 @@ def benchmark_many(
     for p in paths:
         if not p.is_file():
             raise ArtifactError(f"model file not found: {p}")
-    for entry in opts.providers:  # refuse a missing provider before spending minutes on the others
-        resolve(list(entry))
+    if any(runtime_of(p) is None for p in paths):  # .tflite/.pte: their runners say what they run on
+        for entry in opts.providers:  # refuse a missing provider before spending minutes on the others
+            resolve(list(entry))
 
     baseline = Baseline(opts.threads) if opts.torch_baseline else None
     try:
@@ -155,7 +156,7 @@ def _run(paths: list[Path], opts: BenchOptions, baseline: Baseline | None) -> li
     schedule(contestants, opts.rounds, opts.settle_s)
 
     method = _method(contestants, opts)
-    uses_gpu = any(get_provider(n).device == "cuda" for entry in opts.providers for n in entry)
+    uses_gpu = any(_short(n) in ("cuda", "tensorrt") for entry in opts.providers for n in entry)
     eager = baseline.info() if baseline else {}
     machine = machine_info(gpu=uses_gpu, torch_version=eager.get("version"))
     max_rss = _r(_max_rss_mb())
@@ -167,7 +168,8 @@ def _stage(path: Path, entry: tuple, opts: BenchOptions, planner: _Planner, base
     """Open the runner (timed, memory watched), warm up each batch size, and the torch twin when asked."""
     device = _parse_io_binding(opts.io_binding, entry)
     # TensorRT's flags depend on the precision; read it outside the timed session creation.
-    precision = model_precision(path) if any(get_provider(n).name == "tensorrt" for n in entry) else None
+    tensorrt = runtime_of(path) is None and any(_short(n) == "tensorrt" for n in entry)
+    precision = model_precision(path) if tensorrt else None
     rss_before = _status_mb("VmRSS")
     reset = _reset_peak_rss()
     t0 = time.perf_counter()
@@ -210,6 +212,12 @@ def _stage(path: Path, entry: tuple, opts: BenchOptions, planner: _Planner, base
         info["threads"],
         info.get("inter_op_threads", 1),
     )
+
+
+def _short(name: str) -> str:
+    """The provider's short name (``"cuda"``), or the name as given where only another runtime knows it."""
+    provider = known_provider(name)
+    return provider.name if provider is not None else name.strip().lower()
 
 
 def _memory(rss_before: float | None, reset: bool, device: str | None) -> MemoryStats:
@@ -267,13 +275,15 @@ def _result(
         model=card.model if card else None,
         precision=card.precision if card else None,
         file_mb=_r(s.path.stat().st_size / 2**20),
-        providers_requested=tuple(get_provider(n).name for n in s.entry),
+        providers_requested=tuple(_short(n) for n in s.entry),
         providers=tuple(info["providers"]),
         node_assignment=s.assignment,
         # the precision hint each provider ran with, read back (OpenVINO defaults to bf16 on some CPUs; a
         # benchmark must say which it measured)
         provider_precision=info.get("precision"),
         backend=info.get("backend", "onnxruntime"),
+        runtime=info.get("runtime", "onnxruntime"),
+        delegation=info.get("delegation"),
         io_binding=s.io_binding,
         graph_opt=opts.graph_opt,
         session_create_ms=s.create_ms,

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ...core.errors import InputError
-from ..providers import get_provider
+from ..providers import known_provider
 from ..runner import Runner
 
 # Pause before each chunk of timed runs when configurations are interleaved. onnxruntime's worker threads
@@ -81,7 +81,7 @@ def schedule(contestants: list[Contestant], rounds: int, settle_s: float = SETTL
 
 def _parse_io_binding(io_binding, provider_names: Sequence[str]) -> str | None:
     """The device to bind to, or None for plain session.run."""
-    devices = [get_provider(n).device for n in provider_names]
+    devices = [p.device for p in map(known_provider, provider_names) if p is not None]
     device = "cuda" if "cuda" in devices else "cpu"
     if io_binding == "auto":
         return "cuda" if device == "cuda" else None

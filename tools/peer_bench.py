@@ -22,6 +22,11 @@ Usage::
     python tools/peer_bench.py --models mobilenet_v2 --seconds 1     # develop: one model, short timing
     python tools/peer_bench.py                                        # the full table → docs/BENCHMARKS.md
 
+``--runtimes`` runs the other table instead (tools/peer_runtimes.py, options as there): edgecnn's .onnx, .tflite
+and .pte beside LiteRT's, ExecuTorch's and onnxruntime's own default recipes, each with its agreement with PyTorch::
+
+    python tools/peer_bench.py --runtimes --models mobilenet_v2 --seconds 0.5 --input-size 64
+
 The table goes into docs/BENCHMARKS.md between ``<!-- peer_bench:start -->`` and ``<!-- peer_bench:end -->``
 (the rest of the file is tools/zoo_report.py's, which keeps this section when it regenerates). Needs the
 ``openvino`` package for OpenVINO's own runtime (``pip install openvino``) and ``edgecnn[openvino]``.
@@ -436,7 +441,19 @@ def write_doc(doc: Path, section: str) -> None:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--runtimes" in argv:  # the other table: its own options follow, parsed there
+        sys.path.insert(0, str(ROOT / "tools"))
+        import peer_runtimes
+
+        return peer_runtimes.main([a for a in argv if a != "--runtimes"])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--runtimes",
+        action="store_true",
+        help="instead: edgecnn's .onnx/.tflite/.pte beside LiteRT's, ExecuTorch's and onnxruntime's own recipes "
+        "(tools/peer_runtimes.py; its options follow)",
+    )
     ap.add_argument("--models", default=",".join(MODELS), help="comma-separated (default: %(default)s)")
     ap.add_argument("--seconds", type=float, default=4.0, help="timed work per contestant (default 4 s)")
     ap.add_argument("--rounds", type=int, default=10, help="interleaving rounds (default 10)")

@@ -190,8 +190,8 @@ def test_open_runner_refuses_what_it_cannot_open(conv_model, tmp_path):
 
     with pytest.raises(InputError, match="unknown option 'thread'"):
         open_runner(conv_model, thread=2)
-    with pytest.raises(InputError, match="no runtime 'litert'"):
-        open_runner(conv_model, runtime="litert")
+    with pytest.raises(InputError, match="no runtime 'tvm'"):
+        open_runner(conv_model, runtime="tvm")
     with pytest.raises(InputError, match="threads"):
         RunnerOptions(threads=0)
     with pytest.raises(ArtifactError, match="not found"):

@@ -50,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 
 from edgecnn.convert.int8.speed import vnni_label  # noqa: E402
 from edgecnn.core.files import write_text_atomic  # noqa: E402
-from edgecnn.core.text import text_table  # noqa: E402
+from edgecnn.core.text import markdown_table, text_table  # noqa: E402
 from edgecnn.runtime import openvino as _ov  # noqa: E402
 from edgecnn.runtime.bench import SETTLE_S, Contestant, machine_info, read_card, schedule, time_once  # noqa: E402
 from edgecnn.runtime.bench.layer_times import precision_bound  # noqa: E402
@@ -406,10 +406,8 @@ def markdown(results: list, meta: dict) -> str:
         "- **export s / plain s**: wall time of each in a fresh process (imports included); the plain path's "
         "random-weight BatchNorm preparation is left out of its time, ours (on photographs) is counted.",
         "",
-        "| " + " | ".join(HEADERS) + " |",
-        "|---|" + "---:|" * (len(HEADERS) - 1),
+        *markdown_table(HEADERS, rows(results)),
     ]
-    lines += ["| " + " | ".join(row) + " |" for row in rows(results)]
     lines += ["", "Issue 13's targets, as measured in this run:", "", *checks(results)]
     lines += ["", "Where the export time goes (`timings_s` of each manifest, seconds):", ""]
     for r in results:

@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 import peer_recipes as recipes  # noqa: E402
 
 from edgecnn.core.files import write_text_atomic  # noqa: E402
+from edgecnn.core.text import markdown_table  # noqa: E402
 
 MODELS = ("mobilenet_v2", "resnet50", "mobilenet_v3_large", "googlenet", "unet", "efficientnet_lite0")
 PUBLISHED = {"efficientnet_lite0": "imagenet"}  # models measured with published weights; the others random init
@@ -288,10 +289,8 @@ def markdown(results: list, meta: dict) -> str:
         "crops of the two photographs it leaves out; top-1 agreement (U-Net: pixel agreement). Random weights "
         "have no accuracy: there agreement says how far int8 moved the decisions, not how right they are.",
         "",
-        "| " + " | ".join(HEADERS) + " |",
-        "|---|---|" + "---:|" * (len(HEADERS) - 2),
+        *markdown_table(HEADERS, rows(results), text_columns=2),
     ]
-    lines += ["| " + " | ".join(row) + " |" for row in rows(results)]
     extra = notes(results)
     lines += (
         [

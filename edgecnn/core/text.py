@@ -1,4 +1,5 @@
-"""Plain-text tables for the terminal, shared by the CLI, the reports and the tools (standard library only)."""
+"""Plain-text and Markdown tables for the terminal and the docs, shared by the CLI, the reports and the tools
+(standard library only)."""
 
 from __future__ import annotations
 
@@ -13,3 +14,9 @@ def text_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
         return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
 
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]], text_columns: int = 1) -> list[str]:
+    """A Markdown table as lines: the first ``text_columns`` columns left-aligned, the numbers after them right."""
+    rule = "|" + "---|" * text_columns + "---:|" * (len(headers) - text_columns)
+    return ["| " + " | ".join(headers) + " |", rule, *("| " + " | ".join(map(str, r)) + " |" for r in rows)]

@@ -9,7 +9,7 @@ a time (the files are batch 1), and converts. ``Recipe`` holds what edgecnn adds
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -38,12 +38,7 @@ class Recipe:
             raise ValueError(f"unknown activation observer {self.observer!r}; known: {', '.join(OBSERVERS)}")
 
     def to_dict(self) -> dict:
-        return {
-            "float_modules": list(self.float_modules),
-            "fuse_clamps": self.fuse_clamps,
-            "bias_correction": self.bias_correction,
-            "observer": self.observer,
-        }
+        return {**asdict(self), "float_modules": list(self.float_modules)}
 
 
 #: random weights: nothing to keep accurate, but fusing the clamps costs nothing (the same operators are lowered)

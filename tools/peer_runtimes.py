@@ -265,9 +265,12 @@ def markdown(results: list, meta: dict) -> str:
     ]
     if meta["input_size"] or meta["runs"] < 3:  # said at the top, so that no one quotes its numbers
         lines += ["**A development run** (small input or < 3 runs): the table's form, not the measurement.", ""]
+    missing = [m for m in MODELS if m not in {r["model"] for r in results}]
+    if missing:  # a partial table says what it leaves out, so that no one reads it as the whole answer
+        lines += [f"**Not yet measured here**: {', '.join(missing)} (`--models` of a later run).", ""]
     lines += [
-        f"- **Date**: {meta['date']}; **CPU**: {meta['cpu']}, {meta['cores']} logical cores, shared with other "
-        "work while it ran: read the ratios (one interleaved run per model) rather than the absolute times.",
+        f"- **Date**: {meta['date']}; **CPU**: {meta['cpu']}, {meta['cores']} logical cores of a shared VM: absolute "
+        "times differ between machines and sessions; read the ratios (one interleaved run per model).",
         "- **Versions**: " + ", ".join(f"{k} {val}" for k, val in v.items() if val),
         f"- **Latency**: p50 ms, batch 1, {recipes.THREADS} threads, {size}; per model one process, every file "
         f"warmed up then timed interleaved ({meta['rounds']} rounds, rotating order, a 100 ms pause and one "

@@ -180,23 +180,12 @@ def _export_options(given: dict):
             {f"--calib-method {method}": method != "minmax", f"--int8-weight-bits {bits}": bits != 7},
             "{flags} only applies with --int8; add --int8 or drop it",
         )
+    same = ("weights", "num_classes", "input_size", "batch", "opset", "fp16", "calib", "calib_count", "labels")
+    same += ("embed_preprocess", "bundle", "force", "formats", "quantized_io")  # options named as their fields
     return ExportOptions(
-        weights=given["weights"],
-        num_classes=given["num_classes"],
-        input_size=given["input_size"],
-        batch=given["batch"],
-        opset=given["opset"],
-        fp16=given["fp16"],
+        **{name: given[name] for name in same},
         int8=Int8Options(policy=int8, calib_method=method, weight_bits=bits) if int8 else None,
-        calib=given["calib"],
-        calib_count=given["calib_count"],
         simplify=not given["no_simplify"],
-        labels=given["labels"],
-        embed_preprocess=given["embed_preprocess"],
-        bundle=given["bundle"],
-        force=given["force"],
-        formats=given["formats"],
-        quantized_io=given["quantized_io"],
     )
 
 

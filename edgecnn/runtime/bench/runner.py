@@ -156,7 +156,7 @@ def _run(paths: list[Path], opts: BenchOptions, baseline: Baseline | None) -> li
     schedule(contestants, opts.rounds, opts.settle_s)
 
     method = _method(contestants, opts)
-    uses_gpu = any(_short(n) in ("cuda", "tensorrt") for entry in opts.providers for n in entry)
+    uses_gpu = any(p is not None and p.device == "cuda" for entry in opts.providers for p in map(known_provider, entry))
     eager = baseline.info() if baseline else {}
     machine = machine_info(gpu=uses_gpu, torch_version=eager.get("version"))
     max_rss = _r(_max_rss_mb())

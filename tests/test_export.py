@@ -533,3 +533,63 @@ def test_batchnorm_reestimation_keeps_momentum_and_matches_update_bn():
     for a, b in ((ours[1], theirs[1]), (ours[4], theirs[4])):
         torch.testing.assert_close(a.running_mean, b.running_mean, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(a.running_var, b.running_var, rtol=1e-5, atol=1e-6)
+
+
+def test_golden_outputs_judge_every_artifact_as_the_export_did(small_export, tmp_path):
+    """golden.npz (the parity photographs and PyTorch's outputs) gives, without torch, the export's own verdicts."""
+    from edgecnn.runtime.golden import GOLDEN_FILE, judge, load_golden
+    from edgecnn.runtime.runner import open_runner
+    from edgecnn.runtime.session import run_batched
+
+    record = small_export.manifest["golden"]
+    path = small_export.out_dir / GOLDEN_FILE
+    assert record["file"] == GOLDEN_FILE and record["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    golden = load_golden(path)
+    assert golden.inputs.shape == (record["images"], 3, 64, 64) and golden.reference.shape == (record["images"], 10)
+    assert golden.yardstick("fp32") is not None and golden.yardstick("fp16") is not None
+    for art in small_export.artifacts:
+        runner = open_runner(small_export.out_dir / art.file, providers="cpu")
+        try:
+            outputs = run_batched(runner, golden.inputs)[0]
+        finally:
+            runner.close()
+        report = judge(golden, outputs, task="classification", precision=art.precision, random_weights=True)
+        assert (report.passed, report.judged) == (art.parity.passed, art.parity.judged), art.file
+        assert report.cosine == pytest.approx(art.parity.cosine, abs=1e-9)
+        assert report.exact_max_abs == pytest.approx(art.parity.exact_max_abs), art.file
+    # a weight moved by 0.1% fails on golden data as it fails against PyTorch
+    model = onnx.load(small_export.out_dir / small_export.artifacts[0].file)
+    big = max(model.graph.initializer, key=lambda t: int(np.prod(t.dims)))
+    w = onnx.numpy_helper.to_array(big) * np.float32(1.001)
+    big.CopyFrom(onnx.numpy_helper.from_array(w.astype(np.float32), big.name))
+    onnx.save(model, tmp_path / "scaled.onnx")
+    runner = open_runner(tmp_path / "scaled.onnx", providers="cpu")
+    outputs = run_batched(runner, golden.inputs)[0]
+    runner.close()
+    assert not judge(golden, outputs, task="classification", precision="fp32", random_weights=True).passed
+
+
+@pytest.mark.parametrize(
+    "arrays, message",
+    [
+        ({"inputs": np.zeros((2, 3, 4, 4), np.float32)}, "lacks the array 'reference'"),
+        ({"inputs": np.zeros((2, 3, 4, 4), np.float32), "reference": np.zeros((3, 5))}, "do not pair up"),
+        ({"inputs": np.zeros((2, 3, 4, 4), np.int64), "reference": np.zeros((2, 5))}, "not float"),
+        ({"inputs": np.zeros((2, 3, 4, 4), np.float32), "reference": np.zeros((2, 5)), "x": np.zeros(1)}, "'x'"),
+    ],
+)
+def test_bad_golden_data_is_one_line(tmp_path, arrays, message):
+    from edgecnn.runtime.golden import load_golden
+
+    np.savez(tmp_path / "golden.npz", **arrays)
+    with pytest.raises(ArtifactError, match=message):
+        load_golden(tmp_path / "golden.npz")
+
+
+def test_golden_data_declaring_a_huge_array_is_refused_before_loading(tmp_path, monkeypatch):
+    from edgecnn.runtime.golden import load_golden
+
+    monkeypatch.setenv("EDGECNN_MAX_INPUT_ELEMENTS", "1000")
+    np.savez_compressed(tmp_path / "g.npz", inputs=np.zeros((4, 3, 16, 16), np.float32), reference=np.zeros((4, 5)))
+    with pytest.raises(ArtifactError, match="EDGECNN_MAX_INPUT_ELEMENTS"):
+        load_golden(tmp_path / "g.npz")

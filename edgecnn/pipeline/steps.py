@@ -266,6 +266,23 @@ def bundle(job: Job, artifacts: list) -> dict:
         return made.record(job.staging)
 
 
+def golden(job: Job, images: ExportImages, ref) -> dict:
+    """``golden.npz``: the parity photographs and PyTorch's outputs on them (``runtime.golden``), so that a copy
+    of the folder is judged on a device without torch (``compare``) by the same rules as here; its manifest entry."""
+    from ..runtime.golden import GOLDEN_FILE, Golden, save_golden
+
+    with job.run.step("golden outputs"):
+        own = {p: tuple(run[0] for run in runs) for p, runs in ref.own.items()}
+        exact = ref.exact[0] if ref.exact is not None else None
+        path = save_golden(job.staging / GOLDEN_FILE, Golden(images.parity, ref.fp32[0], exact, own))
+    return {
+        "file": GOLDEN_FILE,
+        "images": int(len(images.parity)),
+        "what": "the held-out parity photographs (preprocessed) and PyTorch's fp32 outputs on them",
+        "sha256": sha256_file(path),
+    }
+
+
 def run_onnx(path: Path, arrays: np.ndarray, input_name: str | None = None) -> np.ndarray:
     """First output of the artifact at ``path`` on ``arrays`` (CPU provider, opened by the one runner factory
     ``edgecnn.runtime.runner.open_runner``), through the one batched runner (``runtime.session.run_batched``).

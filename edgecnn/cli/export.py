@@ -196,6 +196,9 @@ def _print_export(result) -> None:
     rows = []
     for a in result.artifacts:
         p = a.parity
+        if not p.samples:  # converted, not run (a Core ML package off macOS): no figures, the note says why
+            rows.append([a.file, a.precision, f"{a.size_bytes / 1e6:.1f} MB", "-", "-", "-", "not run"])
+            continue
         verdict = ("pass" if p.passed else "FAIL") if p.judged else "n/a"
         agree = f"top1 {p.top1_agreement:.3f}" if p.top1_agreement is not None else f"mIoU {p.mean_iou:.3f}"
         rows.append(

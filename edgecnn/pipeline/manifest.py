@@ -66,7 +66,11 @@ def build_card(
 
 
 #: The packages behind each format beyond ONNX, recorded when the export writes that format.
-FORMAT_PACKAGES = {"tflite": ("litert-torch", "ai-edge-litert"), "pte": ("executorch", "torchao")}
+FORMAT_PACKAGES = {
+    "tflite": ("litert-torch", "ai-edge-litert"),
+    "pte": ("executorch", "torchao"),
+    "coreml": ("coremltools",),
+}
 
 
 def tool_versions(formats: tuple = ()) -> dict:
@@ -146,7 +150,7 @@ def build_manifest(
     spec, options, card: ModelCard, command: str | None, *, checkpoint, records: dict, artifacts: list
 ) -> dict:
     """``manifest.json`` (version 2): ``options`` exactly ``options.to_dict()``; ``records`` the steps' own blocks
-    (``weights``, ``calibration``, ``int8``, ``bundle``, ``versions``, ``timings_s``, ``warnings``)."""
+    (``weights``, ``calibration``, ``int8``, ``bundle``, ``golden``, ``versions``, ``timings_s``, ``warnings``)."""
     return {
         "edgecnn_manifest": MANIFEST_VERSION,
         "model": spec.name,
@@ -163,6 +167,7 @@ def build_manifest(
         "int8": records.get("int8"),
         "artifacts": [a.to_dict() for a in artifacts],
         "bundle": records.get("bundle"),
+        "golden": records.get("golden"),
         "versions": records["versions"],
         "timings_s": records["timings_s"],
         "warnings": records["warnings"],

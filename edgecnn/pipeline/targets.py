@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from ..core.artifact import Artifact
 from ..core.card import ModelCard
-from ..core.files import sha256_file
 from .images import ExportImages
 from .steps import Built, Job, Run
 
-#: The precisions each format is written in, beyond fp32 (fp16: LiteRT's fp16-weights form only).
-FP16_FORMATS = ("tflite",)
+#: The formats written in fp16 too with ``--fp16`` (LiteRT: fp16 weights; Core ML: fp16 compute).
+FP16_FORMATS = ("tflite", "coreml")
 
 
 def wanted(job: Job) -> list[tuple[str, str]]:
@@ -53,7 +52,7 @@ def export_one(job: Job, built: Built, card: ModelCard, images: ExportImages, re
     options = job.options
     path = job.staging / f"{job.spec.name}.{precision}{SUFFIXES[fmt]}"
     file_card = card.replace(precision=precision, input_shape=[1, built.in_channels, *options.input_size])
-    if precision == "int8":
+    if precision == "int8" and fmt != "coreml":  # Core ML's int8 is weights only: no calibration
         calibration = {"source": images.images.source, "count": int(len(images.calibration)), "method": "pt2e"}
         file_card = file_card.replace(extra={**card.extra, "calibration": calibration})
     request = TargetRequest(
@@ -72,7 +71,12 @@ def export_one(job: Job, built: Built, card: ModelCard, images: ExportImages, re
 
 
 def check_target(made, card: ModelCard, images: ExportImages, ref, run: Run, random_weights: bool) -> Artifact:
-    """Reopen the file on its own runtime and judge it against PyTorch like an ONNX file of its precision."""
+    """Reopen the file on its own runtime and judge it against PyTorch like an ONNX file of its precision (a Core ML
+    package where Core ML cannot predict: read back and held to its card, ``pipeline.coreml_check``)."""
+    from .coreml_check import check_coreml, runnable_here, size_and_digest
+
+    if made.format == "coreml" and not runnable_here():
+        return check_coreml(made, card, run)
     from ..runtime.compare import compare
     from ..runtime.runner import open_runner
     from ..runtime.session import run_batched
@@ -98,5 +102,5 @@ def check_target(made, card: ModelCard, images: ExportImages, ref, run: Run, ran
     elif not report.passed:
         run.warnings.append(f"{path.name}: parity FAILED: " + "; ".join(report.failures))
     runtime = {**info, "int8": made.int8} if made.int8 else info
-    size, digest = path.stat().st_size, sha256_file(path)
+    size, digest = size_and_digest(path)  # an .mlpackage is a folder
     return Artifact(path.name, precision, size, digest, report, made.notes, format=made.format, runtime=runtime)

@@ -93,7 +93,7 @@ class Predictor:
         task: str | None = None,
     ) -> None:
         self.path = Path(path)
-        if not self.path.is_file():
+        if not self.path.exists():  # an .mlpackage is a folder; open_runner refuses anything else that is not a file
             raise ArtifactError(f"{self.path}: no such model file")
         # open_runner refuses a provider this onnxruntime lacks, and one it drops at start-up
         # (e.g. CUDA libraries missing), naming what to install: never a silent CPU fallback.

@@ -12,6 +12,9 @@ Each runtime lives in its own folder behind the same ``Runner`` interface, as Po
 - ``runtime/litert/``: LiteRT's interpreter for ``.tflite`` files (torch-free: ``pip install "edgecnn[litert]"``);
 - ``runtime/executorch/``: ExecuTorch's Python runtime for ``.pte`` files. It imports torch when it opens a file
   (ExecuTorch's Python bindings need it), so a ``.pte`` does not run on the torch-free device install.
+- ``runtime/coreml/``: Core ML for ``.mlpackage`` folders, through coremltools on macOS; elsewhere the opener says
+  in one line that the file was converted and checked structurally, not run (``runtime/coreml/mlpackage.py``
+  reads it without coremltools).
 
 A ``.tflite`` or ``.pte`` opens on its own runtime whatever the providers say (``SUFFIX_RUNTIMES``); an ONNX file's
 runtime follows its providers. ``register_runtime(name, opener)`` is the slot for runners registered from their own
@@ -141,11 +144,11 @@ def register_runtime(name: str, opener: Opener) -> None:
 
 def runtimes() -> list[str]:
     """The names ``open_runner`` knows (the built-in ones and those registered so far)."""
-    return sorted({"onnxruntime", "openvino", "litert", "executorch", *_RUNTIMES})
+    return sorted({"onnxruntime", "openvino", "litert", "executorch", "coreml", *_RUNTIMES})
 
 
 #: Files whose suffix names their runtime; any other file is ONNX (``.onnx``, ``.ort``).
-SUFFIX_RUNTIMES = {".tflite": "litert", ".pte": "executorch"}
+SUFFIX_RUNTIMES = {".tflite": "litert", ".pte": "executorch", ".mlpackage": "coreml"}
 
 
 def runtime_of(source: ModelSource) -> str | None:
@@ -173,6 +176,10 @@ def _builtin(name: str) -> Opener | None:
         from .executorch import open_executorch
 
         return open_executorch
+    if name == "coreml":
+        from .coreml import open_coreml
+
+        return open_coreml
     return None
 
 
@@ -200,8 +207,8 @@ def open_runner(source: ModelSource, options: RunnerOptions | None = None, **key
     """Open a model on the runtime its options ask for.
 
     Args:
-        source: the model file (``.onnx``/``.ort``, ``.tflite``, ``.pte``), or an ONNX model's bytes (onnxruntime
-            only).
+        source: the model file (``.onnx``/``.ort``, ``.tflite``, ``.pte``, an ``.mlpackage`` folder), or an ONNX
+            model's bytes (onnxruntime only).
         options: a ``RunnerOptions``; ``keywords`` (its field names) are applied on top, so
             ``open_runner(path, providers="cpu", threads=2)`` works as well.
 

@@ -11,13 +11,14 @@ import numpy as np
 from ...core.errors import InputError
 
 #: Every format ``export --format`` knows, in the order they are made ("onnx" is the pipeline's own).
-FORMATS = ("onnx", "tflite", "pte")
+FORMATS = ("onnx", "tflite", "pte", "coreml")
 #: The file suffix of each format.
-SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite", "pte": ".pte"}
+SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite", "pte": ".pte", "coreml": ".mlpackage"}
 #: What each non-ONNX format needs installed: (module to find, the extra that brings it).
 _NEEDS = {
     "tflite": (("litert_torch", "ai_edge_litert"), "litert-export"),
     "pte": (("executorch", "torchao"), "executorch"),
+    "coreml": (("coremltools",), "coreml"),
 }
 
 
@@ -29,7 +30,8 @@ class TargetRequest:
         model: the eval-mode ``torch.nn.Module`` (the one the ONNX file was traced from).
         example: one input, ``1×C×H×W`` float32 (its shape is the file's static shape).
         path: the file to write.
-        precision: ``"fp32"``, ``"fp16"`` (LiteRT only: fp16 weights) or ``"int8"``.
+        precision: ``"fp32"``, ``"fp16"`` (LiteRT: fp16 weights; Core ML: fp16 compute) or ``"int8"`` (Core ML:
+            int8 weights only, activations float).
         metadata: the card as metadata (``ModelCard.to_metadata()``), written into the file.
         calibration: ``N×C×H×W`` float32, preprocessed exactly as the model's inputs (int8 only).
         quantized_io: int8 only: the file takes and returns int8 tensors (scale and zero point in the file)
@@ -56,7 +58,7 @@ class TargetResult:
 
     Attributes:
         path: the file.
-        format: ``"tflite"`` or ``"pte"``.
+        format: ``"tflite"``, ``"pte"`` or ``"coreml"`` (``path`` is then an ``.mlpackage`` folder).
         precision: as asked.
         delegation: what the runtime's delegate takes, read from the lowered program (``partitions``,
             ``delegated_nodes``, ``other_nodes``, ``other_ops``: op name → count of what runs outside it).
@@ -82,7 +84,7 @@ def formats() -> dict[str, str | None]:
 
 
 def export_target(fmt: str, request: TargetRequest) -> TargetResult:
-    """Write ``request`` in format ``fmt`` (``"tflite"`` or ``"pte"``).
+    """Write ``request`` in format ``fmt`` (``"tflite"``, ``"pte"`` or ``"coreml"``).
 
     Raises:
         InputError: an unknown format, or one this install cannot make (what to install).
@@ -95,6 +97,8 @@ def export_target(fmt: str, request: TargetRequest) -> TargetResult:
         from .tflite import export
     elif fmt == "pte":
         from .pte import export
+    elif fmt == "coreml":
+        from .coreml import export
     else:
         raise InputError(f"format {fmt!r} is written by the ONNX pipeline, not by convert.targets")
     return export(request)

@@ -81,6 +81,7 @@ class OneLineGroup(TyperGroup):
 
 # The order `edgecnn --help` lists the commands in.
 COMMAND_ORDER = (
+    "compare",
     "eval",
     "export",
     "validate",

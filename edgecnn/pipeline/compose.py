@@ -50,6 +50,7 @@ def export(
     *,
     command: str | None = None,
     progress: Callable[[str], None] | None = None,
+    writer: str = "export",
     **keywords,
 ) -> ExportResult:
     """Export one model to ``out_dir`` (default ``exported/NAME``): fp32, and optionally fp16 and int8.
@@ -62,6 +63,7 @@ def export(
             ``"auto"`` beside ``calib_method`` and ``int8_weight_bits``). Passing both is a ``TypeError``.
         command: the command line to record in the manifest.
         progress: called with the name of each step as it starts.
+        writer: who the folder's listing names as its writer (``"compare"`` for compare's own folders).
 
     Raises:
         EdgeCNNError: bad input (unknown model, bad weights, bad options, unwritable output). A parity failure
@@ -80,7 +82,7 @@ def export(
     inputs = [
         path for path in (options.weights, options.calib, options.labels) if path is not None and os.path.exists(path)
     ]  # "imagenet" names a checkpoint, not a path
-    with staged_output(out_dir, options.force, run.warnings, writer="export", inputs=inputs) as staging:
+    with staged_output(out_dir, options.force, run.warnings, writer=writer, inputs=inputs) as staging:
         job = steps.Job(spec, options.replace(input_size=hw), staging, run)
         result = _export_into(job, options, label_list, command, out_dir)
         failed = [a.file for a in result.artifacts if a.failed]
@@ -120,6 +122,7 @@ def _export_into(job: steps.Job, asked: ExportOptions, label_list, command, out_
         opset=options.opset, versions=records["versions"], weights=records["weights"], extra=extra
     )
     artifacts = _artifacts(job, built, card, images, ref, records)
+    records["golden"] = steps.golden(job, images, ref)
     records.update(calibration=images.record(), timings_s=run.timings, warnings=run.warnings)
     manifest = build_manifest(
         job.spec, asked, card, command, checkpoint=built.checkpoint, records=records, artifacts=artifacts

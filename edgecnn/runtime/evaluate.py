@@ -132,6 +132,7 @@ def evaluate(
     providers: str | Sequence[str] = "cpu",
     batch: int = 32,
     progress: Callable[[int, int], Any] | None = None,
+    providers_per_model: Sequence[str | Sequence[str]] | None = None,
 ) -> EvalResult:
     """Score one or more exported models on ``data`` (see the module docstring).
 
@@ -139,7 +140,7 @@ def evaluate(
         models: .onnx, .tflite or .pte files (each on its own runtime); the first is the baseline of the comparisons.
         data: an ImageFolder, a CSV of ``path,label``, or a folder with ``images/`` and ``masks/``.
         labels_from: ``"card"`` or ``"folder"`` (classification only).
-        providers: onnxruntime providers, as ``Predictor`` takes them.
+        providers: onnxruntime providers, as ``Predictor`` takes them; ``providers_per_model``: one entry per model.
         batch: images per preprocessing / onnxruntime step.
         progress: called as ``progress(done, total)`` after each step (total = images × models).
 
@@ -155,8 +156,10 @@ def evaluate(
     data = Path(data)
     if not data.exists():
         raise InputError(f"{data}: no such data folder or CSV file")
-    providers = (providers,) if isinstance(providers, str) else tuple(providers)
-    predictors = [Predictor(m, providers) for m in models]
+    per_model = [providers] * len(models) if providers_per_model is None else list(providers_per_model)
+    if len(per_model) != len(models):
+        raise InputError(f"{len(models)} models but {len(per_model)} provider entries: give one per model")
+    predictors = [Predictor(m, (e,) if isinstance(e, str) else tuple(e)) for m, e in zip(models, per_model)]
     tasks = {p.task for p in predictors}
     if len(tasks) != 1:
         raise InputError(f"the models do not share one task ({', '.join(sorted(tasks))}); evaluate them separately")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import onnx
 
+from ...runtime.bench.machine import cpu_has_vnni
 from ...runtime.runner import open_runner
 
 # ----------------------------------------------------------------------------------------------- speed gate
@@ -36,22 +37,6 @@ class SpeedGate:
         d["ratios"] = {k: round(v, 3) for k, v in self.ratios.items()}
         d["causes"] = list(self.causes)
         return d
-
-
-def cpu_has_vnni() -> bool | None:
-    """Whether the CPU has VNNI (one-instruction int8 dot products: avx512_vnni, avx_vnni, or AMX); None if unknown."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return None
-    flags = set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags.update(line.split(":", 1)[1].split())
-            break
-    if not flags:
-        return None
-    return bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
 def float_islands(path: str | Path) -> dict:

@@ -46,7 +46,7 @@ from .results import (
     schema_markdown,
     schema_paths,
 )
-from .runner import benchmark, benchmark_many
+from .runner import benchmark, benchmark_many, benchmark_pairs
 from .timing import SETTLE_S, Contestant, bound_run, schedule, time_once
 
 __all__ = [
@@ -66,6 +66,7 @@ __all__ = [
     "TORCH_HEADERS",
     "benchmark",
     "benchmark_many",
+    "benchmark_pairs",
     "make_inputs",
     "read_card",
     "hw_from_card",

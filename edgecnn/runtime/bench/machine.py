@@ -9,6 +9,7 @@ import resource
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -77,6 +78,24 @@ def machine_info(*, gpu: bool = False, torch_version: str | None = None) -> Mach
         gpu=gpu_name,
         date=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
     )
+
+
+def cpu_has_vnni() -> bool | None:
+    """Whether the CPU has VNNI (one-instruction int8 dot products: avx512_vnni, avx_vnni, or AMX); None if unknown.
+
+    An int8 file with 8-bit weights is exact only there (or on ARM): x86 without VNNI saturates int16 sums."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[1].split())
+            break
+    if not flags:
+        return None
+    return bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
 # ------------------------------------------------------------------------------------------------ memory

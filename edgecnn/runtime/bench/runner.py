@@ -64,17 +64,39 @@ def benchmark_many(
         raise InputError(f"benchmark_many: {exc}") from None
     if not paths:
         raise InputError("no model file given")
-    paths = [Path(p) for p in paths]
-    for p in paths:
-        if not p.is_file():
+    return benchmark_pairs([(p, entry) for p in paths for entry in opts.providers], opts)
+
+
+def benchmark_pairs(pairs: Sequence[tuple], options: BenchOptions | None = None) -> list[BenchResult]:
+    """Benchmark an explicit list of ``(file, provider entry)`` pairs in one interleaved run.
+
+    ``benchmark_many`` times every file on every entry; a comparison across runtimes (``runtime.choose``) needs
+    only some pairs (an .onnx on CPU and OpenVINO, a .tflite on LiteRT alone), timed together so that their
+    ratios are fair. ``options.providers`` is not read; every other field is, as ``benchmark_many`` says.
+
+    Args:
+        pairs: ``(path, entry)``: an entry is a short name or a priority list (``("tensorrt", "cuda")``).
+        options: a ``BenchOptions``.
+
+    Returns:
+        One ``BenchResult`` per pair, in order.
+
+    Raises:
+        ProviderUnavailableError, InputError, ArtifactError: as ``benchmark_many``, checked before any timing.
+    """
+    opts = options or BenchOptions()
+    if not pairs:
+        raise InputError("no model file given")
+    staged = [(Path(p), (entry,) if isinstance(entry, str) else tuple(entry)) for p, entry in pairs]
+    for p, _ in staged:
+        if not p.exists():  # an .mlpackage is a folder; its runner says what else is wrong
             raise ArtifactError(f"model file not found: {p}")
-    if any(runtime_of(p) is None for p in paths):  # .tflite/.pte: their runners say what they run on
-        for entry in opts.providers:  # refuse a missing provider before spending minutes on the others
-            resolve(list(entry))
+    for entry in dict.fromkeys(e for p, e in staged if runtime_of(p) is None):  # .tflite/.pte: their runners say
+        resolve(list(entry))  # refuse a missing provider before spending minutes on the others
 
     baseline = Baseline(opts.threads) if opts.torch_baseline else None
     try:
-        return _run(paths, opts, baseline)
+        return _run(staged, opts, baseline)
     finally:
         if baseline is not None:
             baseline.close()  # torch's thread count as it was found
@@ -149,14 +171,14 @@ class _Planner:
         return c
 
 
-def _run(paths: list[Path], opts: BenchOptions, baseline: Baseline | None) -> list[BenchResult]:
+def _run(pairs: list[tuple[Path, tuple]], opts: BenchOptions, baseline: Baseline | None) -> list[BenchResult]:
     planner = _Planner(opts)
-    staged = [_stage(path, entry, opts, planner, baseline) for path in paths for entry in opts.providers]
+    staged = [_stage(path, entry, opts, planner, baseline) for path, entry in pairs]
     contestants = planner.contestants
     schedule(contestants, opts.rounds, opts.settle_s)
 
     method = _method(contestants, opts)
-    uses_gpu = any(p is not None and p.device == "cuda" for entry in opts.providers for p in map(known_provider, entry))
+    uses_gpu = any(p is not None and p.device == "cuda" for _, entry in pairs for p in map(known_provider, entry))
     eager = baseline.info() if baseline else {}
     machine = machine_info(gpu=uses_gpu, torch_version=eager.get("version"))
     max_rss = _r(_max_rss_mb())

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The device install, checked: build the wheel, install it WITHOUT extras into a fresh venv (no torch),
 # then run the device commands on a bundle exported with the full (export) venv; then add the [litert] extra
-# (LiteRT's runtime, still no torch) and run the same commands on the bundle's .tflite.
+# (LiteRT's runtime, still no torch) and run the same commands on the bundle's .tflite, and compare on the export
+# folder (each file judged against its golden outputs).
 #
 #   tools/device_check.sh [EXPORT_VENV]     (default: .venv, which has the export stack)
 #
@@ -65,6 +66,18 @@ fi
 "$dev/edgecnn" predict "$tflite" "$work/image.png"
 "$dev/edgecnn" bench "$model" "$tflite" --runs 5 --warmup 1 --json | "$dev/python" -c "import json, sys; json.load(sys.stdin)"
 "$dev/edgecnn" selftest "$bundle"
+
+echo "== compare on the device: the export folder's .onnx and .tflite judged against its golden outputs"
+"$dev/edgecnn" compare "$work/export" --seconds 0.2 --json > "$work/compare.json"
+"$dev/python" - "$work/compare.json" <<'PY'
+import json, sys
+result = json.load(open(sys.argv[1]))
+rows = {(r["file"], r["status"]) for r in result["rows"]}
+want = {("mobilenet_v2.fp32.onnx", "verified"), ("mobilenet_v2.fp32.tflite", "verified")}
+assert want <= rows, rows
+assert result["golden"]["source"] == "pytorch" and result["recommended"] is not None, result["recommended"]
+print("compare:", sorted(rows), "recommended:", result["recommended"])
+PY
 
 echo "== export needs the export stack: one line, exit 2"
 one_line_exit_2 'edgecnn[export]' "$dev/edgecnn" export mobilenet

@@ -138,3 +138,33 @@ def test_trained_recipe_keeps_the_lite_stem_float():
     lite = pt2e.trained_recipe(create_model("efficientnet_lite0"))
     assert lite.float_modules == pt2e.LITE_STEM and lite.observer == "minmax" and lite.bias_correction
     assert pt2e.trained_recipe(Tiny()) == pt2e.TRAINED
+
+
+class Residual(nn.Module):
+    """Tiny with two residual blocks around its depthwise layer, the second block's skip the first's sum (as in
+    EfficientNet-Lite's and MobileNetV2's stages)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tiny = Tiny()
+
+    def forward(self, x):
+        t = self.tiny
+        y = t.stem(x)
+        y = y + t.dw(y)
+        y = y + t.dw(y)
+        return t.fc(t.pw(y).mean((2, 3)))
+
+
+@pytest.mark.parametrize("backend", pt2e.BACKENDS)
+def test_residual_adds_are_int8_on_both_backends(model, data, backend):
+    """litert-torch's quantizer misses adds in a torch.export graph (the second add would take the first's float
+    sum); edgecnn's recipe quantizes them on LiteRT, as XNNPACK's own quantizer does: every add input is int8."""
+    net = Residual().eval()
+    net.tiny.load_state_dict(model.state_dict())
+    graph, quantizer = pt2e.quantize(net, data["example"], data["calibration"], backend, pt2e.DEFAULT)
+    adds = _calls(graph, "aten.add")
+    assert len(adds) == 2
+    for add in adds:
+        assert all("dequantize" in str(x.target) for x in add.args[:2]), [str(x.target) for x in add.args[:2]]
+    assert pt2e.record(graph, quantizer)["adds_quantized"] == (2 if backend == "litert" else 0)

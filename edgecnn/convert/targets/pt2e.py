@@ -4,7 +4,9 @@
 with the backend's own quantizer (ExecuTorch's ``XNNPACKQuantizer``, litert-torch's ``PT2EQuantizer``: per-channel
 symmetric int8 weights, per-tensor int8 activations), runs the calibration arrays through the observers one image at
 a time (the files are batch 1), and converts. ``Recipe`` holds what edgecnn adds for accuracy
-(``pt2e_passes``: clamps fused into their layer, bias correction; the activation observer; float modules).
+(``pt2e_passes``: clamps fused into their layer, bias correction; the activation observer; float modules). For
+LiteRT every recipe but the runtime's bare default also quantizes the residual adds, which litert-torch's quantizer
+misses in a ``torch.export`` graph (``pt2e_passes.annotate_adds``).
 """
 
 from __future__ import annotations
@@ -84,7 +86,8 @@ def backend_config(backend: str, observer: str = "histogram"):
 
 def make_quantizer(backend: str, recipe: Recipe):
     """The backend's own PT2E quantizer with ``recipe``'s observer, wrapped (``pt2e_passes.RecipeQuantizer``) to
-    keep its float modules float and fuse clamps when the recipe asks."""
+    keep its float modules float and fuse clamps when the recipe asks, and on LiteRT to quantize the adds its
+    quantizer leaves float (``Recipe()`` stays the runtime's own default, the baseline the study compares to)."""
     config = backend_config(backend, recipe.observer)
     if backend == "xnnpack":
         from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer
@@ -98,7 +101,9 @@ def make_quantizer(backend: str, recipe: Recipe):
         return quantizer
     from .pt2e_passes import RecipeQuantizer
 
-    return RecipeQuantizer(quantizer, config, recipe.float_modules, recipe.fuse_clamps)
+    return RecipeQuantizer(
+        quantizer, config, recipe.float_modules, recipe.fuse_clamps, quantize_adds=backend == "litert"
+    )
 
 
 def quantize(
@@ -164,11 +169,13 @@ def convert(prepared, calibration: np.ndarray, backend: str, recipe: Recipe):
 
 def record(converted, quantizer, recipe: Recipe | None = None) -> dict:
     """What the manifest says of an int8 made by ``quantize``: the recipe (``converted.meta["edgecnn_recipe"]``, the
-    one ``quantize`` ran, when not given), and what it did (clamps fused, operators kept float, biases corrected)."""
+    one ``quantize`` ran, when not given), and what it did (clamps fused, adds quantized by edgecnn rather than the
+    backend, operators kept float, biases corrected)."""
     recipe = recipe or converted.meta["edgecnn_recipe"]
     return {
         **recipe.to_dict(),
         "clamps_fused": int(getattr(quantizer, "fused", 0)),
+        "adds_quantized": int(getattr(quantizer, "adds", 0)),
         "ops_kept_float": int(getattr(quantizer, "kept_float", 0)),
         "biases_corrected": int(converted.meta.get("edgecnn_biases_corrected", 0)),
     }

@@ -125,3 +125,41 @@ def test_someone_elses_export_is_not_replaced_and_more_formats_re_export_the_uni
     manifest = json.loads((grown / "manifest.json").read_text())
     assert [a["precision"] for a in manifest["artifacts"]] == ["fp32", "fp16"]
     assert compare("mobilenet_v2", fp32, SMALL, out_dir=grown).exported is False  # fewer asked: what is there does
+
+
+@pytest.mark.slow
+def test_compare_a_trained_mobilenet_v2_on_labelled_data_across_every_runtime(trained_checkpoint, tmp_path):
+    """The issue's case: onnx/tflite/pte × fp32/int8 × the providers here (OpenVINO included), accuracy on a
+    labelled folder, --json and --md; the recommended row passed parity and its interval clears the margin."""
+    from conftest import _train_fixtures_module
+
+    fx = trained_checkpoint("mobilenet_v2")
+    module = _train_fixtures_module()
+    _, _, (images, labels), _ = module._splits(module.FIXTURES["mobilenet_v2"])
+    data = tmp_path / "data"
+    for i, (image, label) in enumerate(zip(images, labels)):
+        (data / str(int(label))).mkdir(parents=True, exist_ok=True)
+        image.save(data / str(int(label)) / f"{i:04d}.png")
+    options = ExportOptions(
+        weights=str(fx.checkpoint),
+        num_classes=fx.num_classes,
+        input_size=fx.input_size,
+        arch_options=fx.arch_options,
+        calib=str(fx.calib_dir),
+    )
+    chosen = ChooseOptions(formats=("onnx", "tflite", "pte"), seconds=0.3)
+    compare("mobilenet_v2", chosen, options, out_dir=tmp_path / "out")  # exports, then measures
+    md = tmp_path / "table.md"
+    args = ["compare", str(tmp_path / "out"), "--formats", "onnx,tflite,pte", "--data", str(data)]
+    done = CliRunner().invoke(app, [*args, "--labels-from", "folder", "--json", "--md", str(md), "--seconds", "0.3"])
+    assert done.exit_code == 0, done.output
+    result = json.loads(done.stdout)
+    seen = {(r["format"], r["precision"], r["where"]) for r in result["rows"]}
+    for fmt, where in (("onnx", "cpu"), ("onnx", "openvino"), ("tflite", "litert"), ("pte", "executorch")):
+        assert {(fmt, "fp32", where), (fmt, "int8", where)} <= seen, seen
+    best = next(r for r in result["rows"] if r["label"] == result["recommended"])
+    assert best["status"] == "verified" and best["parity"]["passed"]
+    assert best["difference"][1] > -0.01  # the paired interval's low end clears the 1-point margin
+    faster = [r for r in result["rows"] if r["p50_ms"] is not None and r["p50_ms"] < best["p50_ms"]]
+    assert {r["label"] for r in faster} == {w["row"] for w in result["why_not"]}
+    assert md.is_file() and md.with_suffix(".svg").is_file()

@@ -69,7 +69,7 @@ class Row:
 
     def to_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
-        out.update(label=self.label, parity=self.parity.to_dict() if self.parity else None)
+        out.update(label=self.label, where=self.where, parity=self.parity.to_dict() if self.parity else None)
         return out
 
 

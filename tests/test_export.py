@@ -189,7 +189,7 @@ def test_manifest_records_files_parity_versions_timings(small_export):
     assert manifest["options"]["int8"] == dataclasses.asdict(Int8Options())
     # only the artifacts and the manifest: no temporary files left behind
     assert sorted(p.name for p in small_export.out_dir.iterdir()) == sorted(
-        [a["file"] for a in manifest["artifacts"]] + ["manifest.json", LISTING]
+        [a["file"] for a in manifest["artifacts"]] + ["manifest.json", LISTING, manifest["golden"]["file"]]
     )
 
 

@@ -474,7 +474,7 @@ def test_cli_export_all_continues_past_a_failing_model(tmp_path, monkeypatch):
 
 
 # googlenet trains longest; mobilenet_v3_large's trained int8 parity is asserted by tests/test_int8.py's
-# test_trained_mobilenet_v3_int8_keeps_accuracy_without_round_trips (the same export, with the speed gate)
+# test_trained_mobilenet_v3_int8_keeps_accuracy_without_round_trips (the same export, with the speed gate; slow too)
 @pytest.mark.parametrize(
     "name",
     [

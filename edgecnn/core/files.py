@@ -30,6 +30,14 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def size_bytes(path: str | os.PathLike) -> int:
+    """Bytes of an artifact: a file, or every file in a folder (an ``.mlpackage`` is a folder)."""
+    path = Path(path)
+    if not path.is_dir():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -16,7 +16,7 @@ from pathlib import Path
 from ..core.artifact import Artifact
 from ..core.card import ModelCard
 from ..core.errors import ArtifactError, EdgeCNNError
-from ..core.files import sha256_file
+from ..core.files import sha256_file, size_bytes
 from ..runtime.compare import ParityReport
 from ..runtime.coreml import inspect, predictor_api, structural_problems
 from .steps import Run
@@ -31,20 +31,14 @@ def package_digest(path: Path) -> str:
     files give the same digest wherever they lie."""
     outer = hashlib.sha256()
     for item in sorted(p for p in Path(path).rglob("*") if p.is_file()):
-        inner = hashlib.sha256()
-        with open(item, "rb") as fh:
-            while block := fh.read(1 << 20):
-                inner.update(block)
-        outer.update(f"{item.relative_to(path).as_posix()}\0{inner.hexdigest()}\n".encode())
+        outer.update(f"{item.relative_to(path).as_posix()}\0{sha256_file(item)}\n".encode())
     return outer.hexdigest()
 
 
 def size_and_digest(path: Path) -> tuple[int, str]:
     """Bytes and SHA-256 of an artifact, a file or a package folder (``package_digest``) alike."""
     path = Path(path)
-    if not path.is_dir():
-        return path.stat().st_size, sha256_file(path)
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()), package_digest(path)
+    return size_bytes(path), package_digest(path) if path.is_dir() else sha256_file(path)
 
 
 def not_run_report(precision: str, task: str) -> ParityReport:

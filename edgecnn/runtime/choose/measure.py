@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ...core.card import ModelCard
 from ...core.errors import ArtifactError, EdgeCNNError, ProviderUnavailableError, first_line
+from ...core.files import size_bytes
 from ..bench import BenchOptions, benchmark_pairs
 from ..evaluate import evaluate
 from ..golden import Golden, judge
@@ -58,11 +59,7 @@ def plan_rows(candidates: tuple, eps: tuple) -> list[tuple[Row, Candidate]]:
 
 def _size_mb(path: Path) -> float | None:
     """The file's size in MiB (an ``.mlpackage`` is a folder: all its files)."""
-    if path.is_file():
-        return round(path.stat().st_size / 2**20, 3)
-    if path.is_dir():
-        return round(sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20, 3)
-    return None
+    return round(size_bytes(path) / 2**20, 3) if path.exists() else None
 
 
 def _cannot_run(row: Row) -> str | None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ...core.card import PREFIX, ModelCard, class_axis
 from ...core.errors import ArtifactError
+from ...core.files import size_bytes
 
 #: the largest specification read: an ML program's ops without their weights stay far below this
 MAX_SPEC_BYTES = 256 << 20
@@ -160,10 +161,6 @@ def root_spec(package: Path) -> Path:
     return spec
 
 
-def _size(folder: Path) -> int:
-    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-
-
 def inspect(path: str | Path) -> dict:
     """What an ``.mlpackage`` holds, read without Core ML.
 
@@ -212,8 +209,8 @@ def _decoded(package: Path, model: memoryview) -> dict:
         "precision": precision_of(program["weights"]),
         "metadata": metadata,
         "card": {k: v for k, v in metadata.items() if k.startswith(PREFIX)},
-        "size_bytes": _size(package),
-        "weights_bytes": _size(weights_dir) if weights_dir.is_dir() else 0,
+        "size_bytes": size_bytes(package),
+        "weights_bytes": size_bytes(weights_dir) if weights_dir.is_dir() else 0,
     }
 
 

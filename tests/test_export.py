@@ -186,7 +186,7 @@ def test_manifest_records_files_parity_versions_timings(small_export):
     # version 2: the options block is exactly the options object's to_dict(), int8 as Int8Options' fields
     assert manifest["edgecnn_manifest"] == 2
     assert manifest["options"] == SMALL_OPTIONS.to_dict()
-    assert manifest["options"]["int8"] == dataclasses.asdict(Int8Options())
+    assert manifest["options"]["int8"] == {**dataclasses.asdict(Int8Options()), "runtimes": ["cpu"]}
     # only the artifacts and the manifest: no temporary files left behind
     assert sorted(p.name for p in small_export.out_dir.iterdir()) == sorted(
         [a["file"] for a in manifest["artifacts"]] + ["manifest.json", LISTING, manifest["golden"]["file"]]
@@ -387,6 +387,16 @@ def test_cli_bad_weights(tmp_path):
         _cli("export", "resnet18", "--weights", str(tmp_path / "missing.pth"), cwd=tmp_path), "does not exist"
     )
     assert not (tmp_path / "exported" / "resnet18").exists()
+
+
+def test_cli_int8_for_is_checked_before_any_work(tmp_path):
+    _one_line_error(_cli("export", "resnet18", "--int8-for", "openvino", cwd=tmp_path), "only applies with --int8")
+    _one_line_error(_cli("export", "resnet18", "--int8", "--int8-for", "tpu", cwd=tmp_path), "--int8-for", "openvino")
+    _one_line_error(
+        _cli("export", "resnet18", "--int8", "--int8-for", "openvino", "--format", "tflite", cwd=tmp_path),
+        "add onnx to --format",
+    )
+    assert not (tmp_path / "exported").exists()
 
 
 def test_cli_calibration_folder_errors(tmp_path):

@@ -823,3 +823,65 @@ def test_static_policy_prefers_cheap_float_forms_and_never_ships_one_slower_than
     assert (
         q8decide.decide_static(cands, {"mixed": cands["mixed"]}, None, {"top1_agreement": 0.97}, timing)[0] == "mixed"
     )
+
+
+# -------------------------------------------------------------------------------- int8 for each runtime
+
+
+def test_int8_runtimes_are_checked_and_normalised():
+    assert Int8Options(runtimes="cpu, openvino,cpu").runtimes == ("cpu", "openvino")
+    assert Int8Options(runtimes=["openvino"]).runtimes == ("openvino",)  # as a manifest's JSON list reads back
+    for bad in ("tpu", "", "cpu,cuda"):
+        with pytest.raises(InputError, match="--int8-for"):
+            Int8Options(runtimes=bad)
+
+
+def _runtime_gate(fastest: dict, timed: list):
+    """Stand-in gate: on each runtime, the candidate ``fastest[runtime]`` names is the fastest (0.25× fp32, the
+    others 0.9×), and every call's runtime is recorded."""
+
+    def gate(fp32_path, candidates, runtime="cpu", **kwargs):
+        timed.append((runtime, sorted(candidates)))
+        stems = sorted((n for n in candidates if n.startswith("stem:")), key=lambda n: int(n[5:]))
+        pick = stems[-1] if fastest[runtime] == "longest stem" else fastest[runtime]
+        ms = {n: (0.5 if n == pick else 1.8) for n in candidates}
+        return SpeedGate(2.0, ms, {n: v / 2.0 for n, v in ms.items()}, 2, 1, "stand-in", {}, True, 3, (), runtime)
+
+    return gate
+
+
+def test_each_runtime_gets_the_form_its_own_gate_chose(tmp_path, monkeypatch):
+    """onnxruntime's gate prefers a float stem, OpenVINO's the plain int8 file: two files, each the form its
+    runtime's timing chose, both recorded; when both runtimes choose alike, one file serves both."""
+    fp32 = tmp_path / "chain.onnx"
+    _export(Chain(), fp32)
+    images = np.random.default_rng(0).standard_normal((40, 3, 16, 16)).astype(np.float32)
+    timed = []
+    monkeypatch.setattr(q8decide, "speed_gate", _runtime_gate({"cpu": "longest stem", "openvino": "int8"}, timed))
+    options = Int8Options(policy="auto", runtimes=("cpu", "openvino"))
+    dst = tmp_path / "m.int8.onnx"
+    result = build_int8(Int8Request(fp32, dst, images, judge_accuracy=False), options)
+    assert [r for r, _ in timed] == ["cpu", "openvino"] and timed[0][1] == timed[1][1]  # the same forms, twice
+    assert result.shipped.startswith("stem:") and result.speed.runtime == "cpu"
+    (other,) = result.runtimes
+    assert other.runtime == "openvino" and other.shipped == "int8" and other.path == tmp_path / "m.int8.openvino.onnx"
+    assert result.files == (("cpu", dst), ("openvino", other.path))
+    record = result.to_dict()["runtimes"]["openvino"]
+    assert record["file"] == "m.int8.openvino.onnx" and record["speed_gate"]["runtime"] == "openvino"
+
+    def float_convs(path):
+        model = onnx.load(str(path))
+        inits = {i.name: i.data_type for i in model.graph.initializer}
+        convs = [n for n in model.graph.node if n.op_type == "Conv"]
+        return sum(inits.get(n.input[1]) == onnx.TensorProto.FLOAT for n in convs)
+
+    assert float_convs(dst) >= 1 and float_convs(other.path) == 0  # OpenVINO's file has no float stem
+    ref = run_model(fp32, images[:8])[0]
+    assert agreement(ref, run_model(other.path, images[:8])[0], "classification").sqnr_db > 10
+    # the same choice on both: one file, and the record says OpenVINO's choice is that file
+    timed.clear()
+    monkeypatch.setattr(q8decide, "speed_gate", _runtime_gate({"cpu": "int8", "openvino": "int8"}, timed))
+    same = build_int8(Int8Request(fp32, tmp_path / "s.int8.onnx", images, judge_accuracy=False), options)
+    assert same.files == (("cpu", tmp_path / "s.int8.onnx"),) and not (tmp_path / "s.int8.openvino.onnx").exists()
+    assert same.to_dict()["runtimes"]["openvino"] == {**same.to_dict()["runtimes"]["openvino"], "file": None}
+    assert same.runtimes[0].shipped == "int8"

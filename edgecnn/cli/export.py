@@ -86,6 +86,13 @@ def _size_text(ctx, param, value):
     help="7 (correct on every CPU) or 8 (a little more accurate; only for targets with VNNI or ARM: "
     "x86 CPUs without VNNI saturate 8-bit weights).",
 )
+@click.option(
+    "--int8-for",
+    default="cpu",
+    show_default=True,
+    help="Runtimes the int8 .onnx is for (cpu, openvino; comma-separated): its speed gate and float-layer "
+    "choice are made on each, and a runtime whose choice differs gets NAME.int8.RUNTIME.onnx.",
+)
 @click.option("--no-simplify", is_flag=True, help="Skip onnxsim.")
 @click.option(
     "--out",
@@ -175,16 +182,21 @@ def _export_options(given: dict):
     from ..pipeline import ExportOptions, Int8Options
 
     int8, method, bits = given["int8"], given["calib_method"], given["int8_weight_bits"]
+    runtimes = given["int8_for"]
     if int8 is None:  # said, not ignored
         refuse_unused(
-            {f"--calib-method {method}": method != "minmax", f"--int8-weight-bits {bits}": bits != 7},
+            {
+                f"--calib-method {method}": method != "minmax",
+                f"--int8-weight-bits {bits}": bits != 7,
+                f"--int8-for {runtimes}": runtimes != "cpu",
+            },
             "{flags} only applies with --int8; add --int8 or drop it",
         )
     same = ("weights", "num_classes", "input_size", "batch", "opset", "fp16", "calib", "calib_count", "labels")
     same += ("embed_preprocess", "bundle", "force", "formats", "quantized_io")  # options named as their fields
     return ExportOptions(
         **{name: given[name] for name in same},
-        int8=Int8Options(policy=int8, calib_method=method, weight_bits=bits) if int8 else None,
+        int8=Int8Options(policy=int8, calib_method=method, weight_bits=bits, runtimes=runtimes) if int8 else None,
         simplify=not given["no_simplify"],
     )
 

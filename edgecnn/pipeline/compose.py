@@ -102,6 +102,25 @@ def _check_formats(options: ExportOptions) -> None:
         raise InputError(f"cannot export {'; '.join(missing)}")
     if "onnx" not in options.formats and options.embed_preprocess:
         raise InputError("--embed-preprocess makes ONNX twins: add onnx to --format, or drop it")
+    _check_int8_runtimes(options)
+
+
+def _check_int8_runtimes(options: ExportOptions) -> None:
+    """An int8 .onnx for a runtime this machine cannot run cannot be timed there: refused before any work."""
+    from ..runtime import openvino
+
+    runtimes = options.int8.runtimes if options.int8 is not None else ()
+    if len(runtimes) > 1 or runtimes[:1] not in ((), ("cpu",)):
+        if "onnx" not in options.formats:
+            raise InputError("--int8-for chooses the int8 .onnx: add onnx to --format, or drop it")
+        if not options.int8.speed:
+            raise InputError("--int8-for needs the speed gate: the choice for each runtime is made on its timing")
+    missing = [r for r in runtimes if r == "openvino" and openvino.backend() is None]
+    if missing:
+        raise InputError(
+            f"--int8-for {missing[0]}: its runtime is not installed here, so the int8 forms cannot be timed on it "
+            '(pip install "edgecnn[openvino]"), or drop it'
+        )
 
 
 def _export_into(job: steps.Job, asked: ExportOptions, label_list, command, out_dir: Path) -> ExportResult:
@@ -140,8 +159,8 @@ def _artifacts(job: steps.Job, built, card, images: ExportImages, ref, records: 
         if options.fp16:
             artifacts.append(steps.export_fp16(job, card, images, ref))
         if options.int8 is not None:
-            records["int8"], artifact = steps.export_int8(job, card, images, ref)
-            artifacts += [artifact] if artifact is not None else []
+            records["int8"], made = steps.export_int8(job, card, images, ref)
+            artifacts += made
         if options.embed_preprocess:
             artifacts += steps.embed(job, artifacts)
     artifacts += targets.export_targets(job, built, card, images, ref)

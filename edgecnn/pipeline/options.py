@@ -105,6 +105,8 @@ class ExportOptions:
         d["input_size"] = list(self.input_size) if self.input_size else None
         d["batch"] = self.batch or "dynamic"
         d["formats"] = list(self.formats)
+        if d["int8"] is not None:
+            d["int8"]["runtimes"] = list(self.int8.runtimes)
         return d
 
 

@@ -201,9 +201,9 @@ def export_fp16(job: Job, card: ModelCard, images: ExportImages, ref) -> Artifac
     return check(path, "fp16", card, images.parity, ref, job.run, notes=notes)
 
 
-def export_int8(job: Job, card: ModelCard, images: ExportImages, ref) -> tuple[dict, Artifact | None]:
-    """The int8 step (``convert.int8``): its record for the manifest, and the checked artifact (``None`` when
-    ``--int8 auto`` kept fp32)."""
+def export_int8(job: Job, card: ModelCard, images: ExportImages, ref) -> tuple[dict, list]:
+    """The int8 step (``convert.int8``): its record for the manifest, and the checked artifacts: the int8 file
+    (none when ``--int8 auto`` kept fp32), then each file made for a further ``--int8-for`` runtime."""
     from ..convert.int8 import Int8Request, build_int8
 
     options, run, path = job.options, job.run, job.path("int8")
@@ -223,12 +223,21 @@ def export_int8(job: Job, card: ModelCard, images: ExportImages, ref) -> tuple[d
         )
         q = build_int8(request, options.int8)
         run.warnings.extend(q.warnings)
-    if q.path is None:
-        return q.to_dict(), None
-    artifact = check(
-        path, "int8", card, images.parity, ref, run, random_weights=options.weights is None, notes=(q.decision,)
-    )
-    return q.to_dict(), artifact
+    decisions = {r.runtime: f"made for {r.runtime}: {r.decision}" for r in q.runtimes}
+    artifacts = [
+        check(
+            file,
+            "int8",
+            card,
+            images.parity,
+            ref,
+            run,
+            random_weights=options.weights is None,
+            notes=(decisions.get(runtime, q.decision),),
+        )
+        for runtime, file in q.files
+    ]
+    return q.to_dict(), artifacts
 
 
 def int8_card(card: ModelCard, images: ExportImages, q) -> ModelCard:

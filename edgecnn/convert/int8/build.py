@@ -10,6 +10,10 @@
       └─ speed gate: fp32 and the int8 candidates timed side by side (2 threads, batch 1, interleaved);
          static policy ships int8 and says plainly when it is not faster, and why;
          auto policy keeps the fastest of fp32 / int8 / mixed that meets the target.
+         With ``Int8Options.runtimes`` (``--int8-for cpu,openvino``) the gate and the choice are made again on
+         each further runtime: a float stem that is free on onnxruntime's CPU provider can cost on OpenVINO
+         (EfficientNet-Lite0: 1.77 ms against 1.05 ms for the plain file), so where that runtime's choice differs
+         it gets a file of its own, ``NAME.int8.RUNTIME.onnx``; the forms themselves are made once.
 
 Each step is a function of ``steps``/``decide`` returning a small record; ``build_int8`` only orders them.
 Everything is recorded in an ``Int8Result`` (``to_dict()`` goes into the manifest). No printing here.
@@ -17,10 +21,9 @@ Everything is recorded in an ``Int8Result`` (``to_dict()`` goes into the manifes
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .agreement import Agreement, target_names
@@ -40,6 +43,38 @@ DEFAULT_TARGETS = {
     "segmentation": {"pixel_agreement": 0.98, "mean_iou": 0.95},
 }
 SENSITIVITY_REPORTED = 15  # layers listed in the manifest
+
+
+@dataclass(frozen=True)
+class RuntimeForm:
+    """The form chosen for one further runtime of ``Int8Options.runtimes`` (the first is the ``Int8Result``'s).
+
+    Attributes:
+        path: its own file, or ``None`` when it chose what the int8 file already is (or kept fp32).
+    """
+
+    runtime: str
+    shipped: str  # "int8", "stem:K", "mixed" or "fp32"
+    kept: str
+    decision: str
+    speed: SpeedGate | None
+    path: Path | None
+    agreement: Agreement | None
+
+    def to_dict(self) -> dict:
+        return {
+            "candidate": self.shipped,
+            "kept": self.kept,
+            "file": self.path.name if self.path else None,
+            "decision": self.decision,
+            "agreement": self.agreement.to_dict() if self.agreement else None,
+            "speed_gate": self.speed.to_dict() if self.speed else None,
+        }
+
+
+def runtime_file(dst: Path, runtime: str) -> Path:
+    """``NAME.int8.onnx`` → ``NAME.int8.RUNTIME.onnx``: the int8 file made for ``runtime``."""
+    return dst.with_name(f"{dst.name.removesuffix('.onnx')}.{runtime}.onnx")
 
 
 @dataclass(frozen=True)
@@ -65,9 +100,18 @@ class Int8Result:
     warnings: tuple = ()
     notes: tuple = field(default_factory=tuple)
     shipped: str = ""  # the candidate shipped: "int8", "mixed", "stem:K" (first K nodes in float) or "fp32"
+    runtimes: tuple = ()  # RuntimeForm of each further runtime the file was chosen for
+
+    @property
+    def files(self) -> tuple:
+        """``(runtime, path)`` of each file written: the int8 file (if any), then each further runtime's own."""
+        gate = self.speed.runtime if self.speed else "cpu"
+        first = ((gate, self.path),) if self.path else ()
+        return first + tuple((r.runtime, r.path) for r in self.runtimes if r.path)
 
     def to_dict(self) -> dict:
         return {
+            "runtimes": {r.runtime: r.to_dict() for r in self.runtimes},
             "kept": self.kept,
             "candidate": self.shipped or self.kept,
             "policy": self.policy,
@@ -109,9 +153,14 @@ def build_int8(request: Int8Request, options: Int8Options | None = None) -> Int8
         cal = calibrate_methods(ws)
         sens = measure_sensitivity(ws, cal)
         forms = float_forms(ws, cal, sens, target)
-        gate = time_forms(ws, forms, target)
+        gate = time_forms(ws, forms, target, options.runtimes[0])
         choice = choose(ws, forms, gate, target, cal.agreement)
-        result = _result(ws, cal, sens, forms, gate, choice, target)
+        others = tuple(_for_runtime(ws, forms, target, cal, r, choice) for r in options.runtimes[1:])
+        result = _result(ws, cal, sens, forms, gate, choice, target, others)
+        for other in (o for o in others if o.path):  # before the int8 file's, which may move its candidate
+            _ship(
+                forms.candidates[other.shipped][0], replace(request, dst=other.path), replace(result, kept=other.kept)
+            )
         if choice.kept != "fp32":
             _ship(forms.candidates[choice.name][0], request, result)
         return result
@@ -119,10 +168,21 @@ def build_int8(request: Int8Request, options: Int8Options | None = None) -> Int8
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _for_runtime(ws: Workspace, forms: Forms, target: dict, cal: Calibration, runtime: str, first: Choice):
+    """The speed gate and the policy's choice on a further runtime; its warnings say which runtime they are of."""
+    said = len(ws.warnings)
+    gate = time_forms(ws, forms, target, runtime)
+    choice = choose(ws, forms, gate, target, cal.agreement)
+    ws.warnings[said:] = [f"for {runtime}: {w}" for w in ws.warnings[said:]]
+    own = choice.kept != "fp32" and choice.name != first.name
+    path = runtime_file(ws.request.dst, runtime) if own else None
+    return RuntimeForm(runtime, choice.name, choice.kept, choice.decision, gate, path, choice.agreement)
+
+
 def _ship(candidate: Path, request: Int8Request, result: Int8Result) -> None:
     """Write the chosen candidate to ``request.dst``, stamped by the caller on the way when it asks."""
     if request.stamp is None:
-        os.replace(candidate, request.dst)
+        shutil.copyfile(candidate, request.dst)  # a copy: another runtime's file may be the same form
         return
     import onnx
 
@@ -132,7 +192,14 @@ def _ship(candidate: Path, request: Int8Request, result: Int8Result) -> None:
 
 
 def _result(
-    ws: Workspace, cal: Calibration, sens: tuple, forms: Forms, gate: SpeedGate | None, choice: Choice, target: dict
+    ws: Workspace,
+    cal: Calibration,
+    sens: tuple,
+    forms: Forms,
+    gate: SpeedGate | None,
+    choice: Choice,
+    target: dict,
+    others: tuple = (),
 ) -> Int8Result:
     form = {
         "hardswish_decomposed": ws.rewrites["HardSwish"],
@@ -161,4 +228,5 @@ def _result(
         warnings=tuple(ws.warnings),
         notes=tuple(ws.notes),
         shipped=choice.name,
+        runtimes=others,
     )

@@ -10,11 +10,12 @@ from .speed import SpeedGate, speed_gate
 from .steps import Forms, fmt_target
 
 
-def time_forms(ws: Workspace, forms: Forms, target: dict) -> SpeedGate | None:
-    """The speed gate over the candidates (auto policy: those that keep accuracy); None when it is off."""
+def time_forms(ws: Workspace, forms: Forms, target: dict, runtime: str = "cpu") -> SpeedGate | None:
+    """The speed gate over the candidates (auto policy: those that keep accuracy) on ``runtime``; None when it is
+    off."""
     if not ws.options.speed:
         return None
-    ws.say("speed gate")
+    ws.say("speed gate" if runtime == "cpu" else f"speed gate on {runtime}")
     accurate = accurate_forms(ws, forms, target)
     timed = accurate if ws.options.policy == "auto" and accurate else forms.candidates
     return speed_gate(
@@ -24,6 +25,7 @@ def time_forms(ws: Workspace, forms: Forms, target: dict) -> SpeedGate | None:
         batch=ws.request.batch,
         threads=ws.options.threads,
         seconds=ws.options.speed_seconds,
+        runtime=runtime,
     )
 
 

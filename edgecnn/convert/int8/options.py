@@ -15,6 +15,8 @@ CALIBRATION_METHODS = ("minmax", "entropy", "percentile")  # what onnxruntime's 
 CALIBRATION_CHOICES = CALIBRATION_METHODS + ("auto",)  # auto: try each, keep the best agreement
 INT8_POLICIES = ("static", "auto")
 WEIGHT_BITS = (7, 8)
+#: the runtimes an int8 .onnx can be made for: the speed gate times its forms there (``--int8-for``)
+INT8_RUNTIMES = ("cpu", "openvino")
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,10 @@ class Int8Options:
         weight_bits: 7 (default) runs correctly on every CPU; 8 is a little more accurate but saturates
             onnxruntime's int16 pair sums on x86 CPUs without VNNI — for targets known to have VNNI, or ARM
             (see ``convert.int8.quantize``).
+        runtimes: where the file runs (``INT8_RUNTIMES``: onnxruntime's CPU provider, OpenVINO): the speed gate
+            times the forms on each and the policy chooses for each, since a float layer that is free on one
+            runtime can cost on another. The first runtime's form is the int8 file; each further runtime whose
+            choice differs gets a file of its own (``NAME.int8.openvino.onnx``).
     """
 
     policy: str = "static"
@@ -45,8 +51,19 @@ class Int8Options:
     max_fallback: int | None = None
     bias_correction: bool = True
     weight_bits: int = 7
+    runtimes: tuple = ("cpu",)
 
     def __post_init__(self) -> None:
+        runtimes = self.runtimes
+        if isinstance(runtimes, str):
+            runtimes = tuple(r.strip().lower() for r in runtimes.split(",") if r.strip())
+        object.__setattr__(self, "runtimes", tuple(dict.fromkeys(runtimes)))
+        unknown = [r for r in self.runtimes if r not in INT8_RUNTIMES]
+        if unknown or not self.runtimes:
+            raise InputError(
+                f"--int8-for takes runtimes from {', '.join(INT8_RUNTIMES)} (comma-separated), got "
+                f"{', '.join(unknown) or 'none'}"
+            )
         if self.policy not in INT8_POLICIES:
             raise InputError(f"int8 must be 'static' or 'auto' (--int8 takes no value or 'auto'), got {self.policy!r}")
         if self.calib_method not in CALIBRATION_CHOICES:

@@ -29,6 +29,7 @@ class SpeedGate:
     vnni: bool | None  # None: the CPU flags could not be read
     depthwise_convs: int
     causes: tuple = ()  # likely reasons, when int8 is not faster
+    runtime: str = "cpu"  # where the forms were timed: onnxruntime's CPU provider, or "openvino"
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -90,11 +91,14 @@ def speed_gate(
     seconds: float = 0.5,
     warmup: int = 5,
     rounds: int = 5,
+    runtime: str = "cpu",
 ) -> SpeedGate:
-    """Time fp32 and each candidate (name → path) side by side with ``bench.benchmark_many``.
+    """Time fp32 and each candidate (name → path) side by side with ``bench.benchmark_many``, on ``runtime``
+    (a provider entry: ``"cpu"`` or ``"openvino"``).
 
     The runs are interleaved in rounds, so drift on a shared machine lands on all alike and the ratios are
-    fair; ``seconds`` of timed work per configuration keeps an export quick.
+    fair; ``seconds`` of timed work per configuration keeps an export quick. Float islands are onnxruntime's
+    count (what its CPU provider fuses), so they are read for ``"cpu"`` only.
     """
     from ...runtime.bench import benchmark_many
 
@@ -111,20 +115,25 @@ def speed_gate(
         rounds=rounds,
         input_size=input_size,
         settle_s=0.02,
+        providers=[runtime],
     )
     p50 = [r.batches[0].latency.p50_ms for r in results]
     fp32_ms, cand_ms = p50[0], dict(zip(names, p50[1:]))
     ratios = {n: ms / fp32_ms for n, ms in cand_ms.items()}
-    islands = {n: float_islands(candidates[n]) for n in names}
+    islands = {n: float_islands(candidates[n]) for n in names} if runtime == "cpu" else {}
     vnni, depthwise = cpu_has_vnni(), _depthwise_convs(fp32_path)
     causes: list[str] = []
-    if names and min(ratios.values()) >= 1.0:
+    if names and min(ratios.values()) >= 1.0 and runtime == "cpu":
         causes = explain_slow_int8(islands[names[0]], vnni, depthwise, fp32_ms, _count_ops(fp32_path, "ConvTranspose"))
+    elif names and min(ratios.values()) >= 1.0:
+        causes = [f"on {runtime}, int8 ran no faster than fp32 here: measure with `edgecnn bench --ep {runtime}`"]
     method = (
-        f"bench.benchmark_many: {threads} threads, batch {batch or 1}, {warmup} warmup runs, ~{seconds:g} s of "
-        f"timed runs per model interleaved in {rounds} rounds; p50 latency"
+        f"bench.benchmark_many on {runtime}: {threads} threads, batch {batch or 1}, {warmup} warmup runs, "
+        f"~{seconds:g} s of timed runs per model interleaved in {rounds} rounds; p50 latency"
     )
-    return SpeedGate(fp32_ms, cand_ms, ratios, threads, batch or 1, method, islands, vnni, depthwise, tuple(causes))
+    return SpeedGate(
+        fp32_ms, cand_ms, ratios, threads, batch or 1, method, islands, vnni, depthwise, tuple(causes), runtime
+    )
 
 
 def _count_ops(path: str | Path, op_type: str) -> int:

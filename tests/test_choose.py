@@ -275,6 +275,37 @@ def test_an_int8_onnx_with_8_bit_weights_is_marked_vnni_only(export_dir, tmp_pat
     assert notes == {"fp32": (), "int8": (VNNI_NOTE,)}
 
 
+def test_an_int8_made_for_openvino_is_its_own_file_and_runs_there_only(tmp_path, monkeypatch):
+    """``--int8-for cpu,openvino`` with stand-in timings that differ by runtime (onnxruntime: a float stem is
+    fastest; OpenVINO: the plain file): the export lists both files, each checked against PyTorch, and compare runs
+    OpenVINO's own file on OpenVINO alone."""
+    from edgecnn.convert.int8 import Int8Options
+    from edgecnn.convert.int8 import decide as q8decide
+    from edgecnn.convert.int8.speed import SpeedGate
+    from edgecnn.pipeline import export
+
+    def gate(fp32_path, candidates, runtime="cpu", **kwargs):
+        stems = sorted((n for n in candidates if n.startswith("stem:")), key=lambda n: int(n[5:]))
+        pick = stems[-1] if runtime == "cpu" else "int8"
+        ms = {n: (0.5 if n == pick else 1.8) for n in candidates}
+        return SpeedGate(2.0, ms, {n: v / 2.0 for n, v in ms.items()}, 2, 1, "stand-in", {}, True, 3, (), runtime)
+
+    monkeypatch.setattr(q8decide, "speed_gate", gate)
+    out = tmp_path / "mnv2"
+    int8 = Int8Options(policy="auto", runtimes=("cpu", "openvino"))
+    done = export("mobilenet_v2", out, input_size=32, num_classes=10, arch_options={"width_mult": 0.25}, int8=int8)
+    mine = "mobilenet_v2.int8.openvino.onnx"
+    listed = {a.file: a for a in done.artifacts}
+    assert mine in listed and listed[mine].precision == "int8" and listed[mine].parity.samples > 0
+    assert "made for openvino" in " ".join(listed[mine].notes)
+    assert done.manifest["int8"]["runtimes"]["openvino"]["file"] == mine
+    assert done.manifest["int8"]["candidate"].startswith("stem:")
+    result = choose(out, ChooseOptions(eps="cpu,openvino", precisions="int8", **FAST))
+    where = sorted((r.file, r.where) for r in result.rows)
+    assert where == [("mobilenet_v2.int8.onnx", "cpu"), ("mobilenet_v2.int8.onnx", "openvino"), (mine, "openvino")]
+    assert any("made for openvino" in n for r in result.rows if r.file == mine for n in r.notes)
+
+
 @pytest.mark.parametrize(
     "bad", [dict(margin=-1), dict(margin=float("nan")), dict(formats="onnx,gguf"), dict(precisions="int4"),
             dict(seconds=0), dict(labels_from="csv"), dict(eps="")],

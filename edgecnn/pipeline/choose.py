@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..convert.int8.options import Int8Options
@@ -43,9 +43,12 @@ def is_artifact_folder(target: str | Path) -> bool:
     return path.is_dir() and ((path / "manifest.json").is_file() or (path / "bundle.json").is_file())
 
 
-def export_options_for(options: ExportOptions, formats, precisions) -> ExportOptions:
-    """``options`` asking for ``formats`` (None: every format this install can make) and ``precisions``."""
+def export_options_for(options: ExportOptions, formats, precisions, eps=None) -> ExportOptions:
+    """``options`` asking for ``formats`` (None: every format this install can make) and ``precisions``; the int8
+    .onnx made for each runtime its rows run on (``eps``; None: compare's default, OpenVINO where it runs here),
+    so that OpenVINO is offered its own int8 form where its choice differs from onnxruntime's."""
     from ..convert.targets.request import formats as installable
+    from ..runtime.choose.options import default_eps
 
     precisions = tuple(precisions or ("fp32", "int8"))
     unknown = [p for p in precisions if p not in PRECISIONS]
@@ -53,6 +56,9 @@ def export_options_for(options: ExportOptions, formats, precisions) -> ExportOpt
         raise InputError(f"--precisions takes fp32 (always) and fp16, int8; got {','.join(precisions)}")
     wanted = formats or tuple(f for f, reason in installable().items() if reason is None)
     int8 = (options.int8 or Int8Options()) if "int8" in precisions else None
+    runs_openvino = any("openvino" in entry for entry in (eps if eps is not None else default_eps()))
+    if int8 is not None and "onnx" in wanted and runs_openvino and int8.speed:
+        int8 = replace(int8, runtimes=tuple(dict.fromkeys([*int8.runtimes, "openvino"])))
     return options.replace(formats=wanted, fp16="fp16" in precisions, int8=int8)
 
 
@@ -99,7 +105,9 @@ def _exported(name: str, choose_options, export_options, out_dir, force: bool, p
         raise InputError(f"{name}: not an export folder (no manifest.json or bundle.json) and not a model name")
     spec = get_spec(name)
     folder = Path(out_dir) if out_dir is not None else DEFAULT_ROOT / spec.name
-    asked = export_options_for(export_options or ExportOptions(), choose_options.formats, choose_options.precisions)
+    asked = export_options_for(
+        export_options or ExportOptions(), choose_options.formats, choose_options.precisions, choose_options.eps
+    )
     previous = _previous_options(folder)
     if previous is not None:
         asked = _union(asked, previous)
@@ -134,7 +142,13 @@ def _union(asked: ExportOptions, previous: dict) -> ExportOptions:
     """``asked`` keeping the formats and precisions the folder already has (a re-export adds, never drops)."""
     formats = tuple(dict.fromkeys([*asked.formats, *previous.get("formats", [])]))
     fp16 = asked.fp16 or bool(previous.get("fp16"))
-    int8 = asked.int8 or (Int8Options(**previous["int8"]) if isinstance(previous.get("int8"), dict) else None)
+    try:
+        before = Int8Options(**previous["int8"]) if isinstance(previous.get("int8"), dict) else None
+    except (InputError, TypeError):  # an older manifest's int8 block: the asked options stand
+        before = None
+    int8 = asked.int8 or before
+    if asked.int8 is not None and before is not None:  # the runtimes the folder's int8 files are for stay too
+        int8 = replace(asked.int8, runtimes=tuple(dict.fromkeys([*asked.int8.runtimes, *before.runtimes])))
     try:
         return asked.replace(formats=formats, fp16=fp16, int8=int8)
     except (InputError, TypeError):  # a format this install cannot make, or an older manifest's int8 block

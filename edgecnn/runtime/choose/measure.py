@@ -42,7 +42,8 @@ Progress = Callable[[str], object] | None
 
 
 def plan_rows(candidates: tuple, eps: tuple) -> list[tuple[Row, Candidate]]:
-    """One row per candidate × provider entry (``.onnx``) or per candidate (the formats with their own runtime)."""
+    """One row per candidate × provider entry (``.onnx``) or per candidate (the formats with their own runtime); a
+    file made for one runtime alone runs on the entries of that runtime only."""
     rows = []
     for c in candidates:
         size = _size_mb(c.path)
@@ -50,6 +51,7 @@ def plan_rows(candidates: tuple, eps: tuple) -> list[tuple[Row, Candidate]]:
             rows += [
                 (Row(c.file, c.format, c.precision, "onnxruntime", tuple(e), size_mb=size, notes=c.notes), c)
                 for e in eps
+                if c.made_for is None or c.made_for in e
             ]
         else:
             runtime = FORMAT_RUNTIMES.get(c.format, c.format)

@@ -42,13 +42,15 @@ VNNI_NOTE = "exact only on VNNI/ARM CPUs (8-bit weights saturate int16 sums on x
 
 @dataclass(frozen=True)
 class Candidate:
-    """One file to compare: where it is, its format and precision, and what to say about it."""
+    """One file to compare: where it is, its format and precision, what to say about it, and the one runtime it
+    was made for where the export made it for one alone (``export --int8-for``: ``NAME.int8.openvino.onnx``)."""
 
     file: str
     path: Path
     format: str
     precision: str
     notes: tuple = ()
+    made_for: str | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,7 @@ def _from_export(folder: Path) -> Source:
     golden_file = (manifest.get("golden") or {}).get("file") or GOLDEN_FILE
     golden = load_golden(inside(folder, golden_file, "golden data file"))
     eight_bit = _weight_bits(manifest.get("int8")) == 8
+    made_for = _made_for(manifest.get("int8"))
     candidates, left_out = [], []
     for entry in manifest.get("artifacts") or []:
         file, precision = entry["file"], entry["precision"]
@@ -117,11 +120,19 @@ def _from_export(folder: Path) -> Source:
             continue
         fmt = entry.get("format") or format_of(file)
         notes = (VNNI_NOTE,) if fmt == "onnx" and precision == "int8" and eight_bit else ()
-        candidates.append(Candidate(file, inside(folder, file, "model file"), fmt, precision, notes))
+        notes += (f"int8 made for {made_for[file]}: chosen on its timing there",) if file in made_for else ()
+        path = inside(folder, file, "model file")
+        candidates.append(Candidate(file, path, fmt, precision, notes, made_for.get(file)))
     random = (manifest.get("weights") or {}).get("source") == "random"
     return Source(
         folder, "export", manifest["model"], manifest["task"], random, golden, tuple(candidates), tuple(left_out)
     )
+
+
+def _made_for(record: dict | None) -> dict:
+    """file → runtime of the int8 files made for one further runtime (the manifest's ``int8.runtimes``)."""
+    runtimes = (record or {}).get("runtimes") or {}
+    return {r["file"]: name for name, r in runtimes.items() if isinstance(r, dict) and r.get("file")}
 
 
 def _weight_bits(record: dict | None) -> int | None:

@@ -72,6 +72,11 @@ def test_every_format_is_written_and_passes_on_its_own_runtime(exported):
         runtime = entry["runtime"]  # what really ran: the runtime's own report, the delegate's share
         assert runtime["runtime"] == {".tflite": "litert", ".pte": "executorch"}[suffix]
         assert runtime["delegation"], runtime
+        if entry["precision"] == "int8":  # chosen on its own runtime: timed there beside the fp32 of its format
+            gate = runtime["int8"]["gate"]
+            assert gate["speed_gate"]["runtime"] == {".tflite": "LiteRT", ".pte": "ExecuTorch"}[suffix]
+            assert gate["speed_gate"]["fp32_ms"] > 0 and gate["speed_gate"]["candidates_ms"]["int8"] > 0
+            assert gate["candidate"] == "int8" and gate["forms"]["int8"]["passed"] and "policy" in gate["decision"]
     assert {"litert-torch", "ai-edge-litert", "executorch", "torchao"} <= set(result.manifest["versions"])
     on_disk = json.loads((result.out_dir / "manifest.json").read_text())
     assert {a["file"] for a in on_disk["artifacts"]} == {
@@ -183,3 +188,30 @@ def test_web_and_mobile_say_what_they_do_with_other_formats(exported, tmp_path):
     assert res.exit_code == 2 and "already the mobile artifact" in res.output
     res = cli.invoke(app, ["web", str(tflite), "--out", str(tmp_path / "w")])
     assert res.exit_code == 2 and "onnxruntime-web" in res.output
+
+
+def _form(passed: bool, agreement: float):
+    from edgecnn.runtime.compare import ParityReport
+
+    report = ParityReport(passed, "int8", "classification", 32, 0.1, 0.1, 0.01, 0.99, top1_agreement=agreement)
+    return type("Made", (), {"parity": report, "runtime": {}})()
+
+
+def test_the_int8_form_is_chosen_on_its_runtimes_timing():
+    """``pipeline.target_int8.choose_form``: the ONNX int8 policies, applied to the forms' verdicts and their
+    timing on the file's own runtime."""
+    from edgecnn.pipeline.target_int8 import choose_form
+
+    gate = {"runtime": "LiteRT", "fp32_ms": 2.0, "candidates_ms": {"int8": 1.0, "stem": 1.5}}
+    plain_wrong = {"int8": _form(False, 0.90), "stem": _form(True, 0.98)}
+    assert choose_form(plain_wrong, gate, "static", judged=True)[0] == "stem"
+    both = {"int8": _form(True, 0.97), "stem": _form(True, 0.99)}
+    assert choose_form(both, gate, "static", judged=True)[0] == "int8"  # static: plain whenever it passes
+    slow_stem = {**gate, "candidates_ms": {"int8": 1.0, "stem": 2.5}}  # slower than fp32: passed over
+    name, why = choose_form(plain_wrong, slow_stem, "static", judged=True)
+    assert name == "int8" and "no form passed parity" in why and "LiteRT" in why
+    assert choose_form(both, gate, "auto", judged=True)[0] == "int8"  # auto: the fastest that passes
+    slower = {**gate, "candidates_ms": {"int8": 2.2, "stem": 2.4}}
+    name, why = choose_form(both, slower, "auto", judged=True)
+    assert name == "fp32" and "kept fp32" in why
+    assert choose_form({"int8": _form(False, 0.5)}, gate, "auto", judged=False)[0] == "int8"  # random: not judged

@@ -40,17 +40,32 @@ def skipped_notes(job: Job) -> list[str]:
 
 
 def export_targets(job: Job, built: Built, card: ModelCard, images: ExportImages, ref) -> list[Artifact]:
-    """Every ``.tflite``/``.pte`` the options ask for, each exported then checked on its own runtime."""
+    """Every ``.tflite``/``.pte`` the options ask for, each exported then checked on its own runtime (an int8
+    ``.tflite``/``.pte`` chosen among its forms on that runtime: ``pipeline.target_int8``)."""
     job.run.warnings.extend(skipped_notes(job))
-    return [export_one(job, built, card, images, ref, fmt, precision) for fmt, precision in wanted(job)]
+    made = [export_one(job, built, card, images, ref, fmt, precision) for fmt, precision in wanted(job)]
+    return [a for a in made if a is not None]
 
 
 def export_one(job: Job, built: Built, card: ModelCard, images: ExportImages, ref, fmt: str, precision: str):
-    """One file: ``convert.targets.export_target``, then ``check_target``."""
-    from ..convert.targets import SUFFIXES, TargetRequest, export_target
+    """One file (``None``: the auto int8 policy kept fp32 for this format)."""
+    from ..convert.targets import SUFFIXES
+    from .target_int8 import GATED, export_int8_target
+
+    if precision == "int8" and fmt in GATED:
+        return export_int8_target(job, built, card, images, ref, fmt)
+    path = job.staging / f"{job.spec.name}.{precision}{SUFFIXES[fmt]}"
+    return make_target(job, built, card, images, ref, fmt, precision, path)
+
+
+def make_target(
+    job: Job, built: Built, card: ModelCard, images: ExportImages, ref, fmt: str, precision: str, path, recipe=None
+) -> Artifact:
+    """``convert.targets.export_target`` to ``path`` (int8: with ``recipe``, ``None``: ``pt2e`` chooses), then
+    ``check_target``."""
+    from ..convert.targets import TargetRequest, export_target
 
     options = job.options
-    path = job.staging / f"{job.spec.name}.{precision}{SUFFIXES[fmt]}"
     file_card = card.replace(precision=precision, input_shape=[1, built.in_channels, *options.input_size])
     if precision == "int8" and fmt != "coreml":  # Core ML's int8 is weights only: no calibration
         calibration = {"source": images.images.source, "count": int(len(images.calibration)), "method": "pt2e"}
@@ -64,6 +79,7 @@ def export_one(job: Job, built: Built, card: ModelCard, images: ExportImages, re
         calibration=images.calibration if precision == "int8" else None,
         quantized_io=options.quantized_io and fmt == "tflite" and precision == "int8",
         trained=options.weights is not None,
+        recipe=recipe,
     )
     with job.run.step(f"export {fmt} {precision}"):
         made = export_target(fmt, request)

@@ -64,6 +64,16 @@ def trained_recipe(model) -> Recipe:
     return TRAINED
 
 
+def candidate_recipes(model, trained: bool) -> dict:
+    """The int8 forms an export makes and times on the file's own runtime (``pipeline.target_int8``), by name:
+    ``"int8"``, the plain recipe (``TRAINED`` for trained weights, else ``DEFAULT``), and for trained weights on a
+    layout whose float stem has been measured (``trained_recipe``: EfficientNet-Lite) ``"stem"``, that form."""
+    if not trained:
+        return {"int8": DEFAULT}
+    stem = trained_recipe(model)
+    return {"int8": TRAINED} | ({"stem": stem} if stem != TRAINED else {})
+
+
 def backend_config(backend: str, observer: str = "histogram"):
     """The backend's own int8 configuration (its docs' recommendation), with ``observer`` for activations."""
     if backend == "xnnpack":

@@ -56,3 +56,45 @@ def test_section_goes_after_peer_bench_and_is_replaced_in_place(tool, tmp_path):
     text = doc.read_text()
     assert text.count(tool.START) == 1 and "one" not in text
     assert text.index(tool.AFTER) < text.index("two") < text.index("web_bench")
+
+
+def _choice_result(rec_key, runs, verdicts):
+    return {
+        "model": "m",
+        "p50_ms": runs,
+        "compare": {"label": "m.x [cpu]", "key": rec_key, "exit": 0},
+        "golden": verdicts,
+    }
+
+
+def test_recommendation_is_held_to_the_fastest_peer_that_meets_the_margin(tool):
+    choice = sys.modules["peer_choice"]
+    right, wrong = {"passed": True, "agreement": 1.0}, {"passed": True, "agreement": 0.98}  # 2 points off
+    runs = [
+        {"executorch/edgecnn/int8": 1.0, "executorch/default/int8": 0.5, "openvino/default/int8": 1.1},
+        {"executorch/edgecnn/int8": 1.0, "executorch/default/int8": 0.5, "openvino/default/int8": 0.9},
+        {"executorch/edgecnn/int8": 1.0, "executorch/default/int8": 0.5, "openvino/default/int8": 1.0},
+    ]
+    # the faster ExecuTorch default misses the margin: the OpenVINO peer is the one to beat
+    verdicts = {"executorch/default/int8": wrong, "openvino/default/int8": right}
+    peer, each = choice.ratios(_choice_result("executorch/edgecnn/int8", runs, verdicts))
+    assert peer == "openvino/default/int8"
+    assert [round(q, 3) for q in each] == [0.909, 1.111, 1.0]
+    row = choice.rows([_choice_result("executorch/edgecnn/int8", runs, verdicts)])[0]
+    assert row[5] == "**1.00** (0.91, 1.11, 1.00)" and row[6] == "PASS"
+    assert "executorch: agreement 0.980" in row[7]
+    # a parity failure disqualifies whatever its agreement; no qualifying peer is said, not scored
+    failed = {**right, "passed": False}
+    none = _choice_result("executorch/edgecnn/int8", runs, {k: failed for k in choice.PEERS})
+    assert choice.ratios(none) == (None, [])
+    assert choice.rows([none])[0][6] == "no peer int8 recipe meets the margin"
+    slow = [{**r, "openvino/default/int8": 0.8} for r in runs]
+    assert choice.rows([_choice_result("executorch/edgecnn/int8", slow, verdicts)])[0][6] == "FAIL (slower)"
+
+
+def test_compare_rows_map_to_the_contenders_timed(tool):
+    choice = sys.modules["peer_choice"]
+    assert choice.row_key({"format": "onnx", "where": "cpu", "precision": "int8"}) == "onnxruntime/edgecnn/int8"
+    assert choice.row_key({"format": "onnx", "where": "openvino", "precision": "fp32"}) == "openvino/edgecnn/fp32"
+    assert choice.row_key({"format": "tflite", "where": "litert", "precision": "fp32"}) == "litert/edgecnn/fp32"
+    assert choice.row_key({"format": "pte", "where": "executorch", "precision": "int8"}) == "executorch/edgecnn/int8"

@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
+import peer_choice as choice  # noqa: E402
 import peer_recipes as recipes  # noqa: E402
 
 from edgecnn.core.files import write_text_atomic  # noqa: E402
@@ -84,8 +85,9 @@ def make_files(name: str, prepared: recipes.Prepared, work: Path, input_size: st
             files[key] = ("edgecnn", found["path"])
         else:
             failed[key] = f"edgecnn export wrote no {precision} .{fmt} (exit {ours['exit']})"
-    if "onnxruntime/edgecnn/int8" in files:
-        files["openvino/edgecnn/int8"] = ("edgecnn-openvino", files["onnxruntime/edgecnn/int8"][1])
+    for precision in ("fp32", "int8"):  # the .onnx files on --ep openvino too: compare may recommend either
+        if f"onnxruntime/edgecnn/{precision}" in files:
+            files[f"openvino/edgecnn/{precision}"] = ("edgecnn-openvino", files[f"onnxruntime/edgecnn/{precision}"][1])
     peers = work / "defaults"
     peers.mkdir(parents=True, exist_ok=True)
     makers = (
@@ -148,6 +150,7 @@ def measure(name: str, work: Path, args) -> dict:
         except Exception as exc:  # noqa: BLE001 - a file its runtime refuses is a result, said in one line
             notes["failed"][key] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
             opened.pop(key, None)
+    notes.update(golden_verdicts(opened, work / "edgecnn", prepared.card.task))
     runs = []
     for run in range(args.runs):
         print(f"[{name}] timing run {run + 1}/{args.runs} …", flush=True)
@@ -160,6 +163,19 @@ def measure(name: str, work: Path, args) -> dict:
         runs.append({k: float(np.median(c.samples)) for k, c in contest.items()})
     notes.update(judged=judged, p50_ms=runs, input=list(x.shape))
     return {"model": name, "task": prepared.card.task, **notes}
+
+
+def golden_verdicts(opened: dict, folder: Path, task: str) -> dict:
+    """compare's recommendation over edgecnn's folder, and each contender judged as compare judges a row
+    (tools/peer_choice.py); nothing when the export wrote no golden outputs."""
+    from edgecnn.runtime.golden import GOLDEN_FILE, load_golden
+
+    if not (folder / GOLDEN_FILE).is_file():
+        return {}
+    golden = load_golden(folder / GOLDEN_FILE)
+    verdicts = {key: choice.judge_golden(c, golden, task, key.rsplit("/", 1)[1]) for key, c in opened.items()}
+    print(f"[{folder.parent.name}] edgecnn compare {folder.name} …", flush=True)
+    return {"golden": verdicts, "compare": choice.recommend(folder)}
 
 
 def _ratios(result: dict, runtime: str, precision: str) -> list[float]:
@@ -293,6 +309,7 @@ def markdown(results: list, meta: dict) -> str:
         "have no accuracy: there agreement says how far int8 moved the decisions, not how right they are.",
         "",
         *markdown_table(HEADERS, rows(results), text_columns=2),
+        *choice.section(results),
     ]
     extra = notes(results)
     lines += (

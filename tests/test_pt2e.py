@@ -125,11 +125,28 @@ def test_float_modules_stay_float_and_clamps_fuse(model, data, backend):
 
 def test_recipe_record_and_refusals():
     assert pt2e.TRAINED.to_dict()["bias_correction"] is True
-    assert set(pt2e.Recipe().to_dict()) == {"float_modules", "fuse_clamps", "bias_correction", "observer"}
+    fields = {"float_modules", "fuse_clamps", "bias_correction", "observer", "quantize_adds"}
+    assert set(pt2e.Recipe().to_dict()) == fields
     with pytest.raises(ValueError, match="observer"):
         pt2e.Recipe(observer="percentile")
     with pytest.raises(ValueError, match="backend"):
         pt2e.make_quantizer("coreml", pt2e.Recipe())
+
+
+def test_each_runtime_is_offered_its_forms():
+    """XNNPACK's quantizer annotates adds itself: one plain form; on LiteRT the adds int8 or float, timed there."""
+    from dataclasses import replace
+
+    from edgecnn import create_model
+
+    assert pt2e.candidate_recipes(Tiny(), trained=False) == {"int8": pt2e.DEFAULT}
+    litert = pt2e.candidate_recipes(Tiny(), trained=True, backend="litert")
+    assert litert == {"int8": pt2e.TRAINED, "float-adds": replace(pt2e.TRAINED, quantize_adds=False)}
+    assert pt2e.make_quantizer("litert", litert["int8"]).quantize_adds
+    assert not pt2e.make_quantizer("litert", litert["float-adds"]).quantize_adds
+    assert not pt2e.make_quantizer("xnnpack", pt2e.TRAINED).quantize_adds
+    lite = pt2e.candidate_recipes(create_model("efficientnet_lite0"), trained=True)
+    assert set(lite) == {"int8", "stem"} and lite["stem"].float_modules == pt2e.LITE_STEM
 
 
 def test_trained_recipe_keeps_the_lite_stem_float():

@@ -76,7 +76,11 @@ def test_every_format_is_written_and_passes_on_its_own_runtime(exported):
             gate = runtime["int8"]["gate"]
             assert gate["speed_gate"]["runtime"] == {".tflite": "LiteRT", ".pte": "ExecuTorch"}[suffix]
             assert gate["speed_gate"]["fp32_ms"] > 0 and gate["speed_gate"]["candidates_ms"]["int8"] > 0
-            assert gate["candidate"] == "int8" and gate["forms"]["int8"]["passed"] and "policy" in gate["decision"]
+            forms = {".tflite": {"int8", "float-adds"}, ".pte": {"int8"}}[suffix]  # LiteRT: adds int8 or float
+            assert set(gate["forms"]) == forms and set(gate["speed_gate"]["candidates_ms"]) == forms
+            assert gate["candidate"] in forms and gate["forms"][gate["candidate"]]["passed"]
+            fastest = min(forms, key=gate["speed_gate"]["candidates_ms"].get)  # both pass: the faster ships
+            assert gate["candidate"] == fastest and "static policy" in gate["decision"]
     assert {"litert-torch", "ai-edge-litert", "executorch", "torchao"} <= set(result.manifest["versions"])
     on_disk = json.loads((result.out_dir / "manifest.json").read_text())
     assert {a["file"] for a in on_disk["artifacts"]} == {
@@ -207,6 +211,10 @@ def test_the_int8_form_is_chosen_on_its_runtimes_timing():
     assert choose_form(plain_wrong, gate, "static", judged=True)[0] == "stem"
     both = {"int8": _form(True, 0.97), "stem": _form(True, 0.99)}
     assert choose_form(both, gate, "static", judged=True)[0] == "int8"  # static: plain whenever it passes
+    adds = {"int8": _form(True, 0.97), "float-adds": _form(True, 0.97), "stem": _form(True, 0.99)}
+    timed = {**gate, "candidates_ms": {"int8": 1.2, "float-adds": 1.1, "stem": 1.0}}
+    name, why = choose_form(adds, timed, "static", judged=True)  # the fastest plain form, not the float stem
+    assert name == "float-adds" and "adds in float" in why and "fastest plain form" in why
     slow_stem = {**gate, "candidates_ms": {"int8": 1.0, "stem": 2.5}}  # slower than fp32: passed over
     name, why = choose_form(plain_wrong, slow_stem, "static", judged=True)
     assert name == "int8" and "no form passed parity" in why and "LiteRT" in why

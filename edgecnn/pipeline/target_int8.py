@@ -6,12 +6,13 @@ LiteRT and a ``.pte`` on ExecuTorch, whose kernels differ from onnxruntime's and
 MobileNetV3's int8 hard-swish outside XNNPACK, in 21 pieces, at about 3× its fp32's time; XNNPACK's int8
 3-channel stem and early depthwise layers are slower than their fp32. So these files are timed where they run::
 
-    forms (convert.targets.pt2e.candidate_recipes): "int8" (the plain recipe), "stem" (trained EfficientNet-Lite)
+    forms (convert.targets.pt2e.candidate_recipes): "int8" (the plain recipe), "float-adds" (LiteRT: its adds as
+    litert-torch leaves them), "stem" (trained EfficientNet-Lite)
       → each exported, reopened on its runtime and judged against PyTorch (as every file is)
       → the format's fp32 file and each form timed interleaved on that runtime (bench.benchmark_many)
-      → static policy: the plain form when it meets int8's parity, else the most accurate form that does, among
-        those faster than fp32 when any is; auto: the fastest form that meets it, or no int8 file when fp32 is
-        faster (as ``convert.int8.decide`` chooses for ONNX)
+      → static policy: the fastest plain form (no float layer kept for accuracy) that meets int8's parity, else the
+        most accurate form that does, among those faster than fp32 when any is; auto: the fastest form that meets
+        it, or no int8 file when fp32 is faster (as ``convert.int8.decide`` chooses for ONNX)
 
 The record (the artifact's ``runtime.int8``) keeps every form's verdict, the timings and the decision in words.
 """
@@ -38,7 +39,7 @@ def export_int8_target(job: Job, built: Built, card: ModelCard, images: ExportIm
     from .targets import make_target
 
     options, run, suffix = job.options, job.run, SUFFIXES[fmt]
-    recipes = candidate_recipes(built.model, trained=options.weights is not None)
+    recipes = candidate_recipes(built.model, options.weights is not None, "litert" if fmt == "tflite" else "xnnpack")
     forms = job.staging / f".int8-{fmt}-forms"
     forms.mkdir(exist_ok=True)
     try:
@@ -105,10 +106,14 @@ def choose_form(made: dict, gate: dict | None, policy: str, judged: bool) -> tup
         if gate and ms[name] >= fp32_ms:
             return "fp32", f"auto policy: kept fp32, it is the fastest{timing(name).replace(' (', ' (int8 ')}"
         return name, f"auto policy: {_what(name)} is the fastest form that passes parity{timing(name)}"
+    from ..convert.targets.pt2e import PLAIN_FORMS
+
     fast = [n for n in made if not gate or ms[n] < fp32_ms] or list(made)
     kept = [n for n in fast if n in meets]
-    if "int8" in kept:
-        return "int8", f"static policy: {_what('int8')}{timing('int8')}"
+    plain = [n for n in kept if n in PLAIN_FORMS]
+    if plain:
+        name = min(plain, key=lambda n: ms.get(n, 0.0))
+        return name, f"static policy: {_what(name)}{', the fastest plain form' if len(plain) > 1 else ''}{timing(name)}"
     name = max(kept or fast, key=lambda n: _agreement(made[n]))
     why = "the most accurate form that passes parity" if kept else "no form passed parity, this one agrees best"
     return name, f"static policy: {_what(name)}, {why}{timing(name)}"
@@ -128,7 +133,7 @@ def not_faster(artifact: Artifact, gate: dict, name: str, policy: str) -> str:
 
 
 def _what(name: str) -> str:
-    return "int8 with its float stem" if name == "stem" else "int8"
+    return {"stem": "int8 with its float stem", "float-adds": "int8 with its adds in float"}.get(name, "int8")
 
 
 def _agreement(artifact: Artifact) -> float:

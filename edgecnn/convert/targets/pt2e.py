@@ -28,12 +28,15 @@ class Recipe:
         fuse_clamps: quantize ``conv → ReLU6`` as one unit, observed after the clamp (``pt2e_passes``).
         bias_correction: take the mean output shift of each layer's int8 weights out of its bias.
         observer: the activation observer: ``"histogram"`` (both backends' default) or ``"minmax"``.
+        quantize_adds: LiteRT only, with ``fuse_clamps`` or ``float_modules``: annotate the residual adds its
+            quantizer misses (``pt2e_passes.annotate_adds``); XNNPACK's quantizer annotates them itself.
     """
 
     float_modules: tuple = ()
     fuse_clamps: bool = False
     bias_correction: bool = False
     observer: str = "histogram"
+    quantize_adds: bool = True
 
     def __post_init__(self) -> None:
         if self.observer not in OBSERVERS:
@@ -64,14 +67,24 @@ def trained_recipe(model) -> Recipe:
     return TRAINED
 
 
-def candidate_recipes(model, trained: bool) -> dict:
+#: the forms without a float layer: ``pipeline.target_int8`` ships the fastest of them that passes parity
+PLAIN_FORMS = ("int8", "float-adds")
+
+
+def candidate_recipes(model, trained: bool, backend: str = "xnnpack") -> dict:
     """The int8 forms an export makes and times on the file's own runtime (``pipeline.target_int8``), by name:
-    ``"int8"``, the plain recipe (``TRAINED`` for trained weights, else ``DEFAULT``), and for trained weights on a
-    layout whose float stem has been measured (``trained_recipe``: EfficientNet-Lite) ``"stem"``, that form."""
-    if not trained:
-        return {"int8": DEFAULT}
-    stem = trained_recipe(model)
-    return {"int8": TRAINED} | ({"stem": stem} if stem != TRAINED else {})
+    ``"int8"``, the plain recipe (``TRAINED`` for trained weights, else ``DEFAULT``); on LiteRT ``"float-adds"``, the
+    same with its residual adds left as litert-torch's quantizer leaves them (a float ADD between DEQUANTIZE and
+    QUANTIZE), because which is faster depends on the network: EfficientNet-Lite0's int8 adds kept it in one XNNPACK
+    partition, but MobileNetV3's int8 hard-swish already splits it into 21 and an int8 add made a 22nd, about 5%
+    slower; and for trained weights on a layout whose float stem has been measured (``trained_recipe``:
+    EfficientNet-Lite) ``"stem"``, that form."""
+    plain = TRAINED if trained else DEFAULT
+    forms = {"int8": plain}
+    if backend == "litert":
+        forms["float-adds"] = replace(plain, quantize_adds=False)
+    stem = trained_recipe(model) if trained else plain
+    return forms | ({"stem": stem} if stem != plain else {})
 
 
 def backend_config(backend: str, observer: str = "histogram"):
@@ -112,7 +125,11 @@ def make_quantizer(backend: str, recipe: Recipe):
     from .pt2e_passes import RecipeQuantizer
 
     return RecipeQuantizer(
-        quantizer, config, recipe.float_modules, recipe.fuse_clamps, quantize_adds=backend == "litert"
+        quantizer,
+        config,
+        recipe.float_modules,
+        recipe.fuse_clamps,
+        quantize_adds=recipe.quantize_adds and backend == "litert",
     )
 
 

@@ -98,3 +98,17 @@ def test_compare_rows_map_to_the_contenders_timed(tool):
     assert choice.row_key({"format": "onnx", "where": "openvino", "precision": "fp32"}) == "openvino/edgecnn/fp32"
     assert choice.row_key({"format": "tflite", "where": "litert", "precision": "fp32"}) == "litert/edgecnn/fp32"
     assert choice.row_key({"format": "pte", "where": "executorch", "precision": "int8"}) == "executorch/edgecnn/int8"
+
+
+def test_random_weights_read_as_parity_and_speed(tool):
+    """The parity-only reading: edgecnn's fastest file that passes against the fastest peer int8 that passes."""
+    choice = sys.modules["peer_choice"]
+    runs = [{"litert/edgecnn/int8": 1.0, "openvino/edgecnn/int8": 0.5, "executorch/default/int8": 2.0}] * 3
+    verdicts = {
+        "litert/edgecnn/int8": {"passed": True, "agreement": 0.6},
+        "openvino/edgecnn/int8": {"passed": False, "agreement": 0.4},  # faster, but not a candidate
+        "executorch/default/int8": {"passed": True, "agreement": 0.5},
+    }
+    result = _choice_result("litert/edgecnn/fp32", runs, verdicts)
+    assert choice.parity_only(result) == ("litert/edgecnn/int8", "executorch/default/int8", [0.5, 0.5, 0.5])
+    assert choice.parity_rows([result])[0][-1] == "PASS"

@@ -66,25 +66,40 @@ def meets(verdict: dict | None, margin: float = MARGIN) -> bool:
     return 100.0 * (1.0 - verdict["agreement"]) <= margin + 1e-9
 
 
-def ratios(result: dict) -> tuple[str | None, list[float]]:
-    """The fastest qualifying peer (by median p50 over runs) and the recommendation's ratio to it in each run."""
-    key, verdicts = result.get("compare", {}).get("key"), result.get("golden") or {}
-    qualifying = [p for p in PEERS if meets(verdicts.get(p))]
-    timed = [p for p in qualifying if any(p in r for r in result["p50_ms"])]
-    if not key or not timed:
+def fastest(result: dict, keys) -> str | None:
+    """The key of lowest median p50 over the runs among ``keys`` that were timed."""
+    timed = [k for k in keys if any(k in r for r in result["p50_ms"])]
+    return min(timed, key=lambda k: np.median([r[k] for r in result["p50_ms"] if k in r]), default=None)
+
+
+def against(result: dict, key: str | None, peers) -> tuple[str | None, list[float]]:
+    """The fastest of ``peers`` and ``key``'s ratio to it in each run (``(None, [])`` when either is missing)."""
+    best = fastest(result, peers)
+    if not key or not best:
         return None, []
-    best = min(timed, key=lambda p: np.median([r[p] for r in result["p50_ms"] if p in r]))
     return best, [r[key] / r[best] for r in result["p50_ms"] if key in r and best in r]
+
+
+def ratios(result: dict) -> tuple[str | None, list[float]]:
+    """The fastest peer int8 that meets the margin, and compare's recommendation's ratio to it in each run."""
+    verdicts = result.get("golden") or {}
+    return against(result, result.get("compare", {}).get("key"), [p for p in PEERS if meets(verdicts.get(p))])
 
 
 def any_peer(result: dict) -> tuple[str | None, list[float]]:
     """The fastest peer int8 recipe whatever its accuracy, and the recommendation's ratio to it in each run."""
-    key = result.get("compare", {}).get("key")
-    timed = [p for p in PEERS if any(p in r for r in result["p50_ms"])]
-    if not key or not timed:
-        return None, []
-    best = min(timed, key=lambda p: np.median([r[p] for r in result["p50_ms"] if p in r]))
-    return best, [r[key] / r[best] for r in result["p50_ms"] if key in r and best in r]
+    return against(result, result.get("compare", {}).get("key"), PEERS)
+
+
+def parity_only(result: dict) -> tuple[str | None, str | None, list[float]]:
+    """The reading for random weights, which have no accuracy to keep ("parity and speed"): the fastest of
+    edgecnn's files whose parity passed on the golden outputs, the fastest peer int8 whose parity passed, and the
+    ratio in each run."""
+    verdicts = result.get("golden") or {}
+    passed = [k for k, v in verdicts.items() if v["passed"]]
+    ours = fastest(result, [k for k in passed if "/edgecnn/" in k])
+    peer, each = against(result, ours, [p for p in PEERS if p in passed])
+    return ours, peer, each
 
 
 def _ms(result: dict, key: str | None) -> str:
@@ -155,6 +170,34 @@ def rows(results: list) -> list[list[str]]:
     return out
 
 
+PARITY_HEADERS = (
+    "model",
+    "fastest edgecnn file that passes parity",
+    "ms",
+    "fastest peer int8 that passes parity",
+    "ms",
+    "edgecnn / peer: median (each run)",
+    f"≤ {TARGET}",
+)
+
+
+def parity_rows(results: list) -> list[list[str]]:
+    out = []
+    for r in results:
+        if "error" in r or "golden" not in r:
+            continue
+        ours, peer, each = parity_only(r)
+        if not ours:
+            verdict = "no edgecnn file passes"
+        elif not peer:
+            verdict = "no peer int8 recipe passes"
+        else:
+            verdict = "PASS" if float(np.median(each)) <= TARGET else "FAIL (slower)"
+        shown = f"**{np.median(each):.2f}** (" + ", ".join(f"{q:.2f}" for q in each) + ")" if each else "—"
+        out.append([r["model"], ours or "—", _ms(r, ours), peer or "—", _ms(r, peer), shown, verdict])
+    return out
+
+
 def section(results: list) -> list[str]:
     """The lines of the table's second part (empty when no result carries compare's recommendation)."""
     body = rows(results)
@@ -174,4 +217,10 @@ def section(results: list) -> list[str]:
         "recommends an fp32 file and no peer int8 recipe qualifies: the check only bites where int8 is right.",
         "",
         *markdown_table(HEADERS, body, text_columns=2),
+        "",
+        "Random weights have no accuracy to keep, so the same check read as parity and speed alone: the fastest of "
+        "edgecnn's files whose parity passed on the golden outputs (what compare recommends at an unbounded margin) "
+        "against the fastest peer int8 recipe whose parity passed, in the same runs:",
+        "",
+        *markdown_table(PARITY_HEADERS, parity_rows(results), text_columns=2),
     ]

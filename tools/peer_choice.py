@@ -212,9 +212,7 @@ def section(results: list) -> list[str]:
         "`edgecnn compare` over edgecnn's export folder of each model (no `--data`: agreement with fp32 on the "
         f"golden held-out photos stands in, margin {MARGIN:g} point) names a file and runtime; every peer int8 "
         "recipe is judged as compare judges a row (parity on the export's golden outputs with int8's tolerances, "
-        "agreement within the margin); the ratio is taken in the interleaved runs above. With random weights "
-        "(BatchNorm re-estimated) no int8 keeps 99% top-1 agreement, edgecnn's or a peer's, so there compare "
-        "recommends an fp32 file and no peer int8 recipe qualifies: the check only bites where int8 is right.",
+        "agreement within the margin); the ratio is taken in the interleaved runs above.",
         "",
         *markdown_table(HEADERS, body, text_columns=2),
         "",

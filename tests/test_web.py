@@ -264,7 +264,9 @@ def test_server_answers_a_bad_url_400_without_a_traceback(tmp_path):
     import threading
 
     (tmp_path / "index.html").write_text("<p>hello</p>")
-    proc = _server(tmp_path)
+    # Ctrl-C from a terminal is what is tested: a run started as a background job of a script inherits SIGINT
+    # ignored, and Python then installs no KeyboardInterrupt, so the child gets the terminal's default back
+    proc = _server(tmp_path, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     timer = threading.Timer(60, proc.kill)  # bounded whatever happens below
     timer.start()
     try:

@@ -22,7 +22,6 @@ MARGIN = 1.0  # points: compare's default
 TARGET = 1.0  # issue 31: the recommendation no slower than the fastest qualifying peer (median ratio)
 #: the peer recipes issue 31 names: onnxruntime's default QDQ, OpenVINO on it, ExecuTorch's and LiteRT's int8
 PEERS = ("onnxruntime/default/int8", "openvino/default/int8", "executorch/default/int8", "litert/default/int8")
-_RUNTIME = {"tflite": "litert", "pte": "executorch"}
 
 
 def recommend(folder: Path, seconds: float = 0.5) -> dict:
@@ -42,7 +41,9 @@ def recommend(folder: Path, seconds: float = 0.5) -> dict:
 def row_key(row: dict) -> str:
     """compare's row (file format, precision, where it ran) as a contender key: ``runtime/edgecnn/precision``."""
     fmt, where = row["format"], row["where"]
-    runtime = _RUNTIME.get(fmt) or ("openvino" if where == "openvino" else "onnxruntime")
+    from edgecnn.runtime.choose.measure import FORMAT_RUNTIMES
+
+    runtime = FORMAT_RUNTIMES.get(fmt) or ("openvino" if where == "openvino" else "onnxruntime")
     return f"{runtime}/edgecnn/{row['precision']}"
 
 

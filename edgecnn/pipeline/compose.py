@@ -110,7 +110,7 @@ def _check_int8_runtimes(options: ExportOptions) -> None:
     from ..runtime import openvino
 
     runtimes = options.int8.runtimes if options.int8 is not None else ()
-    if len(runtimes) > 1 or runtimes[:1] not in ((), ("cpu",)):
+    if runtimes not in ((), ("cpu",)):
         if "onnx" not in options.formats:
             raise InputError("--int8-for chooses the int8 .onnx: add onnx to --format, or drop it")
         if not options.int8.speed:

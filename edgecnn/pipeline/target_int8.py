@@ -71,26 +71,16 @@ def export_int8_target(job: Job, built: Built, card: ModelCard, images: ExportIm
 
 
 def time_forms(job: Job, fp32, forms: dict, fmt: str) -> dict | None:
-    """The format's fp32 file and each form timed interleaved on their runtime (``None``: speed gate off)."""
-    from ..runtime.bench import benchmark_many
+    """The format's fp32 file and each form timed interleaved on their runtime by the ONNX int8's own speed gate
+    (``convert.int8.speed``), as a record naming that runtime (``None``: speed gate off)."""
+    from ..convert.int8.speed import speed_gate
 
     q = job.options.int8
     if not q.speed:
         return None
     with job.run.step(f"speed gate {fmt} int8"):
-        results = benchmark_many(
-            [fp32, *forms.values()], threads=q.threads, warmup=3, seconds=q.speed_seconds, rounds=5, settle_s=0.02
-        )
-    p50 = [r.batches[0].latency.p50_ms for r in results]
-    ms = dict(zip(forms, p50[1:], strict=True))
-    return {
-        "runtime": _RUNTIMES[fmt],
-        "fp32_ms": round(p50[0], 4),
-        "candidates_ms": {n: round(v, 4) for n, v in ms.items()},
-        "ratios": {n: round(v / p50[0], 3) for n, v in ms.items()},
-        "threads": q.threads,
-        "method": f"bench.benchmark_many: {q.threads} threads, batch 1, ~{q.speed_seconds:g} s per file in 5 rounds",
-    }
+        gate = speed_gate(fp32, forms, threads=q.threads, seconds=q.speed_seconds, warmup=3)
+    return {**gate.to_dict(), "runtime": _RUNTIMES[fmt]}
 
 
 def choose_form(made: dict, gate: dict | None, policy: str, judged: bool) -> tuple[str, str]:

@@ -157,7 +157,7 @@ def build_int8(request: Int8Request, options: Int8Options | None = None) -> Int8
         choice = choose(ws, forms, gate, target, cal.agreement)
         others = tuple(_for_runtime(ws, forms, target, cal, r, choice) for r in options.runtimes[1:])
         result = _result(ws, cal, sens, forms, gate, choice, target, others)
-        for other in (o for o in others if o.path):  # before the int8 file's, which may move its candidate
+        for other in (o for o in others if o.path):  # stamped with its own form (_ship copies: a form may serve two)
             _ship(
                 forms.candidates[other.shipped][0], replace(request, dst=other.path), replace(result, kept=other.kept)
             )

@@ -97,8 +97,9 @@ def speed_gate(
     (a provider entry: ``"cpu"`` or ``"openvino"``).
 
     The runs are interleaved in rounds, so drift on a shared machine lands on all alike and the ratios are
-    fair; ``seconds`` of timed work per configuration keeps an export quick. Float islands are onnxruntime's
-    count (what its CPU provider fuses), so they are read for ``"cpu"`` only.
+    fair; ``seconds`` of timed work per configuration keeps an export quick. Any file the runners open is timed
+    (an int8 ``.tflite``/``.pte`` on its own runtime: ``pipeline.target_int8``); float islands and the structural
+    causes are onnxruntime's (what its CPU provider fuses), so they are read for an ``.onnx`` on ``"cpu"`` only.
     """
     from ...runtime.bench import benchmark_many
 
@@ -120,12 +121,15 @@ def speed_gate(
     p50 = [r.batches[0].latency.p50_ms for r in results]
     fp32_ms, cand_ms = p50[0], dict(zip(names, p50[1:]))
     ratios = {n: ms / fp32_ms for n, ms in cand_ms.items()}
-    islands = {n: float_islands(candidates[n]) for n in names} if runtime == "cpu" else {}
-    vnni, depthwise = cpu_has_vnni(), _depthwise_convs(fp32_path)
+    is_onnx = Path(fp32_path).suffix == ".onnx"
+    onnx_cpu = is_onnx and runtime == "cpu"  # what the structural causes read
+    islands = {n: float_islands(candidates[n]) for n in names} if onnx_cpu else {}
+    vnni, depthwise = cpu_has_vnni(), _depthwise_convs(fp32_path) if is_onnx else 0
     causes: list[str] = []
-    if names and min(ratios.values()) >= 1.0 and runtime == "cpu":
+    slow = bool(names) and min(ratios.values()) >= 1.0
+    if slow and onnx_cpu:
         causes = explain_slow_int8(islands[names[0]], vnni, depthwise, fp32_ms, _count_ops(fp32_path, "ConvTranspose"))
-    elif names and min(ratios.values()) >= 1.0:
+    elif slow:
         causes = [f"on {runtime}, int8 ran no faster than fp32 here: measure with `edgecnn bench --ep {runtime}`"]
     method = (
         f"bench.benchmark_many on {runtime}: {threads} threads, batch {batch or 1}, {warmup} warmup runs, "

@@ -125,7 +125,7 @@ def test_float_modules_stay_float_and_clamps_fuse(model, data, backend):
 
 def test_recipe_record_and_refusals():
     assert pt2e.TRAINED.to_dict()["bias_correction"] is True
-    fields = {"float_modules", "fuse_clamps", "bias_correction", "observer", "quantize_adds"}
+    fields = {"float_modules", "fuse_clamps", "bias_correction", "observer", "quantize_adds", "split_hardswish"}
     assert set(pt2e.Recipe().to_dict()) == fields
     with pytest.raises(ValueError, match="observer"):
         pt2e.Recipe(observer="percentile")
@@ -185,3 +185,77 @@ def test_residual_adds_are_int8_on_both_backends(model, data, backend):
     for add in adds:
         assert all("dequantize" in str(x.target) for x in add.args[:2]), [str(x.target) for x in add.args[:2]]
     assert pt2e.record(graph, quantizer)["adds_quantized"] == (2 if backend == "litert" else 0)
+
+
+class HardSwishNet(nn.Module):
+    """MobileNetV3's pattern at 32²: conv → hard-swish (in place, as torchvision's) → depthwise → hard-swish → head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.Hardswish(True))
+        self.dw = nn.Sequential(nn.Conv2d(16, 16, 3, 1, 1, groups=16, bias=False), nn.BatchNorm2d(16), nn.Hardswish())
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        return self.fc(self.dw(self.stem(x)).mean((2, 3)))
+
+
+@pytest.fixture(scope="module")
+def hardswish_net(data):
+    torch.manual_seed(1)
+    net = HardSwishNet().train()
+    with torch.no_grad():
+        net(torch.from_numpy(data["calibration"]))
+    return net.eval()
+
+
+def test_hardswish_is_split_into_int8_parts_on_litert(hardswish_net, data):
+    """On LiteRT each hard-swish becomes x · hardsigmoid(x) with the hardsigmoid's output and the product quantized;
+    ExecuTorch's XNNPACK takes its int8 hard-swish whole, so that graph keeps it."""
+    graph, quantizer = pt2e.quantize(hardswish_net, data["example"], data["calibration"], "litert", pt2e.DEFAULT)
+    assert not _calls(graph, "hardswish") and len(_calls(graph, "hardsigmoid")) == 2
+    for gate in _calls(graph, "hardsigmoid"):
+        assert [str(u.target) for u in gate.users] == ["quantized_decomposed.quantize_per_tensor.default"]
+    assert pt2e.record(graph, quantizer)["hardswish_split"] == 2
+    with torch.no_grad():
+        ref = hardswish_net(torch.from_numpy(data["judged"])).numpy()
+    out = _run(graph, data["judged"])
+    assert (ref * out).sum() / np.linalg.norm(ref) / np.linalg.norm(out) > 0.98
+    kept, _ = pt2e.quantize(hardswish_net, data["example"], data["calibration"], "xnnpack", pt2e.DEFAULT)
+    assert len(_calls(kept, "hardswish")) == 2 and not _calls(kept, "hardsigmoid")
+
+
+def test_an_in_place_hardswish_read_elsewhere_is_left_whole():
+    """hardswish_(x) also changes what a later reader of x sees; the out-of-place rewrite would not, so such a node
+    stays whole. (torch.export routes later reads through the in-place op's output, so its graphs split fully.)"""
+    from torch.fx import Graph, GraphModule
+
+    from edgecnn.convert.targets.pt2e_passes import split_hardswish
+
+    aten = torch.ops.aten
+    x = torch.linspace(-5, 5, 21)
+    for op, splits in ((aten.hardswish_.default, 0), (aten.hardswish.default, 1)):
+        g = Graph()
+        a = g.placeholder("a")
+        g.output(g.call_function(aten.add.Tensor, (a, g.call_function(op, (a,)))))
+        module = GraphModule(nn.Module(), g)
+        want = module(x.clone())
+        assert split_hardswish(module) == splits
+        torch.testing.assert_close(module(x.clone()), want)
+
+
+def test_split_hardswish_runs_in_one_xnnpack_partition(hardswish_net, data, tmp_path):
+    """The .tflite LiteRT runs: with the split, XNNPACK takes every node; without it, LiteRT's int8 HARD_SWISH runs
+    on its own kernels between partitions (what MobileNetV3-Large's file did: 22 partitions)."""
+    from dataclasses import replace
+
+    from edgecnn.convert.targets.request import TargetRequest
+    from edgecnn.convert.targets.tflite import export
+
+    common = dict(precision="int8", calibration=data["calibration"])
+    split = export(TargetRequest(hardswish_net, data["example"], tmp_path / "s.tflite", recipe=pt2e.DEFAULT, **common))
+    whole = replace(pt2e.DEFAULT, split_hardswish=False)
+    kept = export(TargetRequest(hardswish_net, data["example"], tmp_path / "w.tflite", recipe=whole, **common))
+    assert split.delegation["partitions"] == 1 and not split.delegation["other_ops"], split.delegation
+    assert kept.delegation["other_ops"].get("HARD_SWISH") and kept.delegation["partitions"] > 1, kept.delegation
+    assert split.int8["recipe"]["hardswish_split"] == 2 and kept.int8["recipe"]["hardswish_split"] == 0

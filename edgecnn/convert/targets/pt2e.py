@@ -6,7 +6,8 @@ symmetric int8 weights, per-tensor int8 activations), runs the calibration array
 a time (the files are batch 1), and converts. ``Recipe`` holds what edgecnn adds for accuracy
 (``pt2e_passes``: clamps fused into their layer, bias correction; the activation observer; float modules). For
 LiteRT every recipe but the runtime's bare default also quantizes the residual adds, which litert-torch's quantizer
-misses in a ``torch.export`` graph (``pt2e_passes.annotate_adds``).
+misses in a ``torch.export`` graph (``pt2e_passes.annotate_adds``), and writes hard-swish as int8 operators LiteRT's
+XNNPACK delegate takes (``pt2e_passes.split_hardswish``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class Recipe:
         observer: the activation observer: ``"histogram"`` (both backends' default) or ``"minmax"``.
         quantize_adds: LiteRT only, with ``fuse_clamps`` or ``float_modules``: annotate the residual adds its
             quantizer misses (``pt2e_passes.annotate_adds``); XNNPACK's quantizer annotates them itself.
+        split_hardswish: LiteRT only, likewise: write each hard-swish as int8 ``x · hardsigmoid(x)``, which LiteRT's
+            XNNPACK delegate takes, where its int8 HARD_SWISH runs outside it (``pt2e_passes.split_hardswish``).
     """
 
     float_modules: tuple = ()
@@ -37,6 +40,7 @@ class Recipe:
     bias_correction: bool = False
     observer: str = "histogram"
     quantize_adds: bool = True
+    split_hardswish: bool = True
 
     def __post_init__(self) -> None:
         if self.observer not in OBSERVERS:
@@ -110,7 +114,8 @@ def backend_config(backend: str, observer: str = "histogram"):
 def make_quantizer(backend: str, recipe: Recipe):
     """The backend's own PT2E quantizer with ``recipe``'s observer, wrapped (``pt2e_passes.RecipeQuantizer``) to
     keep its float modules float and fuse clamps when the recipe asks, and on LiteRT to quantize the adds its
-    quantizer leaves float (``Recipe()`` stays the runtime's own default, the baseline the study compares to)."""
+    quantizer leaves float and split hard-swish (``Recipe()`` stays the runtime's own default, the baseline the study
+    compares to)."""
     config = backend_config(backend, recipe.observer)
     if backend == "xnnpack":
         from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer
@@ -130,6 +135,7 @@ def make_quantizer(backend: str, recipe: Recipe):
         recipe.float_modules,
         recipe.fuse_clamps,
         quantize_adds=recipe.quantize_adds and backend == "litert",
+        split=recipe.split_hardswish and backend == "litert",
     )
 
 
@@ -203,6 +209,7 @@ def record(converted, quantizer, recipe: Recipe | None = None) -> dict:
         **recipe.to_dict(),
         "clamps_fused": int(getattr(quantizer, "fused", 0)),
         "adds_quantized": int(getattr(quantizer, "adds", 0)),
+        "hardswish_split": int(getattr(quantizer, "hardswish_split", 0)),
         "ops_kept_float": int(getattr(quantizer, "kept_float", 0)),
         "biases_corrected": int(converted.meta.get("edgecnn_biases_corrected", 0)),
     }

@@ -1,4 +1,5 @@
-"""What edgecnn adds to a PT2E quantization for accuracy: fused clamps and bias correction.
+"""What edgecnn adds to a PT2E quantization: fused clamps and bias correction for accuracy; for LiteRT, int8 adds and
+a hard-swish its XNNPACK delegate takes.
 
 Fused clamps. Both backends' quantizers fuse ``conv → relu`` (one int8 output, observed after the relu) but not
 ``conv → hardtanh``, which is what ReLU6 exports to: the convolution's output is quantized over its whole pre-clamp
@@ -22,6 +23,15 @@ trained recipe) kept 0.953 top-1 agreement with fp32 on the study's 512 crops wi
 adds, and ran no slower (tools/pt2e_study.py, docs/INT8.md). On MobileNetV3-Large, whose int8 hard-swish LiteRT runs
 outside XNNPACK, they cost a partition and about 5%: the export makes both forms and times them on LiteRT
 (``Recipe.quantize_adds``, ``pipeline.target_int8``).
+
+Split hard-swish (LiteRT): litert-torch lowers ``aten.hardswish`` to one HARD_SWISH operator, int8 in a quantized
+graph, and LiteRT's XNNPACK delegate has no int8 HARD_SWISH: each runs on LiteRT's own kernel and cuts the
+delegated graph around it (MobileNetV3-Large: 21 such operators, 22 partitions, its int8 slower than its fp32).
+``split_hardswish`` writes each as ``x · hardsigmoid(x)`` and ``annotate_split_hardswish`` quantizes the
+hardsigmoid's output ([0, 1], 256 steps) and the product. LiteRT then lowers the hardsigmoid to a float ADD (ReLU6
+fused) and MUL between a DEQUANTIZE and a QUANTIZE, and the product to an int8 MUL: XNNPACK takes all of it
+(MobileNetV3-Large at 224²: one partition, 10.1 → 2.6 ms). The quantized hardsigmoid is what keeps LiteRT's
+converter from matching ``x · relu6(x + 3) / 6`` and fusing it back into a HARD_SWISH, which a float product does.
 """
 
 from __future__ import annotations
@@ -36,6 +46,8 @@ _CLAMPS = (torch.ops.aten.hardtanh.default, torch.ops.aten.hardtanh_.default)
 _CONVS = (torch.ops.aten.conv2d.default,)
 _LAYERS = _CONVS + (torch.ops.aten.linear.default,)
 _ADDS = (torch.ops.aten.add.Tensor, torch.ops.aten.add_.Tensor)
+_HARDSWISH = (torch.ops.aten.hardswish.default, torch.ops.aten.hardswish_.default)
+_SPLIT = "edgecnn_split_hardswish"  # node meta: "gate" (the hardsigmoid) or "product" (the multiply)
 _QDQ = tuple(
     getattr(torch.ops.quantized_decomposed, f"{op}_per_{kind}").default
     for op in ("quantize", "dequantize")
@@ -55,8 +67,9 @@ class RecipeQuantizer(Quantizer):
     """``backend``'s quantizer, after annotations of its own: the nodes inside ``float_modules`` are marked
     annotated with nothing to observe (they stay float: XNNPACK's quantizer refuses ``set_module_name(name,
     None)``); with ``fuse_clamps``, each ``conv/linear → hardtanh`` pair is annotated with ``config`` as one
-    unit; with ``quantize_adds``, each tensor + tensor add (``annotate_adds``). The backend then annotates the
-    rest: its annotators leave annotated nodes alone."""
+    unit; with ``quantize_adds``, each tensor + tensor add (``annotate_adds``); with ``split_hardswish``, each
+    hard-swish is rewritten before annotation and its two parts annotated (``split_hardswish``). The backend then
+    annotates the rest: its annotators leave annotated nodes alone."""
 
     def __init__(
         self,
@@ -65,11 +78,13 @@ class RecipeQuantizer(Quantizer):
         float_modules: tuple = (),
         fuse_clamps: bool = True,
         quantize_adds: bool = False,
+        split: bool = False,
     ) -> None:
         super().__init__()
         self.backend, self.config = backend, config
         self.float_modules, self.fuse_clamps, self.quantize_adds = tuple(float_modules), fuse_clamps, quantize_adds
-        self.fused = self.kept_float = self.adds = 0
+        self.split = split
+        self.fused = self.kept_float = self.adds = self.hardswish_split = 0
 
     @property
     def global_config(self):
@@ -77,7 +92,10 @@ class RecipeQuantizer(Quantizer):
         return self.backend.global_config
 
     def transform_for_annotation(self, model: GraphModule) -> GraphModule:
-        return self.backend.transform_for_annotation(model)
+        model = self.backend.transform_for_annotation(model)
+        if self.split:
+            self.hardswish_split = split_hardswish(model, self.float_modules)
+        return model
 
     def annotate(self, model: GraphModule) -> GraphModule:
         self.kept_float = keep_float(model, self.float_modules)
@@ -85,6 +103,8 @@ class RecipeQuantizer(Quantizer):
             self.fused = annotate_clamps(model, self.config)
         if self.quantize_adds:
             self.adds = annotate_adds(model, self.config)
+        if self.split:
+            annotate_split_hardswish(model, self.config)
         return self.backend.annotate(model)
 
     def validate(self, model: GraphModule) -> None:
@@ -138,6 +158,46 @@ def annotate_adds(model: GraphModule, config) -> int:
         )
         added += 1
     return added
+
+
+def split_hardswish(model: GraphModule, float_modules: tuple = ()) -> int:
+    """Rewrite each hard-swish outside ``float_modules`` as ``x · hardsigmoid(x)`` in place, the two new nodes
+    tagged for ``annotate_split_hardswish``; returns how many. An in-place hard-swish whose input has other readers
+    is left whole (they would read the activation, which the out-of-place rewrite no longer writes)."""
+    graph, split = model.graph, 0
+    for node in list(graph.nodes):
+        if node.op != "call_function" or node.target not in _HARDSWISH or in_modules(node, float_modules):
+            continue
+        x = node.args[0]
+        if node.target is torch.ops.aten.hardswish_.default and len(x.users) > 1:
+            continue
+        with graph.inserting_before(node):
+            gate = graph.call_function(torch.ops.aten.hardsigmoid.default, (x,))
+            product = graph.call_function(torch.ops.aten.mul.Tensor, (x, gate))
+        for new, role in ((gate, "gate"), (product, "product")):
+            new.meta.update({k: v for k, v in node.meta.items() if k != _KEY}, **{_SPLIT: role})
+        node.replace_all_uses_with(product)
+        graph.erase_node(node)
+        split += 1
+    if split:
+        model.recompile()
+    return split
+
+
+def annotate_split_hardswish(model: GraphModule, config) -> int:
+    """Annotate the parts ``split_hardswish`` made: every input and output int8 (the hardsigmoid's output is what
+    keeps LiteRT from fusing a HARD_SWISH back); returns how many nodes."""
+    annotated = 0
+    for node in model.graph.nodes:
+        if node.meta.get(_SPLIT) is None or _annotated(node):
+            continue
+        node.meta[_KEY] = QuantizationAnnotation(
+            input_qspec_map={x: config.input_activation for x in node.args if isinstance(x, Node)},
+            output_qspec=config.output_activation,
+            _annotated=True,
+        )
+        annotated += 1
+    return annotated
 
 
 def _annotated(node: Node) -> bool:

@@ -112,3 +112,19 @@ def test_random_weights_read_as_parity_and_speed(tool):
     result = _choice_result("litert/edgecnn/fp32", runs, verdicts)
     assert choice.parity_only(result) == ("litert/edgecnn/int8", "executorch/default/int8", [0.5, 0.5, 0.5])
     assert choice.parity_rows([result])[0][-1] == "PASS"
+
+
+def test_agreement_below_the_default_passes_only_when_the_paired_interval_reaches_zero(tool):
+    """Per-image verdicts kept: 2 of 128 images apart is noise (the paired interval reaches 0); 20 apart is not."""
+    same = [1.0] * 60 + [0.0] * 68
+    for apart, verdict in ((2, "PASS (within noise"), (20, "FAIL (less agreement, Δ -0.156")):
+        ours = same[:]
+        for k in range(apart):
+            ours[k] = 0.0
+        result = _result([1.0] * 3, [1.0] * 3, ours_agree=sum(ours) / 128, theirs_agree=sum(same) / 128)
+        result["judged"]["litert/edgecnn/int8"]["hits"] = ours
+        result["judged"]["litert/default/int8"]["hits"] = same
+        got = tool._verdict(result, "litert", tool._ratios(result, "litert", "int8"))
+        assert got.startswith(verdict), got
+        low, high = (float(x) for x in got.split("[")[1].rstrip("])").split(", "))
+        assert low < 0 and (high >= 0) == (apart == 2)

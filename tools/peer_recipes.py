@@ -282,10 +282,18 @@ def openvino_contender(path: str, x: np.ndarray) -> Contender:
 
 
 def judge(contender: Contender, arrays: np.ndarray, reference: np.ndarray, task: str) -> dict:
-    """Top-1 (pixel, for segmentation) agreement and cosine of the contender's outputs with PyTorch fp32's."""
+    """Top-1 (pixel, for segmentation) agreement and cosine of the contender's outputs with PyTorch fp32's, and
+    each image's agreement (1/0, or its share of pixels) as ``hits``."""
     from edgecnn.convert.int8.agreement import agreement
 
     outputs = np.concatenate([np.asarray(contender.predict(a[None]), np.float32) for a in arrays])
     got = agreement(reference, outputs.reshape(reference.shape), task)
     top1 = got.pixel_agreement if task == "segmentation" else got.top1_agreement
-    return {"agreement": float(top1), "cosine": float(got.cosine), "images": int(len(arrays))}
+    same = np.asarray(reference).argmax(1) == outputs.reshape(reference.shape).argmax(1)  # per image (per pixel)
+    hits = same.reshape(len(arrays), -1).mean(1)  # kept per image: two files' agreement is compared pair by pair
+    return {
+        "agreement": float(top1),
+        "cosine": float(got.cosine),
+        "images": int(len(arrays)),
+        "hits": [round(float(h), 5) for h in hits],
+    }

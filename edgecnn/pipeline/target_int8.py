@@ -2,9 +2,10 @@
 that runtime and timed there beside the fp32 file of its format, then the int8 policy's choice shipped.
 
 The ONNX int8's speed gate times its forms on onnxruntime (or OpenVINO, ``--int8-for``). A ``.tflite`` runs on
-LiteRT and a ``.pte`` on ExecuTorch, whose kernels differ from onnxruntime's and from each other's: LiteRT runs
-MobileNetV3's int8 hard-swish outside XNNPACK, in 21 pieces, at about 3× its fp32's time; XNNPACK's int8
-3-channel stem and early depthwise layers are slower than their fp32. So these files are timed where they run::
+LiteRT and a ``.pte`` on ExecuTorch, whose kernels differ from onnxruntime's and from each other's: XNNPACK's int8
+3-channel stem and early depthwise layers are slower than their fp32, and an operator the delegate does not take
+(LiteRT's int8 HARD_SWISH, before ``pt2e_passes.split_hardswish``) splits the graph. So these files are timed where
+they run::
 
     forms (convert.targets.pt2e.candidate_recipes): "int8" (the plain recipe), "float-adds" (LiteRT: its adds as
     litert-torch leaves them), "stem" (trained EfficientNet-Lite)

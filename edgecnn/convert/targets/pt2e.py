@@ -79,9 +79,8 @@ def candidate_recipes(model, trained: bool, backend: str = "xnnpack") -> dict:
     """The int8 forms an export makes and times on the file's own runtime (``pipeline.target_int8``), by name:
     ``"int8"``, the plain recipe (``TRAINED`` for trained weights, else ``DEFAULT``); on LiteRT ``"float-adds"``, the
     same with its residual adds left as litert-torch's quantizer leaves them (a float ADD between DEQUANTIZE and
-    QUANTIZE), because which is faster depends on the network: EfficientNet-Lite0's int8 adds kept it in one XNNPACK
-    partition, but MobileNetV3's int8 hard-swish already splits it into 21 and an int8 add made a 22nd, about 5%
-    slower; and for trained weights on a layout whose float stem has been measured (``trained_recipe``:
+    QUANTIZE), because which is faster is the network's call (EfficientNet-Lite0's int8 adds kept it in one XNNPACK
+    partition; on MobileNetV3-Large the two ran alike, 2.16 and 2.20 ms); and for trained weights on a layout whose float stem has been measured (``trained_recipe``:
     EfficientNet-Lite) ``"stem"``, that form."""
     plain = TRAINED if trained else DEFAULT
     forms = {"int8": plain}

@@ -20,9 +20,8 @@ default non-strict trace no longer records, so it annotates no residual add; eac
 DEQUANTIZE and a QUANTIZE. ``annotate_adds`` annotates them as XNNPACK's quantizer does (both inputs and the output
 int8), which makes LiteRT's quantized graph the same as XNNPACK's: EfficientNet-Lite0 (ImageNet weights, the
 trained recipe) kept 0.953 top-1 agreement with fp32 on the study's 512 crops with float adds, 0.971 with int8
-adds, and ran no slower (tools/pt2e_study.py, docs/INT8.md). On MobileNetV3-Large, whose int8 hard-swish LiteRT runs
-outside XNNPACK, they cost a partition and about 5%: the export makes both forms and times them on LiteRT
-(``Recipe.quantize_adds``, ``pipeline.target_int8``).
+adds, and ran no slower (tools/pt2e_study.py, docs/INT8.md). Which is faster is the network's call, so the export
+makes both forms and times them on LiteRT (``Recipe.quantize_adds``, ``pipeline.target_int8``).
 
 Split hard-swish (LiteRT): litert-torch lowers ``aten.hardswish`` to one HARD_SWISH operator, int8 in a quantized
 graph, and LiteRT's XNNPACK delegate has no int8 HARD_SWISH: each runs on LiteRT's own kernel and cuts the

@@ -27,3 +27,6 @@ def test_full_size_tflite_and_pte_pass_parity_on_their_runtime(name, tmp_path):
         assert artifact.runtime["delegation"], (fmt, precision)
     if weights is not None:  # trained weights: int8 is judged at task level too
         assert all(made[(f, "int8")].parity.judged for f in ("tflite", "pte"))
+    if name == "mobilenet_v3_large":  # hard-swish split for LiteRT: no int8 HARD_SWISH left outside XNNPACK
+        delegation = made[("tflite", "int8")].runtime["delegation"]
+        assert delegation["partitions"] == 1 and not delegation["other_ops"], delegation

@@ -128,3 +128,20 @@ def test_agreement_below_the_default_passes_only_when_the_paired_interval_reache
         assert got.startswith(verdict), got
         low, high = (float(x) for x in got.split("[")[1].rstrip("])").split(", "))
         assert low < 0 and (high >= 0) == (apart == 2)
+
+
+def test_calibration_draws_compares_the_recipes_it_names():
+    """tools/calibration_draws.py: each named recipe is the one its name says; an unknown name is refused (exit 2)."""
+    pytest.importorskip("litert_torch")
+    from edgecnn.convert.targets import pt2e
+
+    spec = importlib.util.spec_from_file_location("calibration_draws", ROOT / "tools" / "calibration_draws.py")
+    draws = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(draws)
+    made = {name: make(pt2e) for name, make in draws.RECIPES.items()}
+    assert made["edgecnn"] == pt2e.TRAINED and made["default"] == pt2e.Recipe()
+    assert not made["edgecnn-whole-hardswish"].split_hardswish and made["edgecnn-whole-hardswish"].bias_correction
+    assert not made["edgecnn-no-bias-correction"].bias_correction
+    with pytest.raises(SystemExit) as exited:
+        draws.main(["--recipes", "edgecnn,percentile"])
+    assert exited.value.code == 2

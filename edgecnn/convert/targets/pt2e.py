@@ -80,8 +80,8 @@ def candidate_recipes(model, trained: bool, backend: str = "xnnpack") -> dict:
     ``"int8"``, the plain recipe (``TRAINED`` for trained weights, else ``DEFAULT``); on LiteRT ``"float-adds"``, the
     same with its residual adds left as litert-torch's quantizer leaves them (a float ADD between DEQUANTIZE and
     QUANTIZE), because which is faster is the network's call (EfficientNet-Lite0's int8 adds kept it in one XNNPACK
-    partition; on MobileNetV3-Large the two ran alike, 2.16 and 2.20 ms); and for trained weights on a layout whose float stem has been measured (``trained_recipe``:
-    EfficientNet-Lite) ``"stem"``, that form."""
+    partition; on MobileNetV3-Large the two ran alike, 2.16 and 2.20 ms); and for trained weights on a layout whose
+    float stem has been measured (``trained_recipe``: EfficientNet-Lite) ``"stem"``, that form."""
     plain = TRAINED if trained else DEFAULT
     forms = {"int8": plain}
     if backend == "litert":

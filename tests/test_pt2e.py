@@ -155,6 +155,14 @@ def test_trained_recipe_keeps_the_lite_stem_float():
     lite = pt2e.trained_recipe(create_model("efficientnet_lite0"))
     assert lite.float_modules == pt2e.LITE_STEM and lite.observer == "minmax" and lite.bias_correction
     assert pt2e.trained_recipe(Tiny()) == pt2e.TRAINED
+    v3 = pt2e.trained_recipe(create_model("mobilenet_v3_large"))  # its layers at stride ≤ 4, histogram observers
+    assert v3.float_modules == ("features.0", "features.1", "features.2", "features.3") and v3.observer == "histogram"
+    assert pt2e.trained_recipe(create_model("mobilenet_v3_small")).float_modules == ("features.0", "features.1")
+    assert set(pt2e.candidate_recipes(create_model("mobilenet_v3_large"), trained=True, backend="litert")) == {
+        "int8",
+        "float-adds",
+        "stem",
+    }
 
 
 class Residual(nn.Module):

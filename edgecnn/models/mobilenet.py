@@ -5,6 +5,7 @@ v2 and v3 follow torchvision's module layout, so their published checkpoints loa
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -174,6 +175,11 @@ class MobileNetV3(nn.Module):
         last_in = make_divisible(table[-1].out_ch * width_mult)
         layers.append(ConvBNAct(last_in, 6 * last_in, 1, act=nn.Hardswish, **_BN))
         self.features = nn.Sequential(*layers)
+        # the stem and the blocks at stride ≤ 4 (Large: features.0–3, Small: features.0–1): the high-resolution
+        # layers, whose int8 XNNPACK runs slower than their fp32 and which round worst; an int8 export offers them in
+        # float as one form and times it on XNNPACK (convert/targets/pt2e.py, docs/TARGETS.md)
+        strides = [2] + [cfg.stride for cfg in table]
+        self.float_stem = tuple(f"features.{i}" for i in range(len(strides)) if math.prod(strides[: i + 1]) <= 4)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         last_channel = make_divisible(last_channel * width_mult)
         self.classifier = nn.Sequential(

@@ -158,6 +158,8 @@ def test_trained_recipe_keeps_the_lite_stem_float():
     v3 = pt2e.trained_recipe(create_model("mobilenet_v3_large"))  # its layers at stride ≤ 4, histogram observers
     assert v3.float_modules == ("features.0", "features.1", "features.2", "features.3") and v3.observer == "histogram"
     assert pt2e.trained_recipe(create_model("mobilenet_v3_small")).float_modules == ("features.0", "features.1")
+    assert pt2e.trained_recipe(create_model("mobilenet_v2")).float_modules == v3.float_modules
+    assert pt2e.trained_recipe(create_model("resnet18")) == pt2e.TRAINED  # no stem named: none offered
     assert set(pt2e.candidate_recipes(create_model("mobilenet_v3_large"), trained=True, backend="litert")) == {
         "int8",
         "float-adds",

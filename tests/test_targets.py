@@ -76,10 +76,13 @@ def test_every_format_is_written_and_passes_on_its_own_runtime(exported):
             gate = runtime["int8"]["gate"]
             assert gate["speed_gate"]["runtime"] == {".tflite": "LiteRT", ".pte": "ExecuTorch"}[suffix]
             assert gate["speed_gate"]["fp32_ms"] > 0 and gate["speed_gate"]["candidates_ms"]["int8"] > 0
-            forms = {".tflite": {"int8", "float-adds"}, ".pte": {"int8"}}[suffix]  # LiteRT: adds int8 or float
+            # LiteRT: adds int8 or float; both: MobileNetV2's layers at stride ≤ 4 in float (not a plain form)
+            forms = {".tflite": {"int8", "float-adds", "stem"}, ".pte": {"int8", "stem"}}[suffix]
             assert set(gate["forms"]) == forms and set(gate["speed_gate"]["candidates_ms"]) == forms
             assert gate["candidate"] in forms and gate["forms"][gate["candidate"]]["passed"]
-            fastest = min(forms, key=gate["speed_gate"]["candidates_ms"].get)  # both pass: the faster ships
+            assert gate["forms"]["stem"]["recipe"]["float_modules"] == [f"features.{i}" for i in range(4)]
+            plain = forms - {"stem"}
+            fastest = min(plain, key=gate["speed_gate"]["candidates_ms"].get)  # plain forms pass: the fastest ships
             assert gate["candidate"] == fastest and "static policy" in gate["decision"]
     assert {"litert-torch", "ai-edge-litert", "executorch", "torchao"} <= set(result.manifest["versions"])
     on_disk = json.loads((result.out_dir / "manifest.json").read_text())

@@ -48,6 +48,13 @@ class MobileNetV1(nn.Module):
 # ----------------------------------------------------------------------------- v2
 
 
+def float_stem(strides: list) -> tuple:
+    """The names of ``features``' layers up to stride 4, given each layer's stride: the stem and the high-resolution
+    blocks, whose int8 XNNPACK runs slower than their fp32 and which round worst. An int8 .tflite/.pte export offers
+    them in float as one form and times it where the file runs (convert/targets/pt2e.py, docs/TARGETS.md)."""
+    return tuple(f"features.{i}" for i in range(len(strides)) if math.prod(strides[: i + 1]) <= 4)
+
+
 class InvertedResidual(nn.Module):
     """v2 block: 1×1 expand (skipped when t=1) → 3×3 depthwise → 1×1 linear projection, residual when shapes match."""
 
@@ -79,13 +86,16 @@ class MobileNetV2(nn.Module):
         in_ch = make_divisible(32 * width_mult)
         last_ch = make_divisible(1280 * max(1.0, width_mult))
         layers: list[nn.Module] = [ConvBNAct(3, in_ch, 3, 2, act=nn.ReLU6)]
+        strides = [2]
         for t, c, n, s in V2_TABLE:
             out_ch = make_divisible(c * width_mult)
             for i in range(n):
                 layers.append(InvertedResidual(in_ch, out_ch, s if i == 0 else 1, t))
+                strides.append(s if i == 0 else 1)
                 in_ch = out_ch
         layers.append(ConvBNAct(in_ch, last_ch, 1, act=nn.ReLU6))
         self.features = nn.Sequential(*layers)
+        self.float_stem = float_stem(strides)  # features.0–3
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(last_ch, num_classes))
         init_weights(self)
@@ -175,11 +185,7 @@ class MobileNetV3(nn.Module):
         last_in = make_divisible(table[-1].out_ch * width_mult)
         layers.append(ConvBNAct(last_in, 6 * last_in, 1, act=nn.Hardswish, **_BN))
         self.features = nn.Sequential(*layers)
-        # the stem and the blocks at stride ≤ 4 (Large: features.0–3, Small: features.0–1): the high-resolution
-        # layers, whose int8 XNNPACK runs slower than their fp32 and which round worst; an int8 export offers them in
-        # float as one form and times it on XNNPACK (convert/targets/pt2e.py, docs/TARGETS.md)
-        strides = [2] + [cfg.stride for cfg in table]
-        self.float_stem = tuple(f"features.{i}" for i in range(len(strides)) if math.prod(strides[: i + 1]) <= 4)
+        self.float_stem = float_stem([2] + [cfg.stride for cfg in table])  # Large: features.0–3, Small: 0–1
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         last_channel = make_divisible(last_channel * width_mult)
         self.classifier = nn.Sequential(

@@ -64,8 +64,8 @@ LITE_STEM = ("_conv_stem", "_bn0", "_blocks.0", "_blocks.1", "_blocks.2", "_bloc
 
 def trained_recipe(model) -> Recipe:
     """The recipe with a float stem for trained weights: for the EfficientNet-Lite layout its measured stem with
-    min/max observers; for a model that names its stem (``float_stem``: MobileNetV3's layers at stride ≤ 4) that
-    stem on ``TRAINED``; else ``TRAINED`` itself (no stem measured)."""
+    min/max observers; for a model that names its stem (``float_stem``: MobileNetV2's and V3's layers at stride
+    ≤ 4) that stem on ``TRAINED``; else ``TRAINED`` itself (no stem measured)."""
     names = {name for name, _ in model.named_modules()}
     if set(LITE_STEM) <= names:
         return replace(TRAINED, float_modules=LITE_STEM, observer="minmax")
@@ -85,7 +85,7 @@ def candidate_recipes(model, trained: bool, backend: str = "xnnpack") -> dict:
     same with its residual adds left as litert-torch's quantizer leaves them (a float ADD between DEQUANTIZE and
     QUANTIZE), because which is faster is the network's call (EfficientNet-Lite0's int8 adds kept it in one XNNPACK
     partition; on MobileNetV3-Large the two ran alike, 2.16 and 2.20 ms); and for trained weights on a layout whose
-    float stem is known (``trained_recipe``: EfficientNet-Lite, MobileNetV3) ``"stem"``, that form."""
+    float stem is known (``trained_recipe``: EfficientNet-Lite, MobileNetV2/V3) ``"stem"``, that form."""
     plain = TRAINED if trained else DEFAULT
     forms = {"int8": plain}
     if backend == "litert":

@@ -8,7 +8,7 @@ LiteRT and a ``.pte`` on ExecuTorch, whose kernels differ from onnxruntime's and
 they run::
 
     forms (convert.targets.pt2e.candidate_recipes): "int8" (the plain recipe), "float-adds" (LiteRT: its adds as
-    litert-torch leaves them), "stem" (trained EfficientNet-Lite, MobileNetV3)
+    litert-torch leaves them), "stem" (trained EfficientNet-Lite, MobileNetV2/V3)
       → each exported, reopened on its runtime and judged against PyTorch (as every file is)
       → the format's fp32 file and each form timed interleaved on that runtime (bench.benchmark_many)
       → static policy: the fastest plain form (no float layer kept for accuracy) that meets int8's parity, else the

@@ -68,8 +68,7 @@ def main(argv=None) -> int:
         work = Path(tmp)
         prepared = recipes.prepare(args.model, work, None, None)
         arrays = peer_runtimes.judged_images(prepared, args.crops)
-        with torch.no_grad():
-            reference = np.concatenate([prepared.model(torch.from_numpy(a[None])).numpy() for a in arrays])
+        reference = peer_runtimes.reference_outputs(prepared, arrays)
         x = prepared.parity[:1]
         rows = []
         for draw in range(args.draws):

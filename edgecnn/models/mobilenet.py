@@ -90,8 +90,8 @@ class MobileNetV2(nn.Module):
         for t, c, n, s in V2_TABLE:
             out_ch = make_divisible(c * width_mult)
             for i in range(n):
-                layers.append(InvertedResidual(in_ch, out_ch, s if i == 0 else 1, t))
                 strides.append(s if i == 0 else 1)
+                layers.append(InvertedResidual(in_ch, out_ch, strides[-1], t))
                 in_ch = out_ch
         layers.append(ConvBNAct(in_ch, last_ch, 1, act=nn.ReLU6))
         self.features = nn.Sequential(*layers)
